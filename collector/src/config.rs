@@ -1,0 +1,418 @@
+//! Collector configuration: a TOML file (`--config`) with every field optional, embedded
+//! defaults, and flags on top. [`CollectorConfig::validate`] names the bad key and value.
+
+use serde::{Deserialize, Serialize};
+use skein_model::{KeyConfig, Limits};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything the collector needs to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// Where the WAL, indexes and metrics live. Default `./skein-data`.
+    pub data_dir: PathBuf,
+    /// Listening addresses.
+    pub listen: ListenConfig,
+    /// Bearer tokens; empty means none required.
+    pub auth: AuthConfig,
+    /// Request and record limits.
+    pub limits: LimitsConfig,
+    /// Write-ahead log.
+    pub wal: WalSection,
+    /// Indexing.
+    pub index: IndexSection,
+    /// How long data is kept.
+    pub retention: RetentionSection,
+    /// Which attributes carry correlation keys.
+    pub correlation: KeyConfig,
+    /// Query limits.
+    pub query: QuerySection,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            data_dir: PathBuf::from("./skein-data"),
+            listen: ListenConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            wal: WalSection::default(),
+            index: IndexSection::default(),
+            retention: RetentionSection::default(),
+            correlation: KeyConfig::default(),
+            query: QuerySection::default(),
+        }
+    }
+}
+
+/// Listening addresses. Port 0 picks a free port (the collector logs the real one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// OTLP/HTTP. Default 127.0.0.1:4318.
+    pub otlp_http: String,
+    /// OTLP/gRPC. Default 127.0.0.1:4317.
+    pub otlp_grpc: String,
+    /// Query API. Default 127.0.0.1:7700.
+    pub api: String,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            otlp_http: "127.0.0.1:4318".into(),
+            otlp_grpc: "127.0.0.1:4317".into(),
+            api: "127.0.0.1:7700".into(),
+        }
+    }
+}
+
+/// Bearer tokens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Required on OTLP requests when set (`Authorization: Bearer <token>`).
+    pub ingest_token: Option<String>,
+    /// Required on query API requests (not /healthz and /readyz) when set.
+    pub query_token: Option<String>,
+}
+
+/// Request and record limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest OTLP request body, after decompression, in bytes. Default 16 MiB.
+    pub max_request_bytes: usize,
+    /// Batches waiting for the WAL writer; past this, ingest answers 503 with Retry-After.
+    /// Default 256.
+    pub ingest_queue: usize,
+    /// Batches written to the WAL and waiting for the indexer. Default 64.
+    pub index_queue: usize,
+    /// Most attributes on one record; a record over it is rejected. Default 512.
+    pub max_attributes: usize,
+    /// Largest log body or attribute value in bytes. Default 1 MiB.
+    pub max_value_bytes: usize,
+    /// Most events plus links on one span. Default 1024.
+    pub max_span_events: usize,
+}
+
+impl LimitsConfig {
+    /// The per-record limits.
+    pub fn record(&self) -> Limits {
+        Limits {
+            max_attributes: self.max_attributes,
+            max_value_bytes: self.max_value_bytes,
+            max_span_events: self.max_span_events,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_request_bytes: 16 * 1024 * 1024,
+            ingest_queue: 256,
+            index_queue: 64,
+            max_attributes: Limits::default().max_attributes,
+            max_value_bytes: Limits::default().max_value_bytes,
+            max_span_events: Limits::default().max_span_events,
+        }
+    }
+}
+
+/// How the WAL syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WalSync {
+    /// fsync before every acknowledgement (batches that arrive together share one fsync).
+    Batch,
+    /// fsync at most every `sync_interval_ms`: faster, and a machine crash (not a process
+    /// crash) may lose the last interval.
+    Interval,
+}
+
+/// Write-ahead log settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalSection {
+    /// `batch` (default) or `interval`.
+    pub sync: WalSync,
+    /// With `interval`: milliseconds between fsyncs. Default 100.
+    pub sync_interval_ms: u64,
+    /// Segment file size in MiB. Default 64.
+    pub segment_mb: u64,
+    /// Most MiB the WAL may hold (records not yet indexed); past it ingest answers 503.
+    /// Default 2048.
+    pub max_mb: u64,
+    /// Most MiB of received metrics kept. Default 4096.
+    pub metrics_max_mb: u64,
+}
+
+impl Default for WalSection {
+    fn default() -> Self {
+        WalSection {
+            sync: WalSync::Batch,
+            sync_interval_ms: 100,
+            segment_mb: 64,
+            max_mb: 2048,
+            metrics_max_mb: 4096,
+        }
+    }
+}
+
+/// Indexing settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexSection {
+    /// Milliseconds between commits while records arrive: how soon a record is searchable.
+    /// Default 500.
+    pub commit_interval_ms: u64,
+    /// Close a split after this long (`1h`). Default 1h.
+    pub split_max_age: String,
+    /// Indexing memory per signal, MiB. Default 256 for logs; spans get half.
+    pub writer_memory_mb: usize,
+    /// Indexing threads per signal. Default 2.
+    pub indexing_threads: usize,
+}
+
+impl Default for IndexSection {
+    fn default() -> Self {
+        IndexSection {
+            commit_interval_ms: 500,
+            split_max_age: "1h".into(),
+            writer_memory_mb: 256,
+            indexing_threads: 2,
+        }
+    }
+}
+
+/// Retention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// Delete splits whose newest record is older than this (`7d`; `0` keeps all). Default 7d.
+    pub max_age: String,
+    /// Most MiB each of logs and spans may take; oldest splits go first (0: no limit).
+    /// Default 0.
+    pub max_mb: u64,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection {
+            max_age: "7d".into(),
+            max_mb: 0,
+        }
+    }
+}
+
+/// Query limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySection {
+    /// Largest `limit` a search accepts. Default 1000.
+    pub max_limit: usize,
+    /// Most records one trace answer holds (spans plus logs). Default 10000.
+    pub max_trace_records: usize,
+    /// A query running longer than this gets 503. Milliseconds, default 10000.
+    pub timeout_ms: u64,
+}
+
+impl Default for QuerySection {
+    fn default() -> Self {
+        QuerySection {
+            max_limit: 1000,
+            max_trace_records: 10_000,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// A configuration problem: file, key, value, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {message}")]
+pub struct ConfigError {
+    /// The file, or `flags`/`defaults`.
+    pub source_name: String,
+    /// What is wrong, naming the key and value.
+    pub message: String,
+}
+
+impl CollectorConfig {
+    /// Reads a TOML file; absent keys take defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            source_name: name.clone(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let cfg: CollectorConfig = toml::from_str(&text).map_err(|e| ConfigError {
+            source_name: name.clone(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        cfg.validate().map_err(|message| ConfigError {
+            source_name: name,
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Checks every value; the error names the key and the value.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, v) in [
+            ("listen.otlp_http", &self.listen.otlp_http),
+            ("listen.otlp_grpc", &self.listen.otlp_grpc),
+            ("listen.api", &self.listen.api),
+        ] {
+            v.parse::<SocketAddr>().map_err(|_| {
+                format!("key {key}: value \"{v}\" is not an address such as 127.0.0.1:4318")
+            })?;
+        }
+        let positive = [
+            (
+                "limits.max_request_bytes",
+                self.limits.max_request_bytes as u64,
+            ),
+            ("limits.ingest_queue", self.limits.ingest_queue as u64),
+            ("limits.index_queue", self.limits.index_queue as u64),
+            ("limits.max_attributes", self.limits.max_attributes as u64),
+            ("limits.max_value_bytes", self.limits.max_value_bytes as u64),
+            ("wal.sync_interval_ms", self.wal.sync_interval_ms),
+            ("wal.segment_mb", self.wal.segment_mb),
+            ("wal.max_mb", self.wal.max_mb),
+            ("wal.metrics_max_mb", self.wal.metrics_max_mb),
+            ("index.commit_interval_ms", self.index.commit_interval_ms),
+            ("index.indexing_threads", self.index.indexing_threads as u64),
+            ("query.max_limit", self.query.max_limit as u64),
+            (
+                "query.max_trace_records",
+                self.query.max_trace_records as u64,
+            ),
+            ("query.timeout_ms", self.query.timeout_ms),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(format!(
+                    "key {key}: value 0 is not allowed, it must be at least 1"
+                ));
+            }
+        }
+        if self.limits.max_request_bytes > 1024 * 1024 * 1024 {
+            return Err(format!(
+                "key limits.max_request_bytes: value {} is over the ceiling of 1 GiB",
+                self.limits.max_request_bytes
+            ));
+        }
+        if self.index.writer_memory_mb < 32 {
+            return Err(format!(
+                "key index.writer_memory_mb: value {} is too small, the least is 32",
+                self.index.writer_memory_mb
+            ));
+        }
+        if self.wal.segment_mb > self.wal.max_mb {
+            return Err(format!(
+                "key wal.segment_mb: value {} is larger than wal.max_mb ({})",
+                self.wal.segment_mb, self.wal.max_mb
+            ));
+        }
+        self.split_max_age()?;
+        self.retention_max_age()?;
+        for (key, t) in [
+            ("auth.ingest_token", &self.auth.ingest_token),
+            ("auth.query_token", &self.auth.query_token),
+        ] {
+            if let Some(t) = t
+                && (t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+            {
+                return Err(format!(
+                    "key {key}: the token is empty or holds spaces or control characters"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `index.split_max_age` as a duration.
+    pub fn split_max_age(&self) -> Result<Duration, String> {
+        let d = skein_model::time::parse_duration(&self.index.split_max_age).map_err(|e| {
+            format!(
+                "key index.split_max_age: value \"{}\": {e}",
+                self.index.split_max_age
+            )
+        })?;
+        if d < Duration::from_secs(1) {
+            return Err(format!(
+                "key index.split_max_age: value \"{}\" is shorter than 1s",
+                self.index.split_max_age
+            ));
+        }
+        Ok(d)
+    }
+
+    /// `retention.max_age` as a duration; None when `0` (keep everything).
+    pub fn retention_max_age(&self) -> Result<Option<Duration>, String> {
+        if self.retention.max_age.trim() == "0" {
+            return Ok(None);
+        }
+        skein_model::time::parse_duration(&self.retention.max_age)
+            .map(Some)
+            .map_err(|e| {
+                format!(
+                    "key retention.max_age: value \"{}\": {e}",
+                    self.retention.max_age
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        CollectorConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let text = include_str!("../../collector.example.toml");
+        let cfg: CollectorConfig = toml::from_str(text).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.listen.api, "127.0.0.1:7700");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        let mut c = CollectorConfig::default();
+        c.listen.api = "localhost".into();
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("listen.api") && e.contains("localhost"), "{e}");
+
+        let mut c = CollectorConfig::default();
+        c.retention.max_age = "forever".into();
+        let e = c.validate().unwrap_err();
+        assert!(
+            e.contains("retention.max_age") && e.contains("forever"),
+            "{e}"
+        );
+
+        let mut c = CollectorConfig::default();
+        c.wal.max_mb = 0;
+        assert!(c.validate().unwrap_err().contains("wal.max_mb"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_enums_are_errors() {
+        let e = toml::from_str::<CollectorConfig>("[wal]\nsync = \"sometimes\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("sometimes") || e.to_string().contains("variant"),
+            "{e}"
+        );
+        let e = toml::from_str::<CollectorConfig>("[index]\ncommit_every = 3\n").unwrap_err();
+        assert!(e.to_string().contains("commit_every"), "{e}");
+    }
+}

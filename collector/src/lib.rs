@@ -1,0 +1,302 @@
+//! The Skein collector: OTLP in (HTTP and gRPC), a write-ahead log before every
+//! acknowledgement, tantivy indexes of logs and spans, and the query API.
+//!
+//! - [`config`]: the TOML configuration and its validation.
+//! - [`otlp_http`], [`otlp_grpc`]: the transports; both hand decoded requests to [`ingest`].
+//! - [`pipeline`]: WAL writer and indexer threads with bounded queues between them.
+//! - [`telemetry`]: the collector's own counters at `/metrics`.
+//!
+//! [`run`] starts everything and stops it cleanly: on shutdown the servers stop accepting,
+//! finish the requests in flight, the WAL writer drains its queue and the indexer commits.
+//! The trade-off chosen: an acknowledgement waits for an fsync (shared by the batches that
+//! arrive together), so a 2xx always means the batch survives `kill -9` and power loss.
+
+pub mod config;
+pub mod ingest;
+pub mod otlp_grpc;
+pub mod otlp_http;
+pub mod pipeline;
+pub mod telemetry;
+
+use config::{CollectorConfig, WalSync};
+use skein_model::keys::KeyExtractor;
+use skein_query::api::{ApiState, router as api_router};
+use skein_query::engine::{Engine, QueryLimits};
+use skein_store::wal::{SyncPolicy, Wal, WalConfig};
+use skein_store::{Logs, Spans, SplitConfig, SplitStore};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Why the collector could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The data directory could not be opened.
+    #[error("data directory {dir}: {source}")]
+    Store {
+        /// The data dir.
+        dir: String,
+        /// The cause.
+        #[source]
+        source: skein_store::StoreError,
+    },
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// Its address.
+        addr: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A server failed.
+    #[error("{0}")]
+    Serve(String),
+}
+
+/// Where the collector listens, once bound (ports chosen when the config said 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// OTLP/HTTP.
+    pub otlp_http: SocketAddr,
+    /// OTLP/gRPC.
+    pub otlp_grpc: SocketAddr,
+    /// Query API.
+    pub api: SocketAddr,
+}
+
+fn mb(n: u64) -> u64 {
+    n.saturating_mul(1024 * 1024)
+}
+
+/// Runs the collector until `shutdown` completes. `on_bound` is called once every listener
+/// is bound and the WAL is replayed.
+pub async fn run<F>(
+    cfg: CollectorConfig,
+    shutdown: F,
+    on_bound: impl FnOnce(Bound) + Send,
+) -> Result<(), CollectorError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    cfg.validate().map_err(|message| config::ConfigError {
+        source_name: "configuration".into(),
+        message,
+    })?;
+    let telemetry = telemetry::Telemetry::new();
+    let data_dir = cfg.data_dir.clone();
+    let store_err = |source| CollectorError::Store {
+        dir: data_dir.display().to_string(),
+        source,
+    };
+
+    // Opening and replaying reads the disk: keep it off the reactor.
+    let open_cfg = cfg.clone();
+    let tel = telemetry.clone();
+    let opened = tokio::task::spawn_blocking(move || open_stores(&open_cfg, tel))
+        .await
+        .map_err(|e| CollectorError::Serve(format!("start-up task failed: {e}")))?;
+    let (writer, pipeline, metrics_wal, engine) = opened.map_err(store_err)?;
+
+    let token = |t: &Option<String>| t.as_deref().map(Arc::<str>::from);
+    let ingest = ingest::Ingest::new(
+        writer,
+        metrics_wal,
+        KeyExtractor::new(&cfg.correlation),
+        cfg.limits.record(),
+        telemetry.clone(),
+    );
+
+    let bind = |what: &'static str, addr: &str| {
+        let addr = addr.to_string();
+        async move {
+            TcpListener::bind(&addr)
+                .await
+                .map_err(|source| CollectorError::Bind { what, addr, source })
+        }
+    };
+    let http_l = bind("otlp_http", &cfg.listen.otlp_http).await?;
+    let grpc_l = bind("otlp_grpc", &cfg.listen.otlp_grpc).await?;
+    let api_l = bind("api", &cfg.listen.api).await?;
+    let local = |l: &TcpListener| {
+        l.local_addr()
+            .map_err(|e| CollectorError::Serve(e.to_string()))
+    };
+    let bound = Bound {
+        otlp_http: local(&http_l)?,
+        otlp_grpc: local(&grpc_l)?,
+        api: local(&api_l)?,
+    };
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
+
+    let http_app = otlp_http::router(otlp_http::HttpState {
+        ingest: ingest.clone(),
+        max_body: cfg.limits.max_request_bytes,
+        token: token(&cfg.auth.ingest_token),
+    });
+    let http_task = tokio::spawn(
+        axum::serve(http_l, http_app)
+            .with_graceful_shutdown(wait())
+            .into_future(),
+    );
+
+    let grpc_svc = otlp_grpc::GrpcIngest::new(ingest.clone(), token(&cfg.auth.ingest_token));
+    let (gl, gt, gm) = otlp_grpc::services(grpc_svc, cfg.limits.max_request_bytes);
+    let grpc_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(gl)
+            .add_service(gt)
+            .add_service(gm)
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(grpc_l),
+                wait(),
+            ),
+    );
+    drop(ingest);
+
+    let tel_m = telemetry.clone();
+    let tel_o = telemetry.clone();
+    let api_app = api_router(ApiState {
+        engine: Arc::new(engine),
+        token: token(&cfg.auth.query_token),
+        ready: Arc::new(AtomicBool::new(true)),
+        metrics: Arc::new(move || tel_m.render()),
+        observe: Arc::new(move |route, secs| tel_o.query_took(route, secs)),
+        timeout: Duration::from_millis(cfg.query.timeout_ms),
+    });
+    let api_task = tokio::spawn(
+        axum::serve(api_l, api_app)
+            .with_graceful_shutdown(wait())
+            .into_future(),
+    );
+
+    tracing::info!(
+        otlp_http = %bound.otlp_http,
+        otlp_grpc = %bound.otlp_grpc,
+        api = %bound.api,
+        data_dir = %cfg.data_dir.display(),
+        "collector listening"
+    );
+    on_bound(bound);
+
+    shutdown.await;
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = stop_tx.send(true);
+    let mut failure = None;
+    for (name, task) in [("otlp_http", http_task), ("api", api_task)] {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = Some(format!("{name} server: {e}")),
+            Err(e) => failure = Some(format!("{name} server task: {e}")),
+        }
+    }
+    match grpc_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => failure = Some(format!("otlp_grpc server: {e}")),
+        Err(e) => failure = Some(format!("otlp_grpc server task: {e}")),
+    }
+    // Every handle to the writer is gone with the servers: the threads drain and commit.
+    tokio::task::spawn_blocking(move || pipeline.join())
+        .await
+        .map_err(|e| CollectorError::Serve(format!("pipeline did not stop cleanly: {e}")))?;
+    tracing::info!("collector stopped");
+    match failure {
+        Some(f) => Err(CollectorError::Serve(f)),
+        None => Ok(()),
+    }
+}
+
+type Opened = (
+    pipeline::Writer,
+    pipeline::Pipeline,
+    Arc<Mutex<Wal>>,
+    Engine,
+);
+
+fn open_stores(
+    cfg: &CollectorConfig,
+    telemetry: telemetry::Telemetry,
+) -> Result<Opened, skein_store::StoreError> {
+    let dir = &cfg.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| skein_store::StoreError::Io {
+        op: "create",
+        path: dir.clone(),
+        source: e,
+    })?;
+    let sync = match cfg.wal.sync {
+        WalSync::Batch => SyncPolicy::EveryBatch,
+        WalSync::Interval => SyncPolicy::Interval(Duration::from_millis(cfg.wal.sync_interval_ms)),
+    };
+    let (wal, report) = Wal::open(WalConfig {
+        dir: dir.join("wal"),
+        segment_bytes: mb(cfg.wal.segment_mb),
+        max_bytes: mb(cfg.wal.max_mb),
+        sync,
+    })?;
+    if report.truncated_bytes > 0 {
+        tracing::warn!(
+            bytes = report.truncated_bytes,
+            "cut a torn write off the end of the wal"
+        );
+    }
+    let (metrics_wal, _) = Wal::open(WalConfig {
+        dir: dir.join("metrics"),
+        segment_bytes: mb(cfg.wal.segment_mb),
+        max_bytes: mb(cfg.wal.metrics_max_mb),
+        sync,
+    })?;
+    let split_max_age = cfg
+        .split_max_age()
+        .map_err(skein_store::StoreError::BadQuery)?;
+    let retention_max_age = cfg
+        .retention_max_age()
+        .map_err(skein_store::StoreError::BadQuery)?;
+    let split = |memory_mb: usize| SplitConfig {
+        split_max_age,
+        split_max_docs: 20_000_000,
+        writer_memory_bytes: memory_mb * 1024 * 1024,
+        indexing_threads: cfg.index.indexing_threads,
+        retention_max_age,
+        retention_max_bytes: (cfg.retention.max_mb > 0).then(|| mb(cfg.retention.max_mb)),
+    };
+    let logs = SplitStore::<Logs>::open(dir, split(cfg.index.writer_memory_mb))?;
+    let spans = SplitStore::<Spans>::open(dir, split((cfg.index.writer_memory_mb / 2).max(32)))?;
+    let engine = Engine::new(
+        logs.split_list(),
+        logs.fields().clone(),
+        spans.split_list(),
+        spans.fields().clone(),
+        QueryLimits {
+            max_limit: cfg.query.max_limit,
+            max_trace_records: cfg.query.max_trace_records,
+            ..QueryLimits::default()
+        },
+    );
+    let (writer, pipeline) = pipeline::start(
+        pipeline::PipelineConfig {
+            ingest_queue: cfg.limits.ingest_queue,
+            index_queue: cfg.limits.index_queue,
+            commit_interval: Duration::from_millis(cfg.index.commit_interval_ms),
+        },
+        wal,
+        logs,
+        spans,
+        telemetry,
+    )?;
+    Ok((writer, pipeline, Arc::new(Mutex::new(metrics_wal)), engine))
+}

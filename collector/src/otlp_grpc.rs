@@ -1,0 +1,148 @@
+//! OTLP/gRPC: the Logs, Trace and Metrics services (tonic), gzip and zstd.
+
+use crate::ingest::{Ingest, IngestError};
+use skein_model::proto::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use skein_model::proto::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use skein_model::proto::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use skein_model::proto::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use skein_model::proto::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use skein_model::proto::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use std::sync::Arc;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+/// The gRPC services' shared state.
+#[derive(Clone)]
+pub struct GrpcIngest {
+    ingest: Ingest,
+    token: Option<Arc<str>>,
+}
+
+impl GrpcIngest {
+    /// Wraps the ingest path.
+    pub fn new(ingest: Ingest, token: Option<Arc<str>>) -> Self {
+        GrpcIngest { ingest, token }
+    }
+
+    fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let Some(token) = self.token.as_deref() else {
+            return Ok(());
+        };
+        let ok = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .is_some_and(|t| {
+                crate::otlp_http::constant_time_eq(t.trim().as_bytes(), token.as_bytes())
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated(
+                "missing or wrong bearer token: send authorization: Bearer <ingest token>",
+            ))
+        }
+    }
+}
+
+fn status(e: IngestError) -> Status {
+    match e {
+        IngestError::BadRequest(m) => Status::invalid_argument(m),
+        IngestError::Unavailable(m) => Status::unavailable(m),
+        IngestError::Internal(m) => Status::unavailable(format!("{m}; retry later")),
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for GrpcIngest {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        self.check(&request)?;
+        let req = request.into_inner();
+        let n = prost::Message::encoded_len(&req);
+        let a = self.ingest.logs(req, n).await.map_err(status)?;
+        Ok(Response::new(ExportLogsServiceResponse {
+            partial_success: (a.rejected > 0).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: i64::try_from(a.rejected).unwrap_or(i64::MAX),
+                error_message: a.message,
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcIngest {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.check(&request)?;
+        let req = request.into_inner();
+        let n = prost::Message::encoded_len(&req);
+        let a = self.ingest.traces(req, n).await.map_err(status)?;
+        Ok(Response::new(ExportTraceServiceResponse {
+            partial_success: (a.rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: i64::try_from(a.rejected).unwrap_or(i64::MAX),
+                error_message: a.message,
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for GrpcIngest {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.check(&request)?;
+        let req = request.into_inner();
+        let n = prost::Message::encoded_len(&req);
+        self.ingest.metrics(req, n).await.map_err(status)?;
+        Ok(Response::new(ExportMetricsServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// The three services, with compression and the message size limit set.
+pub fn services(
+    svc: GrpcIngest,
+    max_message: usize,
+) -> (
+    LogsServiceServer<GrpcIngest>,
+    TraceServiceServer<GrpcIngest>,
+    MetricsServiceServer<GrpcIngest>,
+) {
+    let logs = LogsServiceServer::new(svc.clone())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .max_decoding_message_size(max_message);
+    let traces = TraceServiceServer::new(svc.clone())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .max_decoding_message_size(max_message);
+    let metrics = MetricsServiceServer::new(svc)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .max_decoding_message_size(max_message);
+    (logs, traces, metrics)
+}

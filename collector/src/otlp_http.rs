@@ -1,0 +1,370 @@
+//! OTLP/HTTP: `POST /v1/logs`, `/v1/traces`, `/v1/metrics`, protobuf or JSON bodies, gzip,
+//! zstd or no compression, as the OTLP specification says.
+//!
+//! Successful answers use the request's encoding. Errors are JSON (`{"error", "message"}`)
+//! with the status the specification asks for: 400 malformed, 401 bad token, 413 too large,
+//! 415 unsupported type or encoding, 503 with `Retry-After` when the collector cannot take it.
+
+use crate::ingest::{Accepted, Ingest, IngestError};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http_body_util::BodyExt;
+use skein_model::proto::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use skein_model::proto::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use skein_model::proto::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use std::io::Read;
+use std::sync::Arc;
+
+/// State of the OTLP/HTTP router.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The shared ingest path.
+    pub ingest: Ingest,
+    /// Largest body, compressed or not, in bytes.
+    pub max_body: usize,
+    /// Required bearer token, if any.
+    pub token: Option<Arc<str>>,
+}
+
+/// The OTLP/HTTP router.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/v1/logs", post(logs))
+        .route("/v1/traces", post(traces))
+        .route("/v1/metrics", post(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; OTLP/HTTP takes POST /v1/logs, /v1/traces and /v1/metrics",
+    )
+}
+
+/// A JSON error answer.
+pub fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": kind, "message": message });
+    let mut r = (status, axum::Json(body)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+/// Checks the bearer token.
+pub fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes()))
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a token matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Reads, checks and decompresses a request body.
+async fn read_body(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Encoding, Vec<u8>), Response> {
+    if !authorized(headers, state.token.as_deref()) {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token: send Authorization: Bearer <ingest token>",
+        ));
+    }
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let encoding = match ctype.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
+        "application/json" => Encoding::Json,
+        other => {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                &format!(
+                    "content type '{other}' is not supported: use application/x-protobuf or application/json"
+                ),
+            ));
+        }
+    };
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!(
+                "the body is larger than the limit of {} bytes (limits.max_request_bytes); send smaller batches",
+                state.max_body
+            ),
+        )
+    };
+    let raw = match http_body_util::Limited::new(body, state.max_body)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return Err(too_large());
+            }
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("could not read the body: {e}"),
+            ));
+        }
+    };
+    let content_encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let limit = state.max_body as u64;
+    let decoded = match content_encoding.as_str() {
+        "" | "identity" | "none" => raw.to_vec(),
+        "gzip" | "x-gzip" => {
+            let max = state.max_body;
+            let raw = raw.clone();
+            bounded_decode(
+                move || {
+                    let mut out = Vec::new();
+                    flate2::read::MultiGzDecoder::new(&raw[..])
+                        .take(limit + 1)
+                        .read_to_end(&mut out)
+                        .map(|_| out)
+                },
+                max,
+            )
+            .await
+            .map_err(|e| match e {
+                DecodeFail::TooLarge => too_large(),
+                DecodeFail::Bad(m) => error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("the gzip body is not valid: {m}"),
+                ),
+            })?
+        }
+        "zstd" => {
+            let max = state.max_body;
+            let raw = raw.clone();
+            bounded_decode(
+                move || {
+                    let mut out = Vec::new();
+                    zstd::stream::read::Decoder::new(&raw[..])?
+                        .take(limit + 1)
+                        .read_to_end(&mut out)
+                        .map(|_| out)
+                },
+                max,
+            )
+            .await
+            .map_err(|e| match e {
+                DecodeFail::TooLarge => too_large(),
+                DecodeFail::Bad(m) => error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("the zstd body is not valid: {m}"),
+                ),
+            })?
+        }
+        other => {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                &format!("content encoding '{other}' is not supported: use gzip, zstd or none"),
+            ));
+        }
+    };
+    Ok((encoding, decoded))
+}
+
+enum DecodeFail {
+    TooLarge,
+    Bad(String),
+}
+
+/// Decompresses off the reactor and checks the size.
+async fn bounded_decode<F>(f: F, max: usize) -> Result<Vec<u8>, DecodeFail>
+where
+    F: FnOnce() -> std::io::Result<Vec<u8>> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(out)) if out.len() > max => Err(DecodeFail::TooLarge),
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => Err(DecodeFail::Bad(e.to_string())),
+        Err(e) => Err(DecodeFail::Bad(e.to_string())),
+    }
+}
+
+/// Decodes an export request in either encoding, off the reactor for large bodies.
+async fn decode<T>(encoding: Encoding, body: Vec<u8>) -> Result<T, Response>
+where
+    T: prost::Message + Default + serde::de::DeserializeOwned + Send + 'static,
+{
+    let result = tokio::task::spawn_blocking(move || match encoding {
+        Encoding::Protobuf => T::decode(&body[..])
+            .map_err(|e| format!("the body is not a valid OTLP protobuf message: {e}")),
+        Encoding::Json => serde_json::from_slice::<T>(&body)
+            .map_err(|e| format!("the body is not valid OTLP JSON: {e}")),
+    })
+    .await;
+    match result {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(m)) => Err(error(StatusCode::BAD_REQUEST, "bad_request", &m)),
+        Err(e) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &format!("decoding failed: {e}"),
+        )),
+    }
+}
+
+fn ingest_error(e: IngestError) -> Response {
+    match e {
+        IngestError::BadRequest(m) => error(StatusCode::BAD_REQUEST, "bad_request", &m),
+        IngestError::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &m),
+        IngestError::Internal(m) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal",
+            &format!("{m}; retry later"),
+        ),
+    }
+}
+
+fn answer<T>(encoding: Encoding, msg: T) -> Response
+where
+    T: prost::Message + serde::Serialize,
+{
+    match encoding {
+        Encoding::Protobuf => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            msg.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => (StatusCode::OK, axum::Json(msg)).into_response(),
+    }
+}
+
+async fn logs(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let (enc, bytes) = match read_body(&s, &headers, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let n = bytes.len();
+    let req: ExportLogsServiceRequest = match decode(enc, bytes).await {
+        Ok(r) => r,
+        Err(r) => {
+            s.ingest.telemetry().ingest_error("logs", "bad_request");
+            return r;
+        }
+    };
+    match s.ingest.logs(req, n).await {
+        Ok(Accepted { rejected, message }) => answer(
+            enc,
+            ExportLogsServiceResponse {
+                partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
+                    rejected_log_records: i64::try_from(rejected).unwrap_or(i64::MAX),
+                    error_message: message,
+                }),
+            },
+        ),
+        Err(e) => ingest_error(e),
+    }
+}
+
+async fn traces(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let (enc, bytes) = match read_body(&s, &headers, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let n = bytes.len();
+    let req: ExportTraceServiceRequest = match decode(enc, bytes).await {
+        Ok(r) => r,
+        Err(r) => {
+            s.ingest.telemetry().ingest_error("spans", "bad_request");
+            return r;
+        }
+    };
+    match s.ingest.traces(req, n).await {
+        Ok(Accepted { rejected, message }) => answer(
+            enc,
+            ExportTraceServiceResponse {
+                partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+                    rejected_spans: i64::try_from(rejected).unwrap_or(i64::MAX),
+                    error_message: message,
+                }),
+            },
+        ),
+        Err(e) => ingest_error(e),
+    }
+}
+
+async fn metrics(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let (enc, bytes) = match read_body(&s, &headers, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let n = bytes.len();
+    let req: ExportMetricsServiceRequest = match decode(enc, bytes).await {
+        Ok(r) => r,
+        Err(r) => {
+            s.ingest.telemetry().ingest_error("metrics", "bad_request");
+            return r;
+        }
+    };
+    match s.ingest.metrics(req, n).await {
+        Ok(_) => answer(
+            enc,
+            ExportMetricsServiceResponse {
+                partial_success: None,
+            },
+        ),
+        Err(e) => ingest_error(e),
+    }
+}

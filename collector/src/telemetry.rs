@@ -1,0 +1,215 @@
+//! The collector's own counters, served at `/metrics` in Prometheus text format.
+//!
+//! Each stage counts what it received, accepted, rejected and failed, per signal.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Counters shared by every part of the collector.
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    received_records: Family<Labels, Counter>,
+    received_bytes: Family<Labels, Counter>,
+    rejected_records: Family<Labels, Counter>,
+    ingest_errors: Family<Labels, Counter>,
+    indexed_records: Family<Labels, Counter>,
+    wal_bytes: Gauge<u64, AtomicU64>,
+    index_lag: Gauge<u64, AtomicU64>,
+    commit_seconds: Histogram,
+    query_seconds: Family<Labels, Histogram>,
+}
+
+fn seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("skein");
+        let received_records = Family::<Labels, Counter>::default();
+        let received_bytes = Family::<Labels, Counter>::default();
+        let rejected_records = Family::<Labels, Counter>::default();
+        let ingest_errors = Family::<Labels, Counter>::default();
+        let indexed_records = Family::<Labels, Counter>::default();
+        let wal_bytes = Gauge::<u64, AtomicU64>::default();
+        let index_lag = Gauge::<u64, AtomicU64>::default();
+        let commit_seconds = seconds_histogram();
+        let query_seconds = Family::<Labels, Histogram>::new_with_constructor(
+            seconds_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "received_records",
+            "Records accepted into the WAL, by signal",
+            received_records.clone(),
+        );
+        registry.register(
+            "received_bytes",
+            "Request bytes received after decompression, by signal",
+            received_bytes.clone(),
+        );
+        registry.register(
+            "rejected_records",
+            "Records rejected for bad IDs or limits (OTLP partial success), by signal",
+            rejected_records.clone(),
+        );
+        registry.register(
+            "ingest_errors",
+            "Ingest requests answered with an error, by signal and reason",
+            ingest_errors.clone(),
+        );
+        registry.register(
+            "indexed_records",
+            "Records committed to the index, by signal",
+            indexed_records.clone(),
+        );
+        registry.register("wal_bytes", "Bytes in WAL segments", wal_bytes.clone());
+        registry.register(
+            "index_lag_records",
+            "Records acknowledged but not yet searchable",
+            index_lag.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Time of one index commit round",
+            commit_seconds.clone(),
+        );
+        registry.register(
+            "query_seconds",
+            "Query API latency, by route",
+            query_seconds.clone(),
+        );
+        Telemetry {
+            inner: Arc::new(Inner {
+                registry,
+                received_records,
+                received_bytes,
+                rejected_records,
+                ingest_errors,
+                indexed_records,
+                wal_bytes,
+                index_lag,
+                commit_seconds,
+                query_seconds,
+            }),
+        }
+    }
+
+    fn sig(signal: &str) -> Labels {
+        vec![("signal", signal.to_string())]
+    }
+
+    /// A batch was acknowledged.
+    pub fn received(&self, signal: &str, records: u64, bytes: u64) {
+        self.inner
+            .received_records
+            .get_or_create(&Self::sig(signal))
+            .inc_by(records);
+        self.inner
+            .received_bytes
+            .get_or_create(&Self::sig(signal))
+            .inc_by(bytes);
+    }
+
+    /// Records were rejected inside an accepted request.
+    pub fn rejected(&self, signal: &str, records: u64) {
+        if records > 0 {
+            self.inner
+                .rejected_records
+                .get_or_create(&Self::sig(signal))
+                .inc_by(records);
+        }
+    }
+
+    /// A request failed.
+    pub fn ingest_error(&self, signal: &str, reason: &str) {
+        self.inner
+            .ingest_errors
+            .get_or_create(&vec![
+                ("signal", signal.to_string()),
+                ("reason", reason.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Records were committed.
+    pub fn indexed(&self, signal: &str, records: u64) {
+        self.inner
+            .indexed_records
+            .get_or_create(&Self::sig(signal))
+            .inc_by(records);
+    }
+
+    /// Current WAL size.
+    pub fn set_wal_bytes(&self, b: u64) {
+        self.inner.wal_bytes.set(b);
+    }
+
+    /// Current index lag.
+    pub fn set_index_lag(&self, n: u64) {
+        self.inner.index_lag.set(n);
+    }
+
+    /// One commit round took this long.
+    pub fn commit_took(&self, secs: f64) {
+        self.inner.commit_seconds.observe(secs);
+    }
+
+    /// One query took this long.
+    pub fn query_took(&self, route: &str, secs: f64) {
+        self.inner
+            .query_seconds
+            .get_or_create(&vec![("route", route.to_string())])
+            .observe(secs);
+    }
+
+    /// Everything in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.inner.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_show_in_text_format() {
+        let t = Telemetry::new();
+        t.received("logs", 3, 300);
+        t.ingest_error("spans", "bad_request");
+        let text = t.render();
+        assert!(
+            text.contains("skein_received_records_total{signal=\"logs\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("skein_ingest_errors_total{signal=\"spans\",reason=\"bad_request\"} 1"),
+            "{text}"
+        );
+    }
+}

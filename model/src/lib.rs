@@ -1,0 +1,27 @@
+//! The data model of Skein and its mapping from OTLP.
+//!
+//! Skein keeps one flat record per log line ([`LogRecord`]) and per span ([`Span`]), each carrying
+//! the service and host of the resource it came from. Flat records cost a little space (the
+//! resource is repeated) and buy simple indexing and simple answers: every record stands alone in
+//! the index and in the API.
+//!
+//! - [`otlp`] turns OTLP export requests (the `opentelemetry-proto` crate's generated types) into
+//!   model records, validating IDs and applying the per-record [`Limits`].
+//! - [`keys`] extracts a record's correlation keys (trace ID, request IDs, W3C `traceparent`).
+//! - [`api`] holds the JSON shapes of the query API, shared by the server and its client.
+//!
+//! The trade-off: attribute values are kept as JSON values ([`Attributes`]), not as OTLP
+//! `AnyValue`s, so the API can return them as they are and the store can keep them as JSON.
+
+pub mod api;
+pub mod keys;
+pub mod otlp;
+mod record;
+pub mod time;
+
+pub use keys::KeyConfig;
+pub use otlp::{Limits, Rejection};
+pub use record::{Attributes, LogRecord, Span, SpanEvent, SpanLink};
+
+/// The whole OTLP generated API, re-exported so that users of the model use the same version.
+pub use opentelemetry_proto::tonic as proto;

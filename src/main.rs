@@ -1,0 +1,305 @@
+//! `skein`: one binary for every part of Skein. A thin `main` over the libraries: it reads
+//! flags, sets up logging and calls the part asked for.
+
+mod cli;
+
+use clap::{Args, Parser, Subcommand};
+use skein_collector::config::{CollectorConfig, WalSync};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "skein",
+    version,
+    about = "One request's whole story across microservices"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collector: OTLP in (HTTP :4318, gRPC :4317), query API out (:7700).
+    Collector(CollectorArgs),
+    /// Search logs: full text plus field:value terms, newest first.
+    Search(SearchCmd),
+    /// Show one request's whole story: every span and log for a trace ID or request ID.
+    Trace(TraceCmd),
+}
+
+/// Flags override the config file; the config file overrides the embedded defaults.
+#[derive(Args)]
+struct CollectorArgs {
+    /// TOML config file (see collector.example.toml).
+    #[arg(long, short = 'c', env = "SKEIN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (WAL, indexes, metrics). Default ./skein-data.
+    #[arg(long, env = "SKEIN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// OTLP/HTTP address. Default 127.0.0.1:4318.
+    #[arg(long)]
+    otlp_http: Option<String>,
+    /// OTLP/gRPC address. Default 127.0.0.1:4317.
+    #[arg(long)]
+    otlp_grpc: Option<String>,
+    /// Query API address. Default 127.0.0.1:7700.
+    #[arg(long)]
+    api: Option<String>,
+    /// Bearer token required on OTLP requests.
+    #[arg(long, env = "SKEIN_INGEST_TOKEN")]
+    ingest_token: Option<String>,
+    /// Bearer token required on query API requests.
+    #[arg(long, env = "SKEIN_QUERY_TOKEN")]
+    query_token: Option<String>,
+    /// WAL fsync policy: batch (before every acknowledgement) or interval.
+    #[arg(long, value_parser = ["batch", "interval"])]
+    wal_sync: Option<String>,
+    /// Largest OTLP request body in bytes, after decompression. Default 16 MiB.
+    #[arg(long)]
+    max_request_bytes: Option<usize>,
+    /// Milliseconds between index commits (how soon a record is searchable). Default 500.
+    #[arg(long)]
+    commit_interval_ms: Option<u64>,
+    /// Delete data older than this (7d, 12h; 0 keeps all). Default 7d.
+    #[arg(long)]
+    retention_max_age: Option<String>,
+    /// Most MiB each of logs and spans may take (0: no limit). Default 0.
+    #[arg(long)]
+    retention_max_mb: Option<u64>,
+}
+
+#[derive(Args)]
+struct ApiArgs {
+    /// Query API address.
+    #[arg(long, env = "SKEIN_API", default_value = "http://127.0.0.1:7700")]
+    api: String,
+    /// Bearer token for the query API.
+    #[arg(long, env = "SKEIN_QUERY_TOKEN")]
+    token: Option<String>,
+    /// Print the API's JSON answer.
+    #[arg(long)]
+    json: bool,
+    /// Colors: auto (when stdout is a terminal), always, never.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    color: String,
+}
+
+impl ApiArgs {
+    fn color(&self) -> bool {
+        match self.color.as_str() {
+            "always" => true,
+            "never" => false,
+            _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+}
+
+#[derive(Args)]
+struct SearchCmd {
+    /// Words and field:value terms, e.g. 'timeout service:payment'.
+    #[arg(default_value = "")]
+    query: String,
+    /// Only this service.
+    #[arg(long)]
+    service: Option<String>,
+    /// This level and above: trace, debug, info, warn, error, fatal.
+    #[arg(long)]
+    severity: Option<String>,
+    /// From (15m, 2h, RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Until (RFC 3339, relative, now).
+    #[arg(long)]
+    until: Option<String>,
+    /// Most lines.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    limit: usize,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+#[derive(Args)]
+struct TraceCmd {
+    /// A trace ID, request ID or other correlation key.
+    key: String,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("skein: cannot start the async runtime: {e}");
+            return ExitCode::from(cli::EXIT_ERROR);
+        }
+    };
+    match cli.command {
+        Command::Collector(args) => {
+            init_tracing();
+            runtime.block_on(collector(args))
+        }
+        Command::Search(cmd) => runtime.block_on(search(cmd)),
+        Command::Trace(cmd) => runtime.block_on(trace(cmd)),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKEIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn collector_config(args: CollectorArgs) -> Result<CollectorConfig, String> {
+    let mut cfg = match &args.config {
+        Some(path) => CollectorConfig::from_file(path).map_err(|e| e.to_string())?,
+        None => CollectorConfig::default(),
+    };
+    if let Some(v) = args.data_dir {
+        cfg.data_dir = v;
+    }
+    if let Some(v) = args.otlp_http {
+        cfg.listen.otlp_http = v;
+    }
+    if let Some(v) = args.otlp_grpc {
+        cfg.listen.otlp_grpc = v;
+    }
+    if let Some(v) = args.api {
+        cfg.listen.api = v;
+    }
+    if args.ingest_token.is_some() {
+        cfg.auth.ingest_token = args.ingest_token;
+    }
+    if args.query_token.is_some() {
+        cfg.auth.query_token = args.query_token;
+    }
+    if let Some(v) = args.wal_sync {
+        cfg.wal.sync = if v == "interval" {
+            WalSync::Interval
+        } else {
+            WalSync::Batch
+        };
+    }
+    if let Some(v) = args.max_request_bytes {
+        cfg.limits.max_request_bytes = v;
+    }
+    if let Some(v) = args.commit_interval_ms {
+        cfg.index.commit_interval_ms = v;
+    }
+    if let Some(v) = args.retention_max_age {
+        cfg.retention.max_age = v;
+    }
+    if let Some(v) = args.retention_max_mb {
+        cfg.retention.max_mb = v;
+    }
+    cfg.validate().map_err(|e| format!("flags: {e}"))?;
+    Ok(cfg)
+}
+
+async fn collector(args: CollectorArgs) -> ExitCode {
+    let cfg = match collector_config(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("skein collector: bad configuration: {e}");
+            return ExitCode::from(cli::EXIT_ERROR);
+        }
+    };
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {},
+                        _ = term.recv() => {},
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+    };
+    let result = skein_collector::run(cfg, shutdown, |b| {
+        // One line on stdout that scripts (and the end-to-end tests) read for the real ports.
+        let mut out = std::io::stdout();
+        let _ = writeln!(
+            out,
+            "skein collector ready otlp_http={} otlp_grpc={} api={}",
+            b.otlp_http, b.otlp_grpc, b.api
+        );
+        let _ = out.flush();
+    })
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ skein_collector::CollectorError::Config(_)) => {
+            eprintln!("skein collector: bad configuration: {e}");
+            ExitCode::from(cli::EXIT_ERROR)
+        }
+        Err(e) => {
+            eprintln!("skein collector: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client(api: &ApiArgs) -> Result<skein_query::client::Client, ExitCode> {
+    skein_query::client::Client::new(&api.api, api.token.clone()).map_err(|e| {
+        eprintln!("skein: {e}");
+        ExitCode::from(cli::EXIT_ERROR)
+    })
+}
+
+fn finish(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("skein: {e:#}");
+            ExitCode::from(cli::EXIT_ERROR)
+        }
+    }
+}
+
+async fn search(cmd: SearchCmd) -> ExitCode {
+    let c = match client(&cmd.api) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let args = cli::search::SearchArgs {
+        query: cmd.query,
+        service: cmd.service,
+        severity: cmd.severity,
+        since: cmd.since,
+        until: cmd.until,
+        limit: cmd.limit,
+        json: cmd.api.json,
+        color: cmd.api.color(),
+    };
+    let mut out = std::io::stdout().lock();
+    finish(cli::search::run(&c, &args, &mut out).await)
+}
+
+async fn trace(cmd: TraceCmd) -> ExitCode {
+    let c = match client(&cmd.api) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout().lock();
+    finish(cli::trace::run(&c, &cmd.key, cmd.api.json, cmd.api.color(), &mut out).await)
+}

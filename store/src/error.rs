@@ -1,0 +1,76 @@
+//! The store's one error type.
+
+use std::path::PathBuf;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A tantivy operation failed.
+    #[error("index error in {context}: {source}")]
+    Index {
+        /// What was being done.
+        context: String,
+        /// The tantivy error.
+        #[source]
+        source: tantivy::TantivyError,
+    },
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The write-ahead log failed.
+    #[error(transparent)]
+    Wal(#[from] crate::wal::WalError),
+    /// A stored record could not be read back.
+    #[error("stored record is not valid: {0}")]
+    Decode(String),
+    /// A query could not be understood.
+    #[error("{0}")]
+    BadQuery(String),
+}
+
+impl StoreError {
+    pub(crate) fn index(context: impl Into<String>, source: tantivy::TantivyError) -> Self {
+        StoreError::Index {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the cause is a full disk (or the WAL's own size limit): callers answer 503 and
+    /// try again later.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Wal(w) => w.is_disk_full(),
+            StoreError::Io { source, .. } => io_is_disk_full(source),
+            StoreError::Index { source, .. } => {
+                let text = source.to_string();
+                text.contains("No space left") || text.contains("Disk quota")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// True for ENOSPC and EDQUOT.
+pub fn io_is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28) | Some(122))
+}
+
+/// The store's result type.
+pub type Result<T> = std::result::Result<T, StoreError>;

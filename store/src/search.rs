@@ -1,0 +1,295 @@
+//! Searches over a signal's splits: by terms (correlation keys, trace IDs), and filtered
+//! full-text search newest first. Every search takes a limit and says when it was cut.
+//!
+//! Splits are searched newest first, and a time-ordered search stops as soon as the remaining
+//! splits cannot hold anything newer than what it already has.
+
+use crate::error::{Result, StoreError};
+use crate::schema::{LogFields, SpanFields, clamp_i64};
+use crate::signal::Signal;
+use crate::splits::{SplitHandle, SplitList, current_splits};
+use std::ops::Bound;
+use std::sync::Arc;
+use tantivy::collector::TopDocs;
+use tantivy::query::{
+    AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery, TermSetQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption, Value};
+use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
+
+/// A time window, Unix nanoseconds, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    /// From.
+    pub start: u64,
+    /// To.
+    pub end: u64,
+}
+
+impl TimeRange {
+    /// All of time.
+    pub const ALL: TimeRange = TimeRange {
+        start: 0,
+        end: u64::MAX,
+    };
+}
+
+/// Records found and whether a limit cut the list.
+#[derive(Debug, Clone)]
+pub struct Found<R> {
+    /// The records.
+    pub records: Vec<R>,
+    /// True when more matched than the limit allowed.
+    pub truncated: bool,
+}
+
+fn searchable_splits(list: &SplitList, range: TimeRange) -> Vec<Arc<SplitHandle>> {
+    let mut v: Vec<_> = current_splits(list)
+        .into_iter()
+        .filter(|s| s.meta().overlaps(range.start, range.end))
+        .collect();
+    v.reverse(); // newest first
+    v
+}
+
+fn time_range_query(field: Field, range: TimeRange) -> Box<dyn Query> {
+    Box::new(RangeQuery::new(
+        Bound::Included(Term::from_field_i64(field, clamp_i64(range.start))),
+        Bound::Included(Term::from_field_i64(field, clamp_i64(range.end))),
+    ))
+}
+
+fn load<S: Signal>(searcher: &Searcher, fields: &S::Fields, addr: DocAddress) -> Result<S::Record> {
+    let doc: TantivyDocument = searcher
+        .doc(addr)
+        .map_err(|e| StoreError::index("load document", e))?;
+    let bytes = doc
+        .get_first(S::doc_field(fields))
+        .and_then(|v| v.as_bytes())
+        .ok_or_else(|| StoreError::Decode("document has no stored record".into()))?;
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Decode(e.to_string()))
+}
+
+/// Runs `query` on every split that may hold records in `range`, newest records first, at most
+/// `limit` of them.
+pub fn newest<S: Signal>(
+    list: &SplitList,
+    fields: &S::Fields,
+    query: &dyn Query,
+    range: TimeRange,
+    limit: usize,
+) -> Result<Found<S::Record>> {
+    let mut hits: Vec<(i64, Arc<SplitHandle>, DocAddress)> = Vec::new();
+    let mut truncated = false;
+    for split in searchable_splits(list, range) {
+        // Splits are cut by arrival, so event times overlap; stop only when this split cannot
+        // beat the oldest hit we would keep.
+        if hits.len() >= limit
+            && let Some((oldest_kept, _, _)) = hits.get(limit.saturating_sub(1))
+            && clamp_i64(split.meta().max_time) < *oldest_kept
+        {
+            truncated = true;
+            continue;
+        }
+        let searcher = split.reader.searcher();
+        let top = TopDocs::with_limit(limit + 1).order_by_fast_field::<i64>("time", Order::Desc);
+        let found = searcher
+            .search(query, &top)
+            .map_err(|e| StoreError::index("search", e))?;
+        for (t, addr) in found {
+            hits.push((t.unwrap_or(0), split.clone(), addr));
+        }
+        hits.sort_by_key(|h| std::cmp::Reverse(h.0));
+        if hits.len() > limit {
+            truncated = true;
+            hits.truncate(limit);
+        }
+    }
+    let mut records = Vec::with_capacity(hits.len());
+    for (_, split, addr) in hits {
+        records.push(load::<S>(&split.reader.searcher(), fields, addr)?);
+    }
+    Ok(Found { records, truncated })
+}
+
+/// Every record (up to `limit`) whose `field` holds any of `values`, in no particular order.
+pub fn by_terms<S: Signal>(
+    list: &SplitList,
+    fields: &S::Fields,
+    field: Field,
+    values: &[String],
+    limit: usize,
+) -> Result<Found<S::Record>> {
+    if values.is_empty() {
+        return Ok(Found {
+            records: vec![],
+            truncated: false,
+        });
+    }
+    let query = TermSetQuery::new(values.iter().map(|v| Term::from_field_text(field, v)));
+    let mut records = Vec::new();
+    let mut truncated = false;
+    for split in searchable_splits(list, TimeRange::ALL) {
+        let room = limit.saturating_sub(records.len());
+        if room == 0 {
+            truncated = true;
+            break;
+        }
+        let searcher = split.reader.searcher();
+        let top = TopDocs::with_limit(room + 1).order_by_fast_field::<i64>("time", Order::Asc);
+        let found = searcher
+            .search(&query, &top)
+            .map_err(|e| StoreError::index("search", e))?;
+        if found.len() > room {
+            truncated = true;
+        }
+        for (_, addr) in found.into_iter().take(room) {
+            records.push(load::<S>(&searcher, fields, addr)?);
+        }
+    }
+    Ok(Found { records, truncated })
+}
+
+/// Records whose correlation keys include any of `keys`.
+pub fn by_keys<S: Signal>(
+    list: &SplitList,
+    fields: &S::Fields,
+    keys: &[String],
+    limit: usize,
+) -> Result<Found<S::Record>> {
+    by_terms::<S>(list, fields, S::keys_field(fields), keys, limit)
+}
+
+/// Filters of a log search.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// Full text plus `field:value` terms, in tantivy's query language.
+    pub text: Option<String>,
+    /// Only this service.
+    pub service: Option<String>,
+    /// Only this severity number and above.
+    pub min_severity: Option<i32>,
+}
+
+/// Parses a user query against one split's schema: bare words search the body and attribute
+/// values; `field:value` targets a field or an attribute (`http.status_code:500`).
+fn parse_user_query(
+    split: &SplitHandle,
+    default_fields: Vec<Field>,
+    text: &str,
+) -> Result<Box<dyn Query>> {
+    let mut parser = QueryParser::for_index(&split.index, default_fields);
+    parser.set_conjunction_by_default();
+    parser.parse_query(text).map_err(|e| {
+        StoreError::BadQuery(format!(
+            "cannot read query '{text}': {e}. Use words (timeout), field:value (service:payment, severity:error, http.status_code:500), AND/OR/NOT and parentheses"
+        ))
+    })
+}
+
+/// Searches logs, newest first.
+pub fn search_logs(
+    list: &SplitList,
+    fields: &LogFields,
+    filter: &LogFilter,
+    range: TimeRange,
+    limit: usize,
+) -> Result<Found<skein_model::LogRecord>> {
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+        vec![(Occur::Must, time_range_query(fields.time, range))];
+    if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
+        let Some(split) = current_splits(list).last().cloned() else {
+            return Ok(Found {
+                records: vec![],
+                truncated: false,
+            });
+        };
+        clauses.push((
+            Occur::Must,
+            parse_user_query(&split, vec![fields.body, fields.attributes], text)?,
+        ));
+    }
+    if let Some(service) = &filter.service {
+        clauses.push((
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_text(fields.service, service),
+                IndexRecordOption::Basic,
+            )),
+        ));
+    }
+    if let Some(min) = filter.min_severity {
+        clauses.push((
+            Occur::Must,
+            Box::new(RangeQuery::new(
+                Bound::Included(Term::from_field_u64(
+                    fields.severity_number,
+                    u64::try_from(min).unwrap_or(0),
+                )),
+                Bound::Unbounded,
+            )),
+        ));
+    }
+    let query = BooleanQuery::new(clauses);
+    newest::<crate::Logs>(list, fields, &query, range, limit)
+}
+
+/// Filters of a span search (for trace search).
+#[derive(Debug, Clone, Default)]
+pub struct SpanFilter {
+    /// Only this service.
+    pub service: Option<String>,
+    /// Only this span name.
+    pub operation: Option<String>,
+    /// Only spans at least this long (ns).
+    pub min_duration: Option<u64>,
+    /// Only spans at most this long (ns).
+    pub max_duration: Option<u64>,
+    /// Only error spans (true) or only non-error spans (false).
+    pub error: Option<bool>,
+}
+
+/// Searches spans, newest first.
+pub fn search_spans(
+    list: &SplitList,
+    fields: &SpanFields,
+    filter: &SpanFilter,
+    range: TimeRange,
+    limit: usize,
+) -> Result<Found<skein_model::Span>> {
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+        vec![(Occur::Must, time_range_query(fields.time, range))];
+    let term = |f: Field, v: &str| -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(f, v),
+            IndexRecordOption::Basic,
+        ))
+    };
+    if let Some(s) = &filter.service {
+        clauses.push((Occur::Must, term(fields.service, s)));
+    }
+    if let Some(o) = &filter.operation {
+        clauses.push((Occur::Must, term(fields.name, o)));
+    }
+    if filter.min_duration.is_some() || filter.max_duration.is_some() {
+        let lo = filter
+            .min_duration
+            .map(|d| Bound::Included(Term::from_field_u64(fields.duration, d)))
+            .unwrap_or(Bound::Unbounded);
+        let hi = filter
+            .max_duration
+            .map(|d| Bound::Included(Term::from_field_u64(fields.duration, d)))
+            .unwrap_or(Bound::Unbounded);
+        clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
+    }
+    match filter.error {
+        Some(true) => clauses.push((Occur::Must, term(fields.status, "error"))),
+        Some(false) => {
+            clauses.push((Occur::Must, Box::new(AllQuery)));
+            clauses.push((Occur::MustNot, term(fields.status, "error")));
+        }
+        None => {}
+    }
+    let query = BooleanQuery::new(clauses);
+    newest::<crate::Spans>(list, fields, &query, range, limit)
+}

@@ -1,0 +1,523 @@
+//! A time-split tantivy index for one signal.
+//!
+//! Records go into the *active* split; a split is closed when it is older than
+//! [`SplitConfig::split_max_age`] or holds [`SplitConfig::split_max_docs`] records, and a new one
+//! starts. Splits are cut by arrival, and each split records the event-time range of what it
+//! holds, so a time-range query skips splits that cannot match while a late record (or one from
+//! a skewed clock) is still found by its key. Retention deletes whole closed splits: nothing is
+//! rewritten.
+//!
+//! Exactly-once from the WAL: every commit carries, in tantivy's commit payload, the WAL sequence
+//! number up to which this signal's records are in the index. After a crash the pipeline replays
+//! only what is past it.
+
+use crate::error::{Result, StoreError};
+use crate::schema::register_tokenizers;
+use crate::signal::Signal;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument};
+
+/// How splits are cut, how big the writer may grow and how long data is kept.
+#[derive(Debug, Clone)]
+pub struct SplitConfig {
+    /// Close the active split after this long (default 1 h).
+    pub split_max_age: Duration,
+    /// Close the active split past this many records (default 20 million).
+    pub split_max_docs: u64,
+    /// Indexing memory of the writer, in bytes, shared by its threads (default 256 MiB).
+    /// Tantivy needs at least 15 MiB per thread.
+    pub writer_memory_bytes: usize,
+    /// Indexing threads of the writer (default 2).
+    pub indexing_threads: usize,
+    /// Delete closed splits whose newest record is older than this (None: keep).
+    pub retention_max_age: Option<Duration>,
+    /// Delete the oldest closed splits while this signal's splits take more bytes (None: no limit).
+    pub retention_max_bytes: Option<u64>,
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        SplitConfig {
+            split_max_age: Duration::from_secs(3600),
+            split_max_docs: 20_000_000,
+            writer_memory_bytes: 256 * 1024 * 1024,
+            indexing_threads: 2,
+            retention_max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            retention_max_bytes: None,
+        }
+    }
+}
+
+/// What a split's commit payload records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitMeta {
+    /// Every record of this signal with a WAL sequence number up to here is committed.
+    pub wal_seq: u64,
+    /// Oldest event time in the split (Unix ns); u64::MAX when empty.
+    pub min_time: u64,
+    /// Newest event time in the split (Unix ns); 0 when empty.
+    pub max_time: u64,
+    /// When the split was created (Unix ns).
+    pub created: u64,
+    /// Committed records.
+    pub docs: u64,
+}
+
+impl SplitMeta {
+    fn new(created: u64) -> Self {
+        SplitMeta {
+            wal_seq: 0,
+            min_time: u64::MAX,
+            max_time: 0,
+            created,
+            docs: 0,
+        }
+    }
+
+    /// True when the split may hold records with event time in `[start, end]`.
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.docs > 0 && self.min_time <= end && self.max_time >= start
+    }
+}
+
+/// One split as readers see it.
+pub struct SplitHandle {
+    /// Folder name, also the split's ID.
+    pub id: String,
+    /// Its folder.
+    pub dir: PathBuf,
+    /// The tantivy index.
+    pub index: Index,
+    /// Reader, reloaded by the writer right after each commit.
+    pub reader: IndexReader,
+    /// The last committed meta.
+    pub meta: RwLock<SplitMeta>,
+}
+
+impl SplitHandle {
+    /// The last committed meta.
+    pub fn meta(&self) -> SplitMeta {
+        match self.meta.read() {
+            Ok(m) => *m,
+            Err(p) => *p.into_inner(),
+        }
+    }
+
+    fn set_meta(&self, m: SplitMeta) {
+        match self.meta.write() {
+            Ok(mut g) => *g = m,
+            Err(p) => *p.into_inner() = m,
+        }
+    }
+}
+
+/// The list of splits, oldest first, shared by the writer and the readers.
+pub type SplitList = Arc<RwLock<Vec<Arc<SplitHandle>>>>;
+
+/// Reads the current list of splits.
+pub fn current_splits(list: &SplitList) -> Vec<Arc<SplitHandle>> {
+    match list.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+struct Active {
+    handle: Arc<SplitHandle>,
+    writer: IndexWriter,
+    /// The meta as it will be at the next commit.
+    pending: SplitMeta,
+    /// Records added since the last commit.
+    uncommitted: u64,
+}
+
+/// The writer side of one signal's splits. One owner (the indexing pipeline) at a time.
+pub struct SplitStore<S: Signal> {
+    dir: PathBuf,
+    cfg: SplitConfig,
+    fields: S::Fields,
+    splits: SplitList,
+    active: Option<Active>,
+    committed_seq: u64,
+    json_buf: Vec<u8>,
+}
+
+fn now_nano() -> u64 {
+    skein_model::time::now_unix_nano()
+}
+
+impl<S: Signal> SplitStore<S> {
+    /// Opens (or creates) `<data_dir>/<signal>/`, reading every split's committed meta.
+    pub fn open(data_dir: &Path, cfg: SplitConfig) -> Result<Self> {
+        let dir = data_dir.join(S::NAME);
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(|e| StoreError::io("list", &dir, e))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        let fields = S::fields();
+        let mut handles = Vec::new();
+        let mut committed_seq = 0;
+        for name in names {
+            let path = dir.join(&name);
+            let index = match Index::open_in_dir(&path) {
+                Ok(i) => i,
+                Err(e) => {
+                    // A split folder without a committed meta is one that was being created
+                    // when the process died: it holds nothing acknowledged-and-committed.
+                    tracing::warn!(path = %path.display(), error = %e, "removing split that was never committed");
+                    let _ = std::fs::remove_dir_all(&path);
+                    continue;
+                }
+            };
+            register_tokenizers(index.tokenizers());
+            let meta = read_meta(&index, &path)?;
+            committed_seq = committed_seq.max(meta.wal_seq);
+            let reader = open_reader(&index, &path)?;
+            handles.push(Arc::new(SplitHandle {
+                id: name,
+                dir: path,
+                index,
+                reader,
+                meta: RwLock::new(meta),
+            }));
+        }
+        tracing::info!(
+            signal = S::NAME,
+            splits = handles.len(),
+            committed_seq,
+            "opened index"
+        );
+        let mut store = SplitStore {
+            dir,
+            cfg,
+            fields,
+            splits: Arc::new(RwLock::new(handles)),
+            active: None,
+            committed_seq,
+            json_buf: Vec::with_capacity(4096),
+        };
+        store.reopen_last()?;
+        Ok(store)
+    }
+
+    /// Makes the newest split active again when it is young enough, so a restart does not
+    /// leave a small split behind. Opening its writer also removes files of segments that were
+    /// being written, uncommitted, when the process died.
+    fn reopen_last(&mut self) -> Result<()> {
+        let Some(last) = current_splits(&self.splits).last().cloned() else {
+            return Ok(());
+        };
+        let meta = last.meta();
+        let age = Duration::from_nanos(now_nano().saturating_sub(meta.created));
+        if age >= self.cfg.split_max_age || meta.docs >= self.cfg.split_max_docs {
+            return Ok(());
+        }
+        let writer = self.new_writer(&last.index, &last.dir)?;
+        self.active = Some(Active {
+            handle: last,
+            writer,
+            pending: meta,
+            uncommitted: 0,
+        });
+        Ok(())
+    }
+
+    fn new_writer(&self, index: &Index, dir: &Path) -> Result<IndexWriter> {
+        let threads = self.cfg.indexing_threads.max(1);
+        let memory = self.cfg.writer_memory_bytes.max(threads * 16 * 1024 * 1024);
+        index
+            .writer_with_num_threads::<TantivyDocument>(threads, memory)
+            .map_err(|e| StoreError::index(format!("open writer {}", dir.display()), e))
+    }
+
+    /// Every record of this signal up to this WAL sequence number is committed.
+    pub fn committed_seq(&self) -> u64 {
+        self.committed_seq
+    }
+
+    /// True when records were added since the last commit.
+    pub fn has_uncommitted(&self) -> bool {
+        self.active.as_ref().is_some_and(|a| a.uncommitted > 0)
+    }
+
+    /// Records added since the last commit.
+    pub fn uncommitted(&self) -> u64 {
+        self.active.as_ref().map(|a| a.uncommitted).unwrap_or(0)
+    }
+
+    /// The shared split list, for readers.
+    pub fn split_list(&self) -> SplitList {
+        self.splits.clone()
+    }
+
+    /// The field handles.
+    pub fn fields(&self) -> &S::Fields {
+        &self.fields
+    }
+
+    fn ensure_active(&mut self) -> Result<&mut Active> {
+        if self.active.is_none() {
+            let created = now_nano();
+            // Names sort by creation time; the counter keeps two splits of one nanosecond apart.
+            let id = format!("{created:020}");
+            let path = self.dir.join(&id);
+            std::fs::create_dir_all(&path).map_err(|e| StoreError::io("create", &path, e))?;
+            let settings = IndexSettings {
+                docstore_compression: Compressor::Zstd(ZstdCompressor {
+                    compression_level: Some(3),
+                }),
+                ..IndexSettings::default()
+            };
+            let index = Index::builder()
+                .schema(S::schema(&self.fields).clone())
+                .settings(settings)
+                .create_in_dir(&path)
+                .map_err(|e| StoreError::index(format!("create split {}", path.display()), e))?;
+            register_tokenizers(index.tokenizers());
+            let reader = open_reader(&index, &path)?;
+            let writer = self.new_writer(&index, &path)?;
+            let meta = SplitMeta::new(created);
+            let handle = Arc::new(SplitHandle {
+                id,
+                dir: path,
+                index,
+                reader,
+                meta: RwLock::new(SplitMeta::new(created)),
+            });
+            match self.splits.write() {
+                Ok(mut g) => g.push(handle.clone()),
+                Err(p) => p.into_inner().push(handle.clone()),
+            }
+            tracing::info!(signal = S::NAME, split = %handle.id, "started split");
+            self.active = Some(Active {
+                handle,
+                writer,
+                pending: meta,
+                uncommitted: 0,
+            });
+        }
+        self.active
+            .as_mut()
+            .ok_or_else(|| StoreError::Decode("no active split".into()))
+    }
+
+    /// Adds records to the active split. They become searchable at the next [`Self::commit`].
+    pub fn add(&mut self, records: &[S::Record]) -> Result<()> {
+        let mut buf = std::mem::take(&mut self.json_buf);
+        let fields = self.fields.clone();
+        let result = (|| {
+            let active = self.ensure_active()?;
+            for r in records {
+                buf.clear();
+                serde_json::to_writer(&mut buf, r)
+                    .map_err(|e| StoreError::Decode(e.to_string()))?;
+                let doc = S::document(&fields, r, &buf);
+                active
+                    .writer
+                    .add_document(doc)
+                    .map_err(|e| StoreError::index("add document", e))?;
+                let t = S::time(r);
+                active.pending.min_time = active.pending.min_time.min(t);
+                active.pending.max_time = active.pending.max_time.max(t);
+                active.pending.docs += 1;
+                active.uncommitted += 1;
+            }
+            Ok(())
+        })();
+        self.json_buf = buf;
+        result
+    }
+
+    /// Commits what was added, recording that everything of this signal up to `wal_seq` is in
+    /// the index, and reloads the reader so it is searchable at once. With nothing added, only
+    /// the in-memory watermark moves (nothing to make durable).
+    pub fn commit(&mut self, wal_seq: u64) -> Result<()> {
+        let Some(active) = self.active.as_mut() else {
+            self.committed_seq = self.committed_seq.max(wal_seq);
+            return Ok(());
+        };
+        if active.uncommitted == 0 {
+            self.committed_seq = self.committed_seq.max(wal_seq);
+            return Ok(());
+        }
+        let mut meta = active.pending;
+        meta.wal_seq = wal_seq;
+        let payload =
+            serde_json::to_string(&meta).map_err(|e| StoreError::Decode(e.to_string()))?;
+        let mut prepared = active
+            .writer
+            .prepare_commit()
+            .map_err(|e| StoreError::index("prepare commit", e))?;
+        prepared.set_payload(&payload);
+        prepared
+            .commit()
+            .map_err(|e| StoreError::index("commit", e))?;
+        active.pending = meta;
+        active.uncommitted = 0;
+        active.handle.set_meta(meta);
+        active
+            .handle
+            .reader
+            .reload()
+            .map_err(|e| StoreError::index("reload reader", e))?;
+        self.committed_seq = wal_seq;
+        Ok(())
+    }
+
+    /// Drops uncommitted records after a failed add or commit: the writer is reopened at the
+    /// last commit. The caller replays the WAL past [`Self::committed_seq`].
+    pub fn rollback(&mut self) -> Result<()> {
+        if let Some(mut active) = self.active.take() {
+            let _ = active.writer.rollback();
+            drop(active.writer);
+            let writer = self.new_writer(&active.handle.index, &active.handle.dir)?;
+            let meta = active.handle.meta();
+            self.active = Some(Active {
+                handle: active.handle,
+                writer,
+                pending: meta,
+                uncommitted: 0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Closes the active split when it is old or big enough. Call right after a commit. The
+    /// writer's merges finish on a thread of their own, not on the caller's.
+    pub fn maybe_roll(&mut self) {
+        let due = self.active.as_ref().is_some_and(|a| {
+            a.uncommitted == 0
+                && (Duration::from_nanos(now_nano().saturating_sub(a.pending.created))
+                    >= self.cfg.split_max_age
+                    || a.pending.docs >= self.cfg.split_max_docs)
+        });
+        if due && let Some(active) = self.active.take() {
+            let id = active.handle.id.clone();
+            tracing::info!(signal = S::NAME, split = %id, docs = active.pending.docs, "closed split");
+            let _ = std::thread::Builder::new()
+                .name(format!("skein-merge-{}", S::NAME))
+                .spawn(move || {
+                    if let Err(e) = active.writer.wait_merging_threads() {
+                        tracing::warn!(split = %id, error = %e, "merge after close failed");
+                    }
+                });
+        }
+    }
+
+    /// Deletes closed splits past the retention limits. Returns how many were deleted.
+    pub fn apply_retention(&mut self) -> Result<usize> {
+        let active_id = self.active.as_ref().map(|a| a.handle.id.clone());
+        let splits = current_splits(&self.splits);
+        let now = now_nano();
+        let mut doomed: Vec<String> = Vec::new();
+        if let Some(max_age) = self.cfg.retention_max_age {
+            let cutoff = now.saturating_sub(u64::try_from(max_age.as_nanos()).unwrap_or(u64::MAX));
+            for s in &splits {
+                let m = s.meta();
+                if Some(&s.id) != active_id.as_ref() && m.max_time < cutoff && m.created < cutoff {
+                    doomed.push(s.id.clone());
+                }
+            }
+        }
+        if let Some(max_bytes) = self.cfg.retention_max_bytes {
+            let sizes: Vec<(String, u64)> = splits
+                .iter()
+                .map(|s| (s.id.clone(), dir_size(&s.dir)))
+                .collect();
+            let mut total: u64 = sizes
+                .iter()
+                .filter(|(id, _)| !doomed.contains(id))
+                .map(|(_, b)| b)
+                .sum();
+            for (id, bytes) in &sizes {
+                if total <= max_bytes {
+                    break;
+                }
+                if Some(id) == active_id.as_ref() || doomed.contains(id) {
+                    continue;
+                }
+                doomed.push(id.clone());
+                total = total.saturating_sub(*bytes);
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let removed: Vec<Arc<SplitHandle>> = {
+            let mut g = match self.splits.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let (gone, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|s| doomed.contains(&s.id));
+            *g = keep;
+            gone
+        };
+        for s in &removed {
+            // Searches that hold the split keep reading their open files; Unix frees the space
+            // when the last one closes.
+            std::fs::remove_dir_all(&s.dir)
+                .map_err(|e| StoreError::io("delete split", &s.dir, e))?;
+            tracing::info!(signal = S::NAME, split = %s.id, "deleted split past retention");
+        }
+        Ok(removed.len())
+    }
+
+    /// Bytes on disk of all splits.
+    pub fn disk_bytes(&self) -> u64 {
+        current_splits(&self.splits)
+            .iter()
+            .map(|s| dir_size(&s.dir))
+            .sum()
+    }
+
+    /// Commits nothing new, stops the writer and waits for its merges: a clean shutdown.
+    pub fn close(mut self) -> Result<()> {
+        if let Some(active) = self.active.take() {
+            active
+                .writer
+                .wait_merging_threads()
+                .map_err(|e| StoreError::index("finish merges", e))?;
+        }
+        Ok(())
+    }
+}
+
+fn read_meta(index: &Index, path: &Path) -> Result<SplitMeta> {
+    let metas = index
+        .load_metas()
+        .map_err(|e| StoreError::index(format!("read meta {}", path.display()), e))?;
+    Ok(metas
+        .payload
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<SplitMeta>(p).ok())
+        .unwrap_or_else(|| SplitMeta::new(0)))
+}
+
+fn open_reader(index: &Index, path: &Path) -> Result<IndexReader> {
+    index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
+        .map_err(|e| StoreError::index(format!("open reader {}", path.display()), e))
+}
+
+/// Total size of the files in a folder (not recursive: splits are flat).
+pub fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}

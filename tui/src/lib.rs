@@ -1,0 +1,1 @@
+//! skein-tui: not built yet. The live terminal dashboard (ratatui) arrives with its own issue.
