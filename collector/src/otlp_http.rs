@@ -287,7 +287,14 @@ where
             msg.encode_to_vec(),
         )
             .into_response(),
-        Encoding::Json => (StatusCode::OK, axum::Json(msg)).into_response(),
+        Encoding::Json => {
+            // An absent partial success is `{}`, not `{"partialSuccess": null}`.
+            let mut v = serde_json::to_value(&msg).unwrap_or_default();
+            if let serde_json::Value::Object(m) = &mut v {
+                m.retain(|_, x| !x.is_null());
+            }
+            (StatusCode::OK, axum::Json(v)).into_response()
+        }
     }
 }
 

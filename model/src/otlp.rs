@@ -430,3 +430,184 @@ pub fn metric_points(req: &ExportMetricsServiceRequest) -> u64 {
     }
     n
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::KeyConfig;
+    use crate::proto::common::v1::{AnyValue, KeyValue, any_value};
+    use crate::proto::logs::v1::{LogRecord as PLog, ResourceLogs, ScopeLogs};
+    use crate::proto::trace::v1::{ResourceSpans, ScopeSpans, Span as PSpan, Status};
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn resource(service: &str) -> Option<Resource> {
+        Some(Resource {
+            attributes: vec![kv("service.name", service), kv("host.name", "h1")],
+            ..Default::default()
+        })
+    }
+
+    fn logs_req(records: Vec<PLog>) -> ExportLogsServiceRequest {
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: resource("payment"),
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn x() -> KeyExtractor {
+        KeyExtractor::new(&KeyConfig::default())
+    }
+
+    #[test]
+    fn log_records_carry_resource_ids_and_keys() {
+        let req = logs_req(vec![PLog {
+            time_unix_nano: 5,
+            severity_number: 17,
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("declined".into())),
+            }),
+            attributes: vec![kv("x-request-id", "r-1")],
+            trace_id: vec![0xab; 16],
+            span_id: vec![0xcd; 8],
+            ..Default::default()
+        }]);
+        let (recs, rej) = logs_from_otlp(&req, &x(), &Limits::default(), 99);
+        assert_eq!(rej.count, 0);
+        let r = &recs[0];
+        assert_eq!(r.service, "payment");
+        assert_eq!(r.host, "h1");
+        assert_eq!(r.severity_text, "ERROR");
+        assert_eq!(r.trace_id, "ab".repeat(16));
+        assert_eq!(r.span_id, "cd".repeat(8));
+        assert_eq!(r.keys, vec!["ab".repeat(16), "r-1".to_string()]);
+        assert_eq!(r.time_unix_nano, 5);
+    }
+
+    #[test]
+    fn missing_times_fall_back_to_observed_then_received() {
+        let req = logs_req(vec![
+            PLog {
+                observed_time_unix_nano: 7,
+                ..Default::default()
+            },
+            PLog::default(),
+        ]);
+        let (recs, _) = logs_from_otlp(&req, &x(), &Limits::default(), 99);
+        assert_eq!(recs[0].time_unix_nano, 7);
+        assert_eq!(recs[1].time_unix_nano, 99);
+    }
+
+    #[test]
+    fn bad_records_are_rejected_alone() {
+        let too_many: Vec<KeyValue> = (0..600).map(|i| kv(&format!("k{i}"), "v")).collect();
+        let req = logs_req(vec![
+            PLog {
+                attributes: too_many,
+                ..Default::default()
+            },
+            PLog {
+                trace_id: vec![1; 5],
+                ..Default::default()
+            },
+            PLog {
+                body: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue("x".repeat(2 << 20))),
+                }),
+                ..Default::default()
+            },
+            PLog {
+                // All zeros reads as "no trace".
+                trace_id: vec![0; 16],
+                ..Default::default()
+            },
+        ]);
+        let (recs, rej) = logs_from_otlp(&req, &x(), &Limits::default(), 1);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].trace_id, "");
+        assert_eq!(rej.count, 3);
+        let reason = rej.first_reason.unwrap();
+        assert!(
+            reason.contains("log record 0") && reason.contains("512"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn spans_need_valid_ids_and_map_kind_and_status() {
+        let good = PSpan {
+            trace_id: vec![0x11; 16],
+            span_id: vec![0x22; 8],
+            parent_span_id: vec![0x33; 8],
+            name: "charge".into(),
+            kind: 3,
+            start_time_unix_nano: 10,
+            end_time_unix_nano: 25,
+            attributes: vec![kv("request_id", "r-9")],
+            status: Some(Status {
+                code: 2,
+                message: "declined".into(),
+            }),
+            ..Default::default()
+        };
+        let zero = PSpan {
+            trace_id: vec![0; 16],
+            ..good.clone()
+        };
+        let short = PSpan {
+            span_id: vec![1; 3],
+            ..good.clone()
+        };
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: resource("payment"),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![good, zero, short],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let (spans, rej) = spans_from_otlp(&req, &x(), &Limits::default());
+        assert_eq!(spans.len(), 1);
+        assert_eq!(rej.count, 2);
+        assert!(rej.first_reason.unwrap().contains("all zeros"));
+        let s = &spans[0];
+        assert_eq!(s.kind, "client");
+        assert_eq!(s.status_code, "error");
+        assert_eq!(s.duration_ns, 15);
+        assert_eq!(s.parent_span_id, "33".repeat(8));
+        assert_eq!(s.keys, vec!["11".repeat(16), "r-9".to_string()]);
+    }
+
+    #[test]
+    fn otlp_json_from_an_sdk_decodes() {
+        // As the OTLP spec's example: hex IDs, integer enums, 64-bit ints as strings.
+        let body = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"gateway"}}]},
+          "scopeSpans":[{"scope":{"name":"s"},"spans":[{"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174",
+          "name":"GET /","kind":2,"startTimeUnixNano":"1544712660000000000","endTimeUnixNano":1544712661000000000,
+          "attributes":[{"key":"n","value":{"intValue":"42"}},{"key":"f","value":{"doubleValue":1.5}}],"status":{"code":1}}]}]}]}"#;
+        let req: ExportTraceServiceRequest = serde_json::from_str(body).unwrap();
+        let (spans, rej) = spans_from_otlp(&req, &x(), &Limits::default());
+        assert_eq!(rej.count, 0);
+        assert_eq!(spans[0].trace_id, "5b8efff798038103d269b633813fc60c");
+        assert_eq!(spans[0].duration_ns, 1_000_000_000);
+        assert_eq!(spans[0].status_code, "ok");
+        assert_eq!(spans[0].attributes["n"], serde_json::json!(42));
+    }
+}
