@@ -379,6 +379,17 @@ impl Wal {
     /// leave a prefix deleted, never a hole in the middle of the log.
     pub fn truncate_before(&mut self, seq: u64) -> Result<u64, WalError> {
         self.check_usable()?;
+        // When every record is covered, the active segment only holds space: seal it so it can
+        // go too. Only past a quarter segment (at most 16 MiB), so frequent commits do not
+        // create a stream of tiny files.
+        let roll_at = (self.cfg.segment_bytes / 4).clamp(1, 16 * 1024 * 1024);
+        if seq >= self.next_seq
+            && self.active.len >= roll_at
+            && let Err(e) = self.roll()
+        {
+            // A full disk may refuse even an empty file; the segment goes at a later call.
+            tracing::warn!(error = %e, "could not seal the wal segment for truncation");
+        }
         let mut freed = 0u64;
         let mut removed = 0usize;
         while let Some(oldest) = self.sealed.first() {

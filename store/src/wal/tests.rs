@@ -188,12 +188,13 @@ fn rolls_segments_reads_across_them_and_truncates_whole_segments() {
     assert_eq!(report.first_seq, firsts[2]);
     assert_eq!(report.next_seq, last + 1);
     assert_eq!(wal.first_seq(), firsts[2]);
-    // Everything committed: all but the active segment go.
+    // Everything committed: every segment goes, the active one sealed first (it is past a
+    // quarter of the segment size); a new empty one takes appends.
     wal.truncate_before(wal.next_seq()).unwrap();
     assert_eq!(segment_files(dir.path()).len(), 1);
-    assert_eq!(wal.first_seq(), *firsts.last().unwrap());
+    assert_eq!(wal.first_seq(), last + 1);
     append(&mut wal, last + 1..=last + 1);
-    assert_records(&read_all(&wal, 0), *firsts.last().unwrap()..=last + 1);
+    assert_records(&read_all(&wal, 0), last + 1..=last + 1);
 }
 
 #[test]
@@ -439,4 +440,36 @@ fn reader_reports_corruption_found_after_open() {
         Some(Err(WalError::Corrupt { offset, .. })) if offset == rec_len(1)
     ));
     assert!(reader.next().is_none());
+}
+
+#[test]
+fn truncating_past_everything_seals_and_frees_the_active_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(cfg(dir.path())).unwrap();
+    // A quarter of the 1 MiB segment size is the threshold; write past it.
+    let mut n = 1;
+    while wal.disk_bytes() < (1 << 18) {
+        append(&mut wal, n..=n + 99);
+        n += 100;
+    }
+    let before = wal.disk_bytes();
+    let freed = wal.truncate_before(wal.next_seq()).unwrap();
+    assert_eq!(freed, before, "the whole covered segment is freed");
+    assert_eq!(wal.disk_bytes(), 0);
+    assert_eq!(wal.first_seq(), wal.next_seq());
+    // Appends continue with the next seq and survive a reopen.
+    append(&mut wal, n..=n + 4);
+    drop(wal);
+    let (wal, report) = Wal::open(cfg(dir.path())).unwrap();
+    assert_eq!(report.first_seq, n);
+    assert_records(&read_all(&wal, 0), n..=n + 4);
+}
+
+#[test]
+fn a_small_covered_active_segment_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(cfg(dir.path())).unwrap();
+    append(&mut wal, 1..=10);
+    assert_eq!(wal.truncate_before(11).unwrap(), 0);
+    assert_eq!(segment_files(dir.path()).len(), 1);
 }
