@@ -56,24 +56,36 @@ impl Batch {
         }
     }
 
-    /// The WAL payload: the records as a JSON array.
+    /// The WAL payload: the records as NDJSON, one JSON object a line. The indexer stores
+    /// these same lines as the documents' stored records.
     pub fn encode(&self) -> Vec<u8> {
-        let r = match self {
-            Batch::Logs(v) => serde_json::to_vec(v.as_ref()),
-            Batch::Spans(v) => serde_json::to_vec(v.as_ref()),
-        };
-        // Serializing model records cannot fail (string keys, no non-finite floats).
-        r.unwrap_or_default()
+        fn ndjson<T: serde::Serialize>(v: &[T]) -> Vec<u8> {
+            let mut out = Vec::with_capacity(v.len() * 512);
+            for r in v {
+                // Serializing model records cannot fail (string keys, no non-finite floats).
+                if serde_json::to_writer(&mut out, r).is_ok() {
+                    out.push(b'\n');
+                }
+            }
+            out
+        }
+        match self {
+            Batch::Logs(v) => ndjson(v),
+            Batch::Spans(v) => ndjson(v),
+        }
     }
 
     fn decode(kind: u8, payload: &[u8]) -> Result<Batch, String> {
+        fn lines<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<Vec<T>, String> {
+            payload
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).map_err(|e| e.to_string()))
+                .collect()
+        }
         match kind {
-            KIND_LOGS => serde_json::from_slice(payload)
-                .map(|v| Batch::Logs(Arc::new(v)))
-                .map_err(|e| e.to_string()),
-            KIND_SPANS => serde_json::from_slice(payload)
-                .map(|v| Batch::Spans(Arc::new(v)))
-                .map_err(|e| e.to_string()),
+            KIND_LOGS => lines(payload).map(|v| Batch::Logs(Arc::new(v))),
+            KIND_SPANS => lines(payload).map(|v| Batch::Spans(Arc::new(v))),
             k => Err(format!("unknown record kind {k}")),
         }
     }
@@ -97,6 +109,9 @@ pub enum WriteError {
     #[error("the write-ahead log failed")]
     Failed,
 }
+
+/// A batch on its way to the indexer: WAL sequence number, records, their NDJSON.
+type Indexed = (u64, Batch, Vec<u8>);
 
 struct WriteRequest {
     batch: Batch,
@@ -166,7 +181,7 @@ pub fn start(
     indexer.replay()?;
     let applied = indexer.applied_seq;
     let (tx, rx) = mpsc::channel::<WriteRequest>(cfg.ingest_queue.max(1));
-    let (itx, irx) = std::sync::mpsc::sync_channel::<(u64, Batch)>(cfg.index_queue.max(1));
+    let (itx, irx) = std::sync::mpsc::sync_channel::<Indexed>(cfg.index_queue.max(1));
     let wal_w = wal.clone();
     let tel_w = telemetry.clone();
     let writer_thread = std::thread::Builder::new()
@@ -218,7 +233,7 @@ impl Pipeline {
 fn write_loop(
     mut rx: mpsc::Receiver<WriteRequest>,
     wal: Arc<Mutex<Wal>>,
-    itx: SyncSender<(u64, Batch)>,
+    itx: SyncSender<Indexed>,
     telemetry: Telemetry,
 ) {
     while let Some(first) = rx.blocking_recv() {
@@ -258,7 +273,7 @@ fn write_loop(
                     let seq = first_seq + i as u64;
                     let _ = req.ack.send(Ok(seq));
                     // Blocks while the indexer is behind: that is the back-pressure.
-                    if itx.send((seq, req.batch)).is_err() {
+                    if itx.send((seq, req.batch, req.payload)).is_err() {
                         tracing::error!(
                             "indexer stopped; records stay in the wal for the next start"
                         );
@@ -305,7 +320,7 @@ impl Indexer<'_> {
             self.applied_seq = self.applied_seq.max(rec.seq);
             match Batch::decode(rec.kind, &rec.payload) {
                 Ok(b) => {
-                    n += self.add(rec.seq, &b)? as u64;
+                    n += self.add(rec.seq, &b, &rec.payload)? as u64;
                 }
                 Err(e) => {
                     // A record that passed its CRC but does not decode was written by another
@@ -322,10 +337,14 @@ impl Indexer<'_> {
     }
 
     /// Adds a batch unless its store already has it. Returns records added.
-    fn add(&mut self, seq: u64, batch: &Batch) -> Result<usize, StoreError> {
+    fn add(&mut self, seq: u64, batch: &Batch, ndjson: &[u8]) -> Result<usize, StoreError> {
         match batch {
-            Batch::Logs(v) if seq > self.logs.committed_seq() => self.logs.add(v)?,
-            Batch::Spans(v) if seq > self.spans.committed_seq() => self.spans.add(v)?,
+            Batch::Logs(v) if seq > self.logs.committed_seq() => {
+                self.logs.add_encoded(v, Some(ndjson))?
+            }
+            Batch::Spans(v) if seq > self.spans.committed_seq() => {
+                self.spans.add_encoded(v, Some(ndjson))?
+            }
             _ => return Ok(0),
         }
         Ok(batch.len())
@@ -354,7 +373,7 @@ impl Indexer<'_> {
         Ok(())
     }
 
-    fn run(&mut self, rx: Receiver<(u64, Batch)>, interval: Duration) {
+    fn run(&mut self, rx: Receiver<Indexed>, interval: Duration) {
         let mut deadline: Option<Instant> = None;
         let mut last_retention = Instant::now();
         let mut pending_records = 0u64;
@@ -363,9 +382,9 @@ impl Indexer<'_> {
                 .map(|d| d.saturating_duration_since(Instant::now()))
                 .unwrap_or(Duration::from_secs(1));
             match rx.recv_timeout(timeout) {
-                Ok((seq, batch)) => {
+                Ok((seq, batch, ndjson)) => {
                     self.applied_seq = self.applied_seq.max(seq);
-                    match self.add(seq, &batch) {
+                    match self.add(seq, &batch, &ndjson) {
                         Ok(n) => pending_records += n as u64,
                         Err(e) => self.recover(e),
                     }
