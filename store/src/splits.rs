@@ -551,8 +551,8 @@ mod tests {
         LogRecord {
             time_unix_nano: 1_000 + i,
             service: service.into(),
-            severity_text: if i % 2 == 0 { "INFO" } else { "ERROR" }.into(),
-            severity_number: if i % 2 == 0 { 9 } else { 17 },
+            severity_text: if i.is_multiple_of(2) { "INFO" } else { "ERROR" }.into(),
+            severity_number: if i.is_multiple_of(2) { 9 } else { 17 },
             body: body.into(),
             keys: vec![key.into()],
             ..Default::default()
