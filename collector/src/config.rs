@@ -90,6 +90,9 @@ pub struct LimitsConfig {
     pub ingest_queue: usize,
     /// Batches written to the WAL and waiting for the indexer. Default 64.
     pub index_queue: usize,
+    /// OTLP requests handled at once (HTTP and gRPC together); past it, 503 with Retry-After.
+    /// With `max_request_bytes` it bounds the memory of bodies in flight. Default 64.
+    pub max_inflight_requests: usize,
     /// Most attributes on one record; a record over it is rejected. Default 512.
     pub max_attributes: usize,
     /// Largest log body or attribute value in bytes. Default 1 MiB.
@@ -115,6 +118,7 @@ impl Default for LimitsConfig {
             max_request_bytes: 16 * 1024 * 1024,
             ingest_queue: 256,
             index_queue: 64,
+            max_inflight_requests: 64,
             max_attributes: Limits::default().max_attributes,
             max_value_bytes: Limits::default().max_value_bytes,
             max_span_events: Limits::default().max_span_events,
@@ -277,6 +281,10 @@ impl CollectorConfig {
             ),
             ("limits.ingest_queue", self.limits.ingest_queue as u64),
             ("limits.index_queue", self.limits.index_queue as u64),
+            (
+                "limits.max_inflight_requests",
+                self.limits.max_inflight_requests as u64,
+            ),
             ("limits.max_attributes", self.limits.max_attributes as u64),
             ("limits.max_value_bytes", self.limits.max_value_bytes as u64),
             ("wal.sync_interval_ms", self.wal.sync_interval_ms),

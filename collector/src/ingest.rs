@@ -50,6 +50,9 @@ impl From<WriteError> for IngestError {
 /// Shared by every ingest handler.
 #[derive(Clone)]
 pub struct Ingest {
+    /// Requests being handled at once; bounds the memory of bodies in flight
+    /// (`limits.max_inflight_requests` × `limits.max_request_bytes`).
+    inflight: Arc<tokio::sync::Semaphore>,
     writer: Writer,
     metrics_wal: Arc<Mutex<Wal>>,
     keys: Arc<KeyExtractor>,
@@ -68,14 +71,26 @@ impl Ingest {
         keys: KeyExtractor,
         limits: Limits,
         telemetry: Telemetry,
+        max_inflight: usize,
     ) -> Self {
         Ingest {
+            inflight: Arc::new(tokio::sync::Semaphore::new(max_inflight.max(1))),
             writer,
             metrics_wal,
             keys: Arc::new(keys),
             limits,
             telemetry,
         }
+    }
+
+    /// A place for one more request, or None when `max_inflight` requests are already being
+    /// handled (answer 503 with Retry-After). Hold it until the answer is sent.
+    pub fn admit(&self, signal: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let p = self.inflight.clone().try_acquire_owned().ok();
+        if p.is_none() {
+            self.telemetry.ingest_error(signal, "too_many_requests");
+        }
+        p
     }
 
     /// The collector's counters.

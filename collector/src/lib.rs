@@ -113,6 +113,7 @@ where
         KeyExtractor::new(&cfg.correlation),
         cfg.limits.record(),
         telemetry.clone(),
+        cfg.limits.max_inflight_requests,
     );
 
     let bind = |what: &'static str, addr: &str| {

@@ -61,6 +61,16 @@ impl GrpcIngest {
     }
 }
 
+impl GrpcIngest {
+    fn admit(&self, signal: &str) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        self.ingest.admit(signal).ok_or_else(|| {
+            Status::unavailable(
+                "too many requests in flight (limits.max_inflight_requests); retry later",
+            )
+        })
+    }
+}
+
 fn status(e: IngestError) -> Status {
     match e {
         IngestError::BadRequest(m) => Status::invalid_argument(m),
@@ -76,6 +86,7 @@ impl LogsService for GrpcIngest {
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         self.check(&request)?;
+        let _permit = self.admit("logs")?;
         let req = request.into_inner();
         let n = prost::Message::encoded_len(&req);
         let a = self.ingest.logs(req, n).await.map_err(status)?;
@@ -95,6 +106,7 @@ impl TraceService for GrpcIngest {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         self.check(&request)?;
+        let _permit = self.admit("spans")?;
         let req = request.into_inner();
         let n = prost::Message::encoded_len(&req);
         let a = self.ingest.traces(req, n).await.map_err(status)?;
@@ -114,6 +126,7 @@ impl MetricsService for GrpcIngest {
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         self.check(&request)?;
+        let _permit = self.admit("metrics")?;
         let req = request.into_inner();
         let n = prost::Message::encoded_len(&req);
         self.ingest.metrics(req, n).await.map_err(status)?;

@@ -264,6 +264,14 @@ where
     }
 }
 
+fn too_busy() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "too many requests in flight (limits.max_inflight_requests); retry later",
+    )
+}
+
 fn ingest_error(e: IngestError) -> Response {
     match e {
         IngestError::BadRequest(m) => error(StatusCode::BAD_REQUEST, "bad_request", &m),
@@ -299,6 +307,9 @@ where
 }
 
 async fn logs(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let Some(_permit) = s.ingest.admit("logs") else {
+        return too_busy();
+    };
     let (enc, bytes) = match read_body(&s, &headers, body).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -326,6 +337,9 @@ async fn logs(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Res
 }
 
 async fn traces(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let Some(_permit) = s.ingest.admit("spans") else {
+        return too_busy();
+    };
     let (enc, bytes) = match read_body(&s, &headers, body).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -353,6 +367,9 @@ async fn traces(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> R
 }
 
 async fn metrics(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let Some(_permit) = s.ingest.admit("metrics") else {
+        return too_busy();
+    };
     let (enc, bytes) = match read_body(&s, &headers, body).await {
         Ok(x) => x,
         Err(r) => return r,
