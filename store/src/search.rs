@@ -174,11 +174,15 @@ pub struct LogFilter {
 /// Parses a user query against one split's schema: bare words search the body and attribute
 /// values; `field:value` targets a field or an attribute (`http.status_code:500`).
 fn parse_user_query(
-    split: &SplitHandle,
+    schema: &tantivy::schema::Schema,
     default_fields: Vec<Field>,
     text: &str,
 ) -> Result<Box<dyn Query>> {
-    let mut parser = QueryParser::for_index(&split.index, default_fields);
+    // Parsed against the schema, not a split, so a bad query is refused even before any
+    // data has arrived.
+    let tokenizers = tantivy::tokenizer::TokenizerManager::default();
+    crate::schema::register_tokenizers(&tokenizers);
+    let mut parser = QueryParser::new(schema.clone(), default_fields, tokenizers);
     parser.set_conjunction_by_default();
     parser.parse_query(text).map_err(|e| {
         StoreError::BadQuery(format!(
@@ -198,15 +202,9 @@ pub fn search_logs(
     let mut clauses: Vec<(Occur, Box<dyn Query>)> =
         vec![(Occur::Must, time_range_query(fields.time, range))];
     if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
-        let Some(split) = current_splits(list).last().cloned() else {
-            return Ok(Found {
-                records: vec![],
-                truncated: false,
-            });
-        };
         clauses.push((
             Occur::Must,
-            parse_user_query(&split, vec![fields.body, fields.attributes], text)?,
+            parse_user_query(&fields.schema, vec![fields.body, fields.attributes], text)?,
         ));
     }
     if let Some(service) = &filter.service {

@@ -1,0 +1,514 @@
+//! Shared harness of the end-to-end tests: runs the real `skein` binary as a collector on free
+//! ports and a temporary data directory, and talks to it over HTTP.
+//!
+//! Every test file uses only part of it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+/// The `skein` binary under test.
+pub const SKEIN: &str = env!("CARGO_BIN_EXE_skein");
+
+/// How long a collector may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a stopping collector may take to exit.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Environment variables the binary reads; cleared so the developer's shell cannot change a
+/// test.
+const SKEIN_ENV: &[&str] = &[
+    "SKEIN_CONFIG",
+    "SKEIN_DATA_DIR",
+    "SKEIN_INGEST_TOKEN",
+    "SKEIN_QUERY_TOKEN",
+    "SKEIN_API",
+    "SKEIN_LOG",
+];
+
+/// A running `skein collector` process.
+pub struct Collector {
+    child: Option<Child>,
+    /// Its data directory.
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    extra: Vec<String>,
+    /// OTLP/HTTP address.
+    pub otlp_http: SocketAddr,
+    /// OTLP/gRPC address.
+    pub otlp_grpc: SocketAddr,
+    /// Query API address.
+    pub api: SocketAddr,
+    output: Arc<Mutex<String>>,
+    generation: usize,
+}
+
+impl Collector {
+    /// Starts a collector on a new temporary data directory.
+    pub fn start(extra_args: &[&str]) -> Collector {
+        let tmp = tempfile::tempdir().expect("temporary data dir");
+        let mut c = Collector::start_in(tmp.path(), extra_args);
+        c._tmp = Some(tmp);
+        c
+    }
+
+    /// Starts a collector on `dir` (kept after the collector is gone).
+    pub fn start_in(dir: &Path, extra_args: &[&str]) -> Collector {
+        let output = Arc::new(Mutex::new(String::new()));
+        let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let (child, [otlp_http, otlp_grpc, api]) = spawn(dir, &extra, &output, 0);
+        Collector {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            extra,
+            otlp_http,
+            otlp_grpc,
+            api,
+            output,
+            generation: 0,
+        }
+    }
+
+    /// Starts the collector again on the same data directory and flags (new ports). The
+    /// previous process must have stopped (see [`Collector::kill9`], [`Collector::terminate`]);
+    /// if it still runs it is killed first.
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.generation += 1;
+        let (child, [h, g, a]) = spawn(&self.dir, &self.extra, &self.output, self.generation);
+        self.child = Some(child);
+        self.otlp_http = h;
+        self.otlp_grpc = g;
+        self.api = a;
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("collector running")
+    }
+
+    /// Kills the process with SIGKILL (no chance to flush anything) and reaps it.
+    pub fn kill9(&mut self) {
+        let mut c = self.child.take().expect("collector running");
+        c.kill().expect("SIGKILL the collector");
+        let status = c.wait().expect("reap the collector");
+        self.note(&format!("killed with SIGKILL: {status}"));
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("collector running");
+        let ok = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .expect("run kill -TERM")
+            .success();
+        assert!(ok, "kill -TERM {} failed", c.id());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = c.try_wait().expect("wait for the collector") {
+                self.note(&format!("exited after SIGTERM: {status}"));
+                return status;
+            }
+            if started.elapsed() > EXIT_TIMEOUT {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!(
+                    "the collector did not exit within {EXIT_TIMEOUT:?} of SIGTERM; output:\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the process printed so far (all generations).
+    pub fn output(&self) -> String {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    fn note(&self, text: &str) {
+        if let Ok(mut o) = self.output.lock() {
+            o.push_str(&format!("[harness] {text}\n"));
+        }
+    }
+
+    /// `http://<otlp_http>`.
+    pub fn http_base(&self) -> String {
+        format!("http://{}", self.otlp_http)
+    }
+
+    /// `http://<api>`.
+    pub fn api_base(&self) -> String {
+        format!("http://{}", self.api)
+    }
+
+    /// `http://<otlp_grpc>`, for tonic.
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.otlp_grpc)
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- skein collector output ({}) ----\n{}---- end of collector output ----",
+                self.dir.display(),
+                self.output()
+            );
+        }
+    }
+}
+
+/// Spawns one collector process and waits for its ready line.
+fn spawn(
+    dir: &Path,
+    extra: &[String],
+    output: &Arc<Mutex<String>>,
+    generation: usize,
+) -> (Child, [SocketAddr; 3]) {
+    let mut cmd = Command::new(SKEIN);
+    cmd.arg("collector")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--otlp-http", "127.0.0.1:0"])
+        .args(["--otlp-grpc", "127.0.0.1:0"])
+        .args(["--api", "127.0.0.1:0"])
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for v in SKEIN_ENV {
+        cmd.env_remove(v);
+    }
+    let mut child = cmd.spawn().expect("spawn skein collector");
+    if let Ok(mut o) = output.lock() {
+        o.push_str(&format!(
+            "[harness] generation {generation}: pid {} args {extra:?}\n",
+            child.id()
+        ));
+    }
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel::<[SocketAddr; 3]>();
+    let out = output.clone();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(mut o) = out.lock() {
+                o.push_str(&format!("[stdout] {line}\n"));
+            }
+            if let Some(addrs) = parse_ready(&line)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(addrs);
+            }
+        }
+    });
+    let err = output.clone();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if let Ok(mut o) = err.lock() {
+                        o.push_str("[stderr] ");
+                        o.push_str(&String::from_utf8_lossy(&buf));
+                        if !buf.ends_with(b"\n") {
+                            o.push('\n');
+                        }
+                    }
+                }
+            }
+        }
+    });
+    match rx.recv_timeout(READY_TIMEOUT) {
+        Ok(addrs) => (child, addrs),
+        Err(e) => {
+            let _ = child.kill();
+            let status = child.wait();
+            // Give the reader threads a moment to take the last lines.
+            std::thread::sleep(Duration::from_millis(100));
+            let text = output.lock().map(|o| o.clone()).unwrap_or_default();
+            panic!(
+                "skein collector did not print its ready line ({e}); exit: {status:?}; output:\n{text}"
+            );
+        }
+    }
+}
+
+/// Reads `skein collector ready otlp_http=<addr> otlp_grpc=<addr> api=<addr>`.
+fn parse_ready(line: &str) -> Option<[SocketAddr; 3]> {
+    let rest = line.trim().strip_prefix("skein collector ready ")?;
+    let mut http = None;
+    let mut grpc = None;
+    let mut api = None;
+    for part in rest.split_whitespace() {
+        let (k, v) = part.split_once('=')?;
+        let addr: SocketAddr = v.parse().ok()?;
+        match k {
+            "otlp_http" => http = Some(addr),
+            "otlp_grpc" => grpc = Some(addr),
+            "api" => api = Some(addr),
+            _ => {}
+        }
+    }
+    Some([http?, grpc?, api?])
+}
+
+/// Polls `cond` every 50 ms until it is true or `timeout` passes; returns the last answer.
+pub fn wait_for(mut cond: impl FnMut() -> bool, timeout: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if started.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A blocking HTTP client with a generous timeout. Must not be built or dropped on an async
+/// runtime's thread.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("http client")
+}
+
+/// GET `url`; the status and the body as JSON (`Value::Null` when the body is not JSON).
+pub fn get_json(url: &str) -> (u16, serde_json::Value) {
+    get_json_with(&client(), url, None)
+}
+
+/// GET `url` with an optional bearer token.
+pub fn get_json_with(
+    c: &reqwest::blocking::Client,
+    url: &str,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut req = c.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// POST `body` to `url` with a content type and an optional content encoding; the status and
+/// the body's bytes.
+pub fn post(
+    c: &reqwest::blocking::Client,
+    url: &str,
+    content_type: &str,
+    encoding: Option<&str>,
+    body: Vec<u8>,
+) -> reqwest::Result<(u16, Vec<u8>)> {
+    let mut req = c.post(url).header("content-type", content_type).body(body);
+    if let Some(e) = encoding {
+        req = req.header("content-encoding", e);
+    }
+    let resp = req.send()?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes()?.to_vec();
+    Ok((status, bytes))
+}
+
+/// `base` + `path` with the query parameters encoded.
+pub fn url_with(base: &str, path: &str, params: &[(&str, &str)]) -> String {
+    reqwest::Url::parse_with_params(&format!("{base}{path}"), params)
+        .expect("url")
+        .to_string()
+}
+
+/// A string no other test run uses.
+pub fn unique() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}x{}x{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Now, Unix nanoseconds.
+pub fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A string attribute.
+pub fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(string_value(value)),
+        ..Default::default()
+    }
+}
+
+/// A string `AnyValue`.
+pub fn string_value(value: &str) -> AnyValue {
+    AnyValue {
+        value: Some(any_value::Value::StringValue(value.to_string())),
+    }
+}
+
+/// A resource with `service.name` and `host.name`.
+pub fn resource(service: &str) -> Resource {
+    Resource {
+        attributes: vec![
+            kv("service.name", service),
+            kv("host.name", &format!("{service}-host")),
+        ],
+        ..Default::default()
+    }
+}
+
+/// A log record with a body, severity and attributes, at `time` (Unix ns).
+pub fn log_record(body: &str, severity: i32, time: u64, attrs: Vec<KeyValue>) -> LogRecord {
+    LogRecord {
+        time_unix_nano: time,
+        observed_time_unix_nano: time,
+        severity_number: severity,
+        body: Some(string_value(body)),
+        attributes: attrs,
+        ..Default::default()
+    }
+}
+
+/// A logs export request: one resource (service) holding `records`.
+pub fn logs_request(service: &str, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource(service)),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// A span.
+pub fn span(trace_id: &[u8], span_id: &[u8], parent: &[u8], name: &str, start: u64) -> Span {
+    Span {
+        trace_id: trace_id.to_vec(),
+        span_id: span_id.to_vec(),
+        parent_span_id: parent.to_vec(),
+        name: name.to_string(),
+        kind: 2,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + 5_000_000,
+        ..Default::default()
+    }
+}
+
+/// A traces export request: one resource (service) holding `spans`.
+pub fn traces_request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource(service)),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 16 random-enough bytes for a trace ID (never all zero).
+pub fn new_trace_id() -> [u8; 16] {
+    let mut id = [0u8; 16];
+    let seed = format!("{}-{}", unique(), now_nanos());
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, slot) in id.iter_mut().enumerate() {
+        for b in seed.bytes().chain([i as u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        *slot = (h >> 24) as u8;
+    }
+    id[0] |= 1;
+    id
+}
+
+/// The strings of a JSON array of objects' `field`.
+pub fn strings(items: &serde_json::Value, field: &str) -> Vec<String> {
+    items
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x[field].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads the whole of a reader as text (for child process pipes).
+pub fn read_all(mut r: impl Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}
+
+/// Asserts that an error answer is JSON `{"error", "message"}` with a non-empty message.
+pub fn assert_error_body(what: &str, body: &serde_json::Value) {
+    let err = body["error"].as_str().unwrap_or_default();
+    let msg = body["message"].as_str().unwrap_or_default();
+    assert!(
+        !err.is_empty() && !msg.trim().is_empty(),
+        "{what}: the answer is not an error body {{\"error\", \"message\"}}: {body}"
+    );
+}
