@@ -43,6 +43,13 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/traces", post(traces))
         .route("/v1/metrics", post(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "OTLP/HTTP endpoints take POST",
+            )
+        })
         .with_state(state)
 }
 

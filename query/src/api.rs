@@ -117,6 +117,13 @@ pub fn router(state: ApiState) -> Router {
                 "no such endpoint; see /api/v1/logs, /api/v1/traces, /api/v1/traces/{key}",
             )
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "the query API takes GET",
+            )
+        })
         .with_state(state)
 }
 
@@ -307,4 +314,169 @@ async fn traces(
         limit: limit(&p, 20, s.engine.limits().max_limit)?,
     };
     Ok(axum::Json(run(&s, "traces", move |e| e.traces(&q)).await?))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::engine::QueryLimits;
+    use axum::body::Body;
+    use axum::http::Request as HttpRequest;
+    use http_body_util::BodyExt;
+    use skein_model::{LogRecord, Span};
+    use skein_store::{Logs, Spans, SplitConfig, SplitStore};
+    use tower::ServiceExt;
+
+    fn cfg() -> SplitConfig {
+        SplitConfig {
+            writer_memory_bytes: 32 * 1024 * 1024,
+            indexing_threads: 1,
+            ..SplitConfig::default()
+        }
+    }
+
+    /// A router over real (temporary) indexes holding one trace: a root span with a request
+    /// ID, a child span, and a log that carries only the request ID.
+    fn app(token: Option<&str>) -> (Router, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut logs = SplitStore::<Logs>::open(dir.path(), cfg()).unwrap();
+        let mut spans = SplitStore::<Spans>::open(dir.path(), cfg()).unwrap();
+        let t = "0af7651916cd43dd8448eb211c80319c".to_string();
+        let span = |id: &str, parent: &str, start: u64, keys: Vec<String>| Span {
+            trace_id: t.clone(),
+            span_id: id.into(),
+            parent_span_id: parent.into(),
+            service: "gateway".into(),
+            name: format!("op-{id}"),
+            start_unix_nano: start,
+            end_unix_nano: start + 100,
+            duration_ns: 100,
+            status_code: "unset".into(),
+            keys,
+            ..Default::default()
+        };
+        spans
+            .add(&[
+                span("bbbbbbbbbbbbbbbb", "aaaaaaaaaaaaaaaa", 20, vec![t.clone()]),
+                span("aaaaaaaaaaaaaaaa", "", 10, vec![t.clone(), "req-1".into()]),
+            ])
+            .unwrap();
+        logs.add(&[LogRecord {
+            time_unix_nano: 30,
+            service: "payment".into(),
+            body: "declined by bank".into(),
+            keys: vec!["req-1".into()],
+            ..Default::default()
+        }])
+        .unwrap();
+        logs.commit(1).unwrap();
+        spans.commit(1).unwrap();
+        let engine = Engine::new(
+            logs.split_list(),
+            logs.fields().clone(),
+            spans.split_list(),
+            spans.fields().clone(),
+            QueryLimits::default(),
+        );
+        let state = ApiState {
+            engine: Arc::new(engine),
+            token: token.map(Arc::from),
+            ready: Arc::new(AtomicBool::new(true)),
+            metrics: Arc::new(|| "skein_up 1\n".to_string()),
+            observe: Arc::new(|_, _| {}),
+            timeout: Duration::from_secs(5),
+        };
+        (router(state), dir)
+    }
+
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        auth: Option<&str>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = HttpRequest::builder().method(method).uri(uri);
+        if let Some(a) = auth {
+            req = req.header("authorization", format!("Bearer {a}"));
+        }
+        let resp = app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, v)
+    }
+
+    #[tokio::test]
+    async fn trace_by_request_id_joins_the_log_and_orders_spans() {
+        let (app, _dir) = app(None);
+        let (status, v) = call(&app, "GET", "/api/v1/traces/req-1", None).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+        let ids: Vec<&str> = v["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["span_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec!["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]);
+        assert_eq!(v["logs"][0]["body"], "declined by bank");
+        assert_eq!(v["services"], serde_json::json!(["gateway", "payment"]));
+    }
+
+    #[tokio::test]
+    async fn errors_are_json_with_the_right_status() {
+        let (app, _dir) = app(None);
+        let (s, v) = call(&app, "GET", "/api/v1/traces/nope", None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(v["error"], "not_found");
+        let (s, v) = call(&app, "GET", "/api/v1/logs?q=service:(", None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(v["message"].as_str().unwrap().contains("cannot read query"));
+        let (s, v) = call(&app, "GET", "/api/v1/logs?start=someday", None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        let (s, v) = call(&app, "POST", "/api/v1/logs", None).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(v["error"], "method_not_allowed");
+        let (s, _) = call(&app, "GET", "/nowhere", None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn query_token_guards_the_api_but_not_health() {
+        let (app, _dir) = app(Some("q-token"));
+        let (s, v) = call(&app, "GET", "/api/v1/logs", None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(v["error"], "unauthorized");
+        let (s, _) = call(&app, "GET", "/api/v1/logs", Some("wrong")).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, v) = call(&app, "GET", "/api/v1/logs?q=declined", Some("q-token")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["logs"].as_array().unwrap().len(), 1);
+        let (s, _) = call(&app, "GET", "/healthz", None).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn trace_search_summarizes() {
+        let (app, _dir) = app(None);
+        let (s, v) = call(
+            &app,
+            "GET",
+            "/api/v1/traces?service=gateway&min_duration=50ns",
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let t = &v["traces"][0];
+        assert_eq!(t["span_count"], 2);
+        assert_eq!(t["root_name"], "op-aaaaaaaaaaaaaaaa");
+        let (s, v) = call(&app, "GET", "/api/v1/traces?min_duration=1h", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(v["traces"].as_array().unwrap().is_empty());
+    }
 }
