@@ -62,7 +62,8 @@ pub struct KeyExtractor {
 }
 
 impl KeyExtractor {
-    /// Prepares the configured names.
+    /// Prepares the configured names. Non-ASCII names never match (attribute names of IDs are
+    /// ASCII in practice).
     pub fn new(cfg: &KeyConfig) -> Self {
         let mut names: Vec<String> = cfg.attributes.iter().map(|n| norm(n)).collect();
         // Many HTTP libraries write the header with its prefix; accept both forms.
@@ -76,31 +77,39 @@ impl KeyExtractor {
         KeyExtractor { names }
     }
 
-    /// True when `name` is a configured key attribute.
+    /// True when `name` is a configured key attribute. Called for every attribute of every
+    /// record, so it compares in place instead of allocating a normalized copy.
     pub fn is_key_name(&self, name: &str) -> bool {
-        let n = norm(name);
-        self.names.binary_search(&n).is_ok()
+        let fold = |c: u8| match c {
+            b'-' | b'.' => b'_',
+            c => c.to_ascii_lowercase(),
+        };
+        self.names.iter().any(|n| {
+            n.len() == name.len() && n.bytes().zip(name.bytes()).all(|(a, b)| a == fold(b))
+        })
     }
 
     /// Adds the key carried by attribute `name` with value `value`, if it is one.
     pub fn add_from_attribute(&self, name: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        let is_traceparent = name.eq_ignore_ascii_case("traceparent");
+        if !is_traceparent && !self.is_key_name(name) {
+            return;
+        }
         let Some(text) = value_text(value) else {
             return;
         };
-        if name.eq_ignore_ascii_case("traceparent") {
+        if is_traceparent {
             if let Some(t) = traceparent_trace_id(&text) {
                 push_key(out, t);
             }
             return;
         }
-        if self.is_key_name(name) {
-            let t = text.trim();
-            // Trace IDs compare in lowercase hex everywhere in Skein.
-            if is_hex_trace_id(t) {
-                push_key(out, t.to_ascii_lowercase());
-            } else {
-                push_key(out, t.to_string());
-            }
+        let t = text.trim();
+        // Trace IDs compare in lowercase hex everywhere in Skein.
+        if is_hex_trace_id(t) {
+            push_key(out, t.to_ascii_lowercase());
+        } else {
+            push_key(out, t.to_string());
         }
     }
 

@@ -131,7 +131,7 @@ fn attributes(kvs: &[KeyValue], limits: &Limits) -> Result<Attributes, String> {
 struct ResourceInfo {
     service: String,
     host: String,
-    attributes: Attributes,
+    attributes: std::sync::Arc<Attributes>,
 }
 
 fn resource_info(r: Option<&Resource>) -> ResourceInfo {
@@ -148,7 +148,7 @@ fn resource_info(r: Option<&Resource>) -> ResourceInfo {
     ResourceInfo {
         service,
         host,
-        attributes,
+        attributes: std::sync::Arc::new(attributes),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Log records and spans as Skein stores and serves them.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Attributes as a JSON object: OTLP `AnyValue`s mapped to JSON (strings, numbers, booleans,
 /// arrays, objects; bytes as lowercase hex).
@@ -37,9 +38,10 @@ pub struct LogRecord {
     /// The record's own attributes.
     #[serde(default)]
     pub attributes: Attributes,
-    /// The resource's attributes (service.name and host.name included).
+    /// The resource's attributes (service.name and host.name included), shared by every
+    /// record of the resource.
     #[serde(default)]
-    pub resource: Attributes,
+    pub resource: Arc<Attributes>,
     /// Correlation keys: trace ID, request IDs and the like (see [`crate::keys`]).
     #[serde(default)]
     pub keys: Vec<String>,
@@ -78,9 +80,9 @@ pub struct Span {
     /// The span's own attributes.
     #[serde(default)]
     pub attributes: Attributes,
-    /// The resource's attributes.
+    /// The resource's attributes, shared by every span of the resource.
     #[serde(default)]
-    pub resource: Attributes,
+    pub resource: Arc<Attributes>,
     /// Events recorded during the span (exceptions, for example).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<SpanEvent>,

@@ -112,7 +112,7 @@ pub fn newest<S: Signal>(
     Ok(Found { records, truncated })
 }
 
-/// Every record (up to `limit`) whose `field` holds any of `values`, in no particular order.
+/// Every record (up to `limit`) whose `field` holds any of `values`, oldest first per split.
 pub fn by_terms<S: Signal>(
     list: &SplitList,
     fields: &S::Fields,
@@ -127,6 +127,16 @@ pub fn by_terms<S: Signal>(
         });
     }
     let query = TermSetQuery::new(values.iter().map(|v| Term::from_field_text(field, v)));
+    collect_asc::<S>(list, fields, &query, limit)
+}
+
+/// Up to `limit` records matching `query` across all splits.
+fn collect_asc<S: Signal>(
+    list: &SplitList,
+    fields: &S::Fields,
+    query: &dyn Query,
+    limit: usize,
+) -> Result<Found<S::Record>> {
     let mut records = Vec::new();
     let mut truncated = false;
     for split in searchable_splits(list, TimeRange::ALL) {
@@ -138,7 +148,7 @@ pub fn by_terms<S: Signal>(
         let searcher = split.reader.searcher();
         let top = TopDocs::with_limit(room + 1).order_by_fast_field::<i64>("time", Order::Asc);
         let found = searcher
-            .search(&query, &top)
+            .search(query, &top)
             .map_err(|e| StoreError::index("search", e))?;
         if found.len() > room {
             truncated = true;
@@ -150,14 +160,29 @@ pub fn by_terms<S: Signal>(
     Ok(Found { records, truncated })
 }
 
-/// Records whose correlation keys include any of `keys`.
+/// Records whose correlation keys include any of `keys`: the trace ID field or the other
+/// keys field (the schema keeps the trace ID in one place only).
 pub fn by_keys<S: Signal>(
     list: &SplitList,
     fields: &S::Fields,
     keys: &[String],
     limit: usize,
 ) -> Result<Found<S::Record>> {
-    by_terms::<S>(list, fields, S::keys_field(fields), keys, limit)
+    if keys.is_empty() {
+        return Ok(Found {
+            records: vec![],
+            truncated: false,
+        });
+    }
+    let (tf, kf) = (S::trace_id_field(fields), S::keys_field(fields));
+    let terms = keys.iter().flat_map(|k| {
+        let trace = skein_model::keys::is_hex_trace_id(k).then(|| Term::from_field_text(tf, k));
+        trace
+            .into_iter()
+            .chain(std::iter::once(Term::from_field_text(kf, k)))
+    });
+    let query = TermSetQuery::new(terms);
+    collect_asc::<S>(list, fields, &query, limit)
 }
 
 /// Filters of a log search.

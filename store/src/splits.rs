@@ -178,6 +178,15 @@ impl<S: Signal> SplitStore<S> {
                 }
             };
             register_tokenizers(index.tokenizers());
+            // Field handles come from this version's schema: a split written with another
+            // schema would be read wrongly, so refuse it with a clear message instead.
+            if index.schema() != *S::schema(&fields) {
+                return Err(StoreError::Decode(format!(
+                    "split {} was written with a different {} schema (another Skein version); move it out of the data directory or run the version that wrote it",
+                    path.display(),
+                    S::NAME
+                )));
+            }
             let meta = read_meta(&index, &path)?;
             committed_seq = committed_seq.max(meta.wal_seq);
             let reader = open_reader(&index, &path)?;
