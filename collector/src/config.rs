@@ -179,6 +179,9 @@ pub struct IndexSection {
     pub writer_memory_mb: usize,
     /// Indexing threads per signal. Default 2.
     pub indexing_threads: usize,
+    /// Doc-store block size in KiB before zstd compression: larger stores less and reads a
+    /// record back slower. Default 64.
+    pub docstore_block_kb: usize,
 }
 
 impl Default for IndexSection {
@@ -188,6 +191,7 @@ impl Default for IndexSection {
             split_max_age: "1h".into(),
             writer_memory_mb: 256,
             indexing_threads: 2,
+            docstore_block_kb: 64,
         }
     }
 }
@@ -293,6 +297,10 @@ impl CollectorConfig {
             ("wal.metrics_max_mb", self.wal.metrics_max_mb),
             ("index.commit_interval_ms", self.index.commit_interval_ms),
             ("index.indexing_threads", self.index.indexing_threads as u64),
+            (
+                "index.docstore_block_kb",
+                self.index.docstore_block_kb as u64,
+            ),
             ("query.max_limit", self.query.max_limit as u64),
             (
                 "query.max_trace_records",

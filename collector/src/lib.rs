@@ -274,6 +274,7 @@ fn open_stores(
         indexing_threads: cfg.index.indexing_threads,
         retention_max_age,
         retention_max_bytes: (cfg.retention.max_mb > 0).then(|| mb(cfg.retention.max_mb)),
+        docstore_block_bytes: cfg.index.docstore_block_kb * 1024,
     };
     let logs = SplitStore::<Logs>::open(dir, split(cfg.index.writer_memory_mb))?;
     let spans = SplitStore::<Spans>::open(dir, split((cfg.index.writer_memory_mb / 2).max(32)))?;

@@ -1,6 +1,7 @@
 //! Correlation keys: the values that tie one request's records together.
 //!
-//! A record's keys are its trace ID plus the values of configured attribute names (matched
+//! A record's keys are its trace ID (kept in the record's `trace_id`, not repeated in its
+//! `keys`) plus the values of configured attribute names (matched
 //! without regard to case, `-` and `_` treated alike) and of the same names as top-level fields
 //! of a JSON log body, plus the trace ID inside any W3C `traceparent` value. A log line that
 //! carries only `x-request-id: r-42` gets the key `r-42`; a span whose attributes carry

@@ -237,9 +237,6 @@ fn log_record(
         .find(|t| *t != 0)
         .unwrap_or(received);
     let mut k = Vec::new();
-    if !trace_id.is_empty() {
-        push_key(&mut k, trace_id.clone());
-    }
     keys.add_from_attributes(&attributes, &mut k);
     keys.add_from_body(&body, &mut k);
     for rk in res_keys {
@@ -356,7 +353,6 @@ fn span(
         });
     }
     let mut k = Vec::new();
-    push_key(&mut k, trace_id.clone());
     keys.add_from_attributes(&attributes, &mut k);
     for rk in res_keys {
         push_key(&mut k, rk.clone());
@@ -495,7 +491,7 @@ mod tests {
         assert_eq!(r.severity_text, "ERROR");
         assert_eq!(r.trace_id, "ab".repeat(16));
         assert_eq!(r.span_id, "cd".repeat(8));
-        assert_eq!(r.keys, vec!["ab".repeat(16), "r-1".to_string()]);
+        assert_eq!(r.keys, vec!["r-1".to_string()]);
         assert_eq!(r.time_unix_nano, 5);
     }
 
@@ -592,7 +588,7 @@ mod tests {
         assert_eq!(s.status_code, "error");
         assert_eq!(s.duration_ns, 15);
         assert_eq!(s.parent_span_id, "33".repeat(8));
-        assert_eq!(s.keys, vec!["11".repeat(16), "r-9".to_string()]);
+        assert_eq!(s.keys, vec!["r-9".to_string()]);
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub struct LogRecord {
     /// record of the resource.
     #[serde(default)]
     pub resource: Arc<Attributes>,
-    /// Correlation keys: trace ID, request IDs and the like (see [`crate::keys`]).
+    /// Correlation keys other than its own trace ID: request IDs and the like (see
+    /// [`crate::keys`]). The trace ID is a key too, kept once, in `trace_id`.
     #[serde(default)]
     pub keys: Vec<String>,
 }
@@ -89,7 +90,7 @@ pub struct Span {
     /// Links to other spans.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<SpanLink>,
-    /// Correlation keys: trace ID, request IDs and the like (see [`crate::keys`]).
+    /// Correlation keys other than its own trace ID (see [`LogRecord::keys`]).
     #[serde(default)]
     pub keys: Vec<String>,
 }

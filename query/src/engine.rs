@@ -123,12 +123,15 @@ impl Engine {
         let mut keys = vec![key.clone()];
         let max_keys = self.limits.max_join_keys;
         let mut truncated = first_spans.truncated || first_logs.truncated;
-        for k in first_spans
+        let span_keys = first_spans
             .records
             .iter()
-            .flat_map(|s| s.keys.iter())
-            .chain(first_logs.records.iter().flat_map(|l| l.keys.iter()))
-        {
+            .flat_map(|s| std::iter::once(&s.trace_id).chain(s.keys.iter()));
+        let log_keys = first_logs
+            .records
+            .iter()
+            .flat_map(|l| std::iter::once(&l.trace_id).chain(l.keys.iter()));
+        for k in span_keys.chain(log_keys).filter(|k| !k.is_empty()) {
             if keys.len() >= max_keys {
                 truncated = true;
                 break;
