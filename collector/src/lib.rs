@@ -104,7 +104,7 @@ where
     let opened = tokio::task::spawn_blocking(move || open_stores(&open_cfg, tel))
         .await
         .map_err(|e| CollectorError::Serve(format!("start-up task failed: {e}")))?;
-    let (writer, pipeline, metrics_wal, engine) = opened.map_err(store_err)?;
+    let (writer, pipeline, metrics_wal, engine, _lock) = opened.map_err(store_err)?;
 
     let token = |t: &Option<String>| t.as_deref().map(Arc::<str>::from);
     let ingest = ingest::Ingest::new(
@@ -227,7 +227,41 @@ type Opened = (
     pipeline::Pipeline,
     Arc<Mutex<Wal>>,
     Engine,
+    std::fs::File,
 );
+
+/// Takes the data directory's lock file, so a second collector on the same directory stops
+/// with a clear error instead of corrupting the WAL. The OS releases it when the process ends,
+/// `kill -9` included.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, skein_store::StoreError> {
+    let path = dir.join("skein.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| skein_store::StoreError::Io {
+            op: "open",
+            path: path.clone(),
+            source: e,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(skein_store::StoreError::Io {
+            op: "lock",
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "another skein collector is using this data directory",
+            ),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(skein_store::StoreError::Io {
+            op: "lock",
+            path,
+            source: e,
+        }),
+    }
+}
 
 fn open_stores(
     cfg: &CollectorConfig,
@@ -239,6 +273,7 @@ fn open_stores(
         path: dir.clone(),
         source: e,
     })?;
+    let lock = lock_data_dir(dir)?;
     let sync = match cfg.wal.sync {
         WalSync::Batch => SyncPolicy::EveryBatch,
         WalSync::Interval => SyncPolicy::Interval(Duration::from_millis(cfg.wal.sync_interval_ms)),
@@ -300,5 +335,11 @@ fn open_stores(
         spans,
         telemetry,
     )?;
-    Ok((writer, pipeline, Arc::new(Mutex::new(metrics_wal)), engine))
+    Ok((
+        writer,
+        pipeline,
+        Arc::new(Mutex::new(metrics_wal)),
+        engine,
+        lock,
+    ))
 }
