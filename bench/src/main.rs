@@ -1,0 +1,68 @@
+//! `skein-bench`: Skein's benchmarks, run against the real collector started in this process
+//! (`skein_collector::run` on 127.0.0.1 ports and a temporary data dir).
+//!
+//! - `ingest`: log records over OTLP/HTTP protobuf until searchable, against bare tantivy with
+//!   the same schema and documents; size on disk against the raw NDJSON.
+//! - `spans`: spans over OTLP/HTTP protobuf until searchable.
+//! - `freshness`: time from a log's 2xx to its first appearance in `/api/v1/logs?q=`.
+//! - `lookup`: `GET /api/v1/traces/{key}` latency on a large data set.
+//!
+//! Each prints tables, then one line of JSON with the results (the last line of output).
+//! Build and run in release mode: `cargo run --release -p skein-bench -- ingest`.
+
+mod datagen;
+mod freshness;
+mod ingest;
+mod lookup;
+mod util;
+
+use anyhow::Result;
+
+/// With `--features mimalloc`: mimalloc instead of the system allocator (an experiment).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use clap::{Parser, Subcommand};
+
+/// Skein's benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "skein-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Logs over OTLP/HTTP protobuf until searchable, against bare tantivy.
+    Ingest(ingest::IngestArgs),
+    /// Spans over OTLP/HTTP protobuf until searchable.
+    Spans(ingest::SpansArgs),
+    /// Time from a log's 2xx to visible in /api/v1/logs, under background load.
+    Freshness(freshness::FreshnessArgs),
+    /// GET /api/v1/traces/{key} latency on a large data set.
+    Lookup(lookup::LookupArgs),
+}
+
+fn main() -> Result<()> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber_init();
+    }
+    let cli = Cli::parse();
+    let started = std::time::Instant::now();
+    let mut out = match cli.cmd {
+        Cmd::Ingest(a) => ingest::run_ingest(a)?,
+        Cmd::Spans(a) => ingest::run_spans(a)?,
+        Cmd::Freshness(a) => freshness::run(a)?,
+        Cmd::Lookup(a) => lookup::run(a)?,
+    };
+    out["wall_secs"] = started.elapsed().as_secs_f64().into();
+    out["unix_time"] = (skein_model::time::now_unix_nano() / 1_000_000_000).into();
+    println!("\n{}", serde_json::to_string(&out)?);
+    Ok(())
+}
+
+/// The collector logs through `tracing`; without a subscriber its lines are dropped, which is
+/// what a benchmark wants. `RUST_LOG` is accepted for symmetry but not wired to a subscriber
+/// (that would add a dependency for debugging only).
+fn tracing_subscriber_init() {}
