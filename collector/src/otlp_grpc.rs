@@ -40,18 +40,11 @@ impl GrpcIngest {
         let Some(token) = self.token.as_deref() else {
             return Ok(());
         };
-        let ok = req
+        let header = req
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .is_some_and(|t| {
-                crate::otlp_http::constant_time_eq(t.trim().as_bytes(), token.as_bytes())
-            });
-        if ok {
+            .and_then(|v| v.to_str().ok());
+        if skein_query::api::bearer_matches(header, token) {
             Ok(())
         } else {
             Err(Status::unauthenticated(

@@ -83,22 +83,10 @@ pub fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
     let Some(token) = token else {
         return true;
     };
-    headers
+    let header = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes()))
-}
-
-/// Compares without an early exit, so timing does not reveal how much of a token matched.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        .and_then(|v| v.to_str().ok());
+    skein_query::api::bearer_matches(header, token)
 }
 
 /// Reads, checks and decompresses a request body.

@@ -127,21 +127,28 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// True when an `Authorization` header value is `Bearer <token>`. Compares without an early
+/// exit, so timing does not tell how much of a token matched. Shared by the query API and the
+/// collector's OTLP servers.
+pub fn bearer_matches(header: Option<&str>, token: &str) -> bool {
+    header
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .is_some_and(|t| {
+            let (a, b) = (t.trim().as_bytes(), token.as_bytes());
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        })
+}
+
 async fn auth(State(s): State<ApiState>, req: Request, next: Next) -> Response {
     if let Some(token) = s.token.as_deref() {
-        let ok = req
+        let header = req
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .is_some_and(|t| {
-                let (a, b) = (t.trim().as_bytes(), token.as_bytes());
-                a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-            });
-        if !ok {
+            .and_then(|v| v.to_str().ok());
+        if !bearer_matches(header, token) {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -459,6 +466,15 @@ mod tests {
         assert_eq!(v["logs"].as_array().unwrap().len(), 1);
         let (s, _) = call(&app, "GET", "/healthz", None).await;
         assert_eq!(s, StatusCode::OK);
+    }
+
+    #[test]
+    fn bearer_tokens_must_match_exactly() {
+        assert!(bearer_matches(Some("Bearer s3cret"), "s3cret"));
+        assert!(bearer_matches(Some("bearer s3cret "), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3cre"), "s3cret"));
+        assert!(!bearer_matches(Some("Basic s3cret"), "s3cret"));
+        assert!(!bearer_matches(None, "s3cret"));
     }
 
     #[tokio::test]
