@@ -38,14 +38,7 @@ fn skein(args: &[&str]) -> Run {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for v in [
-        "SKEIN_CONFIG",
-        "SKEIN_DATA_DIR",
-        "SKEIN_INGEST_TOKEN",
-        "SKEIN_QUERY_TOKEN",
-        "SKEIN_API",
-        "SKEIN_LOG",
-    ] {
+    for v in common::SKEIN_ENV {
         cmd.env_remove(v);
     }
     let mut child = cmd.spawn().expect("spawn skein");

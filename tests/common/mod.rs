@@ -30,7 +30,7 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Environment variables the binary reads; cleared so the developer's shell cannot change a
 /// test.
-const SKEIN_ENV: &[&str] = &[
+pub const SKEIN_ENV: &[&str] = &[
     "SKEIN_CONFIG",
     "SKEIN_DATA_DIR",
     "SKEIN_INGEST_TOKEN",
