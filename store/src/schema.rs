@@ -13,8 +13,8 @@
 use skein_model::{LogRecord, Span};
 use tantivy::TantivyDocument;
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, STRING, Schema,
-    TextFieldIndexing, TextOptions,
+    Field, IndexRecordOption, JsonObjectOptions, NumericOptions, STORED, Schema, TextFieldIndexing,
+    TextOptions,
 };
 use tantivy::tokenizer::{LowerCaser, RawTokenizer, TextAnalyzer, TokenizerManager};
 
@@ -31,13 +31,34 @@ pub fn register_tokenizers(manager: &TokenizerManager) {
     );
 }
 
+// Fieldnorms (one byte per field per record) serve relevance scoring only; Skein orders results
+// by time, never by score, so no field keeps them.
+
+fn raw_indexing() -> TextFieldIndexing {
+    TextFieldIndexing::default()
+        .set_tokenizer("raw")
+        .set_index_option(IndexRecordOption::Basic)
+        .set_fieldnorms(false)
+}
+
+/// An untokenized string: one term per value.
+fn raw() -> TextOptions {
+    TextOptions::default().set_indexing_options(raw_indexing())
+}
+
+/// An untokenized string that is also a fast field.
+fn raw_fast() -> TextOptions {
+    raw().set_fast("raw")
+}
+
+/// An indexed and fast integer.
+fn number() -> NumericOptions {
+    NumericOptions::default().set_indexed().set_fast()
+}
+
 fn raw_json() -> JsonObjectOptions {
     JsonObjectOptions::default()
-        .set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer("raw")
-                .set_index_option(IndexRecordOption::Basic),
-        )
+        .set_indexing_options(raw_indexing())
         .set_expand_dots_enabled()
 }
 
@@ -45,7 +66,8 @@ fn lower_string() -> TextOptions {
     TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(RAW_LOWER)
-            .set_index_option(IndexRecordOption::Basic),
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
     )
 }
 
@@ -81,21 +103,22 @@ impl LogFields {
     /// Builds the schema.
     pub fn new() -> Self {
         let mut b = Schema::builder();
-        let time = b.add_i64_field("time", INDEXED | FAST);
-        let service = b.add_text_field("service", STRING | FAST);
-        let host = b.add_text_field("host", STRING);
+        let time = b.add_i64_field("time", number());
+        let service = b.add_text_field("service", raw_fast());
+        let host = b.add_text_field("host", raw());
         let severity = b.add_text_field("severity", lower_string());
-        let severity_number = b.add_u64_field("severity_number", INDEXED | FAST);
+        let severity_number = b.add_u64_field("severity_number", number());
         let body = b.add_text_field(
             "body",
             TextOptions::default().set_indexing_options(
                 TextFieldIndexing::default()
                     .set_tokenizer("default")
-                    .set_index_option(IndexRecordOption::WithFreqs),
+                    .set_index_option(IndexRecordOption::WithFreqs)
+                    .set_fieldnorms(false),
             ),
         );
-        let trace_id = b.add_text_field("trace_id", STRING);
-        let keys = b.add_text_field("keys", STRING);
+        let trace_id = b.add_text_field("trace_id", raw());
+        let keys = b.add_text_field("keys", raw());
         let attributes = b.add_json_field("attributes", raw_json());
         let doc = b.add_bytes_field("doc", STORED);
         LogFields {
@@ -183,16 +206,16 @@ impl SpanFields {
     /// Builds the schema.
     pub fn new() -> Self {
         let mut b = Schema::builder();
-        let time = b.add_i64_field("time", INDEXED | FAST);
-        let duration = b.add_u64_field("duration", INDEXED | FAST);
-        let service = b.add_text_field("service", STRING | FAST);
-        let host = b.add_text_field("host", STRING);
-        let name = b.add_text_field("name", STRING | FAST);
-        let kind = b.add_text_field("kind", STRING);
-        let status = b.add_text_field("status", STRING);
-        let trace_id = b.add_text_field("trace_id", STRING | FAST);
-        let span_id = b.add_text_field("span_id", STRING);
-        let keys = b.add_text_field("keys", STRING);
+        let time = b.add_i64_field("time", number());
+        let duration = b.add_u64_field("duration", number());
+        let service = b.add_text_field("service", raw_fast());
+        let host = b.add_text_field("host", raw());
+        let name = b.add_text_field("name", raw_fast());
+        let kind = b.add_text_field("kind", raw());
+        let status = b.add_text_field("status", raw());
+        let trace_id = b.add_text_field("trace_id", raw_fast());
+        let span_id = b.add_text_field("span_id", raw());
+        let keys = b.add_text_field("keys", raw());
         let attributes = b.add_json_field("attributes", raw_json());
         let doc = b.add_bytes_field("doc", STORED);
         SpanFields {
