@@ -298,10 +298,10 @@ fn open_stores(
     })?;
     let split_max_age = cfg
         .split_max_age()
-        .map_err(skein_store::StoreError::BadQuery)?;
+        .map_err(skein_store::StoreError::Internal)?;
     let retention_max_age = cfg
         .retention_max_age()
-        .map_err(skein_store::StoreError::BadQuery)?;
+        .map_err(skein_store::StoreError::Internal)?;
     let split = |memory_mb: usize| SplitConfig {
         split_max_age,
         split_max_docs: 20_000_000,

@@ -187,7 +187,7 @@ pub fn start(
     let writer_thread = std::thread::Builder::new()
         .name("skein-wal".into())
         .spawn(move || write_loop(rx, wal_w, itx, tel_w))
-        .map_err(|e| StoreError::Decode(format!("cannot start wal thread: {e}")))?;
+        .map_err(|e| StoreError::Internal(format!("cannot start wal thread: {e}")))?;
     let interval = cfg.commit_interval;
     let indexer_thread = std::thread::Builder::new()
         .name("skein-indexer".into())
@@ -207,7 +207,7 @@ pub fn start(
                 tracing::warn!(error = %e, "closing span index");
             }
         })
-        .map_err(|e| StoreError::Decode(format!("cannot start indexer thread: {e}")))?;
+        .map_err(|e| StoreError::Internal(format!("cannot start indexer thread: {e}")))?;
     Ok((
         Writer { tx },
         Pipeline {
@@ -311,7 +311,7 @@ impl Indexer<'_> {
         let from = self.logs.committed_seq().min(self.spans.committed_seq()) + 1;
         let reader = match self.wal.lock() {
             Ok(w) => w.read_from(from.max(w.first_seq()))?,
-            Err(_) => return Err(StoreError::Decode("wal lock poisoned".into())),
+            Err(_) => return Err(StoreError::Internal("wal lock poisoned".into())),
         };
         let mut n = 0u64;
         for rec in reader {

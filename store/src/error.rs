@@ -34,6 +34,12 @@ pub enum StoreError {
     /// A query could not be understood.
     #[error("{0}")]
     BadQuery(String),
+    /// The data on disk was written by an incompatible version.
+    #[error("{0}")]
+    Incompatible(String),
+    /// Something inside the process failed (a thread could not start, a lock was poisoned).
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 impl StoreError {

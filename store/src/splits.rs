@@ -199,7 +199,7 @@ impl<S: Signal> SplitStore<S> {
             // Field handles come from this version's schema: a split written with another
             // schema would be read wrongly, so refuse it with a clear message instead.
             if index.schema() != *S::schema(&fields) {
-                return Err(StoreError::Decode(format!(
+                return Err(StoreError::Incompatible(format!(
                     "split {} was written with a different {} schema (another Skein version); move it out of the data directory or run the version that wrote it",
                     path.display(),
                     S::NAME
@@ -328,7 +328,7 @@ impl<S: Signal> SplitStore<S> {
         }
         self.active
             .as_mut()
-            .ok_or_else(|| StoreError::Decode("no active split".into()))
+            .ok_or_else(|| StoreError::Internal("no active split".into()))
     }
 
     /// Adds records to the active split. They become searchable at the next [`Self::commit`].
