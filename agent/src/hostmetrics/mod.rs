@@ -1,0 +1,1 @@
+//! Host metrics (being built).

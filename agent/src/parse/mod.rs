@@ -1,0 +1,1 @@
+//! Line parsing (being built).

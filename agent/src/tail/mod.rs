@@ -1,0 +1,1 @@
+//! File tailing (being built).
