@@ -1,6 +1,7 @@
 //! `skein`: one binary for every part of Skein. A thin `main` over the libraries: it reads
 //! flags, sets up logging and calls the part asked for.
 
+mod agent_cmd;
 mod cli;
 
 use clap::{Args, Parser, Subcommand};
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// Run the collector: OTLP in (HTTP :4318, gRPC :4317), query API out (:7700).
     Collector(CollectorArgs),
+    /// Run the per-host agent: tail log files, receive local OTLP (:4328, :4327), sample host
+    /// metrics, ship to the collector through a disk buffer.
+    Agent(agent_cmd::AgentArgs),
     /// Search logs: full text plus field:value terms, newest first.
     Search(SearchCmd),
     /// Show one request's whole story: every span and log for a trace ID or request ID.
@@ -146,8 +150,35 @@ fn main() -> ExitCode {
             init_tracing();
             runtime.block_on(collector(args))
         }
+        Command::Agent(args) => {
+            init_tracing();
+            runtime.block_on(agent_cmd::run(args, shutdown_signal()))
+        }
         Command::Search(cmd) => runtime.block_on(search(cmd)),
         Command::Trace(cmd) => runtime.block_on(trace(cmd)),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }
 
@@ -216,27 +247,7 @@ async fn collector(args: CollectorArgs) -> ExitCode {
             return ExitCode::from(cli::EXIT_ERROR);
         }
     };
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = ctrl_c => {},
-                        _ = term.recv() => {},
-                    }
-                }
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
-    };
+    let shutdown = shutdown_signal();
     let result = skein_collector::run(cfg, shutdown, |b| {
         // One line on stdout that scripts (and the end-to-end tests) read for the real ports.
         let mut out = std::io::stdout();

@@ -101,6 +101,8 @@ pub struct CollectorSection {
     pub timeout: Dur,
     /// Request compression. Default zstd.
     pub compression: Compression,
+    /// Requests in flight at once; batches are acknowledged in order. Default 2.
+    pub max_in_flight: usize,
 }
 
 impl Default for CollectorSection {
@@ -110,6 +112,7 @@ impl Default for CollectorSection {
             token: None,
             timeout: Dur::secs(10),
             compression: Compression::Zstd,
+            max_in_flight: 2,
         }
     }
 }
@@ -542,6 +545,7 @@ impl AgentConfig {
             })?;
         }
         let positive = [
+            ("collector.max_in_flight", self.collector.max_in_flight as u64),
             ("batch.max_records", self.batch.max_records as u64),
             ("batch.max_bytes", self.batch.max_bytes as u64),
             ("buffer.max_mb", self.buffer.max_mb),

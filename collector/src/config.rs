@@ -29,6 +29,8 @@ pub struct CollectorConfig {
     pub correlation: KeyConfig,
     /// Query limits.
     pub query: QuerySection,
+    /// The registry of agents.
+    pub agents: AgentsSection,
 }
 
 impl Default for CollectorConfig {
@@ -43,6 +45,7 @@ impl Default for CollectorConfig {
             retention: RetentionSection::default(),
             correlation: KeyConfig::default(),
             query: QuerySection::default(),
+            agents: AgentsSection::default(),
         }
     }
 }
@@ -238,6 +241,22 @@ impl Default for QuerySection {
     }
 }
 
+/// The registry of agents (`GET /api/v1/agents`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentsSection {
+    /// An agent without a heartbeat for this long is down (`15s`). Default 15s.
+    pub down_after: String,
+}
+
+impl Default for AgentsSection {
+    fn default() -> Self {
+        AgentsSection {
+            down_after: "15s".into(),
+        }
+    }
+}
+
 /// A configuration problem: file, key, value, and what is wrong.
 #[derive(Debug, thiserror::Error)]
 #[error("{source_name}: {message}")]
@@ -335,6 +354,7 @@ impl CollectorConfig {
         }
         self.split_max_age()?;
         self.retention_max_age()?;
+        self.agents_down_after()?;
         for (key, t) in [
             ("auth.ingest_token", &self.auth.ingest_token),
             ("auth.query_token", &self.auth.query_token),
@@ -365,6 +385,17 @@ impl CollectorConfig {
             ));
         }
         Ok(d)
+    }
+
+    /// `agents.down_after` as a duration.
+    pub fn agents_down_after(&self) -> Result<Duration, String> {
+        let v = &self.agents.down_after;
+        match skein_model::time::parse_duration(v) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            _ => Err(format!(
+                "key agents.down_after: value \"{v}\" is not a duration such as 15s or 1m"
+            )),
+        }
     }
 
     /// `retention.max_age` as a duration; None when `0` (keep everything).

@@ -2,7 +2,10 @@
 //! acknowledgement, tantivy indexes of logs and spans, and the query API.
 //!
 //! - [`config`]: the TOML configuration and its validation.
-//! - [`otlp_http`], [`otlp_grpc`]: the transports; both hand decoded requests to [`ingest`].
+//! - [`otlp_http`], [`otlp_grpc`]: the transports; both hand decoded requests to an
+//!   [`sink::OtlpSink`], the collector's being [`ingest`] (the agent's receiver reuses them).
+//! - [`heartbeat`]: agents' heartbeats (`POST /skein/v1/heartbeat`), kept in the registry the
+//!   query API serves at `/api/v1/agents`.
 //! - [`pipeline`]: WAL writer and indexer threads with bounded queues between them.
 //! - [`telemetry`]: the collector's own counters at `/metrics`.
 //!
@@ -12,10 +15,12 @@
 //! arrive together), so a 2xx always means the batch survives `kill -9` and power loss.
 
 pub mod config;
+pub mod heartbeat;
 pub mod ingest;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod pipeline;
+pub mod sink;
 pub mod telemetry;
 
 use config::{CollectorConfig, WalSync};
@@ -145,11 +150,35 @@ where
         }
     };
 
+    let agents = skein_query::agents::AgentRegistry::open(
+        &cfg.data_dir.join("agents.json"),
+        cfg.agents_down_after().map_err(|message| config::ConfigError {
+            source_name: "configuration".into(),
+            message,
+        })?,
+    );
     let http_app = otlp_http::router(otlp_http::HttpState {
-        ingest: ingest.clone(),
+        sink: ingest.clone(),
         max_body: cfg.limits.max_request_bytes,
         token: token(&cfg.auth.ingest_token),
-    });
+    })
+    .merge(heartbeat::router(
+        agents.clone(),
+        token(&cfg.auth.ingest_token),
+    ));
+    let saver = {
+        let agents = agents.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let a = agents.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || a.save()).await {
+                    tracing::warn!(error = %e, "cannot save the agent registry");
+                }
+            }
+        })
+    };
     let http_task = tokio::spawn(
         axum::serve(http_l, http_app)
             .with_graceful_shutdown(wait())
@@ -179,6 +208,7 @@ where
         metrics: Arc::new(move || tel_m.render()),
         observe: Arc::new(move |route, secs| tel_o.query_took(route, secs)),
         timeout: Duration::from_millis(cfg.query.timeout_ms),
+        agents: agents.clone(),
     });
     let api_task = tokio::spawn(
         axum::serve(api_l, api_app)
@@ -210,6 +240,10 @@ where
         Ok(Ok(())) => {}
         Ok(Err(e)) => failure = Some(format!("otlp_grpc server: {e}")),
         Err(e) => failure = Some(format!("otlp_grpc server task: {e}")),
+    }
+    saver.abort();
+    if let Err(e) = agents.save() {
+        tracing::warn!(error = %e, "cannot save the agent registry");
     }
     // Every handle to the writer is gone with the servers: the threads drain and commit.
     tokio::task::spawn_blocking(move || pipeline.join())

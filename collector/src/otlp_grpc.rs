@@ -1,6 +1,7 @@
 //! OTLP/gRPC: the Logs, Trace and Metrics services (tonic), gzip and zstd.
 
-use crate::ingest::{Ingest, IngestError};
+use crate::ingest::IngestError;
+use crate::sink::OtlpSink;
 use skein_model::proto::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
@@ -25,14 +26,14 @@ use tonic::{Request, Response, Status};
 
 /// The gRPC services' shared state.
 #[derive(Clone)]
-pub struct GrpcIngest {
-    ingest: Ingest,
+pub struct GrpcIngest<S> {
+    ingest: S,
     token: Option<Arc<str>>,
 }
 
-impl GrpcIngest {
-    /// Wraps the ingest path.
-    pub fn new(ingest: Ingest, token: Option<Arc<str>>) -> Self {
+impl<S: OtlpSink> GrpcIngest<S> {
+    /// Wraps the sink.
+    pub fn new(ingest: S, token: Option<Arc<str>>) -> Self {
         GrpcIngest { ingest, token }
     }
 
@@ -54,8 +55,8 @@ impl GrpcIngest {
     }
 }
 
-impl GrpcIngest {
-    fn admit(&self, signal: &str) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+impl<S: OtlpSink> GrpcIngest<S> {
+    fn admit(&self, signal: &'static str) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
         self.ingest.admit(signal).ok_or_else(|| {
             Status::unavailable(
                 "too many requests in flight (limits.max_inflight_requests); retry later",
@@ -73,7 +74,7 @@ fn status(e: IngestError) -> Status {
 }
 
 #[tonic::async_trait]
-impl LogsService for GrpcIngest {
+impl<S: OtlpSink> LogsService for GrpcIngest<S> {
     async fn export(
         &self,
         request: Request<ExportLogsServiceRequest>,
@@ -93,7 +94,7 @@ impl LogsService for GrpcIngest {
 }
 
 #[tonic::async_trait]
-impl TraceService for GrpcIngest {
+impl<S: OtlpSink> TraceService for GrpcIngest<S> {
     async fn export(
         &self,
         request: Request<ExportTraceServiceRequest>,
@@ -113,7 +114,7 @@ impl TraceService for GrpcIngest {
 }
 
 #[tonic::async_trait]
-impl MetricsService for GrpcIngest {
+impl<S: OtlpSink> MetricsService for GrpcIngest<S> {
     async fn export(
         &self,
         request: Request<ExportMetricsServiceRequest>,
@@ -130,13 +131,13 @@ impl MetricsService for GrpcIngest {
 }
 
 /// The three services, with compression and the message size limit set.
-pub fn services(
-    svc: GrpcIngest,
+pub fn services<S: OtlpSink>(
+    svc: GrpcIngest<S>,
     max_message: usize,
 ) -> (
-    LogsServiceServer<GrpcIngest>,
-    TraceServiceServer<GrpcIngest>,
-    MetricsServiceServer<GrpcIngest>,
+    LogsServiceServer<GrpcIngest<S>>,
+    TraceServiceServer<GrpcIngest<S>>,
+    MetricsServiceServer<GrpcIngest<S>>,
 ) {
     let logs = LogsServiceServer::new(svc.clone())
         .accept_compressed(CompressionEncoding::Gzip)

@@ -5,7 +5,8 @@
 //! with the status the specification asks for: 400 malformed, 401 bad token, 413 too large,
 //! 415 unsupported type or encoding, 503 with `Retry-After` when the collector cannot take it.
 
-use crate::ingest::{Accepted, Ingest, IngestError};
+use crate::ingest::{Accepted, IngestError};
+use crate::sink::OtlpSink;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -27,9 +28,9 @@ use std::sync::Arc;
 
 /// State of the OTLP/HTTP router.
 #[derive(Clone)]
-pub struct HttpState {
-    /// The shared ingest path.
-    pub ingest: Ingest,
+pub struct HttpState<S> {
+    /// Where decoded requests go.
+    pub sink: S,
     /// Largest body, compressed or not, in bytes.
     pub max_body: usize,
     /// Required bearer token, if any.
@@ -37,7 +38,7 @@ pub struct HttpState {
 }
 
 /// The OTLP/HTTP router.
-pub fn router(state: HttpState) -> Router {
+pub fn router<S: OtlpSink>(state: HttpState<S>) -> Router {
     Router::new()
         .route("/v1/logs", post(logs))
         .route("/v1/traces", post(traces))
@@ -90,8 +91,8 @@ pub fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
 }
 
 /// Reads, checks and decompresses a request body.
-async fn read_body(
-    state: &HttpState,
+async fn read_body<S>(
+    state: &HttpState<S>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Encoding, Vec<u8>), Response> {
@@ -301,8 +302,12 @@ where
     }
 }
 
-async fn logs(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
-    let Some(_permit) = s.ingest.admit("logs") else {
+async fn logs<S: OtlpSink>(
+    State(s): State<HttpState<S>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(_permit) = s.sink.admit("logs") else {
         return too_busy();
     };
     let (enc, bytes) = match read_body(&s, &headers, body).await {
@@ -313,11 +318,11 @@ async fn logs(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Res
     let req: ExportLogsServiceRequest = match decode(enc, bytes).await {
         Ok(r) => r,
         Err(r) => {
-            s.ingest.telemetry().ingest_error("logs", "bad_request");
+            s.sink.bad_request("logs");
             return r;
         }
     };
-    match s.ingest.logs(req, n).await {
+    match s.sink.logs(req, n).await {
         Ok(Accepted { rejected, message }) => answer(
             enc,
             ExportLogsServiceResponse {
@@ -331,8 +336,12 @@ async fn logs(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Res
     }
 }
 
-async fn traces(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
-    let Some(_permit) = s.ingest.admit("spans") else {
+async fn traces<S: OtlpSink>(
+    State(s): State<HttpState<S>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(_permit) = s.sink.admit("spans") else {
         return too_busy();
     };
     let (enc, bytes) = match read_body(&s, &headers, body).await {
@@ -343,11 +352,11 @@ async fn traces(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> R
     let req: ExportTraceServiceRequest = match decode(enc, bytes).await {
         Ok(r) => r,
         Err(r) => {
-            s.ingest.telemetry().ingest_error("spans", "bad_request");
+            s.sink.bad_request("spans");
             return r;
         }
     };
-    match s.ingest.traces(req, n).await {
+    match s.sink.traces(req, n).await {
         Ok(Accepted { rejected, message }) => answer(
             enc,
             ExportTraceServiceResponse {
@@ -361,8 +370,12 @@ async fn traces(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> R
     }
 }
 
-async fn metrics(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
-    let Some(_permit) = s.ingest.admit("metrics") else {
+async fn metrics<S: OtlpSink>(
+    State(s): State<HttpState<S>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(_permit) = s.sink.admit("metrics") else {
         return too_busy();
     };
     let (enc, bytes) = match read_body(&s, &headers, body).await {
@@ -373,11 +386,11 @@ async fn metrics(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> 
     let req: ExportMetricsServiceRequest = match decode(enc, bytes).await {
         Ok(r) => r,
         Err(r) => {
-            s.ingest.telemetry().ingest_error("metrics", "bad_request");
+            s.sink.bad_request("metrics");
             return r;
         }
     };
-    match s.ingest.metrics(req, n).await {
+    match s.sink.metrics(req, n).await {
         Ok(_) => answer(
             enc,
             ExportMetricsServiceResponse {

@@ -67,3 +67,83 @@ pub struct ErrorBody {
     /// What went wrong and what to do about it.
     pub message: String,
 }
+
+/// `POST /skein/v1/heartbeat` on the collector's OTLP/HTTP port: an agent says it is alive.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The agent's id (default: its host name). At most 256 bytes.
+    pub id: String,
+    /// The host it runs on.
+    pub host: String,
+    /// The agent's version.
+    pub version: String,
+    /// When the agent started, unix nanoseconds.
+    #[serde(default)]
+    pub started_unix_nano: u64,
+    /// Its file sources.
+    #[serde(default)]
+    pub sources: Vec<SourceStatus>,
+    /// Disk buffer fill.
+    #[serde(default)]
+    pub buffer: BufferStatus,
+    /// Latest host figures, when host metrics are on.
+    #[serde(default)]
+    pub host_summary: Option<HostSummary>,
+}
+
+/// One file source in a heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// Source name.
+    pub name: String,
+    /// Service its records carry.
+    pub service: String,
+    /// Files tailed now.
+    pub files: u64,
+}
+
+/// Disk buffer fill in a heartbeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BufferStatus {
+    /// Bytes of unsent data.
+    pub bytes: u64,
+    /// The buffer's size limit.
+    pub max_bytes: u64,
+}
+
+/// Latest host figures in a heartbeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostSummary {
+    /// Host CPU use, 0 to 1.
+    pub cpu_utilization: f64,
+    /// Memory in use, bytes.
+    pub memory_used_bytes: u64,
+    /// Memory in all, bytes.
+    pub memory_total_bytes: u64,
+    /// One-minute load average.
+    pub load1: f64,
+}
+
+/// One agent in `GET /api/v1/agents`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// `up`, or `down` when no heartbeat came for `down_after`.
+    pub state: String,
+    /// Last heartbeat, RFC 3339.
+    pub last_seen: String,
+    /// Last heartbeat, unix nanoseconds.
+    pub last_seen_unix_nano: u64,
+    /// Seconds since the last heartbeat.
+    pub silent_seconds: f64,
+    /// The last heartbeat itself.
+    pub heartbeat: Heartbeat,
+}
+
+/// `GET /api/v1/agents`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentsResponse {
+    /// Every agent ever seen (until forgotten), by id.
+    pub agents: Vec<AgentStatus>,
+    /// Silence after which an agent is down, seconds.
+    pub down_after_seconds: f64,
+}

@@ -1,10 +1,12 @@
 //! The query API router (axum).
 //!
-//! Routes: `GET /api/v1/traces/{key}`, `GET /api/v1/logs`, `GET /api/v1/traces`, `GET /healthz`,
+//! Routes: `GET /api/v1/traces/{key}`, `GET /api/v1/logs`, `GET /api/v1/traces`,
+//! `GET /api/v1/agents`, `GET /healthz`,
 //! `GET /readyz`, `GET /metrics`. Every error is JSON `{"error", "message"}`; 5xx bodies do not
 //! leak internals (those go to the log). Queries run on blocking threads with a time limit.
 
 use crate::QueryError;
+use crate::agents::AgentRegistry;
 use crate::engine::{Engine, LogQuery, TraceQuery};
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -40,6 +42,8 @@ pub struct ApiState {
     pub observe: ObserveFn,
     /// Time limit of one query.
     pub timeout: Duration,
+    /// Agents and their heartbeats.
+    pub agents: AgentRegistry,
 }
 
 /// An API error answer.
@@ -101,6 +105,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/traces/{key}", get(trace))
         .route("/api/v1/traces", get(traces))
         .route("/api/v1/logs", get(logs))
+        .route("/api/v1/agents", get(agents))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
@@ -114,7 +119,7 @@ pub fn router(state: ApiState) -> Router {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                "no such endpoint; see /api/v1/logs, /api/v1/traces, /api/v1/traces/{key}",
+                "no such endpoint; see /api/v1/logs, /api/v1/traces, /api/v1/traces/{key}, /api/v1/agents",
             )
         })
         .method_not_allowed_fallback(|| async {
@@ -171,6 +176,10 @@ async fn readyz(State(s): State<ApiState>) -> Response {
         )
         .into_response()
     }
+}
+
+async fn agents(State(s): State<ApiState>) -> Response {
+    axum::Json(s.agents.list()).into_response()
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
@@ -393,6 +402,7 @@ mod tests {
             metrics: Arc::new(|| "skein_up 1\n".to_string()),
             observe: Arc::new(|_, _| {}),
             timeout: Duration::from_secs(5),
+            agents: AgentRegistry::in_memory(Duration::from_secs(15)),
         };
         (router(state), dir)
     }

@@ -5,6 +5,7 @@
 //!   and span indexes), log search, trace search.
 //! - [`api`]: the HTTP API (`/api/v1/...`, `/healthz`, `/readyz`, `/metrics`), JSON in and out,
 //!   errors as `{"error", "message"}`.
+//! - [`agents`]: the registry of agents and their heartbeats (`GET /api/v1/agents`).
 //! - [`client`]: the typed client used by the CLI and the TUI.
 //!
 //! The engine and router sit behind the default `server` feature; without it the crate is only
@@ -12,6 +13,8 @@
 //! join: both hops are bounded (keys per hop, records per answer), so a key shared by too many
 //! records gives a cut answer marked `truncated` rather than a slow one.
 
+#[cfg(feature = "server")]
+pub mod agents;
 #[cfg(feature = "server")]
 pub mod api;
 pub mod client;

@@ -371,6 +371,19 @@ impl Wal {
         WalReader::new(snaps, from, self.next_seq)
     }
 
+    /// Where the oldest closed segment ends (the first seq of the segment after it), or None
+    /// when only the segment being appended to exists. `truncate_before` with this value
+    /// deletes exactly the oldest segment: how a bounded buffer makes room by dropping its
+    /// oldest data.
+    pub fn oldest_segment_end(&self) -> Option<u64> {
+        self.sealed.first()?;
+        Some(
+            self.sealed
+                .get(1)
+                .map_or(self.active.first_seq, |s| s.first_seq),
+        )
+    }
+
     /// Deletes the segment files all of whose records have seq < `seq`,
     /// oldest first, never the segment being appended to. Returns the bytes
     /// freed.

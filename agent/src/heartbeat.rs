@@ -1,0 +1,88 @@
+//! Heartbeats: every `heartbeat.interval` the agent posts its id, host, version, sources,
+//! buffer fill and latest host figures to the collector (`POST /skein/v1/heartbeat`). The
+//! collector lists agents at `GET /api/v1/agents` and marks a silent one down. A failed
+//! heartbeat is only logged (at most once a minute): the next one is a few seconds away.
+
+use crate::buffer::Buffer;
+use crate::pipeline::SourceFiles;
+use crate::ship::Target;
+use skein_model::api::{BufferStatus, Heartbeat, HostSummary, SourceStatus};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// What the heartbeat reads.
+pub struct HeartbeatParts {
+    /// Agent id.
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Start time, unix nanoseconds.
+    pub started_unix_nano: u64,
+    /// Files per source.
+    pub sources: SourceFiles,
+    /// The buffer, for its fill.
+    pub buffer: Arc<Buffer>,
+    /// Latest host figures.
+    pub host_summary: Arc<Mutex<Option<HostSummary>>>,
+}
+
+impl HeartbeatParts {
+    /// The heartbeat as of now.
+    pub fn snapshot(&self) -> Heartbeat {
+        let (bytes, max_bytes) = self.buffer.fill();
+        Heartbeat {
+            id: self.id.clone(),
+            host: self.host.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_unix_nano: self.started_unix_nano,
+            sources: self
+                .sources
+                .lock()
+                .map(|g| {
+                    g.iter()
+                        .map(|(name, service, files)| SourceStatus {
+                            name: name.clone(),
+                            service: service.clone(),
+                            files: *files,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            buffer: BufferStatus { bytes, max_bytes },
+            host_summary: self.host_summary.lock().ok().and_then(|g| *g),
+        }
+    }
+}
+
+/// Sends heartbeats until `stop`.
+pub async fn run(
+    parts: HeartbeatParts,
+    target: Target,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last_warn: Option<Instant> = None;
+    loop {
+        let hb = parts.snapshot();
+        let res = target.post("/skein/v1/heartbeat").json(&hb).send().await;
+        let problem = match res {
+            Ok(r) if r.status().is_success() => None,
+            Ok(r) => {
+                let code = r.status().as_u16();
+                Some(format!("status {code}: {}", r.text().await.unwrap_or_default()))
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(p) = problem
+            && last_warn.is_none_or(|t| t.elapsed() > Duration::from_secs(60))
+        {
+            tracing::warn!(problem = %p, "heartbeat to the collector failed");
+            last_warn = Some(Instant::now());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|v| *v) => return,
+        }
+    }
+}

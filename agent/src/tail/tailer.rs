@@ -1,0 +1,582 @@
+//! The [`Tailer`]: scans the sources' globs, keeps the matching files open and reads what is
+//! new in them, round after round, within a byte budget.
+
+use super::TailLine;
+use super::discover::Matcher;
+use super::fingerprint::{FileId, identify};
+use super::multiline::{Joiner, Line, Rule};
+use super::reader::Reader;
+use crate::config::{ReadFrom, SourceConfig};
+use crate::telemetry::Telemetry;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Display;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Size of one read.
+const READ_BUF: usize = 64 * 1024;
+/// Default time between glob scans.
+const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// Default time a vanished file at its end is kept open without growing.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// Default most files open at once.
+const MAX_OPEN: usize = 1024;
+/// Most remembered positions of closed files.
+const MAX_KNOWN: usize = 16 * 1024;
+
+struct Source {
+    name: String,
+    matcher: Matcher,
+    read_from: ReadFrom,
+    max_line: usize,
+    rule: Option<Arc<Rule>>,
+}
+
+struct Tracked {
+    source: usize,
+    id: FileId,
+    path: Arc<str>,
+    reader: Reader,
+    joiner: Joiner,
+    /// Found at a matched path by the last scan.
+    present: bool,
+    /// A rename was counted for it.
+    rotated: bool,
+    /// Its content was rewritten and cannot be identified yet: not read until it can.
+    needs_id: bool,
+    last_growth: Instant,
+}
+
+/// Follows the files of every source. See the [module docs](super).
+pub struct Tailer {
+    sources: Vec<Source>,
+    files: Vec<Tracked>,
+    known: HashMap<FileId, u64>,
+    warned: HashSet<PathBuf>,
+    read_failed: HashSet<FileId>,
+    telemetry: Telemetry,
+    buf: Vec<u8>,
+    scan_interval: Duration,
+    close_grace: Duration,
+    max_open: usize,
+    last_scan: Option<Instant>,
+    scans: u64,
+    next: usize,
+}
+
+impl Tailer {
+    /// A tailer of `sources`. `start` holds resume positions of known files (from
+    /// checkpoints). Files found by the first scan without a position follow the source's
+    /// `read_from`; files that appear later are read from the beginning. Fails when a glob or
+    /// multiline pattern is invalid.
+    pub fn new(
+        sources: Vec<SourceConfig>,
+        start: HashMap<FileId, u64>,
+        telemetry: Telemetry,
+    ) -> Result<Tailer, String> {
+        let sources = sources
+            .into_iter()
+            .map(|s| {
+                let err = |e: String| format!("source \"{}\": {e}", s.name);
+                let matcher = Matcher::new(&s.paths, &s.exclude).map_err(err)?;
+                let rule = match &s.multiline {
+                    Some(m) => Some(Arc::new(Rule::new(m).map_err(err)?)),
+                    None => None,
+                };
+                Ok(Source {
+                    matcher,
+                    read_from: s.read_from,
+                    max_line: s.max_line_bytes.max(1),
+                    rule,
+                    name: s.name,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Tailer {
+            sources,
+            files: Vec::new(),
+            known: start,
+            warned: HashSet::new(),
+            read_failed: HashSet::new(),
+            telemetry,
+            buf: vec![0; READ_BUF],
+            scan_interval: SCAN_INTERVAL,
+            close_grace: CLOSE_GRACE,
+            max_open: MAX_OPEN,
+            last_scan: None,
+            scans: 0,
+            next: 0,
+        })
+    }
+
+    /// Sets the time between glob scans (default 1 s; zero scans at every poll).
+    pub fn set_scan_interval(&mut self, d: Duration) {
+        self.scan_interval = d;
+    }
+
+    /// Sets how long a file no longer found at any matched path is kept open at its end
+    /// without growing before it is closed (default 5 s).
+    pub fn set_close_grace(&mut self, d: Duration) {
+        self.close_grace = d;
+    }
+
+    /// Sets the most files open at once (default 1024); files beyond are logged and skipped.
+    pub fn set_max_open_files(&mut self, n: usize) {
+        self.max_open = n;
+    }
+
+    /// Files tailed now: (source name, path, FileId, offset read) for the heartbeat and tests.
+    pub fn files(&self) -> Vec<(String, String, FileId, u64)> {
+        self.files
+            .iter()
+            .map(|t| {
+                (
+                    self.sources[t.source].name.clone(),
+                    t.path.to_string(),
+                    t.id,
+                    t.reader.pos(),
+                )
+            })
+            .collect()
+    }
+
+    /// One round: rescans the globs when the scan interval has passed, reads what is new in
+    /// every open file (at most `budget` bytes in total, shared fairly), emits multiline
+    /// records whose timeout passed, closes vanished files after their grace period, and
+    /// calls `emit` for each complete record, in file order. Returns the bytes read: 0 means
+    /// idle, and the caller should sleep a little (100-250 ms). `emit` may block; reading
+    /// waits for it.
+    pub fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(TailLine)) -> u64 {
+        let now = Instant::now();
+        if self
+            .last_scan
+            .is_none_or(|t| now.duration_since(t) >= self.scan_interval)
+        {
+            self.scan(now, emit);
+            self.last_scan = Some(now);
+        }
+        let n = self.files.len();
+        let mut total = 0u64;
+        let mut failed = Vec::new();
+        if n > 0 {
+            let share = (budget / n).max(READ_BUF);
+            let first = self.next % n;
+            self.next = self.next.wrapping_add(1);
+            for k in 0..n {
+                let left = budget.saturating_sub(usize::try_from(total).unwrap_or(usize::MAX));
+                if left == 0 {
+                    break;
+                }
+                let i = (first + k) % n;
+                let (got, ok) = self.read_file(i, share.min(left), now, emit);
+                total += got;
+                if !ok {
+                    failed.push(i);
+                }
+            }
+        }
+        failed.sort_unstable();
+        for &i in failed.iter().rev() {
+            self.close(i, false, emit);
+        }
+        let mut i = 0;
+        while i < self.files.len() {
+            let t = &mut self.files[i];
+            if !t.present
+                && t.reader.eof
+                && now.saturating_duration_since(t.last_growth) >= self.close_grace
+            {
+                self.close(i, true, emit);
+                continue;
+            }
+            if t.reader.eof && t.joiner.has_pending() {
+                let head = Head::of(t);
+                let mut records = 0;
+                t.joiner.flush_if_stale(now, &mut |l| {
+                    records += 1;
+                    emit(head.record(l));
+                });
+                if records > 0 {
+                    self.telemetry
+                        .lines_read(&self.sources[head.source].name, records);
+                }
+            }
+            i += 1;
+        }
+        if !failed.is_empty() {
+            self.telemetry.set_files_open(self.files.len());
+        }
+        total
+    }
+
+    /// Reads file `i` up to `allowed` bytes. Returns the bytes read and false on a read error.
+    fn read_file(
+        &mut self,
+        i: usize,
+        allowed: usize,
+        now: Instant,
+        emit: &mut dyn FnMut(TailLine),
+    ) -> (u64, bool) {
+        let Tailer {
+            files,
+            sources,
+            buf,
+            telemetry,
+            read_failed,
+            ..
+        } = self;
+        let t = &mut files[i];
+        let src = &sources[t.source];
+        if t.needs_id && !reidentify(t) {
+            return (0, true);
+        }
+        let head = Head::of(t);
+        let mut got = 0usize;
+        let mut records = 0u64;
+        let mut truncated = 0u32;
+        let mut ok = true;
+        while got < allowed {
+            let want = (allowed - got).min(buf.len());
+            let Tracked { reader, joiner, .. } = &mut *t;
+            let res = reader.read(&mut buf[..want], &mut |raw| {
+                truncated += u32::from(raw.truncated);
+                let line = Line {
+                    text: String::from_utf8_lossy(raw.bytes).into_owned(),
+                    truncated: raw.truncated,
+                    end: raw.end,
+                };
+                joiner.push(line, now, &mut |l| {
+                    records += 1;
+                    emit(head.record(l));
+                });
+            });
+            match res {
+                Ok(0) => break,
+                Ok(n) => {
+                    got += n;
+                    t.last_growth = now;
+                }
+                Err(e) => {
+                    if read_failed.insert(t.id) {
+                        tracing::warn!(source = %src.name, path = %t.path, error = %e,
+                            "cannot read file; it will be reopened at the next scan");
+                        telemetry.read_error(&src.name);
+                    }
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if got > 0 {
+            telemetry.bytes_read(&src.name, got as u64);
+        }
+        if records > 0 {
+            telemetry.lines_read(&src.name, records);
+        }
+        for _ in 0..truncated {
+            telemetry.line_truncated(&src.name);
+        }
+        (got as u64, ok)
+    }
+
+    /// Closes file `i`: for good (`finished`: its last partial line and pending record are
+    /// emitted), or after an error (its position is kept so the next scan resumes it).
+    fn close(&mut self, i: usize, finished: bool, emit: &mut dyn FnMut(TailLine)) {
+        let mut t = self.files.remove(i);
+        let head = Head::of(&t);
+        let now = Instant::now();
+        let mut records = 0u64;
+        if finished {
+            let Tracked { reader, joiner, .. } = &mut t;
+            let mut cut = false;
+            reader.take_partial(&mut |raw| {
+                cut = raw.truncated;
+                let line = Line {
+                    text: String::from_utf8_lossy(raw.bytes).into_owned(),
+                    truncated: raw.truncated,
+                    end: raw.end,
+                };
+                joiner.push(line, now, &mut |l| {
+                    records += 1;
+                    emit(head.record(l));
+                });
+            });
+            if cut {
+                self.telemetry.line_truncated(&self.sources[t.source].name);
+            }
+        }
+        t.joiner.flush(&mut |l| {
+            records += 1;
+            emit(head.record(l));
+        });
+        if records > 0 {
+            self.telemetry
+                .lines_read(&self.sources[t.source].name, records);
+        }
+        if !t.needs_id {
+            let pos = if finished {
+                t.reader.pos()
+            } else {
+                t.reader.line_start()
+            };
+            self.remember(t.id, pos);
+        }
+        tracing::debug!(path = %t.path, finished, "file closed");
+        self.telemetry.set_files_open(self.files.len());
+    }
+
+    fn remember(&mut self, id: FileId, pos: u64) {
+        if self.known.len() >= MAX_KNOWN
+            && let Some(k) = self.known.keys().next().copied()
+        {
+            self.known.remove(&k);
+        }
+        self.known.insert(id, pos);
+    }
+
+    /// Logs a path that cannot be tailed, once until it works again, and counts it.
+    fn fail(
+        &mut self,
+        source: usize,
+        path: &Path,
+        failing: &mut HashSet<PathBuf>,
+        e: &dyn Display,
+    ) {
+        failing.insert(path.to_path_buf());
+        if self.warned.insert(path.to_path_buf()) {
+            let name = &self.sources[source].name;
+            tracing::warn!(source = %name, path = %path.display(), error = %e,
+                "cannot tail file; retrying at each scan");
+            self.telemetry.read_error(name);
+        }
+    }
+
+    /// Finds the sources' files: opens new ones, notices renames, truncations and rewrites,
+    /// and which files are gone from every matched path.
+    fn scan(&mut self, now: Instant, emit: &mut dyn FnMut(TailLine)) {
+        let startup = self.scans == 0;
+        self.scans += 1;
+        let before = self.files.len();
+        let mut by_key: HashMap<(u64, u64), usize> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.dev_ino(), i))
+            .collect();
+        let mut at_path: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut at_current = vec![false; before];
+        let mut elsewhere: Vec<Option<String>> = vec![None; before];
+        let mut failing = HashSet::new();
+        for s in 0..self.sources.len() {
+            for path in self.sources[s].matcher.scan() {
+                let meta = match std::fs::metadata(&path) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        self.fail(s, &path, &mut failing, &e);
+                        continue;
+                    }
+                };
+                if meta.is_dir() {
+                    continue;
+                }
+                if !meta.is_file() {
+                    self.fail(s, &path, &mut failing, &"not a regular file");
+                    continue;
+                }
+                let key = (meta.dev(), meta.ino());
+                let name = path.to_string_lossy().into_owned();
+                at_path.insert(name.clone(), key);
+                if let Some(&i) = by_key.get(&key) {
+                    if i < before {
+                        if *self.files[i].path == *name {
+                            at_current[i] = true;
+                        } else if elsewhere[i].is_none() {
+                            elsewhere[i] = Some(name);
+                        }
+                        self.check_rewrite(i, meta.len(), now, emit);
+                    }
+                    continue;
+                }
+                if let Some(i) = self.open(s, &path, name, startup, now, &mut failing)
+                    && let Some(t) = self.files.get(i)
+                {
+                    by_key.insert(t.id.dev_ino(), i);
+                }
+            }
+        }
+        self.warned.retain(|p| failing.contains(p));
+        for (i, t) in self.files.iter_mut().enumerate().take(before) {
+            let key = t.id.dev_ino();
+            if at_current[i] {
+                t.present = true;
+            } else if let Some(p) = elsewhere[i].take() {
+                t.path = p.into();
+                t.present = true;
+                if !t.rotated {
+                    t.rotated = true;
+                    self.telemetry
+                        .rotation(&self.sources[t.source].name, "rename");
+                }
+            } else {
+                t.present = false;
+                let replaced = at_path.get(&*t.path).is_some_and(|k| *k != key);
+                if replaced && !t.rotated {
+                    t.rotated = true;
+                    self.telemetry
+                        .rotation(&self.sources[t.source].name, "rename");
+                }
+            }
+        }
+        self.telemetry.set_files_open(self.files.len());
+    }
+
+    /// Notices a truncated (size below the read offset) or rewritten (other first line) file.
+    fn check_rewrite(&mut self, i: usize, size: u64, now: Instant, emit: &mut dyn FnMut(TailLine)) {
+        let t = &mut self.files[i];
+        if t.needs_id {
+            return;
+        }
+        let rewritten = size < t.reader.pos()
+            || match identify(t.reader.file()) {
+                Ok(Some(id)) => id.fp != t.id.fp,
+                Ok(None) => true,
+                Err(_) => false,
+            };
+        if !rewritten {
+            return;
+        }
+        let head = Head::of(t);
+        let mut records = 0;
+        t.joiner.flush(&mut |l| {
+            records += 1;
+            emit(head.record(l));
+        });
+        if records > 0 {
+            self.telemetry
+                .lines_read(&self.sources[t.source].name, records);
+        }
+        t.reader.reset(0);
+        t.needs_id = true;
+        t.last_growth = now;
+        self.telemetry
+            .rotation(&self.sources[t.source].name, "truncate");
+        tracing::debug!(path = %t.path, "file truncated or rewritten; reading it from the start");
+        reidentify(t);
+    }
+
+    /// Opens a new file found at `path`. Returns its index, or None when it cannot be opened
+    /// or identified yet.
+    fn open(
+        &mut self,
+        s: usize,
+        path: &Path,
+        name: String,
+        startup: bool,
+        now: Instant,
+        failing: &mut HashSet<PathBuf>,
+    ) -> Option<usize> {
+        if self.files.len() >= self.max_open {
+            failing.insert(path.to_path_buf());
+            if self.warned.insert(path.to_path_buf()) {
+                tracing::warn!(path = %path.display(), max = self.max_open,
+                    "too many files open; not tailing this one for now");
+            }
+            return None;
+        }
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.fail(s, path, failing, &e);
+                return None;
+            }
+        };
+        let (id, size) = match identify(&file).and_then(|id| Ok((id, file.metadata()?.len()))) {
+            Ok((Some(id), size)) => (id, size),
+            Ok((None, _)) => return None,
+            Err(e) => {
+                self.fail(s, path, failing, &e);
+                return None;
+            }
+        };
+        if self.files.iter().any(|t| t.id.dev_ino() == id.dev_ino()) {
+            return None;
+        }
+        let src = &self.sources[s];
+        let pos = match self.known.remove(&id) {
+            Some(off) if off > size => {
+                self.telemetry.rotation(&src.name, "truncate");
+                0
+            }
+            Some(off) => off,
+            None if startup && src.read_from == ReadFrom::End => size,
+            None => 0,
+        };
+        self.read_failed.remove(&id);
+        tracing::debug!(source = %src.name, path = %name, offset = pos, "tailing file");
+        self.files.push(Tracked {
+            source: s,
+            id,
+            path: name.into(),
+            reader: Reader::new(file, pos, src.max_line),
+            joiner: Joiner::new(src.rule.clone()),
+            present: true,
+            rotated: false,
+            needs_id: false,
+            last_growth: now,
+        });
+        Some(self.files.len() - 1)
+    }
+}
+
+/// Tries to identify a rewritten file again; true when it is identified (and reading from the
+/// start may go on).
+fn reidentify(t: &mut Tracked) -> bool {
+    match identify(t.reader.file()) {
+        Ok(Some(id)) => {
+            t.id = id;
+            t.needs_id = false;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// What every record of one file carries.
+struct Head {
+    source: usize,
+    id: FileId,
+    path: Arc<str>,
+}
+
+impl Head {
+    fn of(t: &Tracked) -> Head {
+        Head {
+            source: t.source,
+            id: t.id,
+            path: t.path.clone(),
+        }
+    }
+
+    fn record(&self, l: Line) -> TailLine {
+        TailLine {
+            source: self.source,
+            file: self.id,
+            path: self.path.clone(),
+            text: l.text,
+            truncated: l.truncated,
+            end_offset: l.end,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Tailer {
+    /// Bytes of partial lines held in memory, over every file.
+    pub(super) fn buffered_bytes(&self) -> usize {
+        self.files.iter().map(|t| t.reader.buffered()).sum()
+    }
+}

@@ -1,0 +1,506 @@
+//! Tests of the [`Tailer`] on real files: rotation, truncation, identity, limits, multiline.
+
+#![allow(clippy::unwrap_used)]
+
+use super::fingerprint::identify;
+use super::*;
+use crate::config::{Attach, Dur, Format, MultilineConfig, ReadFrom, SourceConfig};
+use crate::telemetry::Telemetry;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+fn source(name: &str, paths: &[&Path], read_from: ReadFrom) -> SourceConfig {
+    SourceConfig {
+        name: name.into(),
+        paths: paths.iter().map(|p| p.display().to_string()).collect(),
+        exclude: vec!["*.gz".into()],
+        service: None,
+        labels: Default::default(),
+        read_from,
+        format: Format::Plain,
+        regex: None,
+        max_line_bytes: 1024,
+        multiline: None,
+    }
+}
+
+fn tailer(sources: Vec<SourceConfig>, start: HashMap<FileId, u64>) -> (Tailer, Telemetry) {
+    let tel = Telemetry::new();
+    let mut t = Tailer::new(sources, start, tel.clone()).unwrap();
+    t.set_scan_interval(Duration::ZERO);
+    (t, tel)
+}
+
+/// Polls until idle.
+fn drain(t: &mut Tailer) -> Vec<TailLine> {
+    let mut out = vec![];
+    while t.poll(1 << 20, &mut |l| out.push(l)) > 0 {}
+    out
+}
+
+fn texts(lines: &[TailLine]) -> Vec<&str> {
+    lines.iter().map(|l| l.text.as_str()).collect()
+}
+
+fn append(path: &Path, data: &[u8]) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(data).unwrap();
+}
+
+/// The value of a metric line such as `skein_agent_rotations_total{source="s",kind="rename"}`.
+fn metric(tel: &Telemetry, prefix: &str) -> u64 {
+    let text = tel.encode();
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn reads_lines_and_waits_for_the_partial_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    std::fs::write(&p, "one\r\ntwo\nthr").unwrap();
+    let (mut t, tel) = tailer(
+        vec![source(
+            "s",
+            &[&dir.path().join("*.log")],
+            ReadFrom::Beginning,
+        )],
+        HashMap::new(),
+    );
+    let out = drain(&mut t);
+    assert_eq!(texts(&out), ["one", "two"]);
+    assert_eq!(out[0].end_offset, 5);
+    assert_eq!(out[1].end_offset, 9);
+    assert_eq!(&*out[0].path, p.to_str().unwrap());
+    assert_eq!(out[0].source, 0);
+    append(&p, b"ee\n");
+    let out = drain(&mut t);
+    assert_eq!(texts(&out), ["three"]);
+    assert_eq!(out[0].end_offset, 15);
+    let files = t.files();
+    assert_eq!(files.len(), 1);
+    assert_eq!((files[0].0.as_str(), files[0].3), ("s", 15));
+    assert_eq!(
+        metric(&tel, "skein_agent_lines_read_total{source=\"s\"}"),
+        3
+    );
+    assert_eq!(
+        metric(&tel, "skein_agent_bytes_read_total{source=\"s\"}"),
+        15
+    );
+    assert_eq!(metric(&tel, "skein_agent_files_open"), 1);
+}
+
+#[test]
+fn read_from_end_or_beginning_and_new_files_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, e) = (dir.path().join("b"), dir.path().join("e"));
+    std::fs::create_dir(&b).unwrap();
+    std::fs::create_dir(&e).unwrap();
+    std::fs::write(b.join("x.log"), "old b\n").unwrap();
+    std::fs::write(e.join("x.log"), "old e\n").unwrap();
+    std::fs::write(e.join("unidentified.log"), "no newline yet").unwrap();
+    let (mut t, _) = tailer(
+        vec![
+            source("begin", &[&b.join("*.log")], ReadFrom::Beginning),
+            source("end", &[&e.join("*.log")], ReadFrom::End),
+        ],
+        HashMap::new(),
+    );
+    assert_eq!(texts(&drain(&mut t)), ["old b"]);
+    append(&e.join("x.log"), b"new e\n");
+    append(&e.join("unidentified.log"), b", now there is\n");
+    std::fs::write(e.join("later.log"), "later 1\nlater 2\n").unwrap();
+    let mut got: Vec<String> = drain(&mut t).into_iter().map(|l| l.text).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "later 1",
+            "later 2",
+            "new e",
+            "no newline yet, now there is"
+        ]
+    );
+}
+
+#[test]
+fn rename_rotation_reads_the_old_file_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("app.log");
+    let mut old = File::create(&p).unwrap();
+    old.write_all(b"a1\na2\n").unwrap();
+    let (mut t, tel) = tailer(
+        vec![source("s", &[&p], ReadFrom::Beginning)],
+        HashMap::new(),
+    );
+    t.set_close_grace(Duration::from_millis(100));
+    assert_eq!(texts(&drain(&mut t)), ["a1", "a2"]);
+    let old_id = t.files()[0].2;
+
+    std::fs::rename(&p, dir.path().join("app.log.1")).unwrap();
+    old.write_all(b"a3 after rename\n").unwrap();
+    std::fs::write(&p, "b1\n").unwrap();
+    let out = drain(&mut t);
+    assert_eq!(texts(&out), ["a3 after rename", "b1"]);
+    assert_eq!(out[0].file, old_id);
+    assert_ne!(out[1].file, old_id);
+    assert_eq!(t.files().len(), 2);
+    assert_eq!(
+        metric(
+            &tel,
+            "skein_agent_rotations_total{source=\"s\",kind=\"rename\"}"
+        ),
+        1
+    );
+
+    // Still within the grace period: late writes and a final line without newline.
+    old.write_all(b"a4\na5 no newline").unwrap();
+    assert_eq!(texts(&drain(&mut t)), ["a4"]);
+    std::thread::sleep(Duration::from_millis(150));
+    let out = drain(&mut t);
+    assert_eq!(texts(&out), ["a5 no newline"]);
+    assert_eq!(out[0].end_offset, 6 + 16 + 3 + 13);
+    let files = t.files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].1, p.to_str().unwrap());
+    assert_eq!(metric(&tel, "skein_agent_files_open"), 1);
+}
+
+#[test]
+fn same_file_at_two_paths_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("app.log");
+    std::fs::write(&p, "l1\nl2\n").unwrap();
+    std::fs::hard_link(&p, dir.path().join("app.log.bak")).unwrap();
+    let (mut t, tel) = tailer(
+        vec![source(
+            "s",
+            &[&dir.path().join("app.log*")],
+            ReadFrom::Beginning,
+        )],
+        HashMap::new(),
+    );
+    assert_eq!(texts(&drain(&mut t)), ["l1", "l2"]);
+    assert_eq!(t.files().len(), 1);
+
+    // Renamed within the glob: same file, new path, nothing read again.
+    std::fs::remove_file(dir.path().join("app.log.bak")).unwrap();
+    let p1 = dir.path().join("app.log.1");
+    std::fs::rename(&p, &p1).unwrap();
+    append(&p1, b"l3\n");
+    let out = drain(&mut t);
+    assert_eq!(texts(&out), ["l3"]);
+    assert_eq!(&*out[0].path, p1.to_str().unwrap());
+    assert_eq!(t.files()[0].1, p1.to_str().unwrap());
+    assert_eq!(
+        metric(
+            &tel,
+            "skein_agent_rotations_total{source=\"s\",kind=\"rename\"}"
+        ),
+        1
+    );
+}
+
+#[test]
+fn copytruncate_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("app.log");
+    std::fs::write(&p, "hello\nworld, a long line\n").unwrap();
+    let (mut t, tel) = tailer(
+        vec![source("s", &[&p], ReadFrom::Beginning)],
+        HashMap::new(),
+    );
+    assert_eq!(drain(&mut t).len(), 2);
+    let id = t.files()[0].2;
+
+    // Same first line after the truncation: same identity, found by size.
+    std::fs::copy(&p, dir.path().join("app.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    assert!(drain(&mut t).is_empty());
+    append(&p, b"hello\n");
+    let out = drain(&mut t);
+    assert_eq!(texts(&out), ["hello"]);
+    assert_eq!((out[0].file, out[0].end_offset), (id, 6));
+    assert_eq!(
+        metric(
+            &tel,
+            "skein_agent_rotations_total{source=\"s\",kind=\"truncate\"}"
+        ),
+        1
+    );
+
+    // Truncated and written past the old offset before a scan: found by fingerprint.
+    OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&p, b"rewritten first\nsecond\n");
+    let out = drain(&mut t);
+    assert_eq!(texts(&out), ["rewritten first", "second"]);
+    assert_ne!(out[0].file, id);
+    assert_eq!(out[0].file.dev_ino(), id.dev_ino());
+    assert_eq!(
+        metric(
+            &tel,
+            "skein_agent_rotations_total{source=\"s\",kind=\"truncate\"}"
+        ),
+        2
+    );
+}
+
+#[test]
+fn resume_from_positions_and_inode_reuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    std::fs::write(&p, "one\ntwo\nthree\n").unwrap();
+    let id = identify(&File::open(&p).unwrap()).unwrap().unwrap();
+    let src = || vec![source("s", &[&p], ReadFrom::End)];
+
+    let (mut t, _) = tailer(src(), HashMap::from([(id, 4)]));
+    assert_eq!(texts(&drain(&mut t)), ["two", "three"]);
+
+    // An offset past the end: the file was truncated meanwhile.
+    let (mut t, _) = tailer(src(), HashMap::from([(id, 1000)]));
+    assert_eq!(texts(&drain(&mut t)), ["one", "two", "three"]);
+
+    // Same device and inode, other first line: another file, the position is not used.
+    let reused = FileId {
+        fp: id.fp ^ 1,
+        ..id
+    };
+    let mut s = src();
+    s[0].read_from = ReadFrom::Beginning;
+    let (mut t, _) = tailer(s, HashMap::from([(reused, 8)]));
+    assert_eq!(texts(&drain(&mut t)), ["one", "two", "three"]);
+}
+
+#[test]
+fn deleted_file_is_read_to_its_end_then_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    let mut w = File::create(&p).unwrap();
+    w.write_all(b"x1\n").unwrap();
+    let (mut t, _) = tailer(
+        vec![source(
+            "s",
+            &[&dir.path().join("*.log")],
+            ReadFrom::Beginning,
+        )],
+        HashMap::new(),
+    );
+    t.set_close_grace(Duration::from_millis(100));
+    assert_eq!(texts(&drain(&mut t)), ["x1"]);
+    std::fs::remove_file(&p).unwrap();
+    w.write_all(b"x2\n").unwrap();
+    assert_eq!(texts(&drain(&mut t)), ["x2"]);
+    assert_eq!(t.files().len(), 1);
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(drain(&mut t).is_empty());
+    assert!(t.files().is_empty());
+}
+
+#[test]
+fn huge_line_is_cut_without_buffering_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    let big = 10 * 1024 * 1024;
+    let mut data = vec![b'x'; big];
+    data.extend_from_slice(b"\nnext line\n");
+    std::fs::write(&p, &data).unwrap();
+    let (mut t, tel) = tailer(
+        vec![source("s", &[&p], ReadFrom::Beginning)],
+        HashMap::new(),
+    );
+    let mut out = vec![];
+    // Half way through the long line, at most the limit (plus a byte) is held.
+    for _ in 0..20 {
+        t.poll(256 * 1024, &mut |l| out.push(l));
+        assert!(t.buffered_bytes() <= 2048, "{}", t.buffered_bytes());
+    }
+    assert!(out.is_empty());
+    out.extend(drain(&mut t));
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].text.len(), 1024);
+    assert!(out[0].truncated);
+    assert_eq!(out[0].end_offset, big as u64 + 1);
+    assert_eq!(out[1].text, "next line");
+    assert!(!out[1].truncated);
+    assert_eq!(
+        metric(&tel, "skein_agent_lines_truncated_total{source=\"s\"}"),
+        1
+    );
+}
+
+#[test]
+fn invalid_utf8_is_kept_lossy() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    std::fs::write(&p, b"ok \xff\xfe bad\r\n\x00\x01binary\n").unwrap();
+    let (mut t, _) = tailer(
+        vec![source("s", &[&p], ReadFrom::Beginning)],
+        HashMap::new(),
+    );
+    assert_eq!(
+        texts(&drain(&mut t)),
+        ["ok \u{FFFD}\u{FFFD} bad", "\u{0}\u{1}binary"]
+    );
+}
+
+fn multiline(pattern: &str, attach: Attach, max_lines: usize) -> Option<MultilineConfig> {
+    Some(MultilineConfig {
+        pattern: pattern.into(),
+        attach,
+        max_lines,
+        timeout: Dur::millis(100),
+    })
+}
+
+#[test]
+fn multiline_stack_traces_and_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    let trace = "ERROR boom\n\tat a.B.c(B.java:1)\n\tat a.B.d(B.java:2)\nCaused by: x\n\t... 3 more\nINFO next\n";
+    std::fs::write(&p, trace).unwrap();
+    let mut s = source("s", &[&p], ReadFrom::Beginning);
+    s.multiline = multiline(r"^\s+(at|\.\.\.)\s|^Caused by:", Attach::Previous, 500);
+    let (mut t, tel) = tailer(vec![s], HashMap::new());
+    let out = drain(&mut t);
+    assert_eq!(
+        texts(&out),
+        ["ERROR boom\n\tat a.B.c(B.java:1)\n\tat a.B.d(B.java:2)\nCaused by: x\n\t... 3 more"]
+    );
+    assert_eq!(
+        out[0].end_offset,
+        (trace.len() - "INFO next\n".len()) as u64
+    );
+    // "INFO next" waits for a possible continuation, then the timeout sends it.
+    std::thread::sleep(Duration::from_millis(150));
+    let out = drain(&mut t);
+    assert_eq!(texts(&out), ["INFO next"]);
+    assert_eq!(out[0].end_offset, trace.len() as u64);
+    assert_eq!(
+        metric(&tel, "skein_agent_lines_read_total{source=\"s\"}"),
+        2
+    );
+}
+
+#[test]
+fn multiline_next_and_max_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    std::fs::write(&p, "a \\\nb \\\nc\nd\ne\\\nf\\\ng\\\nh\n").unwrap();
+    let mut s = source("s", &[&p], ReadFrom::Beginning);
+    s.multiline = multiline(r"\\$", Attach::Next, 2);
+    let (mut t, _) = tailer(vec![s], HashMap::new());
+    assert_eq!(
+        texts(&drain(&mut t)),
+        ["a \\\nb \\", "c", "d", "e\\\nf\\", "g\\\nh"]
+    );
+}
+
+#[test]
+fn open_errors_are_logged_once_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    // A symbolic link to itself fails for every user, root included.
+    let looped = dir.path().join("loop.log");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    // Directories matching the glob are skipped quietly.
+    std::fs::create_dir(dir.path().join("sub.log")).unwrap();
+    let (mut t, tel) = tailer(
+        vec![source(
+            "s",
+            &[&dir.path().join("*.log")],
+            ReadFrom::Beginning,
+        )],
+        HashMap::new(),
+    );
+    for _ in 0..3 {
+        assert!(drain(&mut t).is_empty());
+    }
+    assert_eq!(
+        metric(&tel, "skein_agent_read_errors_total{source=\"s\"}"),
+        1
+    );
+    std::fs::remove_file(&looped).unwrap();
+    std::fs::write(&looped, "now readable\n").unwrap();
+    assert_eq!(texts(&drain(&mut t)), ["now readable"]);
+    assert_eq!(
+        metric(&tel, "skein_agent_read_errors_total{source=\"s\"}"),
+        1
+    );
+}
+
+#[test]
+fn permission_denied_is_retried() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("secret.log");
+    std::fs::write(&p, "hidden\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let denied = File::open(&p).is_err(); // false when running as root
+    let (mut t, tel) = tailer(
+        vec![source(
+            "s",
+            &[&dir.path().join("*.log")],
+            ReadFrom::Beginning,
+        )],
+        HashMap::new(),
+    );
+    let first = drain(&mut t);
+    drain(&mut t);
+    if denied {
+        assert!(first.is_empty());
+        assert_eq!(
+            metric(&tel, "skein_agent_read_errors_total{source=\"s\"}"),
+            1
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(texts(&drain(&mut t)), ["hidden"]);
+    } else {
+        assert_eq!(texts(&first), ["hidden"]);
+    }
+}
+
+#[test]
+fn budget_is_shared_between_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "y".repeat(99) + "\n";
+    for f in ["a.log", "b.log"] {
+        std::fs::write(dir.path().join(f), line.repeat(10_000)).unwrap();
+    }
+    let (mut t, _) = tailer(
+        vec![source(
+            "s",
+            &[&dir.path().join("*.log")],
+            ReadFrom::Beginning,
+        )],
+        HashMap::new(),
+    );
+    let mut n = 0;
+    let read = t.poll(256 * 1024, &mut |_| n += 1);
+    assert_eq!(read, 256 * 1024);
+    let files = t.files();
+    assert_eq!(
+        files.iter().map(|f| f.3).collect::<Vec<_>>(),
+        [131072, 131072]
+    );
+    assert_eq!(n, 2 * 1310);
+    let rest = drain(&mut t);
+    assert_eq!(rest.len() + n, 20_000);
+}

@@ -1,0 +1,73 @@
+//! `POST /skein/v1/heartbeat` on the OTLP/HTTP listener: agents report that they are alive,
+//! with their id, host, version, sources and buffer fill. The registry behind it
+//! ([`AgentRegistry`]) is served by the query API at `GET /api/v1/agents`.
+
+use crate::otlp_http::{authorized, error};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http_body_util::BodyExt;
+use skein_model::api::Heartbeat;
+use skein_query::agents::{AgentRegistry, HeartbeatError};
+use std::sync::Arc;
+
+/// Largest heartbeat body, bytes.
+pub const MAX_HEARTBEAT_BYTES: usize = 256 * 1024;
+
+#[derive(Clone)]
+struct HbState {
+    registry: AgentRegistry,
+    token: Option<Arc<str>>,
+}
+
+/// The heartbeat route, to merge into the OTLP/HTTP router.
+pub fn router(registry: AgentRegistry, token: Option<Arc<str>>) -> Router {
+    Router::new()
+        .route("/skein/v1/heartbeat", post(heartbeat))
+        .with_state(HbState { registry, token })
+}
+
+async fn heartbeat(State(s): State<HbState>, headers: HeaderMap, body: Body) -> Response {
+    if !authorized(&headers, s.token.as_deref()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token: send Authorization: Bearer <ingest token>",
+        );
+    }
+    let bytes = match http_body_util::Limited::new(body, MAX_HEARTBEAT_BYTES)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                &format!("a heartbeat is at most {MAX_HEARTBEAT_BYTES} bytes"),
+            );
+        }
+    };
+    let hb: Heartbeat = match serde_json::from_slice(&bytes) {
+        Ok(h) => h,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("the heartbeat is not valid JSON of the expected shape: {e}"),
+            );
+        }
+    };
+    match s.registry.heartbeat(hb) {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
+        Err(HeartbeatError::Invalid(m)) => error(StatusCode::BAD_REQUEST, "bad_request", &m),
+        Err(e @ HeartbeatError::Full) => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_agents",
+            &e.to_string(),
+        ),
+    }
+}
