@@ -321,7 +321,10 @@ impl Buffer {
             let r = r.map_err(io)?;
             match decode(r.seq, r.kind, r.payload) {
                 Some(b) => out.push(b),
-                None => tracing::warn!(seq = r.seq, "disk buffer: skipping a record of an unknown kind"),
+                None => tracing::warn!(
+                    seq = r.seq,
+                    "disk buffer: skipping a record of an unknown kind"
+                ),
             }
             if out.len() >= max {
                 break;
@@ -371,8 +374,10 @@ impl Buffer {
         (bytes, self.max_bytes)
     }
 
-    /// The furthest position of every file found in the buffer: where each file resumes,
-    /// together with its checkpoint (whichever is further).
+    /// The position of every file in the buffer, the latest record's winning (a file
+    /// truncated and read again from its start has a smaller offset in a later record). A
+    /// file found here resumes from this position rather than its checkpoint: the buffer only
+    /// holds lines newer than the checkpoints.
     pub fn positions(&self) -> Result<HashMap<FileId, u64>, BufferError> {
         let reader = {
             let g = self.lock()?;
@@ -383,8 +388,7 @@ impl Buffer {
             let r = r.map_err(io)?;
             if let Some(b) = decode(r.seq, r.kind, r.payload) {
                 for (id, off) in b.positions {
-                    let e = out.entry(id).or_insert(off);
-                    *e = (*e).max(off);
+                    out.insert(id, off);
                 }
             }
         }
@@ -476,7 +480,10 @@ mod tests {
         let dropped = b
             .append(Signal::Logs, 5, &[], BodyEncoding::Identity, &body, true)
             .unwrap();
-        assert!(dropped >= 5, "dropping the oldest segment counts its records");
+        assert!(
+            dropped >= 5,
+            "dropping the oldest segment counts its records"
+        );
         let after = b.read(0, 1000).unwrap();
         assert!(after.len() < before + 1);
         assert!(b.fill().0 <= 64 * 1024);

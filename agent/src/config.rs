@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Everything the agent needs to run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// Who this agent is and where it keeps its state.
@@ -34,23 +34,6 @@ pub struct AgentConfig {
     /// Log files to tail, as `[[source]]` tables.
     #[serde(rename = "source")]
     pub sources: Vec<SourceConfig>,
-}
-
-impl Default for AgentConfig {
-    fn default() -> Self {
-        AgentConfig {
-            agent: AgentSection::default(),
-            collector: CollectorSection::default(),
-            batch: BatchSection::default(),
-            retry: RetrySection::default(),
-            buffer: BufferSection::default(),
-            receiver: ReceiverSection::default(),
-            telemetry: TelemetrySection::default(),
-            heartbeat: HeartbeatSection::default(),
-            host_metrics: HostMetricsSection::default(),
-            sources: Vec::new(),
-        }
-    }
 }
 
 /// Identity and state.
@@ -475,7 +458,7 @@ impl TryFrom<String> for Dur {
 impl From<Dur> for String {
     fn from(d: Dur) -> String {
         let ms = d.0.as_millis();
-        if ms % 1000 == 0 {
+        if ms.is_multiple_of(1000) {
             format!("{}s", ms / 1000)
         } else {
             format!("{ms}ms")
@@ -545,7 +528,10 @@ impl AgentConfig {
             })?;
         }
         let positive = [
-            ("collector.max_in_flight", self.collector.max_in_flight as u64),
+            (
+                "collector.max_in_flight",
+                self.collector.max_in_flight as u64,
+            ),
             ("batch.max_records", self.batch.max_records as u64),
             ("batch.max_bytes", self.batch.max_bytes as u64),
             ("buffer.max_mb", self.buffer.max_mb),

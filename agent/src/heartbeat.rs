@@ -70,7 +70,10 @@ pub async fn run(
             Ok(r) if r.status().is_success() => None,
             Ok(r) => {
                 let code = r.status().as_u16();
-                Some(format!("status {code}: {}", r.text().await.unwrap_or_default()))
+                Some(format!(
+                    "status {code}: {}",
+                    r.text().await.unwrap_or_default()
+                ))
             }
             Err(e) => Some(e.to_string()),
         };

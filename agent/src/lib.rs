@@ -165,10 +165,11 @@ where
         let file = open_dir.join("checkpoints.json");
         let checkpoints = Checkpoints::load(&file).map_err(|e| data_dir_error(&open_dir, e))?;
         let mut start = checkpoints.positions();
-        for (id, off) in buffer.positions().map_err(|e| data_dir_error(&open_dir, e))? {
-            let e = start.entry(id).or_insert(off);
-            *e = (*e).max(off);
-        }
+        start.extend(
+            buffer
+                .positions()
+                .map_err(|e| data_dir_error(&open_dir, e))?,
+        );
         Ok::<_, AgentError>((lock, buffer, checkpoints, start))
     })
     .await
@@ -266,10 +267,7 @@ where
                 .add_service(a)
                 .add_service(b)
                 .add_service(c)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(gl),
-                    stop,
-                )
+                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(gl), stop)
                 .await
                 .map_err(|e| format!("receiver.grpc: {e}"))
         }));

@@ -13,8 +13,8 @@ use crate::tail::{FileId, TailLine, Tailer};
 use crate::telemetry::Telemetry;
 use prost::Message;
 use skein_model::proto::collector::logs::v1::ExportLogsServiceRequest;
-use skein_model::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use skein_model::proto::common::v1::InstrumentationScope;
+use skein_model::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use skein_model::proto::resource::v1::Resource;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -242,7 +242,9 @@ impl Batcher {
             rec.attributes.push(crate::parse::lift::key_value(
                 "skein.truncated".into(),
                 skein_model::proto::common::v1::AnyValue {
-                    value: Some(skein_model::proto::common::v1::any_value::Value::BoolValue(true)),
+                    value: Some(skein_model::proto::common::v1::any_value::Value::BoolValue(
+                        true,
+                    )),
                 },
             ));
         }
@@ -287,8 +289,11 @@ impl Batcher {
         drop(req);
         let (enc, bytes) = compress(&body, self.cfg.collector.compression);
         drop(body);
-        let positions: Vec<(FileId, u64)> =
-            self.positions.iter().map(|(id, (off, _))| (*id, *off)).collect();
+        let positions: Vec<(FileId, u64)> = self
+            .positions
+            .iter()
+            .map(|(id, (off, _))| (*id, *off))
+            .collect();
         let records = u32::try_from(self.records).unwrap_or(u32::MAX);
         let drop_oldest = self.cfg.buffer.when_full == WhenFull::DropOldest;
         let mut warned = false;
@@ -318,7 +323,10 @@ impl Batcher {
             // On stop, give up waiting: the lines were not acknowledged, so their files
             // resume before them at the next start.
             if self.stop.load(Ordering::Acquire) {
-                tracing::info!(records, "stopping with a full buffer: these lines are read again at the next start");
+                tracing::info!(
+                    records,
+                    "stopping with a full buffer: these lines are read again at the next start"
+                );
                 self.reset();
                 return;
             }

@@ -55,7 +55,12 @@ impl AgentSink {
         }
     }
 
-    async fn store(&self, signal: Signal, records: u64, body: Vec<u8>) -> Result<Accepted, IngestError> {
+    async fn store(
+        &self,
+        signal: Signal,
+        records: u64,
+        body: Vec<u8>,
+    ) -> Result<Accepted, IngestError> {
         if records == 0 {
             return Ok(Accepted::default());
         }
@@ -124,7 +129,9 @@ impl OtlpSink for AgentSink {
     }
 
     fn bad_request(&self, signal: &'static str) {
-        self.inner.telemetry.request_failed(signal, "receiver_bad_request");
+        self.inner
+            .telemetry
+            .request_failed(signal, "receiver_bad_request");
     }
 
     async fn logs(
@@ -135,7 +142,11 @@ impl OtlpSink for AgentSink {
         let mut n = 0u64;
         for rl in &mut req.resource_logs {
             add_resource(&mut rl.resource, &self.inner.resource);
-            n += rl.scope_logs.iter().map(|s| s.log_records.len() as u64).sum::<u64>();
+            n += rl
+                .scope_logs
+                .iter()
+                .map(|s| s.log_records.len() as u64)
+                .sum::<u64>();
         }
         self.store(Signal::Logs, n, req.encode_to_vec()).await
     }
@@ -148,7 +159,11 @@ impl OtlpSink for AgentSink {
         let mut n = 0u64;
         for rs in &mut req.resource_spans {
             add_resource(&mut rs.resource, &self.inner.resource);
-            n += rs.scope_spans.iter().map(|s| s.spans.len() as u64).sum::<u64>();
+            n += rs
+                .scope_spans
+                .iter()
+                .map(|s| s.spans.len() as u64)
+                .sum::<u64>();
         }
         self.store(Signal::Traces, n, req.encode_to_vec()).await
     }

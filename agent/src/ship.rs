@@ -127,13 +127,15 @@ impl Shipper {
     }
 
     fn finish(&self, b: Batch, outcome: Outcome) {
+        tracing::debug!(seq = b.seq, positions = ?b.positions, "batch finished");
         let signal = b.signal.name();
         match outcome {
             Outcome::Sent => {
                 self.telemetry.records_sent(signal, u64::from(b.records));
             }
             Outcome::Rejected => {
-                self.telemetry.records_rejected(signal, u64::from(b.records));
+                self.telemetry
+                    .records_rejected(signal, u64::from(b.records));
                 self.telemetry.dropped("rejected", u64::from(b.records));
             }
             Outcome::Abandoned => return,
@@ -168,6 +170,12 @@ async fn send(
             Ok(resp) => {
                 let status = resp.status();
                 if status.is_success() {
+                    tracing::debug!(
+                        seq = batch.seq,
+                        records = batch.records,
+                        signal,
+                        "batch acknowledged"
+                    );
                     return (batch, Outcome::Sent);
                 }
                 let retry_after = resp
@@ -190,7 +198,11 @@ async fn send(
                     );
                     return (batch, Outcome::Rejected);
                 }
-                tracing::warn!(status = code, signal, "the collector cannot take a batch now; retrying");
+                tracing::warn!(
+                    status = code,
+                    signal,
+                    "the collector cannot take a batch now; retrying"
+                );
                 retry_after
             }
             Err(e) => {
@@ -211,7 +223,9 @@ async fn send(
         }
         let sleep = wait.unwrap_or_else(|| {
             // Full jitter: anywhere between zero and the current backoff.
-            let ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX).max(1);
+            let ms = u64::try_from(backoff.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
             Duration::from_millis(fastrand::u64(0..=ms))
         });
         backoff = (backoff * 2).min(retry.max_backoff.0);

@@ -76,7 +76,11 @@ impl Telemetry {
                 "Log records read from files (after multiline joining), by source",
                 &inner.lines_read,
             ),
-            ("bytes_read", "Bytes read from files, by source", &inner.bytes_read),
+            (
+                "bytes_read",
+                "Bytes read from files, by source",
+                &inner.bytes_read,
+            ),
             (
                 "lines_truncated",
                 "Lines longer than max_line_bytes, cut to the limit, by source",

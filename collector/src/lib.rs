@@ -152,10 +152,11 @@ where
 
     let agents = skein_query::agents::AgentRegistry::open(
         &cfg.data_dir.join("agents.json"),
-        cfg.agents_down_after().map_err(|message| config::ConfigError {
-            source_name: "configuration".into(),
-            message,
-        })?,
+        cfg.agents_down_after()
+            .map_err(|message| config::ConfigError {
+                source_name: "configuration".into(),
+                message,
+            })?,
     );
     let http_app = otlp_http::router(otlp_http::HttpState {
         sink: ingest.clone(),

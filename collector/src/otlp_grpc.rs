@@ -130,15 +130,15 @@ impl<S: OtlpSink> MetricsService for GrpcIngest<S> {
     }
 }
 
-/// The three services, with compression and the message size limit set.
-pub fn services<S: OtlpSink>(
-    svc: GrpcIngest<S>,
-    max_message: usize,
-) -> (
+/// The three OTLP gRPC services over one sink.
+pub type Services<S> = (
     LogsServiceServer<GrpcIngest<S>>,
     TraceServiceServer<GrpcIngest<S>>,
     MetricsServiceServer<GrpcIngest<S>>,
-) {
+);
+
+/// The three services, with compression and the message size limit set.
+pub fn services<S: OtlpSink>(svc: GrpcIngest<S>, max_message: usize) -> Services<S> {
     let logs = LogsServiceServer::new(svc.clone())
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)

@@ -74,7 +74,9 @@ impl AgentRegistry {
                 ),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(file = %file.display(), error = %e, "cannot read the agent registry"),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "cannot read the agent registry")
+            }
         }
         AgentRegistry {
             inner: Arc::new(Mutex::new(inner)),
@@ -211,7 +213,11 @@ mod tests {
         r.heartbeat_at(hb("a"), t0).unwrap();
         r.heartbeat_at(hb("b"), t0 + 10_000_000_000).unwrap();
         let l = r.list_at(t0 + 20_000_000_000);
-        let states: Vec<_> = l.agents.iter().map(|a| (a.heartbeat.id.as_str(), a.state.as_str())).collect();
+        let states: Vec<_> = l
+            .agents
+            .iter()
+            .map(|a| (a.heartbeat.id.as_str(), a.state.as_str()))
+            .collect();
         assert_eq!(states, [("a", "down"), ("b", "up")]);
         assert_eq!(l.agents[0].silent_seconds, 20.0);
     }
@@ -219,7 +225,10 @@ mod tests {
     #[test]
     fn bad_heartbeats_are_refused() {
         let r = AgentRegistry::in_memory(Duration::from_secs(15));
-        assert!(matches!(r.heartbeat(hb(" ")), Err(HeartbeatError::Invalid(_))));
+        assert!(matches!(
+            r.heartbeat(hb(" ")),
+            Err(HeartbeatError::Invalid(_))
+        ));
         assert!(matches!(
             r.heartbeat(hb(&"x".repeat(300))),
             Err(HeartbeatError::Invalid(_))
@@ -239,6 +248,11 @@ mod tests {
         assert_eq!(l.agents.len(), 1);
         assert_eq!(l.agents[0].last_seen_unix_nano, 5);
         std::fs::write(&f, b"{not json").unwrap();
-        assert!(AgentRegistry::open(&f, Duration::from_secs(15)).list().agents.is_empty());
+        assert!(
+            AgentRegistry::open(&f, Duration::from_secs(15))
+                .list()
+                .agents
+                .is_empty()
+        );
     }
 }

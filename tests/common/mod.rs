@@ -4,6 +4,8 @@
 //! Every test file uses only part of it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod agent;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,6 +39,9 @@ pub const SKEIN_ENV: &[&str] = &[
     "SKEIN_QUERY_TOKEN",
     "SKEIN_API",
     "SKEIN_LOG",
+    "SKEIN_AGENT_CONFIG",
+    "SKEIN_AGENT_DATA_DIR",
+    "SKEIN_COLLECTOR",
 ];
 
 /// A running `skein collector` process.
@@ -69,7 +74,7 @@ impl Collector {
     pub fn start_in(dir: &Path, extra_args: &[&str]) -> Collector {
         let output = Arc::new(Mutex::new(String::new()));
         let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, [otlp_http, otlp_grpc, api]) = spawn(dir, &extra, &output, 0);
+        let (child, [otlp_http, otlp_grpc, api]) = spawn(dir, &extra, &output, 0, None);
         Collector {
             child: Some(child),
             dir: dir.to_path_buf(),
@@ -92,11 +97,30 @@ impl Collector {
             let _ = c.wait();
         }
         self.generation += 1;
-        let (child, [h, g, a]) = spawn(&self.dir, &self.extra, &self.output, self.generation);
+        let (child, [h, g, a]) = spawn(&self.dir, &self.extra, &self.output, self.generation, None);
         self.child = Some(child);
         self.otlp_http = h;
         self.otlp_grpc = g;
         self.api = a;
+    }
+
+    /// Starts the collector again on the same data directory, flags and ports (for clients
+    /// that keep the address, such as an agent). The previous process must have stopped.
+    pub fn restart_same_ports(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.generation += 1;
+        let fixed = [self.otlp_http, self.otlp_grpc, self.api];
+        let (child, _) = spawn(
+            &self.dir,
+            &self.extra,
+            &self.output,
+            self.generation,
+            Some(fixed),
+        );
+        self.child = Some(child);
     }
 
     /// The process id.
@@ -191,14 +215,16 @@ fn spawn(
     extra: &[String],
     output: &Arc<Mutex<String>>,
     generation: usize,
+    fixed: Option<[SocketAddr; 3]>,
 ) -> (Child, [SocketAddr; 3]) {
+    let addr = |i: usize| fixed.map_or("127.0.0.1:0".to_string(), |f| f[i].to_string());
     let mut cmd = Command::new(SKEIN);
     cmd.arg("collector")
         .arg("--data-dir")
         .arg(dir)
-        .args(["--otlp-http", "127.0.0.1:0"])
-        .args(["--otlp-grpc", "127.0.0.1:0"])
-        .args(["--api", "127.0.0.1:0"])
+        .args(["--otlp-http", &addr(0)])
+        .args(["--otlp-grpc", &addr(1)])
+        .args(["--api", &addr(2)])
         .args(extra)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -207,7 +233,21 @@ fn spawn(
     for v in SKEIN_ENV {
         cmd.env_remove(v);
     }
-    let mut child = cmd.spawn().expect("spawn skein collector");
+    run_until_ready(cmd, output, generation, &format!("{extra:?}"), parse_ready)
+}
+
+/// Spawns `cmd` (stdout and stderr piped), copies its output into `output`, and waits until
+/// `parse` accepts a stdout line (the process's ready line). Panics with the output if the
+/// process does not get there within a minute.
+pub fn run_until_ready<T: Send + 'static>(
+    mut cmd: Command,
+    output: &Arc<Mutex<String>>,
+    generation: usize,
+    what: &str,
+    parse: fn(&str) -> Option<T>,
+) -> (Child, T) {
+    let extra = what;
+    let mut child = cmd.spawn().expect("spawn skein");
     if let Ok(mut o) = output.lock() {
         o.push_str(&format!(
             "[harness] generation {generation}: pid {} args {extra:?}\n",
@@ -216,7 +256,7 @@ fn spawn(
     }
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = mpsc::channel::<[SocketAddr; 3]>();
+    let (tx, rx) = mpsc::channel::<T>();
     let out = output.clone();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
@@ -225,7 +265,7 @@ fn spawn(
             if let Ok(mut o) = out.lock() {
                 o.push_str(&format!("[stdout] {line}\n"));
             }
-            if let Some(addrs) = parse_ready(&line)
+            if let Some(addrs) = parse(&line)
                 && let Some(tx) = tx.take()
             {
                 let _ = tx.send(addrs);
@@ -260,9 +300,7 @@ fn spawn(
             // Give the reader threads a moment to take the last lines.
             std::thread::sleep(Duration::from_millis(100));
             let text = output.lock().map(|o| o.clone()).unwrap_or_default();
-            panic!(
-                "skein collector did not print its ready line ({e}); exit: {status:?}; output:\n{text}"
-            );
+            panic!("skein did not print its ready line ({e}); exit: {status:?}; output:\n{text}");
         }
     }
 }

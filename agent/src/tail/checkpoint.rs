@@ -90,7 +90,7 @@ impl Checkpoints {
                 cp: cp.clone(),
             })
             .collect();
-        files.sort_by(|a, b| a.id.cmp(&b.id));
+        files.sort_by_key(|e| e.id);
         let json = serde_json::to_vec_pretty(&OnDisk { version: 1, files })
             .map_err(|e| format!("{}: cannot encode checkpoints: {e}", path.display()))?;
         let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
@@ -112,13 +112,14 @@ impl Checkpoints {
         Ok(())
     }
 
-    /// Records a position. For a known file the offset only moves forward; the path and the
-    /// time are updated either way.
+    /// Records a position. The latest call wins: acknowledgements arrive in file order, so
+    /// the offset only moves back when the file was truncated (copytruncate) and read again
+    /// from its start.
     pub fn set(&mut self, id: FileId, offset: u64, path: &str) {
         let now = unix_now();
         match self.map.get_mut(&id) {
             Some(cp) => {
-                cp.offset = cp.offset.max(offset);
+                cp.offset = offset;
                 if cp.path != path {
                     cp.path = path.to_string();
                 }
@@ -186,13 +187,17 @@ mod tests {
         c.set(id(1), 100, "/var/log/a.log");
         c.set(id(2), 5, "/var/log/b.log");
         c.set(id(1), 50, "/var/log/a.log.1");
-        assert_eq!(c.get(&id(1)).unwrap().offset, 100, "only moves forward");
+        assert_eq!(
+            c.get(&id(1)).unwrap().offset,
+            50,
+            "the latest position wins (a truncated file starts over)"
+        );
         assert_eq!(c.get(&id(1)).unwrap().path, "/var/log/a.log.1");
         c.save(&p).unwrap();
         assert!(!dir.path().join("checkpoints.json.tmp").exists());
         let back = Checkpoints::load(&p).unwrap();
         assert_eq!(back, c);
-        assert_eq!(back.positions(), HashMap::from([(id(1), 100), (id(2), 5)]));
+        assert_eq!(back.positions(), HashMap::from([(id(1), 50), (id(2), 5)]));
         // Saving again replaces the file.
         c.set(id(2), 9, "/var/log/b.log");
         c.save(&p).unwrap();

@@ -1,7 +1,7 @@
 //! File tailing: follows the files of every `[[source]]` through rotation (rename-and-create
 //! and copytruncate), deletion and truncation, and turns their bytes into records.
 //!
-//! * Files are found by glob ([`discover`]) at every scan (default every second); a file is
+//! * Files are found by glob (`discover`) at every scan (default every second); a file is
 //!   known by its [`FileId`] (device, inode and a fingerprint of its first line), so one file
 //!   seen at two paths is read once, and a reused inode number is a new file.
 //! * A file that is empty, or shorter than 256 bytes without a newline, cannot be identified
@@ -9,7 +9,7 @@
 //! * A file no longer found at a matched path (renamed away, deleted) is read from its open
 //!   descriptor to its end, and closed once it has not grown for a grace period (default 5 s).
 //! * Lines longer than `max_line_bytes` are cut; the rest is skipped without buffering.
-//! * Multiline joining happens per file ([`multiline`]).
+//! * Multiline joining happens per file (`multiline`).
 //! * [`Checkpoints`] keep how far each file was read and stored, to resume after a restart.
 
 pub mod checkpoint;
@@ -17,6 +17,9 @@ mod discover;
 mod fingerprint;
 mod multiline;
 mod reader;
+#[cfg(test)]
+mod rotation_tests;
+mod scan;
 mod tailer;
 #[cfg(test)]
 mod tests;

@@ -237,9 +237,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.log");
         let mut w = File::create(&p).unwrap();
-        w.write_all(&vec![b'a'; 100]).unwrap();
+        w.write_all(&[b'a'; 100]).unwrap();
         w.write_all(b"\n0123456789\r\n").unwrap();
-        w.write_all(&vec![b'b'; 11]).unwrap();
+        w.write_all(&[b'b'; 11]).unwrap();
         w.write_all(b"\nok\n").unwrap();
         for chunk in [1, 5, 64 * 1024] {
             let mut r = Reader::new(File::open(&p).unwrap(), 0, 10);

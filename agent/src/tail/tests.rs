@@ -1,8 +1,7 @@
-//! Tests of the [`Tailer`] on real files: rotation, truncation, identity, limits, multiline.
+//! Tests of the [`Tailer`](super::Tailer) on real files: reading, limits, multiline, errors.
 
 #![allow(clippy::unwrap_used)]
 
-use super::fingerprint::identify;
 use super::*;
 use crate::config::{Attach, Dur, Format, MultilineConfig, ReadFrom, SourceConfig};
 use crate::telemetry::Telemetry;
@@ -12,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-fn source(name: &str, paths: &[&Path], read_from: ReadFrom) -> SourceConfig {
+pub(super) fn source(name: &str, paths: &[&Path], read_from: ReadFrom) -> SourceConfig {
     SourceConfig {
         name: name.into(),
         paths: paths.iter().map(|p| p.display().to_string()).collect(),
@@ -27,7 +26,10 @@ fn source(name: &str, paths: &[&Path], read_from: ReadFrom) -> SourceConfig {
     }
 }
 
-fn tailer(sources: Vec<SourceConfig>, start: HashMap<FileId, u64>) -> (Tailer, Telemetry) {
+pub(super) fn tailer(
+    sources: Vec<SourceConfig>,
+    start: HashMap<FileId, u64>,
+) -> (Tailer, Telemetry) {
     let tel = Telemetry::new();
     let mut t = Tailer::new(sources, start, tel.clone()).unwrap();
     t.set_scan_interval(Duration::ZERO);
@@ -35,17 +37,17 @@ fn tailer(sources: Vec<SourceConfig>, start: HashMap<FileId, u64>) -> (Tailer, T
 }
 
 /// Polls until idle.
-fn drain(t: &mut Tailer) -> Vec<TailLine> {
+pub(super) fn drain(t: &mut Tailer) -> Vec<TailLine> {
     let mut out = vec![];
     while t.poll(1 << 20, &mut |l| out.push(l)) > 0 {}
     out
 }
 
-fn texts(lines: &[TailLine]) -> Vec<&str> {
+pub(super) fn texts(lines: &[TailLine]) -> Vec<&str> {
     lines.iter().map(|l| l.text.as_str()).collect()
 }
 
-fn append(path: &Path, data: &[u8]) {
+pub(super) fn append(path: &Path, data: &[u8]) {
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
@@ -55,7 +57,7 @@ fn append(path: &Path, data: &[u8]) {
 }
 
 /// The value of a metric line such as `skein_agent_rotations_total{source="s",kind="rename"}`.
-fn metric(tel: &Telemetry, prefix: &str) -> u64 {
+pub(super) fn metric(tel: &Telemetry, prefix: &str) -> u64 {
     let text = tel.encode();
     text.lines()
         .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
@@ -133,189 +135,6 @@ fn read_from_end_or_beginning_and_new_files_from_the_start() {
 }
 
 #[test]
-fn rename_rotation_reads_the_old_file_to_its_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("app.log");
-    let mut old = File::create(&p).unwrap();
-    old.write_all(b"a1\na2\n").unwrap();
-    let (mut t, tel) = tailer(
-        vec![source("s", &[&p], ReadFrom::Beginning)],
-        HashMap::new(),
-    );
-    t.set_close_grace(Duration::from_millis(100));
-    assert_eq!(texts(&drain(&mut t)), ["a1", "a2"]);
-    let old_id = t.files()[0].2;
-
-    std::fs::rename(&p, dir.path().join("app.log.1")).unwrap();
-    old.write_all(b"a3 after rename\n").unwrap();
-    std::fs::write(&p, "b1\n").unwrap();
-    let out = drain(&mut t);
-    assert_eq!(texts(&out), ["a3 after rename", "b1"]);
-    assert_eq!(out[0].file, old_id);
-    assert_ne!(out[1].file, old_id);
-    assert_eq!(t.files().len(), 2);
-    assert_eq!(
-        metric(
-            &tel,
-            "skein_agent_rotations_total{source=\"s\",kind=\"rename\"}"
-        ),
-        1
-    );
-
-    // Still within the grace period: late writes and a final line without newline.
-    old.write_all(b"a4\na5 no newline").unwrap();
-    assert_eq!(texts(&drain(&mut t)), ["a4"]);
-    std::thread::sleep(Duration::from_millis(150));
-    let out = drain(&mut t);
-    assert_eq!(texts(&out), ["a5 no newline"]);
-    assert_eq!(out[0].end_offset, 6 + 16 + 3 + 13);
-    let files = t.files();
-    assert_eq!(files.len(), 1);
-    assert_eq!(files[0].1, p.to_str().unwrap());
-    assert_eq!(metric(&tel, "skein_agent_files_open"), 1);
-}
-
-#[test]
-fn same_file_at_two_paths_is_read_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("app.log");
-    std::fs::write(&p, "l1\nl2\n").unwrap();
-    std::fs::hard_link(&p, dir.path().join("app.log.bak")).unwrap();
-    let (mut t, tel) = tailer(
-        vec![source(
-            "s",
-            &[&dir.path().join("app.log*")],
-            ReadFrom::Beginning,
-        )],
-        HashMap::new(),
-    );
-    assert_eq!(texts(&drain(&mut t)), ["l1", "l2"]);
-    assert_eq!(t.files().len(), 1);
-
-    // Renamed within the glob: same file, new path, nothing read again.
-    std::fs::remove_file(dir.path().join("app.log.bak")).unwrap();
-    let p1 = dir.path().join("app.log.1");
-    std::fs::rename(&p, &p1).unwrap();
-    append(&p1, b"l3\n");
-    let out = drain(&mut t);
-    assert_eq!(texts(&out), ["l3"]);
-    assert_eq!(&*out[0].path, p1.to_str().unwrap());
-    assert_eq!(t.files()[0].1, p1.to_str().unwrap());
-    assert_eq!(
-        metric(
-            &tel,
-            "skein_agent_rotations_total{source=\"s\",kind=\"rename\"}"
-        ),
-        1
-    );
-}
-
-#[test]
-fn copytruncate_starts_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("app.log");
-    std::fs::write(&p, "hello\nworld, a long line\n").unwrap();
-    let (mut t, tel) = tailer(
-        vec![source("s", &[&p], ReadFrom::Beginning)],
-        HashMap::new(),
-    );
-    assert_eq!(drain(&mut t).len(), 2);
-    let id = t.files()[0].2;
-
-    // Same first line after the truncation: same identity, found by size.
-    std::fs::copy(&p, dir.path().join("app.log.1")).unwrap();
-    OpenOptions::new()
-        .write(true)
-        .open(&p)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
-    assert!(drain(&mut t).is_empty());
-    append(&p, b"hello\n");
-    let out = drain(&mut t);
-    assert_eq!(texts(&out), ["hello"]);
-    assert_eq!((out[0].file, out[0].end_offset), (id, 6));
-    assert_eq!(
-        metric(
-            &tel,
-            "skein_agent_rotations_total{source=\"s\",kind=\"truncate\"}"
-        ),
-        1
-    );
-
-    // Truncated and written past the old offset before a scan: found by fingerprint.
-    OpenOptions::new()
-        .write(true)
-        .open(&p)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
-    append(&p, b"rewritten first\nsecond\n");
-    let out = drain(&mut t);
-    assert_eq!(texts(&out), ["rewritten first", "second"]);
-    assert_ne!(out[0].file, id);
-    assert_eq!(out[0].file.dev_ino(), id.dev_ino());
-    assert_eq!(
-        metric(
-            &tel,
-            "skein_agent_rotations_total{source=\"s\",kind=\"truncate\"}"
-        ),
-        2
-    );
-}
-
-#[test]
-fn resume_from_positions_and_inode_reuse() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("a.log");
-    std::fs::write(&p, "one\ntwo\nthree\n").unwrap();
-    let id = identify(&File::open(&p).unwrap()).unwrap().unwrap();
-    let src = || vec![source("s", &[&p], ReadFrom::End)];
-
-    let (mut t, _) = tailer(src(), HashMap::from([(id, 4)]));
-    assert_eq!(texts(&drain(&mut t)), ["two", "three"]);
-
-    // An offset past the end: the file was truncated meanwhile.
-    let (mut t, _) = tailer(src(), HashMap::from([(id, 1000)]));
-    assert_eq!(texts(&drain(&mut t)), ["one", "two", "three"]);
-
-    // Same device and inode, other first line: another file, the position is not used.
-    let reused = FileId {
-        fp: id.fp ^ 1,
-        ..id
-    };
-    let mut s = src();
-    s[0].read_from = ReadFrom::Beginning;
-    let (mut t, _) = tailer(s, HashMap::from([(reused, 8)]));
-    assert_eq!(texts(&drain(&mut t)), ["one", "two", "three"]);
-}
-
-#[test]
-fn deleted_file_is_read_to_its_end_then_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("a.log");
-    let mut w = File::create(&p).unwrap();
-    w.write_all(b"x1\n").unwrap();
-    let (mut t, _) = tailer(
-        vec![source(
-            "s",
-            &[&dir.path().join("*.log")],
-            ReadFrom::Beginning,
-        )],
-        HashMap::new(),
-    );
-    t.set_close_grace(Duration::from_millis(100));
-    assert_eq!(texts(&drain(&mut t)), ["x1"]);
-    std::fs::remove_file(&p).unwrap();
-    w.write_all(b"x2\n").unwrap();
-    assert_eq!(texts(&drain(&mut t)), ["x2"]);
-    assert_eq!(t.files().len(), 1);
-    std::thread::sleep(Duration::from_millis(150));
-    assert!(drain(&mut t).is_empty());
-    assert!(t.files().is_empty());
-}
-
-#[test]
 fn huge_line_is_cut_without_buffering_it() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.log");
@@ -367,7 +186,7 @@ fn multiline(pattern: &str, attach: Attach, max_lines: usize) -> Option<Multilin
         pattern: pattern.into(),
         attach,
         max_lines,
-        timeout: Dur::millis(100),
+        timeout: Dur::millis(300),
     })
 }
 
@@ -390,7 +209,7 @@ fn multiline_stack_traces_and_timeout() {
         (trace.len() - "INFO next\n".len()) as u64
     );
     // "INFO next" waits for a possible continuation, then the timeout sends it.
-    std::thread::sleep(Duration::from_millis(150));
+    std::thread::sleep(Duration::from_millis(400));
     let out = drain(&mut t);
     assert_eq!(texts(&out), ["INFO next"]);
     assert_eq!(out[0].end_offset, trace.len() as u64);
@@ -503,4 +322,65 @@ fn budget_is_shared_between_files() {
     assert_eq!(n, 2 * 1310);
     let rest = drain(&mut t);
     assert_eq!(rest.len() + n, 20_000);
+}
+
+#[test]
+fn open_files_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["a.log", "b.log", "c.log"] {
+        std::fs::write(dir.path().join(f), format!("{f}\n")).unwrap();
+    }
+    let (mut t, tel) = tailer(
+        vec![source(
+            "s",
+            &[&dir.path().join("*.log")],
+            ReadFrom::Beginning,
+        )],
+        HashMap::new(),
+    );
+    t.set_max_open_files(2);
+    assert_eq!(texts(&drain(&mut t)), ["a.log", "b.log"]);
+    assert_eq!(t.files().len(), 2);
+    assert_eq!(metric(&tel, "skein_agent_files_open"), 2);
+    t.set_max_open_files(3);
+    assert_eq!(texts(&drain(&mut t)), ["c.log"]);
+}
+
+/// Throughput of the read path: `cargo test -p skein-agent --release tail::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.log");
+    let line = "2024-05-01T12:00:00.000Z INFO payment-service request handled id=1234 took=12ms user=someone ok\n";
+    let mut f = std::io::BufWriter::new(File::create(&p).unwrap());
+    let mut size = 0;
+    while size < 512 * 1024 * 1024 {
+        f.write_all(line.as_bytes()).unwrap();
+        size += line.len();
+    }
+    drop(f);
+    let (mut t, _) = tailer(
+        vec![source("s", &[&p], ReadFrom::Beginning)],
+        HashMap::new(),
+    );
+    let start = std::time::Instant::now();
+    let mut n = 0u64;
+    let mut bytes = 0u64;
+    loop {
+        let got = t.poll(4 << 20, &mut |l| {
+            n += 1;
+            bytes += l.text.len() as u64;
+        });
+        if got == 0 {
+            break;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{n} lines, {:.0} MiB/s, {:.1} M lines/s",
+        size as f64 / secs / 1048576.0,
+        n as f64 / secs / 1e6
+    );
+    assert!(bytes > 0);
 }
