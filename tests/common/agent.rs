@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// Addresses from `skein agent ready otlp_http=… otlp_grpc=… metrics=…`.
 #[derive(Debug, Clone, Copy)]
@@ -97,28 +96,8 @@ impl Agent {
 
     /// SIGTERM and wait for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut c = self.child.take().expect("agent running");
-        let ok = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok);
-        let started = Instant::now();
-        loop {
-            if let Some(status) = c.try_wait().expect("wait for the agent") {
-                self.note(&format!("exited after SIGTERM: {status}"));
-                return status;
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                let _ = c.kill();
-                panic!(
-                    "the agent did not exit within 30 s of SIGTERM:\n{}",
-                    self.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let c = self.child.take().expect("agent running");
+        super::terminate(c, "agent", &self.output)
     }
 
     /// Everything it printed.

@@ -141,29 +141,8 @@ impl Collector {
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut c = self.child.take().expect("collector running");
-        let ok = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .expect("run kill -TERM")
-            .success();
-        assert!(ok, "kill -TERM {} failed", c.id());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = c.try_wait().expect("wait for the collector") {
-                self.note(&format!("exited after SIGTERM: {status}"));
-                return status;
-            }
-            if started.elapsed() > EXIT_TIMEOUT {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!(
-                    "the collector did not exit within {EXIT_TIMEOUT:?} of SIGTERM; output:\n{}",
-                    self.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let c = self.child.take().expect("collector running");
+        terminate(c, "collector", &self.output)
     }
 
     /// Everything the process printed so far (all generations).
@@ -206,6 +185,35 @@ impl Drop for Collector {
                 self.output()
             );
         }
+    }
+}
+
+/// Sends SIGTERM to `c` and waits for it to exit (panics with `output` after 30 s).
+pub fn terminate(mut c: Child, what: &str, output: &Arc<Mutex<String>>) -> ExitStatus {
+    let ok = Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status()
+        .expect("run kill -TERM")
+        .success();
+    assert!(ok, "kill -TERM {} failed", c.id());
+    let started = Instant::now();
+    let text = || output.lock().map(|o| o.clone()).unwrap_or_default();
+    loop {
+        if let Some(status) = c.try_wait().expect("wait for the process") {
+            if let Ok(mut o) = output.lock() {
+                o.push_str(&format!("[harness] exited after SIGTERM: {status}\n"));
+            }
+            return status;
+        }
+        if started.elapsed() > EXIT_TIMEOUT {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!(
+                "the {what} did not exit within {EXIT_TIMEOUT:?} of SIGTERM; output:\n{}",
+                text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
