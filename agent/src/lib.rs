@@ -75,6 +75,9 @@ pub enum AgentError {
     Run(String),
 }
 
+/// Most `/proc` files sysinfo keeps open for watched processes.
+pub const MAX_PROC_FILES: usize = 256;
+
 /// Saves checkpoints and the buffer cursor this often.
 pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -368,6 +371,9 @@ where
     // Host metrics.
     let host_summary: Arc<Mutex<Option<HostSummary>>> = Arc::default();
     let metrics_task = if cfg.host_metrics.enabled {
+        // sysinfo keeps one /proc/<pid>/stat open per watched process, by default up to half
+        // the process's file limit: cap it so the tailer keeps its file handles.
+        sysinfo::set_open_files_limit(MAX_PROC_FILES);
         let sampler = hostmetrics::HostSampler::new(&cfg.host_metrics, host_resource.clone())
             .map_err(AgentError::Config)?;
         Some(tokio::spawn(host_metrics_loop(
