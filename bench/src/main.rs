@@ -6,10 +6,17 @@
 //! - `spans`: spans over OTLP/HTTP protobuf until searchable.
 //! - `freshness`: time from a log's 2xx to its first appearance in `/api/v1/logs?q=`.
 //! - `lookup`: `GET /api/v1/traces/{key}` latency on a large data set.
+//! - `agent-throughput`: `skein agent` (the real binary, a child process) reading a large file
+//!   of JSON lines to a null sink or the collector: MiB/s, peak RSS, CPU.
+//! - `agent-overhead`: the agent's steady-state CPU and RSS (1,000 lines/s, host metrics every
+//!   10 s) next to Prometheus' node_exporter in the same run.
 //!
 //! Each prints tables, then one line of JSON with the results (the last line of output).
 //! Build and run in release mode: `cargo run --release -p skein-bench -- ingest`.
 
+mod agent_overhead;
+mod agent_throughput;
+mod agent_util;
 mod datagen;
 mod freshness;
 mod ingest;
@@ -42,6 +49,10 @@ enum Cmd {
     Freshness(freshness::FreshnessArgs),
     /// GET /api/v1/traces/{key} latency on a large data set.
     Lookup(lookup::LookupArgs),
+    /// `skein agent` reading a large file of JSON lines: MiB/s, peak RSS, CPU.
+    AgentThroughput(agent_throughput::ThroughputArgs),
+    /// `skein agent` in steady state next to node_exporter: CPU % and RSS.
+    AgentOverhead(agent_overhead::OverheadArgs),
 }
 
 fn main() -> Result<()> {
@@ -55,6 +66,8 @@ fn main() -> Result<()> {
         Cmd::Spans(a) => ingest::run_spans(a)?,
         Cmd::Freshness(a) => freshness::run(a)?,
         Cmd::Lookup(a) => lookup::run(a)?,
+        Cmd::AgentThroughput(a) => agent_throughput::run(a)?,
+        Cmd::AgentOverhead(a) => agent_overhead::run(a)?,
     };
     out["wall_secs"] = started.elapsed().as_secs_f64().into();
     out["unix_time"] = (skein_model::time::now_unix_nano() / 1_000_000_000).into();
