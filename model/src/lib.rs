@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod keys;
+pub mod metric;
 pub mod otlp;
 mod record;
 pub mod time;

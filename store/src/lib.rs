@@ -15,6 +15,7 @@ pub mod schema;
 pub mod search;
 pub mod signal;
 pub mod splits;
+pub mod tsdb;
 pub mod wal;
 
 pub use error::{Result, StoreError};

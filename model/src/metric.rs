@@ -1,0 +1,289 @@
+//! Metric series and samples: what the metrics store keeps and what every metric source
+//! (OTLP, span-derived RED figures, agent liveness) hands to it.
+//!
+//! A series is a name plus a sorted set of labels. A source builds a [`MetricBatch`]: the
+//! series it writes ([`SeriesSpec`], each once) and samples pointing at them by index, so a
+//! batch of many points of few series carries each label set once.
+//!
+//! Histograms are stored the way Prometheus stores them, as plain series that any aggregation
+//! can read: `<name>_bucket` with an `le` label (cumulative count of values ≤ le, the last
+//! bucket `le="+Inf"`), `<name>_sum` and `<name>_count`. Summaries become `<name>` with a
+//! `quantile` label, `<name>_sum` and `<name>_count`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What kind of metric a series belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// A value that goes up and down.
+    #[default]
+    Gauge,
+    /// A cumulative, monotonic count (resets to zero when the process restarts).
+    Counter,
+    /// A cumulative sum that may go down (an OTLP non-monotonic sum).
+    UpDownCounter,
+    /// One part (`_bucket`, `_sum`, `_count`) of a histogram.
+    Histogram,
+    /// One part (quantile, `_sum`, `_count`) of a summary.
+    Summary,
+}
+
+impl MetricKind {
+    /// The name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter => "counter",
+            MetricKind::UpDownCounter => "updown_counter",
+            MetricKind::Histogram => "histogram",
+            MetricKind::Summary => "summary",
+        }
+    }
+
+    /// Stable one-byte code for on-disk formats.
+    pub fn code(self) -> u8 {
+        match self {
+            MetricKind::Gauge => 0,
+            MetricKind::Counter => 1,
+            MetricKind::UpDownCounter => 2,
+            MetricKind::Histogram => 3,
+            MetricKind::Summary => 4,
+        }
+    }
+
+    /// The kind of an on-disk code.
+    pub fn from_code(c: u8) -> Option<MetricKind> {
+        Some(match c {
+            0 => MetricKind::Gauge,
+            1 => MetricKind::Counter,
+            2 => MetricKind::UpDownCounter,
+            3 => MetricKind::Histogram,
+            4 => MetricKind::Summary,
+            _ => return None,
+        })
+    }
+}
+
+/// A series' labels, sorted by name, names unique. Serialized as a JSON object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// Builds labels from pairs in any order; for a repeated name the last value wins. Empty
+    /// values are dropped (a label with an empty value is the same as no label, as in
+    /// Prometheus).
+    pub fn from_pairs<I, K, V>(pairs: I) -> Labels
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut v: Vec<(String, String)> = Vec::new();
+        for (k, val) in pairs {
+            let (k, val) = (k.into(), val.into());
+            if let Some(slot) = v.iter_mut().find(|(n, _)| *n == k) {
+                slot.1 = val;
+            } else {
+                v.push((k, val));
+            }
+        }
+        v.retain(|(_, val)| !val.is_empty());
+        v.sort();
+        Labels(v)
+    }
+
+    /// The value of a label.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// Pairs in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A copy with one label set (or replaced).
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        Labels::from_pairs(
+            self.iter()
+                .filter(|(k, _)| *k != name)
+                .chain(std::iter::once((name, value))),
+        )
+    }
+
+    /// Only the named labels, the others dropped.
+    pub fn keep(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|(k, _)| names.iter().any(|n| n == k))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// The pairs.
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.0
+    }
+}
+
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{k}={v:?}")?;
+        }
+        f.write_str("}")
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = std::collections::BTreeMap::<String, String>::deserialize(d)?;
+        Ok(Labels::from_pairs(m))
+    }
+}
+
+/// One series a batch writes to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesSpec {
+    /// Stored series name, suffix included (`http.server.duration_bucket`).
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+    /// The kind of metric it belongs to.
+    pub kind: MetricKind,
+    /// Unit as sent (`ms`, `By`, `1`), may be empty.
+    #[serde(default)]
+    pub unit: String,
+    /// True for an OTLP delta sum or histogram part: each sample is an increment, and the
+    /// store turns it into a running total, so every counter it keeps is cumulative.
+    #[serde(default)]
+    pub delta: bool,
+}
+
+/// One sample of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BatchSample {
+    /// Index into [`MetricBatch::series`].
+    pub series: u32,
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    /// The value.
+    pub value: f64,
+    /// True when the sender says the series restarted at this point (an OTLP start time
+    /// later than the previous point's), so a drop in a counter is a reset, not an error.
+    #[serde(default)]
+    pub reset: bool,
+}
+
+/// Series and their samples, the unit a metric source hands to the store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricBatch {
+    /// The series written, each once.
+    pub series: Vec<SeriesSpec>,
+    /// The samples.
+    pub samples: Vec<BatchSample>,
+}
+
+impl MetricBatch {
+    /// Adds a series (no check for a repeat) and returns its index.
+    pub fn add_series(&mut self, spec: SeriesSpec) -> u32 {
+        self.series.push(spec);
+        (self.series.len() - 1) as u32
+    }
+
+    /// Adds a sample of series `series`.
+    pub fn push(&mut self, series: u32, ts_ms: i64, value: f64) {
+        self.samples.push(BatchSample {
+            series,
+            ts_ms,
+            value,
+            reset: false,
+        });
+    }
+
+    /// True when there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+}
+
+/// The family name of a stored series: `x_bucket`, `x_sum`, `x_count` of a histogram or
+/// summary are family `x`; every other series is its own family.
+pub fn family_name(name: &str, kind: MetricKind) -> &str {
+    if matches!(kind, MetricKind::Histogram | MetricKind::Summary) {
+        for suffix in ["_bucket", "_sum", "_count"] {
+            if let Some(base) = name.strip_suffix(suffix) {
+                return base;
+            }
+        }
+    }
+    name
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_sorted_unique_without_empty_values() {
+        let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("b", "3"), ("c", "")]);
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "3")]);
+        assert_eq!(l.get("b"), Some("3"));
+        assert_eq!(l.get("c"), None);
+        assert_eq!(l.to_string(), r#"{a="1",b="3"}"#);
+        let json = serde_json::to_string(&l).unwrap();
+        assert_eq!(json, r#"{"a":"1","b":"3"}"#);
+        assert_eq!(serde_json::from_str::<Labels>(&json).unwrap(), l);
+        assert_eq!(l.with("a", "9").get("a"), Some("9"));
+        assert_eq!(l.keep(&["b".into()]).len(), 1);
+    }
+
+    #[test]
+    fn families() {
+        assert_eq!(family_name("d_bucket", MetricKind::Histogram), "d");
+        assert_eq!(family_name("d_count", MetricKind::Summary), "d");
+        assert_eq!(family_name("d_count", MetricKind::Counter), "d_count");
+        for k in [
+            MetricKind::Gauge,
+            MetricKind::Counter,
+            MetricKind::UpDownCounter,
+            MetricKind::Histogram,
+            MetricKind::Summary,
+        ] {
+            assert_eq!(MetricKind::from_code(k.code()), Some(k));
+        }
+    }
+}
