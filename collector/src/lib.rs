@@ -15,6 +15,7 @@
 //! arrive together), so a 2xx always means the batch survives `kill -9` and power loss.
 
 pub mod config;
+pub mod derive;
 pub mod heartbeat;
 pub mod ingest;
 pub mod otlp_grpc;
@@ -210,6 +211,11 @@ where
         observe: Arc::new(move |route, secs| tel_o.query_took(route, secs)),
         timeout: Duration::from_millis(cfg.query.timeout_ms),
         agents: agents.clone(),
+        tsdb: skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
+            dir: cfg.data_dir.join("tsdb"),
+            ..Default::default()
+        })
+        .map_err(store_err)?,
     });
     let api_task = tokio::spawn(
         axum::serve(api_l, api_app)

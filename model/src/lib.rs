@@ -16,7 +16,9 @@
 pub mod api;
 pub mod keys;
 pub mod metric;
+pub mod metrics_api;
 pub mod otlp;
+pub mod otlp_metrics;
 mod record;
 pub mod time;
 

@@ -44,6 +44,8 @@ pub struct ApiState {
     pub timeout: Duration,
     /// Agents and their heartbeats.
     pub agents: AgentRegistry,
+    /// The metrics store.
+    pub tsdb: skein_store::tsdb::Tsdb,
 }
 
 /// An API error answer.
@@ -403,6 +405,11 @@ mod tests {
             observe: Arc::new(|_, _| {}),
             timeout: Duration::from_secs(5),
             agents: AgentRegistry::in_memory(Duration::from_secs(15)),
+            tsdb: skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
+                dir: dir.path().join("tsdb"),
+                ..Default::default()
+            })
+            .unwrap(),
         };
         (router(state), dir)
     }

@@ -22,6 +22,8 @@ pub mod client;
 pub mod engine;
 #[cfg(feature = "server")]
 mod error;
+#[cfg(feature = "server")]
+pub mod metrics;
 
 #[cfg(feature = "server")]
 pub use error::QueryError;

@@ -1,0 +1,1 @@
+//! JSON shapes of the metrics, services, dependencies and hosts API.

@@ -1,0 +1,1 @@
+//! OTLP metrics to store series and samples.

@@ -1,0 +1,1 @@
+//! Metric queries, service health and the dependency graph over the metrics store.
