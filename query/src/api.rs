@@ -55,7 +55,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             body: ErrorBody {
@@ -65,7 +65,7 @@ impl ApiError {
         }
     }
 
-    fn bad(message: impl Into<String>) -> Self {
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 }
@@ -202,8 +202,22 @@ where
     T: Send + 'static,
 {
     let engine = s.engine.clone();
+    run_blocking(s, route, move || f(&engine)).await
+}
+
+/// Runs `f` on a blocking thread with the query time limit, and records its latency under
+/// `route`. For every handler whose work reads the disk or decodes much.
+pub(crate) async fn run_blocking<T, F>(
+    s: &ApiState,
+    route: &'static str,
+    f: F,
+) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, QueryError> + Send + 'static,
+    T: Send + 'static,
+{
     let started = Instant::now();
-    let task = tokio::task::spawn_blocking(move || f(&engine));
+    let task = tokio::task::spawn_blocking(f);
     let out = match tokio::time::timeout(s.timeout, task).await {
         Ok(Ok(r)) => r.map_err(ApiError::from),
         Ok(Err(e)) => Err(ApiError::from(QueryError::Internal(e.to_string()))),
