@@ -272,7 +272,10 @@ impl<'a> ChunkIter<'a> {
             _ => (0, &[][..]),
         };
         ChunkIter {
-            r: BitReader { bytes: bits, pos: 0 },
+            r: BitReader {
+                bytes: bits,
+                pos: 0,
+            },
             left: count,
             read: 0,
             ts: 0,
@@ -399,9 +402,21 @@ mod tests {
         let mut s = vec![(0i64, 0.0f64)];
         let mut t = 0i64;
         // Deltas that hit each dod width, negative dods, huge jumps.
-        for (i, d) in [1i64, 1, 5_000, 10, 70_000, 3, 600_000, 1, i64::MAX / 4, 1, 2]
-            .iter()
-            .enumerate()
+        for (i, d) in [
+            1i64,
+            1,
+            5_000,
+            10,
+            70_000,
+            3,
+            600_000,
+            1,
+            i64::MAX / 4,
+            1,
+            2,
+        ]
+        .iter()
+        .enumerate()
         {
             t += d;
             let v = match i % 6 {

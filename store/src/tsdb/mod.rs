@@ -24,11 +24,13 @@
 //! sample (same time, same value: a retried request) is dropped silently. OTLP delta sums are
 //! turned into running totals here, so every counter in the store is cumulative.
 
-pub mod chunk;
 mod block;
+pub mod chunk;
 mod head;
 mod log;
 pub mod select;
+#[cfg(test)]
+mod tests;
 
 pub use select::{ChunkRef, MatchOp, Matcher, SelectedSeries};
 
@@ -204,11 +206,17 @@ impl Tsdb {
 
 impl std::fmt::Debug for Tsdb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tsdb").field("stats", &self.stats()).finish()
+        f.debug_struct("Tsdb")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
-pub(crate) fn io_err(op: &'static str, path: &std::path::Path, source: std::io::Error) -> StoreError {
+pub(crate) fn io_err(
+    op: &'static str,
+    path: &std::path::Path,
+    source: std::io::Error,
+) -> StoreError {
     StoreError::Io {
         op,
         path: path.to_path_buf(),

@@ -2,8 +2,8 @@
 //! series with their compressed chunks, decoded only as the caller walks them.
 
 use super::chunk::{ChunkIter, ChunkWriter};
+use bytes::Bytes;
 use skein_model::metric::{Labels, MetricKind};
-use std::sync::Arc;
 
 /// How a [`Matcher`] compares a label's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,11 +58,15 @@ impl Matcher {
                 "cannot read matcher {s:?}: write label=value, label!=value, label=~regex or label!~regex"
             )
         };
-        let (idx, op, len) = [("!~", MatchOp::NotRe), ("=~", MatchOp::Re), ("!=", MatchOp::Ne)]
-            .iter()
-            .find_map(|(tok, op)| s.find(tok).map(|i| (i, *op, 2)))
-            .or_else(|| s.find('=').map(|i| (i, MatchOp::Eq, 1)))
-            .ok_or_else(bad)?;
+        let (idx, op, len) = [
+            ("!~", MatchOp::NotRe),
+            ("=~", MatchOp::Re),
+            ("!=", MatchOp::Ne),
+        ]
+        .iter()
+        .find_map(|(tok, op)| s.find(tok).map(|i| (i, *op, 2)))
+        .or_else(|| s.find('=').map(|i| (i, MatchOp::Eq, 1)))
+        .ok_or_else(bad)?;
         let label = s[..idx].trim();
         if label.is_empty() {
             return Err(bad());
@@ -91,8 +95,8 @@ pub struct ChunkRef {
     pub min_ts: i64,
     /// Last sample time (ms).
     pub max_ts: i64,
-    /// The chunk ([`super::chunk`] format).
-    pub data: Arc<[u8]>,
+    /// The chunk ([`super::chunk`] format); a cheap view into a block or a copy of a head chunk.
+    pub data: Bytes,
 }
 
 /// A series picked by [`super::Tsdb::select`]: its identity and its chunks in time order.

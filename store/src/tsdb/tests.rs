@@ -1,0 +1,226 @@
+//! Tests of the whole store: append, read, restart, blocks, limits, retention.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use skein_model::metric::{Labels, MetricBatch, MetricKind, SeriesSpec};
+
+fn cfg(dir: &std::path::Path) -> TsdbConfig {
+    TsdbConfig {
+        dir: dir.to_path_buf(),
+        ..Default::default()
+    }
+}
+
+fn spec(name: &str, host: &str, kind: MetricKind) -> SeriesSpec {
+    SeriesSpec {
+        name: name.into(),
+        labels: Labels::from_pairs([("host", host)]),
+        kind,
+        unit: "1".into(),
+        delta: false,
+    }
+}
+
+/// `n` samples of cpu on each host, 10 s apart from `t0`, value = host number * 1000 + i.
+fn batch(hosts: usize, t0: i64, n: i64) -> MetricBatch {
+    let mut b = MetricBatch::default();
+    for h in 0..hosts {
+        let id = b.add_series(spec("cpu", &format!("web-{h}"), MetricKind::Gauge));
+        for i in 0..n {
+            b.push(id, t0 + i * 10_000, (h * 1000) as f64 + i as f64);
+        }
+    }
+    b
+}
+
+fn read(db: &Tsdb, name: &str, m: &str) -> Vec<(i64, f64)> {
+    let ms: Vec<Matcher> = if m.is_empty() {
+        vec![]
+    } else {
+        vec![Matcher::parse(m).unwrap()]
+    };
+    let sel = db.select(name, &ms, i64::MIN, i64::MAX, 100).unwrap();
+    let mut out = Vec::new();
+    for s in &sel {
+        s.for_each(i64::MIN, i64::MAX, |t, v| out.push((t, v)));
+    }
+    out
+}
+
+fn now() -> i64 {
+    (skein_model::time::now_unix_nano() / 1_000_000) as i64
+}
+
+#[test]
+fn append_select_and_survive_restart_from_wal_and_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = now() - 3_600_000;
+    {
+        let db = Tsdb::open(cfg(dir.path())).unwrap();
+        let r = db.append(&batch(3, t0, 300)).unwrap();
+        assert_eq!(r.accepted, 900);
+        assert_eq!(r.rejected, 0);
+        db.persist().unwrap();
+        // More after the block: these live only in the WAL at restart.
+        let r = db.append(&batch(3, t0 + 300 * 10_000, 50)).unwrap();
+        assert_eq!(r.accepted, 150);
+        let st = db.stats();
+        assert_eq!(
+            (st.series, st.blocks, st.block_samples, st.head_samples),
+            (3, 1, 900, 150)
+        );
+    }
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    let got = read(&db, "cpu", "host=web-1");
+    assert_eq!(got.len(), 350);
+    assert_eq!(got[0], (t0, 1000.0));
+    assert_eq!(got[349], (t0 + 349 * 10_000, 1049.0));
+    assert_eq!(read(&db, "cpu", "").len(), 1050);
+    // A retry of what is already stored is dropped as duplicates, not refused.
+    let r = db.append(&batch(3, t0 + 300 * 10_000, 50)).unwrap();
+    assert_eq!((r.accepted, r.duplicates, r.rejected), (0, 150, 0));
+    // Restart again after a second block: still every sample once.
+    db.persist().unwrap();
+    drop(db);
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    assert_eq!(read(&db, "cpu", "").len(), 1050);
+    assert_eq!(db.stats().blocks, 2);
+    let m = db.metrics();
+    assert_eq!(m.len(), 1);
+    assert_eq!((m[0].name.as_str(), m[0].series), ("cpu", 3));
+    assert_eq!(db.label_names(Some("cpu")), vec!["host"]);
+    assert_eq!(
+        db.label_values("host", None),
+        vec!["web-0", "web-1", "web-2"]
+    );
+}
+
+#[test]
+fn bad_samples_are_refused_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    let mut b = MetricBatch::default();
+    let id = b.add_series(spec("mem", "a", MetricKind::Gauge));
+    b.push(id, 1000, 1.0);
+    b.push(id, 2000, f64::NAN);
+    b.push(id, 3000, f64::INFINITY);
+    b.push(id, 4000, 4.0);
+    b.push(id, 3500, 3.5); // out of order
+    b.push(id, 4000, 4.0); // repeat
+    b.push(id, 4000, 5.0); // same time, another value
+    let r = db.append(&b).unwrap();
+    assert_eq!(r.accepted, 2);
+    assert_eq!(r.non_finite, 2);
+    assert_eq!(r.out_of_order, 2);
+    assert_eq!(r.duplicates, 1);
+    assert_eq!(r.rejected, 4);
+    assert!(r.first_reason.unwrap().contains("not a finite number"));
+    assert_eq!(read(&db, "mem", ""), vec![(1000, 1.0), (4000, 4.0)]);
+    // A series whose only samples are refused is not created.
+    let mut b = MetricBatch::default();
+    let nan = b.add_series(spec("mem", "b", MetricKind::Gauge));
+    let ok = b.add_series(spec("mem", "c", MetricKind::Gauge));
+    b.push(nan, 1, f64::NAN);
+    b.push(ok, 1, 1.0);
+    assert_eq!(db.append(&b).unwrap().accepted, 1);
+    assert_eq!(db.metric("mem").unwrap().series, 2);
+    drop(db);
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    assert_eq!(read(&db, "mem", "host=c"), vec![(1, 1.0)]);
+}
+
+#[test]
+fn series_limits_refuse_new_label_sets_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Tsdb::open(TsdbConfig {
+        max_series_per_metric: 5,
+        ..cfg(dir.path())
+    })
+    .unwrap();
+    let r = db.append(&batch(8, 1000, 2)).unwrap();
+    assert_eq!((r.accepted, r.series_limited, r.rejected), (10, 6, 6));
+    assert!(r.first_reason.unwrap().contains("limit of 5 series"));
+    // Known series still take samples; another metric has its own limit.
+    let r = db.append(&batch(5, 100_000, 1)).unwrap();
+    assert_eq!(r.accepted, 5);
+    let mut b = MetricBatch::default();
+    let id = b.add_series(spec("disk", "a", MetricKind::Gauge));
+    b.push(id, 1, 1.0);
+    assert_eq!(db.append(&b).unwrap().accepted, 1);
+    assert_eq!(db.stats().series, 6);
+}
+
+#[test]
+fn delta_sums_become_running_totals_across_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mk = |t: i64, v: f64| {
+        let mut b = MetricBatch::default();
+        let id = b.add_series(SeriesSpec {
+            delta: true,
+            ..spec("requests", "a", MetricKind::Counter)
+        });
+        b.push(id, t, v);
+        b
+    };
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    db.append(&mk(1000, 5.0)).unwrap();
+    db.append(&mk(2000, 3.0)).unwrap();
+    // A retried delta with the same time is a duplicate, not counted twice.
+    assert_eq!(db.append(&mk(2000, 3.0)).unwrap().duplicates, 1);
+    drop(db);
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    db.append(&mk(3000, 2.0)).unwrap();
+    assert_eq!(
+        read(&db, "requests", ""),
+        vec![(1000, 5.0), (2000, 8.0), (3000, 10.0)]
+    );
+}
+
+#[test]
+fn retention_deletes_old_blocks_and_ranges_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = now() - 40 * 24 * 3_600_000;
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    db.append(&batch(2, old, 10)).unwrap();
+    db.persist().unwrap();
+    db.append(&batch(2, now() - 60_000, 3)).unwrap();
+    db.persist().unwrap();
+    assert_eq!(db.stats().blocks, 2);
+    db.maintain().unwrap();
+    assert_eq!(db.stats().blocks, 1);
+    assert_eq!(read(&db, "cpu", "").len(), 6);
+    let sel = db.select("cpu", &[], now() - 30_000, now(), 10).unwrap();
+    let mut n = 0;
+    for s in &sel {
+        s.for_each(now() - 30_000, now(), |_, _| n += 1);
+    }
+    assert!(n <= 4, "{n}");
+    assert!(db.select("cpu", &[], 0, i64::MAX, 1).is_err());
+}
+
+#[test]
+fn a_torn_block_write_is_ignored_and_the_wal_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Tsdb::open(cfg(dir.path())).unwrap();
+        db.append(&batch(1, 1000, 20)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("blocks/00000000000000000099.blk.tmp"),
+        b"half",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("blocks/00000000000000000098.blk"),
+        b"garbage",
+    )
+    .unwrap();
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    assert_eq!(read(&db, "cpu", "").len(), 20);
+    assert!(
+        dir.path()
+            .join("blocks/00000000000000000098.blk.damaged")
+            .exists()
+    );
+}
