@@ -31,6 +31,8 @@ pub struct CollectorConfig {
     pub query: QuerySection,
     /// The registry of agents.
     pub agents: AgentsSection,
+    /// The metrics store and the metrics derived from spans.
+    pub metrics: MetricsSection,
 }
 
 impl Default for CollectorConfig {
@@ -46,6 +48,39 @@ impl Default for CollectorConfig {
             correlation: KeyConfig::default(),
             query: QuerySection::default(),
             agents: AgentsSection::default(),
+            metrics: MetricsSection::default(),
+        }
+    }
+}
+
+/// The metrics store (`<data_dir>/tsdb`) and the metrics derived from spans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Samples older than this are deleted (whole blocks at a time). Default `15d`.
+    pub retention: String,
+    /// How often the in-memory head is written to a block file. Default `1h`.
+    pub block_duration: String,
+    /// Series one metric may have; samples of further label sets are refused (partial success,
+    /// or 400 when nothing in the request is accepted). Default 10,000.
+    pub max_series_per_metric: usize,
+    /// Series in the whole store. Default 1,000,000.
+    pub max_series: usize,
+    /// MiB of block files kept in memory for queries. Default 256.
+    pub cache_mb: u64,
+    /// Interval of the RED figures and service graph derived from spans. Default `10s`.
+    pub derive_interval: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            retention: "15d".into(),
+            block_duration: "1h".into(),
+            max_series_per_metric: 10_000,
+            max_series: 1_000_000,
+            cache_mb: 256,
+            derive_interval: "10s".into(),
         }
     }
 }
@@ -153,7 +188,8 @@ pub struct WalSection {
     /// Most MiB the WAL may hold (records not yet indexed); past it ingest answers 503.
     /// Default 2048.
     pub max_mb: u64,
-    /// Most MiB of received metrics kept. Default 4096.
+    /// Most MiB of the metrics WAL (samples not yet in a block); past it metrics ingest answers
+    /// 503. A block is written early when the WAL passes half of it. Default 4096.
     pub metrics_max_mb: u64,
 }
 
@@ -326,6 +362,11 @@ impl CollectorConfig {
                 self.query.max_trace_records as u64,
             ),
             ("query.timeout_ms", self.query.timeout_ms),
+            (
+                "metrics.max_series_per_metric",
+                self.metrics.max_series_per_metric as u64,
+            ),
+            ("metrics.max_series", self.metrics.max_series as u64),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -355,6 +396,7 @@ impl CollectorConfig {
         self.split_max_age()?;
         self.retention_max_age()?;
         self.agents_down_after()?;
+        self.metrics_durations()?;
         for (key, t) in [
             ("auth.ingest_token", &self.auth.ingest_token),
             ("auth.query_token", &self.auth.query_token),
@@ -385,6 +427,35 @@ impl CollectorConfig {
             ));
         }
         Ok(d)
+    }
+
+    /// `metrics.retention`, `metrics.block_duration` and `metrics.derive_interval`.
+    pub fn metrics_durations(&self) -> Result<(Duration, Duration, Duration), String> {
+        let d = |key: &str, v: &str, least: Duration| match skein_model::time::parse_duration(v) {
+            Ok(d) if d >= least => Ok(d),
+            Ok(_) => Err(format!(
+                "key {key}: value \"{v}\" is shorter than {}",
+                humantime::format_duration(least)
+            )),
+            Err(e) => Err(format!("key {key}: value \"{v}\": {e}")),
+        };
+        Ok((
+            d(
+                "metrics.retention",
+                &self.metrics.retention,
+                Duration::from_secs(60),
+            )?,
+            d(
+                "metrics.block_duration",
+                &self.metrics.block_duration,
+                Duration::from_secs(10),
+            )?,
+            d(
+                "metrics.derive_interval",
+                &self.metrics.derive_interval,
+                Duration::from_secs(1),
+            )?,
+        ))
     }
 
     /// `agents.down_after` as a duration.

@@ -4,16 +4,19 @@
 //! (off the async reactor), writes the batch to the WAL and answers with the OTLP partial
 //! success counts. Only the transports map [`IngestError`] to status codes.
 
+use crate::monitor::DeriveSender;
 use crate::pipeline::{Batch, WriteError, Writer};
 use crate::telemetry::Telemetry;
 use skein_model::keys::KeyExtractor;
-use skein_model::otlp::{logs_from_otlp, metric_points, spans_from_otlp};
+use skein_model::otlp::{logs_from_otlp, spans_from_otlp};
+use skein_model::otlp_metrics::{MetricLimits, metrics_from_otlp};
 use skein_model::proto::collector::logs::v1::ExportLogsServiceRequest;
 use skein_model::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use skein_model::proto::collector::trace::v1::ExportTraceServiceRequest;
 use skein_model::{Limits, Rejection};
-use skein_store::wal::{Entry, Wal};
-use std::sync::{Arc, Mutex};
+use skein_store::StoreError;
+use skein_store::tsdb::Tsdb;
+use std::sync::Arc;
 
 /// What an accepted request gets back: how many records were rejected and why.
 #[derive(Debug, Clone, Default)]
@@ -54,20 +57,19 @@ pub struct Ingest {
     /// (`limits.max_inflight_requests` × `limits.max_request_bytes`).
     inflight: Arc<tokio::sync::Semaphore>,
     writer: Writer,
-    metrics_wal: Arc<Mutex<Wal>>,
+    tsdb: Tsdb,
+    derive: Option<DeriveSender>,
     keys: Arc<KeyExtractor>,
     limits: Limits,
     telemetry: Telemetry,
 }
 
-/// WAL record kind of a metrics export in the metrics log.
-pub const KIND_METRICS: u8 = 3;
-
 impl Ingest {
     /// Ties the parts together.
     pub fn new(
         writer: Writer,
-        metrics_wal: Arc<Mutex<Wal>>,
+        tsdb: Tsdb,
+        derive: Option<DeriveSender>,
         keys: KeyExtractor,
         limits: Limits,
         telemetry: Telemetry,
@@ -76,7 +78,8 @@ impl Ingest {
         Ingest {
             inflight: Arc::new(tokio::sync::Semaphore::new(max_inflight.max(1))),
             writer,
-            metrics_wal,
+            tsdb,
+            derive,
             keys: Arc::new(keys),
             limits,
             telemetry,
@@ -174,8 +177,19 @@ impl Ingest {
                 IngestError::Internal(format!("conversion task failed: {e}")),
             )
         })?;
-        self.write("spans", batch, payload, rejection, wire_bytes)
-            .await
+        let spans = match &batch {
+            Batch::Spans(v) => Some(v.clone()),
+            Batch::Logs(_) => None,
+        };
+        let accepted = self
+            .write("spans", batch, payload, rejection, wire_bytes)
+            .await?;
+        if let (Some(d), Some(spans)) = (&self.derive, spans)
+            && !spans.is_empty()
+        {
+            d.send(spans);
+        }
+        Ok(accepted)
     }
 
     async fn write(
@@ -200,43 +214,49 @@ impl Ingest {
         self.finish(signal, rejection, n)
     }
 
-    /// Accepts a metrics export: kept durably, as received, in the metrics log.
+    /// Accepts a metrics export: converted to series and samples and stored in the metrics
+    /// store (its WAL fsynced) before the answer. Refused samples (non-finite, out of order,
+    /// past a series limit, malformed points) are reported as a partial success; a request
+    /// of which nothing could be stored is a bad request.
     pub async fn metrics(
         &self,
         req: ExportMetricsServiceRequest,
         wire_bytes: usize,
     ) -> Result<Accepted, IngestError> {
-        use prost::Message;
-        let points = metric_points(&req);
-        if points == 0 {
-            return Ok(Accepted::default());
-        }
-        let wal = self.metrics_wal.clone();
+        let tsdb = self.tsdb.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let payload = req.encode_to_vec();
-            let mut w = wal
-                .lock()
-                .map_err(|_| IngestError::Internal("metrics log lock poisoned".into()))?;
-            w.append_batch(&[Entry {
-                kind: KIND_METRICS,
-                payload: &payload,
-            }])
-            .map_err(|e| {
-                if e.is_disk_full() {
-                    IngestError::Unavailable(
-                        "the collector's disk is full or its metrics log is at its size limit; retry later".into(),
-                    )
-                } else {
-                    tracing::error!(error = %e, "metrics log append failed");
-                    IngestError::Internal("the metrics log failed".into())
+            let now_ms = (skein_model::time::now_unix_nano() / 1_000_000) as i64;
+            let (batch, rejection) = metrics_from_otlp(&req, &MetricLimits::default(), now_ms);
+            if batch.is_empty() {
+                return Ok((rejection, None));
+            }
+            let report = tsdb.append(&batch).map_err(|e| match e {
+                StoreError::Wal(w) if w.is_disk_full() => IngestError::Unavailable(
+                    "the collector's disk is full or its metrics WAL is at its size limit (wal.metrics_max_mb); retry later".into(),
+                ),
+                other => {
+                    tracing::error!(error = %other, "metrics store append failed");
+                    IngestError::Internal("the metrics store failed".into())
                 }
-            })
+            })?;
+            Ok((rejection, Some(report)))
         })
         .await
         .map_err(|e| IngestError::Internal(format!("metrics task failed: {e}")))?;
-        result.map_err(|e| self.fail("metrics", e))?;
-        self.telemetry
-            .received("metrics", points, wire_bytes as u64);
-        Ok(Accepted::default())
+        let (mut rejection, report) = result.map_err(|e| self.fail("metrics", e))?;
+        let mut stored = 0u64;
+        if let Some(r) = report {
+            stored = r.accepted + r.duplicates;
+            rejection.count += r.rejected;
+            if rejection.first_reason.is_none() {
+                rejection.first_reason = r.first_reason.clone();
+            }
+            self.telemetry.metric_samples(&r);
+        }
+        if stored > 0 {
+            self.telemetry
+                .received("metrics", stored, wire_bytes as u64);
+        }
+        self.finish("metrics", rejection, stored as usize)
     }
 }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod derive;
 pub mod heartbeat;
 pub mod ingest;
+pub mod monitor;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod pipeline;
@@ -32,8 +33,8 @@ use skein_store::wal::{SyncPolicy, Wal, WalConfig};
 use skein_store::{Logs, Spans, SplitConfig, SplitStore};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -110,12 +111,21 @@ where
     let opened = tokio::task::spawn_blocking(move || open_stores(&open_cfg, tel))
         .await
         .map_err(|e| CollectorError::Serve(format!("start-up task failed: {e}")))?;
-    let (writer, pipeline, metrics_wal, engine, _lock) = opened.map_err(store_err)?;
+    let (writer, pipeline, tsdb, engine, _lock) = opened.map_err(store_err)?;
+    let (_, _, derive_interval) =
+        cfg.metrics_durations()
+            .map_err(|message| config::ConfigError {
+                source_name: "configuration".into(),
+                message,
+            })?;
+    let (derive_tx, derive_thread) = monitor::start_deriver(tsdb.clone(), derive_interval)
+        .map_err(|e| CollectorError::Serve(format!("cannot start the span deriver: {e}")))?;
 
     let token = |t: &Option<String>| t.as_deref().map(Arc::<str>::from);
     let ingest = ingest::Ingest::new(
         writer,
-        metrics_wal,
+        tsdb.clone(),
+        Some(derive_tx),
         KeyExtractor::new(&cfg.correlation),
         cfg.limits.record(),
         telemetry.clone(),
@@ -181,6 +191,7 @@ where
             }
         })
     };
+    let housekeeping = tokio::spawn(monitor::housekeeping(tsdb.clone(), agents.clone()));
     let http_task = tokio::spawn(
         axum::serve(http_l, http_app)
             .with_graceful_shutdown(wait())
@@ -211,11 +222,7 @@ where
         observe: Arc::new(move |route, secs| tel_o.query_took(route, secs)),
         timeout: Duration::from_millis(cfg.query.timeout_ms),
         agents: agents.clone(),
-        tsdb: skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
-            dir: cfg.data_dir.join("tsdb"),
-            ..Default::default()
-        })
-        .map_err(store_err)?,
+        tsdb: tsdb.clone(),
     });
     let api_task = tokio::spawn(
         axum::serve(api_l, api_app)
@@ -249,6 +256,7 @@ where
         Err(e) => failure = Some(format!("otlp_grpc server task: {e}")),
     }
     saver.abort();
+    housekeeping.abort();
     if let Err(e) = agents.save() {
         tracing::warn!(error = %e, "cannot save the agent registry");
     }
@@ -256,6 +264,10 @@ where
     tokio::task::spawn_blocking(move || pipeline.join())
         .await
         .map_err(|e| CollectorError::Serve(format!("pipeline did not stop cleanly: {e}")))?;
+    // The servers held the last span senders: the deriver makes its last flush and stops.
+    tokio::task::spawn_blocking(move || derive_thread.join())
+        .await
+        .map_err(|e| CollectorError::Serve(format!("deriver did not stop cleanly: {e}")))?;
     tracing::info!("collector stopped");
     match failure {
         Some(f) => Err(CollectorError::Serve(f)),
@@ -266,7 +278,7 @@ where
 type Opened = (
     pipeline::Writer,
     pipeline::Pipeline,
-    Arc<Mutex<Wal>>,
+    skein_store::tsdb::Tsdb,
     Engine,
     std::fs::File,
 );
@@ -331,11 +343,19 @@ fn open_stores(
             "cut a torn write off the end of the wal"
         );
     }
-    let (metrics_wal, _) = Wal::open(WalConfig {
-        dir: dir.join("metrics"),
-        segment_bytes: mb(cfg.wal.segment_mb),
-        max_bytes: mb(cfg.wal.metrics_max_mb),
+    let (retention, block_duration, _) = cfg
+        .metrics_durations()
+        .map_err(skein_store::StoreError::Internal)?;
+    let tsdb = skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
+        dir: dir.join("tsdb"),
+        retention,
+        block_duration,
+        max_series_per_metric: cfg.metrics.max_series_per_metric,
+        max_series: cfg.metrics.max_series,
+        wal_segment_bytes: mb(cfg.wal.segment_mb),
+        wal_max_bytes: mb(cfg.wal.metrics_max_mb),
         sync,
+        cache_bytes: mb(cfg.metrics.cache_mb),
     })?;
     let split_max_age = cfg
         .split_max_age()
@@ -376,11 +396,5 @@ fn open_stores(
         spans,
         telemetry,
     )?;
-    Ok((
-        writer,
-        pipeline,
-        Arc::new(Mutex::new(metrics_wal)),
-        engine,
-        lock,
-    ))
+    Ok((writer, pipeline, tsdb, engine, lock))
 }

@@ -30,6 +30,7 @@ struct Inner {
     index_lag: Gauge<u64, AtomicU64>,
     commit_seconds: Histogram,
     query_seconds: Family<Labels, Histogram>,
+    metric_samples_refused: Family<Labels, Counter>,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -93,6 +94,12 @@ impl Telemetry {
             "Time of one index commit round",
             commit_seconds.clone(),
         );
+        let metric_samples_refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "metric_samples_refused",
+            "Metric samples the store refused, by reason (non_finite, out_of_order, series_limit); repeats of stored samples are counted as duplicate",
+            metric_samples_refused.clone(),
+        );
         registry.register(
             "query_seconds",
             "Query API latency, by route",
@@ -110,6 +117,7 @@ impl Telemetry {
                 index_lag,
                 commit_seconds,
                 query_seconds,
+                metric_samples_refused,
             }),
         }
     }
@@ -137,6 +145,23 @@ impl Telemetry {
                 .rejected_records
                 .get_or_create(&Self::sig(signal))
                 .inc_by(records);
+        }
+    }
+
+    /// What the metrics store did with one request's samples.
+    pub fn metric_samples(&self, r: &skein_store::tsdb::AppendReport) {
+        for (reason, n) in [
+            ("non_finite", r.non_finite),
+            ("out_of_order", r.out_of_order),
+            ("series_limit", r.series_limited),
+            ("duplicate", r.duplicates),
+        ] {
+            if n > 0 {
+                self.inner
+                    .metric_samples_refused
+                    .get_or_create(&vec![("reason", reason.to_string())])
+                    .inc_by(n);
+            }
         }
     }
 

@@ -147,3 +147,35 @@ pub struct AgentsResponse {
     /// Silence after which an agent is down, seconds.
     pub down_after_seconds: f64,
 }
+
+/// One host in `GET /api/v1/hosts`: its agents' state and its latest resource figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostStatus {
+    /// Host name.
+    pub host: String,
+    /// `up` when any of its agents is up, else `down`.
+    pub state: String,
+    /// Ids of the agents on it.
+    pub agents: Vec<String>,
+    /// Newest heartbeat from it, RFC 3339.
+    pub last_seen: String,
+    /// Seconds since that heartbeat.
+    pub silent_seconds: f64,
+    /// CPU use, 0 to 1, from the newest heartbeat with host figures.
+    pub cpu_utilization: Option<f64>,
+    /// Memory in use, bytes.
+    pub memory_used_bytes: Option<u64>,
+    /// Memory in all, bytes.
+    pub memory_total_bytes: Option<u64>,
+    /// One-minute load average.
+    pub load1: Option<f64>,
+    /// Unsent bytes in its agents' disk buffers.
+    pub buffer_bytes: u64,
+}
+
+/// `GET /api/v1/hosts`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostsResponse {
+    /// Every host with an agent, by name.
+    pub hosts: Vec<HostStatus>,
+}

@@ -5,7 +5,7 @@
 //! written to a JSON file (`<data>/agents.json`) so a restarted collector still knows its
 //! agents; it holds at most [`MAX_AGENTS`] agents.
 
-use skein_model::api::{AgentStatus, AgentsResponse, Heartbeat};
+use skein_model::api::{AgentStatus, AgentsResponse, Heartbeat, HostStatus, HostsResponse};
 use skein_model::time::now_unix_nano;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -164,6 +164,40 @@ impl AgentRegistry {
     /// Every agent with its state now.
     pub fn list(&self) -> AgentsResponse {
         self.list_at(now_unix_nano())
+    }
+
+    /// Agents grouped by host, with each host's newest figures.
+    pub fn hosts(&self) -> HostsResponse {
+        let mut by_host: BTreeMap<String, Vec<AgentStatus>> = BTreeMap::new();
+        for a in self.list().agents {
+            by_host.entry(a.heartbeat.host.clone()).or_default().push(a);
+        }
+        let hosts = by_host
+            .into_iter()
+            .map(|(host, mut agents)| {
+                agents.sort_by_key(|a| std::cmp::Reverse(a.last_seen_unix_nano));
+                let summary = agents.iter().find_map(|a| a.heartbeat.host_summary);
+                let newest = agents.first();
+                HostStatus {
+                    state: if agents.iter().any(|a| a.state == "up") {
+                        "up"
+                    } else {
+                        "down"
+                    }
+                    .into(),
+                    last_seen: newest.map(|a| a.last_seen.clone()).unwrap_or_default(),
+                    silent_seconds: newest.map_or(0.0, |a| a.silent_seconds),
+                    cpu_utilization: summary.map(|s| s.cpu_utilization),
+                    memory_used_bytes: summary.map(|s| s.memory_used_bytes),
+                    memory_total_bytes: summary.map(|s| s.memory_total_bytes),
+                    load1: summary.map(|s| s.load1),
+                    buffer_bytes: agents.iter().map(|a| a.heartbeat.buffer.bytes).sum(),
+                    agents: agents.into_iter().map(|a| a.heartbeat.id).collect(),
+                    host,
+                }
+            })
+            .collect();
+        HostsResponse { hosts }
     }
 
     /// Writes the registry to its file if it changed (write a temporary file, then rename).

@@ -108,6 +108,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/traces", get(traces))
         .route("/api/v1/logs", get(logs))
         .route("/api/v1/agents", get(agents))
+        .route("/api/v1/hosts", get(hosts))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
@@ -182,6 +183,10 @@ async fn readyz(State(s): State<ApiState>) -> Response {
 
 async fn agents(State(s): State<ApiState>) -> Response {
     axum::Json(s.agents.list()).into_response()
+}
+
+async fn hosts(State(s): State<ApiState>) -> Response {
+    axum::Json(s.agents.hosts()).into_response()
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
