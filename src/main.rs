@@ -32,6 +32,71 @@ enum Command {
     Search(SearchCmd),
     /// Show one request's whole story: every span and log for a trace ID or request ID.
     Trace(TraceCmd),
+    /// Services with their rate, error rate and latency (RED, from spans); with a service
+    /// name, its operations.
+    Services(ServicesCmd),
+    /// The service dependency graph: who calls whom, how often, how slow, how many fail.
+    Deps(DepsCmd),
+    /// Query a metric (`skein metrics system.cpu.utilization --match host=web-1 --agg avg`);
+    /// without a name, list the metrics.
+    Metrics(MetricsCmd),
+    /// Hosts with their agents' state and latest resource figures.
+    Hosts(HostsCmd),
+}
+
+#[derive(Args)]
+struct ServicesCmd {
+    /// Show this service's operations.
+    service: Option<String>,
+    /// Window the figures cover, ending now (30s, 1m, 5m).
+    #[arg(long, default_value = "1m")]
+    window: String,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+#[derive(Args)]
+struct DepsCmd {
+    /// From (15m, 2h, RFC 3339).
+    #[arg(long, default_value = "15m")]
+    since: String,
+    /// Until (RFC 3339, relative, now).
+    #[arg(long)]
+    until: Option<String>,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+#[derive(Args)]
+struct MetricsCmd {
+    /// Metric name (a histogram by its base name).
+    name: Option<String>,
+    /// Label matcher: label=value, label!=value, label=~regex, label!~regex. Repeatable.
+    #[arg(long = "match", short = 'm')]
+    matchers: Vec<String>,
+    /// From (15m, 2h, RFC 3339).
+    #[arg(long, default_value = "1h")]
+    since: String,
+    /// Until (RFC 3339, relative, now).
+    #[arg(long)]
+    until: Option<String>,
+    /// Width of each point (30s, 5m); default: the range over about 240 points.
+    #[arg(long)]
+    step: Option<String>,
+    /// avg, min, max, sum, count, rate, increase, p50, p90, p95, p99.
+    #[arg(long, default_value = "avg")]
+    agg: String,
+    /// Group by these labels (comma-separated).
+    #[arg(long)]
+    by: Option<String>,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+#[derive(Args)]
+struct HostsCmd {
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 /// Flags override the config file; the config file overrides the embedded defaults.
@@ -156,6 +221,10 @@ fn main() -> ExitCode {
         }
         Command::Search(cmd) => runtime.block_on(search(cmd)),
         Command::Trace(cmd) => runtime.block_on(trace(cmd)),
+        Command::Services(cmd) => runtime.block_on(services(cmd)),
+        Command::Deps(cmd) => runtime.block_on(deps(cmd)),
+        Command::Metrics(cmd) => runtime.block_on(metrics(cmd)),
+        Command::Hosts(cmd) => runtime.block_on(hosts(cmd)),
     }
 }
 
@@ -315,4 +384,98 @@ async fn trace(cmd: TraceCmd) -> ExitCode {
     };
     let mut out = std::io::stdout().lock();
     finish(cli::trace::run(&c, &cmd.key, cmd.api.json, cmd.api.color(), &mut out).await)
+}
+
+/// A `--since`/`--until` value resolved against this machine's clock, as Unix nanoseconds.
+fn resolve_time(flag: &str, value: &str) -> Result<String, ExitCode> {
+    skein_model::time::parse_time(value, skein_model::time::now_unix_nano())
+        .map(|n| n.to_string())
+        .map_err(|e| {
+            eprintln!("skein: --{flag}: {e}");
+            ExitCode::from(cli::EXIT_ERROR)
+        })
+}
+
+async fn services(cmd: ServicesCmd) -> ExitCode {
+    let c = match client(&cmd.api) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout().lock();
+    finish(
+        cli::monitor::services(
+            &c,
+            cmd.service.as_deref(),
+            &cmd.window,
+            cmd.api.json,
+            &mut out,
+        )
+        .await,
+    )
+}
+
+async fn deps(cmd: DepsCmd) -> ExitCode {
+    let c = match client(&cmd.api) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let since = match resolve_time("since", &cmd.since) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let until = match cmd
+        .until
+        .as_deref()
+        .map(|u| resolve_time("until", u))
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout().lock();
+    finish(cli::monitor::deps(&c, Some(&since), until.as_deref(), cmd.api.json, &mut out).await)
+}
+
+async fn metrics(cmd: MetricsCmd) -> ExitCode {
+    let c = match client(&cmd.api) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let since = match resolve_time("since", &cmd.since) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let until = match cmd
+        .until
+        .as_deref()
+        .map(|u| resolve_time("until", u))
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let mut params: Vec<(&str, &str)> = vec![("start", &since), ("agg", &cmd.agg)];
+    if let Some(u) = &until {
+        params.push(("end", u));
+    }
+    if let Some(s) = &cmd.step {
+        params.push(("step", s));
+    }
+    if let Some(b) = &cmd.by {
+        params.push(("by", b));
+    }
+    for m in &cmd.matchers {
+        params.push(("match", m));
+    }
+    let mut out = std::io::stdout().lock();
+    finish(cli::monitor::metrics(&c, cmd.name.as_deref(), &params, cmd.api.json, &mut out).await)
+}
+
+async fn hosts(cmd: HostsCmd) -> ExitCode {
+    let c = match client(&cmd.api) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout().lock();
+    finish(cli::monitor::hosts(&c, cmd.api.json, &mut out).await)
 }

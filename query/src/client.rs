@@ -9,7 +9,11 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use skein_model::api::{ErrorBody, LogsResponse, TraceResponse, TracesResponse};
+use skein_model::api::{ErrorBody, HostsResponse, LogsResponse, TraceResponse, TracesResponse};
+use skein_model::metrics_api::{
+    DependenciesResponse, MetricNamesResponse, MetricQueryResponse, OperationsResponse,
+    ServicesResponse,
+};
 
 /// How long one request may take, connection included. Queries are bounded on the server, so
 /// an answer slower than this means something is wrong, not that the query is large.
@@ -149,6 +153,74 @@ impl Client {
     pub async fn traces(&self, q: &TracesQuery) -> Result<TracesResponse, ClientError> {
         let url = self.query_url(&["api", "v1", "traces"], q)?;
         required(self.get(url, false).await?)
+    }
+
+    /// `GET /api/v1/services`: every service's rate, errors and latency over `window`
+    /// (`1m`, `5m`).
+    pub async fn services(&self, window: &str) -> Result<ServicesResponse, ClientError> {
+        let url = self.pairs_url(&["api", "v1", "services"], &[("window", window)]);
+        required(self.get(url, false).await?)
+    }
+
+    /// `GET /api/v1/services/{name}/operations`. `Ok(None)` for an unknown service.
+    pub async fn operations(
+        &self,
+        service: &str,
+        window: &str,
+    ) -> Result<Option<OperationsResponse>, ClientError> {
+        let url = self.pairs_url(
+            &["api", "v1", "services", service, "operations"],
+            &[("window", window)],
+        );
+        self.get(url, true).await
+    }
+
+    /// `GET /api/v1/dependencies` over `[start, end]` (times as the API reads them).
+    pub async fn dependencies(
+        &self,
+        start: Option<&str>,
+        end: Option<&str>,
+    ) -> Result<DependenciesResponse, ClientError> {
+        let mut p = Vec::new();
+        if let Some(s) = start {
+            p.push(("start", s));
+        }
+        if let Some(e) = end {
+            p.push(("end", e));
+        }
+        let url = self.pairs_url(&["api", "v1", "dependencies"], &p);
+        required(self.get(url, false).await?)
+    }
+
+    /// `GET /api/v1/metrics/query`. `params` are the query pairs (`name`, `match` repeated,
+    /// `start`, `end`, `step`, `agg`, `by`).
+    pub async fn metric_query(
+        &self,
+        params: &[(&str, &str)],
+    ) -> Result<MetricQueryResponse, ClientError> {
+        let url = self.pairs_url(&["api", "v1", "metrics", "query"], params);
+        required(self.get(url, false).await?)
+    }
+
+    /// `GET /api/v1/metrics/names`.
+    pub async fn metric_names(&self) -> Result<MetricNamesResponse, ClientError> {
+        let url = self.endpoint(&["api", "v1", "metrics", "names"]);
+        required(self.get(url, false).await?)
+    }
+
+    /// `GET /api/v1/hosts`.
+    pub async fn hosts(&self) -> Result<HostsResponse, ClientError> {
+        let url = self.endpoint(&["api", "v1", "hosts"]);
+        required(self.get(url, false).await?)
+    }
+
+    /// `segments` plus query pairs, kept in order (a name may repeat).
+    fn pairs_url(&self, segments: &[&str], pairs: &[(&str, &str)]) -> Url {
+        let mut url = self.endpoint(segments);
+        if !pairs.is_empty() {
+            url.query_pairs_mut().extend_pairs(pairs);
+        }
+        url
     }
 
     /// The base URL with `segments` appended, each percent-encoded as one path segment.

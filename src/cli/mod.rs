@@ -1,9 +1,11 @@
-//! The query commands of the `skein` binary: `skein trace` and `skein search`.
+//! The query commands of the `skein` binary: `skein trace`, `skein search`, and the
+//! monitoring views `skein services`, `skein deps`, `skein metrics`, `skein hosts`.
 //!
 //! Each command talks to a running collector's query API through
 //! [`skein_query::client::Client`], writes to the given output and returns its exit code.
 //! Rendering lives in [`render`], as pure functions.
 
+pub mod monitor;
 pub mod render;
 pub mod search;
 pub mod trace;
