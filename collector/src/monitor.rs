@@ -94,11 +94,18 @@ fn derive_loop(rx: Receiver<Arc<Vec<Span>>>, tsdb: Tsdb, interval: Duration) {
         ..DeriveConfig::default()
     });
     let mut next = Instant::now() + interval;
-    let write = |batch: MetricBatch| {
+    let write = |mut batch: MetricBatch| {
         if batch.is_empty() {
             return;
         }
-        match tsdb.append(&batch) {
+        // A new derived counter counted from the previous flush on.
+        let step = interval.as_millis() as i64;
+        for s in batch.samples.iter_mut() {
+            s.start_ms = s.ts_ms - step;
+        }
+        // The deriver bounds its own series (operations and edges), each making ~30 series
+        // of one family; the per-metric limit meant for senders would cut it at ~300.
+        match tsdb.append_derived(&batch) {
             Ok(r) if r.rejected > 0 => tracing::warn!(
                 rejected = r.rejected,
                 reason = r.first_reason.as_deref().unwrap_or(""),

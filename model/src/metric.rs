@@ -201,10 +201,12 @@ pub struct BatchSample {
     pub ts_ms: i64,
     /// The value.
     pub value: f64,
-    /// True when the sender says the series restarted at this point (an OTLP start time
-    /// later than the previous point's), so a drop in a counter is a reset, not an error.
+    /// When the sender started counting (an OTLP point's start time), ms; 0 when unknown.
+    /// For the first sample of a new counter or histogram series the store first writes a 0
+    /// at this time, so the first increase is not lost (as Prometheus's created-timestamp zero
+    /// ingestion does).
     #[serde(default)]
-    pub reset: bool,
+    pub start_ms: i64,
 }
 
 /// Series and their samples, the unit a metric source hands to the store.
@@ -229,7 +231,7 @@ impl MetricBatch {
             series,
             ts_ms,
             value,
-            reset: false,
+            start_ms: 0,
         });
     }
 

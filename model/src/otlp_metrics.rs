@@ -244,6 +244,8 @@ struct Builder<'a> {
     index: HashMap<(String, Labels), u32>,
     meta: Vec<Meta<'a>>,
     samples: Vec<BatchSample>,
+    /// Start time (ms) of the point being converted, 0 when it has none.
+    start_ms: i64,
 }
 
 impl<'a> Builder<'a> {
@@ -253,6 +255,7 @@ impl<'a> Builder<'a> {
             index: HashMap::with_capacity(n),
             meta: Vec::with_capacity(n),
             samples: Vec::with_capacity(n),
+            start_ms: 0,
         }
     }
 
@@ -271,7 +274,7 @@ impl<'a> Builder<'a> {
             series,
             ts_ms,
             value,
-            reset: false,
+            start_ms: self.start_ms,
         });
     }
 
@@ -458,6 +461,11 @@ fn convert_metric<'a>(m: &'a Metric, cx: &Ctx, out: &mut Builder<'a>, rej: &mut 
     }
 }
 
+/// A point's start time in ms, 0 when it has none.
+fn start_ms(unix_nano: u64) -> i64 {
+    (unix_nano / 1_000_000) as i64
+}
+
 fn number_point<'a>(
     p: &NumberDataPoint,
     name: &str,
@@ -465,6 +473,7 @@ fn number_point<'a>(
     cx: &Ctx,
     out: &mut Builder<'a>,
 ) -> Result<(), String> {
+    out.start_ms = start_ms(p.start_time_unix_nano);
     let value = match p.value {
         Some(number_data_point::Value::AsDouble(d)) => d,
         Some(number_data_point::Value::AsInt(i)) => i as f64,
@@ -526,6 +535,7 @@ fn histogram_point<'a>(
     cx: &Ctx,
     out: &mut Builder<'a>,
 ) -> Result<(), String> {
+    out.start_ms = start_ms(p.start_time_unix_nano);
     let bounds = p.explicit_bounds.len();
     if !p.bucket_counts.is_empty() && p.bucket_counts.len() != bounds + 1 {
         return Err(format!(
@@ -581,6 +591,7 @@ fn exp_histogram_point<'a>(
     cx: &Ctx,
     out: &mut Builder<'a>,
 ) -> Result<(), String> {
+    out.start_ms = start_ms(p.start_time_unix_nano);
     if !(-10..=20).contains(&p.scale) {
         return Err(format!("scale {} is outside -10..=20", p.scale));
     }
@@ -648,6 +659,7 @@ fn summary_point<'a>(
     cx: &Ctx,
     out: &mut Builder<'a>,
 ) -> Result<(), String> {
+    out.start_ms = start_ms(p.start_time_unix_nano);
     let labels = cx.labels(&p.attributes)?;
     let ts = cx.time(p.time_unix_nano);
     for q in &p.quantile_values {

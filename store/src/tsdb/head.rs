@@ -267,7 +267,7 @@ impl Shared {
         Ok(shared)
     }
 
-    pub(crate) fn append(&self, batch: &MetricBatch) -> Result<AppendReport> {
+    pub(crate) fn append(&self, batch: &MetricBatch, family_limit: bool) -> Result<AppendReport> {
         let mut w = self.write_lock.lock().map_err(|_| poisoned())?;
         let mut report = AppendReport::default();
         let refuse = |report: &mut AppendReport, why: &dyn Fn() -> String| {
@@ -297,7 +297,7 @@ impl Shared {
                 let family = family_name(&spec.name, spec.kind).to_string();
                 let have = st.families.get(&family).map_or(0, |f| f.series)
                     + new_per_family.get(&family).copied().unwrap_or(0);
-                if have >= self.cfg.max_series_per_metric {
+                if family_limit && have >= self.cfg.max_series_per_metric {
                     limited[i] = Some(format!(
                         "metric {family} has reached its limit of {} series (tsdb.max_series_per_metric); samples of new label sets are refused — drop a high-cardinality label such as a user or request ID",
                         self.cfg.max_series_per_metric
@@ -373,6 +373,14 @@ impl Shared {
                         });
                         continue;
                     }
+                }
+                if prev.is_none()
+                    && matches!(spec.kind, MetricKind::Counter | MetricKind::Histogram)
+                    && s.start_ms > 0
+                    && s.start_ms < s.ts_ms
+                {
+                    // A new cumulative series: it was 0 when its sender started counting.
+                    accepted.push((id, s.start_ms, 0.0));
                 }
                 last.insert(id, Some((s.ts_ms, value)));
                 accepted.push((id, s.ts_ms, value));

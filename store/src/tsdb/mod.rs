@@ -150,7 +150,13 @@ impl Tsdb {
     /// Stores a batch durably (series log and WAL fsynced per `sync`) and reports what was
     /// refused. An error means nothing of the batch was stored.
     pub fn append(&self, batch: &MetricBatch) -> Result<AppendReport> {
-        self.inner.append(batch)
+        self.inner.append(batch, true)
+    }
+
+    /// As [`Tsdb::append`], without the per-metric series limit (the total limit still
+    /// holds): for metrics Skein derives itself, whose sources bound their own series.
+    pub fn append_derived(&self, batch: &MetricBatch) -> Result<AppendReport> {
+        self.inner.append(batch, false)
     }
 
     /// Writes the head to a block now and cuts the WAL.

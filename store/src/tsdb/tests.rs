@@ -224,3 +224,31 @@ fn a_torn_block_write_is_ignored_and_the_wal_replays() {
             .exists()
     );
 }
+
+#[test]
+fn a_new_counter_starts_from_zero_at_its_start_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    let mut b = MetricBatch::default();
+    let c = b.add_series(spec("calls", "a", MetricKind::Counter));
+    let g = b.add_series(spec("temp", "a", MetricKind::Gauge));
+    for id in [c, g] {
+        b.samples.push(skein_model::metric::BatchSample {
+            series: id,
+            ts_ms: 5000,
+            value: 7.0,
+            start_ms: 1000,
+        });
+    }
+    db.append(&b).unwrap();
+    // Only for a new series: the next sample with a start time adds no zero.
+    b.samples.truncate(1);
+    b.samples[0].ts_ms = 6000;
+    b.samples[0].value = 9.0;
+    db.append(&b).unwrap();
+    assert_eq!(
+        read(&db, "calls", ""),
+        vec![(1000, 0.0), (5000, 7.0), (6000, 9.0)]
+    );
+    assert_eq!(read(&db, "temp", ""), vec![(5000, 7.0)]);
+}
