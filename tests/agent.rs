@@ -324,6 +324,48 @@ fn a_silent_agent_turns_down_and_a_4xx_batch_is_dropped_not_retried() {
         ),
         "a silent agent is marked down"
     );
+    // The same state in /api/v1/hosts and in the agent's skein.agent.up series: 1 while its
+    // heartbeats came, then 0.
+    let (_, h) = get_json(&format!("{}/api/v1/hosts", collector.api_base()));
+    assert_eq!(h["hosts"][0]["state"], "down", "{h}");
+    assert!(
+        !h["hosts"][0]["agents"].as_array().unwrap().is_empty(),
+        "{h}"
+    );
+    let start = (common::now_nanos() - 300_000_000_000).to_string();
+    let up_series = || {
+        let url = url_with(
+            &collector.api_base(),
+            "/api/v1/metrics/query",
+            &[
+                ("name", "skein.agent.up"),
+                ("agg", "max"),
+                ("step", "1s"),
+                ("start", &start),
+            ],
+        );
+        let (status, v) = get_json(&url);
+        assert_eq!(status, 200, "{v}");
+        v["series"][0]["points"]
+            .as_array()
+            .map(|p| {
+                p.iter()
+                    .map(|p| p[1].as_f64().unwrap())
+                    .collect::<Vec<f64>>()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_for(
+            || {
+                let v = up_series();
+                v.contains(&1.0) && v.last() == Some(&0.0)
+            },
+            Duration::from_secs(15)
+        ),
+        "skein.agent.up goes from 1 to 0: {:?}",
+        up_series()
+    );
 }
 
 #[test]

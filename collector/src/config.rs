@@ -70,6 +70,9 @@ pub struct MetricsSection {
     pub cache_mb: u64,
     /// Interval of the RED figures and service graph derived from spans. Default `10s`.
     pub derive_interval: String,
+    /// How long a client span waits for its server span before its callee counts as not
+    /// instrumented (a database, an outside API). Default `30s`.
+    pub join_window: String,
 }
 
 impl Default for MetricsSection {
@@ -81,6 +84,7 @@ impl Default for MetricsSection {
             max_series: 1_000_000,
             cache_mb: 256,
             derive_interval: "10s".into(),
+            join_window: "30s".into(),
         }
     }
 }
@@ -429,8 +433,9 @@ impl CollectorConfig {
         Ok(d)
     }
 
-    /// `metrics.retention`, `metrics.block_duration` and `metrics.derive_interval`.
-    pub fn metrics_durations(&self) -> Result<(Duration, Duration, Duration), String> {
+    /// `metrics.retention`, `metrics.block_duration`, `metrics.derive_interval` and
+    /// `metrics.join_window`.
+    pub fn metrics_durations(&self) -> Result<(Duration, Duration, Duration, Duration), String> {
         let d = |key: &str, v: &str, least: Duration| match skein_model::time::parse_duration(v) {
             Ok(d) if d >= least => Ok(d),
             Ok(_) => Err(format!(
@@ -453,6 +458,11 @@ impl CollectorConfig {
             d(
                 "metrics.derive_interval",
                 &self.metrics.derive_interval,
+                Duration::from_secs(1),
+            )?,
+            d(
+                "metrics.join_window",
+                &self.metrics.join_window,
                 Duration::from_secs(1),
             )?,
         ))

@@ -112,14 +112,15 @@ where
         .await
         .map_err(|e| CollectorError::Serve(format!("start-up task failed: {e}")))?;
     let (writer, pipeline, tsdb, engine, _lock) = opened.map_err(store_err)?;
-    let (_, _, derive_interval) =
+    let (_, _, derive_interval, join_window) =
         cfg.metrics_durations()
             .map_err(|message| config::ConfigError {
                 source_name: "configuration".into(),
                 message,
             })?;
-    let (derive_tx, derive_thread) = monitor::start_deriver(tsdb.clone(), derive_interval)
-        .map_err(|e| CollectorError::Serve(format!("cannot start the span deriver: {e}")))?;
+    let (derive_tx, derive_thread) =
+        monitor::start_deriver(tsdb.clone(), derive_interval, join_window)
+            .map_err(|e| CollectorError::Serve(format!("cannot start the span deriver: {e}")))?;
 
     let token = |t: &Option<String>| t.as_deref().map(Arc::<str>::from);
     let ingest = ingest::Ingest::new(
@@ -343,7 +344,7 @@ fn open_stores(
             "cut a torn write off the end of the wal"
         );
     }
-    let (retention, block_duration, _) = cfg
+    let (retention, block_duration, _, _) = cfg
         .metrics_durations()
         .map_err(skein_store::StoreError::Internal)?;
     let tsdb = skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {

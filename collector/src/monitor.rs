@@ -74,11 +74,12 @@ impl DeriveThread {
 pub fn start_deriver(
     tsdb: Tsdb,
     interval: Duration,
+    join_window: Duration,
 ) -> std::io::Result<(DeriveSender, DeriveThread)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(DERIVE_QUEUE);
     let handle = std::thread::Builder::new()
         .name("skein-derive".into())
-        .spawn(move || derive_loop(rx, tsdb, interval))?;
+        .spawn(move || derive_loop(rx, tsdb, interval, join_window))?;
     Ok((
         DeriveSender {
             tx,
@@ -88,9 +89,15 @@ pub fn start_deriver(
     ))
 }
 
-fn derive_loop(rx: Receiver<Arc<Vec<Span>>>, tsdb: Tsdb, interval: Duration) {
+fn derive_loop(
+    rx: Receiver<Arc<Vec<Span>>>,
+    tsdb: Tsdb,
+    interval: Duration,
+    join_window: Duration,
+) {
     let mut deriver = Deriver::new(DeriveConfig {
         interval,
+        join_window,
         ..DeriveConfig::default()
     });
     let mut next = Instant::now() + interval;

@@ -12,7 +12,7 @@ use skein_model::proto::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use skein_model::proto::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use skein_model::proto::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -123,9 +123,12 @@ impl<S: OtlpSink> MetricsService for GrpcIngest<S> {
         let _permit = self.admit("metrics")?;
         let req = request.into_inner();
         let n = prost::Message::encoded_len(&req);
-        self.ingest.metrics(req, n).await.map_err(status)?;
+        let a = self.ingest.metrics(req, n).await.map_err(status)?;
         Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: None,
+            partial_success: (a.rejected > 0).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: i64::try_from(a.rejected).unwrap_or(i64::MAX),
+                error_message: a.message,
+            }),
         }))
     }
 }

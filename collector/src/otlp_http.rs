@@ -18,7 +18,7 @@ use skein_model::proto::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use skein_model::proto::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use skein_model::proto::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -391,10 +391,13 @@ async fn metrics<S: OtlpSink>(
         }
     };
     match s.sink.metrics(req, n).await {
-        Ok(_) => answer(
+        Ok(Accepted { rejected, message }) => answer(
             enc,
             ExportMetricsServiceResponse {
-                partial_success: None,
+                partial_success: (rejected > 0).then(|| ExportMetricsPartialSuccess {
+                    rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
+                    error_message: message,
+                }),
             },
         ),
         Err(e) => ingest_error(e),

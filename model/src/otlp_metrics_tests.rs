@@ -144,7 +144,7 @@ fn gauge_int_and_double() {
     );
     assert_eq!(values(&b, "cpu.usage", &[("core", "0")]), vec![7.0]);
     assert_eq!(values(&b, "cpu.usage", &[("core", "1")]), vec![0.25]);
-    assert!(b.samples.iter().all(|s| s.ts_ms == 3000 && !s.reset));
+    assert!(b.samples.iter().all(|s| s.ts_ms == 3000));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The query API router (axum).
 //!
 //! Routes: `GET /api/v1/traces/{key}`, `GET /api/v1/logs`, `GET /api/v1/traces`,
-//! `GET /api/v1/agents`, `GET /healthz`,
+//! `GET /api/v1/agents`, `GET /api/v1/hosts`, the metrics, services and dependency routes of
+//! [`crate::metrics::http`], `GET /healthz`,
 //! `GET /readyz`, `GET /metrics`. Every error is JSON `{"error", "message"}`; 5xx bodies do not
 //! leak internals (those go to the log). Queries run on blocking threads with a time limit.
 
@@ -109,6 +110,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/logs", get(logs))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/hosts", get(hosts))
+        .merge(crate::metrics::http::routes())
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
@@ -122,7 +124,7 @@ pub fn router(state: ApiState) -> Router {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                "no such endpoint; see /api/v1/logs, /api/v1/traces, /api/v1/traces/{key}, /api/v1/agents",
+                "no such endpoint; see /api/v1/logs, /api/v1/traces, /api/v1/traces/{key}, /api/v1/services, /api/v1/dependencies, /api/v1/metrics/query, /api/v1/metrics/names, /api/v1/hosts, /api/v1/agents",
             )
         })
         .method_not_allowed_fallback(|| async {

@@ -103,6 +103,14 @@ pub fn dependencies(
         c.calls += n as f64;
         *c.types.entry(callee_type.to_string()).or_default() += n as f64;
     }
+    edges.sort_by(|a, b| {
+        (&a.caller, &a.callee, &a.kind, &a.callee_type).cmp(&(
+            &b.caller,
+            &b.callee,
+            &b.kind,
+            &b.callee_type,
+        ))
+    });
     let seen = aggregate(
         Op::Count,
         &group(&input.span_calls, &["service".to_string()]),

@@ -41,7 +41,8 @@ impl Grid {
     /// multiple). `step` must be at least 1.
     pub fn aligned(start: i64, end: i64, step: i64) -> Grid {
         let step = step.max(1);
-        let first = start.div_euclid(step) * step + if start.rem_euclid(step) == 0 { 0 } else { step };
+        let first =
+            start.div_euclid(step) * step + if start.rem_euclid(step) == 0 { 0 } else { step };
         let last = end.div_euclid(step) * step;
         let points = if last < first {
             0
@@ -133,14 +134,20 @@ pub struct Grouped<'a> {
 }
 
 /// Groups series by the `by` labels (a series without one of them groups under its absence).
-pub fn group<'a>(series: impl IntoIterator<Item = &'a SelectedSeries>, by: &[String]) -> Grouped<'a> {
+pub fn group<'a>(
+    series: impl IntoIterator<Item = &'a SelectedSeries>,
+    by: &[String],
+) -> Grouped<'a> {
     let series: Vec<&SelectedSeries> = series.into_iter().collect();
     let labels: Vec<Labels> = series.iter().map(|s| s.labels.keep(by)).collect();
     let mut index: BTreeMap<&Labels, usize> = labels.iter().map(|l| (l, 0)).collect();
     for (i, v) in index.values_mut().enumerate() {
         *v = i;
     }
-    let keys = labels.iter().map(|l| index.get(l).copied().unwrap_or(0)).collect();
+    let keys = labels
+        .iter()
+        .map(|l| index.get(l).copied().unwrap_or(0))
+        .collect();
     let groups = index.into_keys().cloned().collect();
     Grouped {
         series,
@@ -198,7 +205,11 @@ impl Table {
         let mut out = Vec::new();
         for (g, labels) in self.groups.iter().enumerate() {
             let points: Vec<(i64, f64)> = (0..self.points)
-                .filter_map(|k| self.get(g, k).filter(|v| v.is_finite()).map(|v| (grid.ts(k), v)))
+                .filter_map(|k| {
+                    self.get(g, k)
+                        .filter(|v| v.is_finite())
+                        .map(|v| (grid.ts(k), v))
+                })
                 .collect();
             if !points.is_empty() {
                 out.push(skein_model::metrics_api::ResultSeries {
@@ -288,7 +299,13 @@ pub fn bucket_quantiles(
             keys.push(g * nles + li);
         }
     }
-    let cells = fold_all(Fold::Increase, &series, &keys, buckets.groups.len() * nles, grid)?;
+    let cells = fold_all(
+        Fold::Increase,
+        &series,
+        &keys,
+        buckets.groups.len() * nles,
+        grid,
+    )?;
     let mut tables: Vec<Table> = qs
         .iter()
         .map(|_| Table {
@@ -382,7 +399,7 @@ pub fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -429,9 +446,17 @@ impl Cells {
             _ => 0.0,
         };
         Cells {
-            a: if fold == Fold::Raw { Vec::new() } else { vec![init; len] },
+            a: if fold == Fold::Raw {
+                Vec::new()
+            } else {
+                vec![init; len]
+            },
             n: vec![0; len],
-            vals: if fold == Fold::Raw { vec![Vec::new(); len] } else { Vec::new() },
+            vals: if fold == Fold::Raw {
+                vec![Vec::new(); len]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -552,14 +577,22 @@ fn fold_part(
             walk_samples(s, grid, |k, v| {
                 if let Some(c) = cells.vals.get_mut(base + k) {
                     c.push(v);
+                    cells.n[base + k] = cells.n[base + k].saturating_add(1);
                 }
             });
         } else {
-            walk(s, grid, fold == Fold::Increase, |k, w| {
+            let mut add = |k: usize, w: &Win| {
                 if base + k < len {
                     cells.add(fold, base + k, w);
                 }
-            });
+            };
+            // One copy of the walk per kind of fold, so each computes only what it needs.
+            match fold {
+                Fold::Avg => walk::<{ NEED_SUM }>(s, grid, &mut add),
+                Fold::Min | Fold::Max => walk::<{ NEED_MIN_MAX }>(s, grid, &mut add),
+                Fold::Increase => walk::<{ NEED_INC }>(s, grid, &mut add),
+                Fold::Last | Fold::Present | Fold::Raw => walk::<0>(s, grid, &mut add),
+            }
         }
     }
     cells
@@ -571,16 +604,21 @@ fn delta(a: f64, b: f64) -> f64 {
     if b >= a { b - a } else { b }
 }
 
+const NEED_SUM: u8 = 1;
+const NEED_MIN_MAX: u8 = 2;
+const NEED_INC: u8 = 4;
+
 /// Walks one series across the grid, calling `emit(k, window)` once for each window with a
-/// sample. With `baseline`, the sample before the first window seeds the counter increase.
-fn walk(s: &SelectedSeries, grid: &Grid, baseline: bool, mut emit: impl FnMut(usize, &Win)) {
+/// sample. `NEED` says which parts of [`Win`] to keep beyond the count and the last value;
+/// with [`NEED_INC`], the sample before the first window seeds the counter increase.
+fn walk<const NEED: u8>(s: &SelectedSeries, grid: &Grid, mut emit: impl FnMut(usize, &Win)) {
     if grid.points == 0 {
         return;
     }
     let (first, step) = (grid.first, grid.step);
     let lo = first - step;
     let lookback = grid.lookback();
-    let mut prev: Option<(i64, f64)> = if baseline {
+    let mut prev: Option<(i64, f64)> = if NEED & NEED_INC != 0 {
         s.last_at_or_before(lo)
     } else {
         None
@@ -590,12 +628,18 @@ fn walk(s: &SelectedSeries, grid: &Grid, baseline: bool, mut emit: impl FnMut(us
     s.for_each(lo + 1, grid.last(), |ts, v| {
         match cur {
             Some((_, end)) if ts <= end => {
-                w.sum += v;
                 w.count += 1;
-                w.min = w.min.min(v);
-                w.max = w.max.max(v);
                 w.last = v;
-                if let Some((_, pv)) = prev {
+                if NEED & NEED_SUM != 0 {
+                    w.sum += v;
+                }
+                if NEED & NEED_MIN_MAX != 0 {
+                    w.min = w.min.min(v);
+                    w.max = w.max.max(v);
+                }
+                if NEED & NEED_INC != 0
+                    && let Some((_, pv)) = prev
+                {
                     w.inc += delta(pv, v);
                 }
             }
@@ -621,7 +665,9 @@ fn walk(s: &SelectedSeries, grid: &Grid, baseline: bool, mut emit: impl FnMut(us
                 cur = Some((k, end));
             }
         }
-        prev = Some((ts, v));
+        if NEED & NEED_INC != 0 {
+            prev = Some((ts, v));
+        }
     });
     if let Some((k, _)) = cur {
         emit(k, &w);

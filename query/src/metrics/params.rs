@@ -31,7 +31,12 @@ impl Params {
 
     /// The last non-empty value of `name`, trimmed.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.all(name).last()
+        self.0
+            .iter()
+            .rev()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .find(|v| !v.is_empty())
     }
 
     /// Every non-empty value of `name`, trimmed, in order.

@@ -11,8 +11,8 @@ use super::params::Params;
 use crate::QueryError;
 use skein_model::metric::MetricKind;
 use skein_model::metrics_api::{
-    LabelValuesResponse, LabelsResponse, MetricNameInfo, MetricNamesResponse,
-    MetricQueryResponse, ResultSeries,
+    LabelValuesResponse, LabelsResponse, MetricNameInfo, MetricNamesResponse, MetricQueryResponse,
+    ResultSeries,
 };
 use skein_store::StoreError;
 use skein_store::tsdb::{Matcher, SelectedSeries, Tsdb};
@@ -57,8 +57,7 @@ pub enum Agg {
 
 impl Agg {
     /// The aggregations, in words, for error messages.
-    pub const VALID: &'static str =
-        "avg, min, max, sum, count, rate, increase, or a percentile pNN such as p50, p90, p99 or p99.9";
+    pub const VALID: &'static str = "avg, min, max, sum, count, rate, increase, or a percentile pNN such as p50, p90, p99 or p99.9";
 
     /// Parses `avg`, `min`, `max`, `sum`, `count`, `rate`, `increase`, `pNN` or `pNN.N`.
     pub fn parse(s: &str) -> Result<Agg, QueryError> {
@@ -165,7 +164,7 @@ impl RangeQuery {
         let grid = Grid::aligned(self.start, self.end, self.step);
         if grid.points > MAX_POINTS_PER_SERIES {
             let range = (self.end - self.start).max(1);
-            let secs = (range.div_ceil(MAX_POINTS_PER_SERIES as i64 - 1) + 999) / 1000;
+            let secs = ceil_div(ceil_div(range, MAX_POINTS_PER_SERIES as i64 - 1), 1000);
             return Err(QueryError::BadRequest(format!(
                 "step too small for this range: {} points; the most is {}; use step={}s or more",
                 thousands(grid.points),
@@ -179,8 +178,13 @@ impl RangeQuery {
 
 /// max(10 s, range / 240), rounded up to whole seconds.
 pub fn default_step(range_ms: i64) -> i64 {
-    let s = MIN_DEFAULT_STEP_MS.max(range_ms.max(0).div_ceil(DEFAULT_POINTS));
-    s.div_ceil(1000) * 1000
+    let s = MIN_DEFAULT_STEP_MS.max(ceil_div(range_ms.max(0), DEFAULT_POINTS));
+    ceil_div(s, 1000) * 1000
+}
+
+/// `a / b` rounded up, for `a >= 0`, `b > 0`.
+fn ceil_div(a: i64, b: i64) -> i64 {
+    (a + b - 1) / b
 }
 
 /// The stored series an aggregation reads from a family.
@@ -232,9 +236,11 @@ pub fn evaluate(
     };
     let table = if histogram {
         match agg {
-            Agg::Percentile(q) => bucket_quantiles(&pick("_bucket")?, grid, &[q], MAX_HISTOGRAM_CELLS)?
-                .pop()
-                .unwrap_or_default(),
+            Agg::Percentile(q) => {
+                bucket_quantiles(&pick("_bucket")?, grid, &[q], MAX_HISTOGRAM_CELLS)?
+                    .pop()
+                    .unwrap_or_default()
+            }
             Agg::Avg => {
                 let sum = aggregate(Op::Increase, &pick("_sum")?, grid)?;
                 let count = aggregate(Op::Increase, &pick("_count")?, grid)?;
@@ -339,8 +345,8 @@ pub fn select(
 
 /// Runs a range query against the store.
 pub fn run(tsdb: &Tsdb, q: &RangeQuery) -> Result<MetricQueryResponse, QueryError> {
-    let target = resolve(tsdb, &q.name)?;
     let grid = q.grid()?;
+    let target = resolve(tsdb, &q.name)?;
     let names = stored_names(&target.family, target.histogram, q.agg)?;
     let mut series = Vec::new();
     if grid.points > 0 {
@@ -355,7 +361,14 @@ pub fn run(tsdb: &Tsdb, q: &RangeQuery) -> Result<MetricQueryResponse, QueryErro
             )?);
         }
     }
-    let out = evaluate(&target.family, target.histogram, q.agg, &q.by, &grid, &series)?;
+    let out = evaluate(
+        &target.family,
+        target.histogram,
+        q.agg,
+        &q.by,
+        &grid,
+        &series,
+    )?;
     Ok(MetricQueryResponse {
         name: q.name.clone(),
         agg: q.agg_name.clone(),

@@ -140,8 +140,16 @@ pub fn services_health(
 ) -> Result<Vec<ServiceHealth>, QueryError> {
     let w = window_figures(input, None, "service", now_ms, window_ms, &[0.5, 0.99])?;
     let recent = recent_grid(now_ms);
-    let r_calls = aggregate(Op::Increase, &by_label(&input.calls, None, "service"), &recent)?;
-    let r_errors = aggregate(Op::Increase, &by_label(&input.errors, None, "service"), &recent)?;
+    let r_calls = aggregate(
+        Op::Increase,
+        &by_label(&input.calls, None, "service"),
+        &recent,
+    )?;
+    let r_errors = aggregate(
+        Op::Increase,
+        &by_label(&input.errors, None, "service"),
+        &recent,
+    )?;
     let r_p99 = aggregate(Op::Avg, &by_label(&input.p99, None, "service"), &recent)?;
     let secs = window_ms as f64 / 1000.0;
     let mut out = Vec::new();

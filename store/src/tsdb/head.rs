@@ -377,10 +377,11 @@ impl Shared {
                 if prev.is_none()
                     && matches!(spec.kind, MetricKind::Counter | MetricKind::Histogram)
                     && s.start_ms > 0
-                    && s.start_ms < s.ts_ms
+                    && s.start_ms <= s.ts_ms
                 {
-                    // A new cumulative series: it was 0 when its sender started counting.
-                    accepted.push((id, s.start_ms, 0.0));
+                    // A new cumulative series: it was 0 when its sender started counting (a
+                    // millisecond earlier when both fall in the same millisecond).
+                    accepted.push((id, s.start_ms.min(s.ts_ms - 1), 0.0));
                 }
                 last.insert(id, Some((s.ts_ms, value)));
                 accepted.push((id, s.ts_ms, value));

@@ -1,0 +1,150 @@
+//! Tests of the routes over a real (empty) store: the 400 and 404 answers and the empty
+//! successes.
+
+#![allow(clippy::unwrap_used)]
+
+use super::routes;
+use crate::agents::AgentRegistry;
+use crate::api::ApiState;
+use crate::engine::{Engine, QueryLimits};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use skein_store::{Logs, Spans, SplitConfig, SplitStore};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tower::ServiceExt;
+
+fn app() -> (Router, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SplitConfig {
+        writer_memory_bytes: 32 * 1024 * 1024,
+        indexing_threads: 1,
+        ..SplitConfig::default()
+    };
+    let logs = SplitStore::<Logs>::open(dir.path(), cfg.clone()).unwrap();
+    let spans = SplitStore::<Spans>::open(dir.path(), cfg).unwrap();
+    let engine = Engine::new(
+        logs.split_list(),
+        logs.fields().clone(),
+        spans.split_list(),
+        spans.fields().clone(),
+        QueryLimits::default(),
+    );
+    let state = ApiState {
+        engine: Arc::new(engine),
+        token: None,
+        ready: Arc::new(AtomicBool::new(true)),
+        metrics: Arc::new(String::new),
+        observe: Arc::new(|_, _| {}),
+        timeout: Duration::from_secs(5),
+        agents: AgentRegistry::in_memory(Duration::from_secs(15)),
+        tsdb: skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
+            dir: dir.path().join("tsdb"),
+            ..Default::default()
+        })
+        .unwrap(),
+    };
+    (routes().with_state(state), dir)
+}
+
+async fn get(app: &Router, uri: &str) -> (StatusCode, serde_json::Value) {
+    let req = Request::builder().uri(uri).body(Body::empty()).unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+async fn bad(app: &Router, uri: &str, says: &str) {
+    let (s, v) = get(app, uri).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {v}");
+    assert_eq!(v["error"], "bad_request");
+    let m = v["message"].as_str().unwrap();
+    assert!(m.contains(says), "{uri}: {m}");
+}
+
+#[tokio::test]
+async fn metric_query_errors() {
+    let (app, _dir) = app();
+    let q = "/api/v1/metrics/query";
+    bad(&app, q, "name is required").await;
+    bad(&app, &format!("{q}?name=x&agg=median"), "use avg, min, max").await;
+    bad(
+        &app,
+        &format!("{q}?name=x&match=host"),
+        "cannot read matcher",
+    )
+    .await;
+    bad(&app, &format!("{q}?name=x&start=someday"), "start:").await;
+    bad(
+        &app,
+        &format!("{q}?name=x&start=1h&end=2h"),
+        "start is after end",
+    )
+    .await;
+    bad(
+        &app,
+        &format!("{q}?name=x&start=24h&step=1s"),
+        "the most is 11,000",
+    )
+    .await;
+    let (s, v) = get(&app, &format!("{q}?name=nope&match=host%3Dweb-1")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error"], "not_found");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/metrics/names")
+    );
+}
+
+#[tokio::test]
+async fn names_and_labels() {
+    let (app, _dir) = app();
+    let (s, v) = get(&app, "/api/v1/metrics/names").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, serde_json::json!({"metrics": []}));
+    let (s, v) = get(&app, "/api/v1/metrics/labels").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, serde_json::json!({"labels": []}));
+    let (s, v) = get(&app, "/api/v1/metrics/labels/host/values").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, serde_json::json!({"label": "host", "values": []}));
+    let (s, _) = get(&app, "/api/v1/metrics/labels?name=nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = get(&app, "/api/v1/metrics/labels/host/values?name=nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn services_and_dependencies() {
+    let (app, _dir) = app();
+    let (s, v) = get(&app, "/api/v1/services").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v, serde_json::json!({"window_ms": 60000, "services": []}));
+    let (s, v) = get(&app, "/api/v1/services?window=5m").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["window_ms"], 300000);
+    bad(&app, "/api/v1/services?window=soon", "window:").await;
+    bad(&app, "/api/v1/services?window=48h", "24h").await;
+    let (s, v) = get(&app, "/api/v1/services/pay/operations").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(v["message"].as_str().unwrap().contains("/api/v1/services"));
+    let (s, v) = get(&app, "/api/v1/dependencies").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["end_ms"].as_i64().unwrap() - v["start_ms"].as_i64().unwrap(),
+        900_000
+    );
+    assert_eq!(v["nodes"], serde_json::json!([]));
+    bad(
+        &app,
+        "/api/v1/dependencies?start=1h&end=2h",
+        "start is after end",
+    )
+    .await;
+}
