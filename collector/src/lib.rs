@@ -192,7 +192,11 @@ where
             }
         })
     };
-    let housekeeping = tokio::spawn(monitor::housekeeping(tsdb.clone(), agents.clone()));
+    let housekeeping = tokio::spawn(monitor::housekeeping(
+        tsdb.clone(),
+        agents.clone(),
+        telemetry.clone(),
+    ));
     let http_task = tokio::spawn(
         axum::serve(http_l, http_app)
             .with_graceful_shutdown(wait())

@@ -164,12 +164,16 @@ pub fn agent_up_batch(agents: &AgentRegistry, now_ms: i64) -> MetricBatch {
 
 /// Runs every 5 s until aborted: writes the agents' `up` series and lets the store cut blocks
 /// and apply retention.
-pub async fn housekeeping(tsdb: Tsdb, agents: AgentRegistry) {
+pub async fn housekeeping(
+    tsdb: Tsdb,
+    agents: AgentRegistry,
+    telemetry: crate::telemetry::Telemetry,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let (db, reg) = (tsdb.clone(), agents.clone());
+        let (db, reg, tel) = (tsdb.clone(), agents.clone(), telemetry.clone());
         let done = tokio::task::spawn_blocking(move || {
             let up = agent_up_batch(&reg, now_ms());
             if !up.is_empty()
@@ -180,6 +184,7 @@ pub async fn housekeeping(tsdb: Tsdb, agents: AgentRegistry) {
             if let Err(e) = db.maintain() {
                 tracing::warn!(error = %e, "metrics store housekeeping failed");
             }
+            tel.tsdb_stats(&db.stats());
         })
         .await;
         if let Err(e) = done {

@@ -31,6 +31,7 @@ struct Inner {
     commit_seconds: Histogram,
     query_seconds: Family<Labels, Histogram>,
     metric_samples_refused: Family<Labels, Counter>,
+    tsdb: Family<Labels, Gauge<u64, AtomicU64>>,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -100,6 +101,12 @@ impl Telemetry {
             "Metric samples the store refused, by reason (non_finite, out_of_order, series_limit); repeats of stored samples are counted as duplicate",
             metric_samples_refused.clone(),
         );
+        let tsdb = Family::<Labels, Gauge<u64, AtomicU64>>::default();
+        registry.register(
+            "tsdb",
+            "Metrics store sizes: series, head_samples, blocks, block_samples, block_bytes, block_chunk_bytes, wal_bytes",
+            tsdb.clone(),
+        );
         registry.register(
             "query_seconds",
             "Query API latency, by route",
@@ -118,6 +125,7 @@ impl Telemetry {
                 commit_seconds,
                 query_seconds,
                 metric_samples_refused,
+                tsdb,
             }),
         }
     }
@@ -162,6 +170,24 @@ impl Telemetry {
                     .get_or_create(&vec![("reason", reason.to_string())])
                     .inc_by(n);
             }
+        }
+    }
+
+    /// The metrics store's sizes.
+    pub fn tsdb_stats(&self, st: &skein_store::tsdb::TsdbStats) {
+        for (what, v) in [
+            ("series", st.series),
+            ("head_samples", st.head_samples),
+            ("blocks", st.blocks),
+            ("block_samples", st.block_samples),
+            ("block_bytes", st.block_bytes),
+            ("block_chunk_bytes", st.block_chunk_bytes),
+            ("wal_bytes", st.wal_bytes),
+        ] {
+            self.inner
+                .tsdb
+                .get_or_create(&vec![("size", what.to_string())])
+                .set(v);
         }
     }
 
