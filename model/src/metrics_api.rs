@@ -15,9 +15,11 @@ pub struct MetricQueryResponse {
     pub agg: String,
     /// Time of the first point (ms since the Unix epoch), a multiple of the step.
     pub start_ms: i64,
-    /// Time of the last possible point (ms), a multiple of the step.
+    /// Time of the last point (ms): the end of the range.
     pub end_ms: i64,
     /// Distance between points (ms). A point at `t` covers the window `(t - step, t]`.
+    /// Points are at multiples of the step, and the last at the end of the range when that
+    /// is not a multiple: it covers only the rest, `(last multiple, end]`.
     pub step_ms: i64,
     /// One series per group, sorted by labels.
     pub series: Vec<ResultSeries>,
@@ -26,7 +28,7 @@ pub struct MetricQueryResponse {
 /// One group's points.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResultSeries {
-    /// The group's labels (the `by` labels; empty without `by`).
+    /// The group's labels: the `by` labels, and those pinned by `label=value` matchers.
     pub labels: Labels,
     /// `[ts_ms, value]` pairs in time order. Windows without data are left out.
     pub points: Vec<(i64, f64)>,

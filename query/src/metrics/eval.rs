@@ -1,7 +1,9 @@
 //! The evaluation core: step windows over selected series, folded per group.
 //!
 //! A [`Grid`] is a row of points `t = first + k·step`; the point at `t` covers the window
-//! `(t − step, t]`. Each series is walked once across all windows (its samples come in time
+//! `(t − step, t]`. A range query's grid also has a last point at its end when the end is not
+//! a multiple of the step: it covers the rest, `(last multiple, end]`, so the newest samples
+//! are shown. Each series is walked once across all windows (its samples come in time
 //! order, decoded as they are read), and what it gives each window is added into the
 //! accumulator cells of its group. Many samples are split across threads by series; each
 //! thread has its own cells, merged at the end.
@@ -25,7 +27,7 @@ const PARALLEL_MIN_SAMPLES: usize = 250_000;
 /// Accumulator cells all threads of one fold may hold together (about 12 bytes each).
 const MAX_THREAD_CELLS: usize = 16_000_000;
 
-/// Points `first + k·step` for `k < points`.
+/// Points `min(first + k·step, end)` for `k < points`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grid {
     /// Time of the first point (ms).
@@ -34,25 +36,30 @@ pub struct Grid {
     pub step: i64,
     /// Number of points.
     pub points: usize,
+    /// No point is later than this (ms): a last point past it is put at it, and its window is
+    /// cut there.
+    pub end: i64,
 }
 
 impl Grid {
-    /// Points at the multiples of `step` inside `[start, end]` (none when there is no such
-    /// multiple). `step` must be at least 1.
+    /// Points at the multiples of `step` inside `[start, end]`, and one more at `end` when
+    /// `end` is not a multiple (covering the rest of the range). `step` must be at least 1.
     pub fn aligned(start: i64, end: i64, step: i64) -> Grid {
         let step = step.max(1);
         let first =
             start.div_euclid(step) * step + if start.rem_euclid(step) == 0 { 0 } else { step };
         let last = end.div_euclid(step) * step;
-        let points = if last < first {
+        let multiples = if last < first {
             0
         } else {
             usize::try_from((last - first) / step + 1).unwrap_or(usize::MAX)
         };
+        let rest = usize::from(multiples == 0 || last < end);
         Grid {
             first,
             step,
-            points,
+            points: multiples.saturating_add(rest),
+            end,
         }
     }
 
@@ -62,6 +69,7 @@ impl Grid {
             first: end,
             step: len.max(1),
             points: 1,
+            end,
         }
     }
 
@@ -72,12 +80,13 @@ impl Grid {
             first: last - step * (n as i64 - 1).max(0),
             step,
             points: n,
+            end: last,
         }
     }
 
     /// Time of point `k`.
     pub fn ts(&self, k: usize) -> i64 {
-        self.first + k as i64 * self.step
+        (self.first + k as i64 * self.step).min(self.end)
     }
 
     /// Time of the last point (the first when there are none).

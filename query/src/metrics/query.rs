@@ -5,6 +5,9 @@
 //! the buckets, `rate`/`increase`/`count` read `x_count`, `sum` is the increase of `x_sum`,
 //! `avg` is increase(`x_sum`) / increase(`x_count`). On every other family each aggregation
 //! reads `x` itself. A stored name such as `x_count` may be queried directly as a plain series.
+//!
+//! Groups carry the `by` labels and also the labels that `label=value` matchers pin, which
+//! every selected series shares.
 
 use super::eval::{Grid, Grouped, Op, aggregate, bucket_quantiles, group, thousands};
 use super::params::Params;
@@ -15,7 +18,7 @@ use skein_model::metrics_api::{
     ResultSeries,
 };
 use skein_store::StoreError;
-use skein_store::tsdb::{Matcher, SelectedSeries, Tsdb};
+use skein_store::tsdb::{MatchOp, Matcher, SelectedSeries, Tsdb};
 
 /// Most points one series of an answer may have (steps in the range).
 pub const MAX_POINTS_PER_SERIES: usize = 11_000;
@@ -164,7 +167,8 @@ impl RangeQuery {
         let grid = Grid::aligned(self.start, self.end, self.step);
         if grid.points > MAX_POINTS_PER_SERIES {
             let range = (self.end - self.start).max(1);
-            let secs = ceil_div(ceil_div(range, MAX_POINTS_PER_SERIES as i64 - 1), 1000);
+            // range / step multiples, one more at the start and one at the end.
+            let secs = ceil_div(ceil_div(range, MAX_POINTS_PER_SERIES as i64 - 2), 1000);
             return Err(QueryError::BadRequest(format!(
                 "step too small for this range: {} points; the most is {}; use step={}s or more",
                 thousands(grid.points),
@@ -361,7 +365,7 @@ pub fn run(tsdb: &Tsdb, q: &RangeQuery) -> Result<MetricQueryResponse, QueryErro
             )?);
         }
     }
-    let out = evaluate(
+    let mut out = evaluate(
         &target.family,
         target.histogram,
         q.agg,
@@ -369,6 +373,7 @@ pub fn run(tsdb: &Tsdb, q: &RangeQuery) -> Result<MetricQueryResponse, QueryErro
         &grid,
         &series,
     )?;
+    add_pinned_labels(&mut out, &q.matchers);
     Ok(MetricQueryResponse {
         name: q.name.clone(),
         agg: q.agg_name.clone(),
@@ -377,6 +382,25 @@ pub fn run(tsdb: &Tsdb, q: &RangeQuery) -> Result<MetricQueryResponse, QueryErro
         step_ms: grid.step,
         series: out,
     })
+}
+
+/// Adds to every answer series the labels that `label=value` matchers pin (every selected
+/// series has them, so the groups and values do not change; the answer just says which
+/// series it covers), and sorts the series again.
+pub fn add_pinned_labels(series: &mut [ResultSeries], matchers: &[Matcher]) {
+    let pinned: Vec<&Matcher> = matchers
+        .iter()
+        .filter(|m| m.op == MatchOp::Eq && !m.value.is_empty())
+        .collect();
+    if pinned.is_empty() {
+        return;
+    }
+    for s in series.iter_mut() {
+        for m in &pinned {
+            s.labels = s.labels.with(&m.label, &m.value);
+        }
+    }
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
 }
 
 /// Every metric family.

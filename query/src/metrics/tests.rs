@@ -58,9 +58,13 @@ fn grid_points_are_multiples_of_the_step() {
     assert_eq!((g.first, g.points, g.last()), (2000, 4, 5000));
     let g = Grid::aligned(0, 0, 10);
     assert_eq!((g.first, g.points), (0, 1));
-    assert_eq!(Grid::aligned(1, 9, 10).points, 0);
+    // No multiple inside: one point at the end.
+    let g = Grid::aligned(1, 9, 10);
+    assert_eq!((g.points, g.ts(0)), (1, 9));
+    // An end past the last multiple gets a point of its own.
     let g = Grid::aligned(-15, 5, 10);
-    assert_eq!((g.first, g.points), (-10, 2));
+    assert_eq!((g.first, g.points), (-10, 3));
+    assert_eq!((g.ts(1), g.ts(2), g.last()), (0, 5, 5));
     let g = Grid::ending_at(100, 10, 3);
     assert_eq!((g.first, g.last()), (80, 100));
     assert_eq!(Grid::single(50, 20).lookback(), MIN_LOOKBACK_MS);
@@ -85,6 +89,15 @@ fn each_point_covers_the_window_ending_at_it() {
     assert_points(&out[0].points, &[(10, 5.5), (20, 15.5), (30, 25.5)]);
     let out = eval("count", &[], &Grid::aligned(10, 30, 10), &[gauge(&[], &s)]);
     assert_points(&out[0].points, &[(10, 1.0), (20, 1.0), (30, 1.0)]);
+    // The end (35) is not a multiple: the last point covers (30, 35] only.
+    let out = eval("avg", &[], &Grid::aligned(10, 35, 10), &[gauge(&[], &s)]);
+    assert_points(&out[0].points, &[(10, 5.5), (20, 15.5), (30, 25.5)]);
+    let s: Vec<(i64, f64)> = (0..=40).map(|t| (t, t as f64)).collect();
+    let out = eval("max", &[], &Grid::aligned(10, 35, 10), &[gauge(&[], &s)]);
+    assert_points(
+        &out[0].points,
+        &[(10, 10.0), (20, 20.0), (30, 30.0), (35, 35.0)],
+    );
 }
 
 fn three_gauges() -> Vec<SelectedSeries> {
@@ -444,6 +457,30 @@ fn series_and_answer_limits() {
     assert_eq!(thousands(999), "999");
 }
 
+#[test]
+fn labels_pinned_by_equality_matchers_name_the_groups() {
+    let m = |s: &str| skein_store::tsdb::Matcher::parse(s).unwrap();
+    let mut out = vec![
+        ResultSeries {
+            labels: Labels::from_pairs([("host", "b")]),
+            points: vec![(10, 1.0)],
+        },
+        ResultSeries {
+            labels: Labels::default(),
+            points: vec![(10, 2.0)],
+        },
+    ];
+    add_pinned_labels(
+        &mut out,
+        &[m("service=pay"), m("zone=~eu.*"), m("dc!=x"), m("rack=")],
+    );
+    assert_eq!(
+        out[0].labels,
+        Labels::from_pairs([("host", "b"), ("service", "pay")])
+    );
+    assert_eq!(out[1].labels, Labels::from_pairs([("service", "pay")]));
+}
+
 /// Many samples take the threaded path; the answer must equal a plain computation.
 #[test]
 fn threaded_folds_match_a_plain_computation() {
@@ -468,11 +505,14 @@ fn threaded_folds_match_a_plain_computation() {
                 .filter(|s| s.labels.get("m") == Some(m))
                 .collect();
             for &(t, v) in &out.points {
+                // The window ends at t and starts at the multiple of the step before it (the
+                // last point, at the range's end, covers less than a step).
+                let from = (t + 59_999) / 60_000 * 60_000 - 60_000;
                 let mut vals = Vec::new();
                 let mut inc = 0.0;
                 for s in &members {
-                    let mut prev = s.last_at_or_before(t - 60_000);
-                    s.for_each(t - 60_000 + 1, t, |ts, x| {
+                    let mut prev = s.last_at_or_before(from);
+                    s.for_each(from + 1, t, |ts, x| {
                         vals.push(x);
                         if let Some((_, p)) = prev {
                             inc += if x >= p { x - p } else { x };

@@ -19,13 +19,23 @@ use tower::ServiceExt;
 
 fn app() -> (Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    let tsdb = skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
+        dir: dir.path().join("tsdb"),
+        ..Default::default()
+    })
+    .unwrap();
+    (app_over(tsdb, dir.path()), dir)
+}
+
+/// The routes over a store, with empty log and span indexes in `dir`.
+fn app_over(tsdb: skein_store::tsdb::Tsdb, dir: &std::path::Path) -> Router {
     let cfg = SplitConfig {
         writer_memory_bytes: 32 * 1024 * 1024,
         indexing_threads: 1,
         ..SplitConfig::default()
     };
-    let logs = SplitStore::<Logs>::open(dir.path(), cfg.clone()).unwrap();
-    let spans = SplitStore::<Spans>::open(dir.path(), cfg).unwrap();
+    let logs = SplitStore::<Logs>::open(dir, cfg.clone()).unwrap();
+    let spans = SplitStore::<Spans>::open(dir, cfg).unwrap();
     let engine = Engine::new(
         logs.split_list(),
         logs.fields().clone(),
@@ -41,13 +51,9 @@ fn app() -> (Router, tempfile::TempDir) {
         observe: Arc::new(|_, _| {}),
         timeout: Duration::from_secs(5),
         agents: AgentRegistry::in_memory(Duration::from_secs(15)),
-        tsdb: skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
-            dir: dir.path().join("tsdb"),
-            ..Default::default()
-        })
-        .unwrap(),
+        tsdb,
     };
-    (routes().with_state(state), dir)
+    routes().with_state(state)
 }
 
 async fn get(app: &Router, uri: &str) -> (StatusCode, serde_json::Value) {
@@ -147,4 +153,82 @@ async fn services_and_dependencies() {
         "start is after end",
     )
     .await;
+}
+
+/// Writes a gauge on two hosts and a counter into the store, then reads them over HTTP.
+#[tokio::test]
+async fn a_range_query_over_the_real_store() {
+    use skein_model::metric::{Labels, MetricBatch, MetricKind, SeriesSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let tsdb = skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
+        dir: dir.path().join("tsdb"),
+        ..Default::default()
+    })
+    .unwrap();
+    let now_ms = super::params::ns_to_ms(skein_model::time::now_unix_nano());
+    let t0 = (now_ms / 60_000 - 10) * 60_000;
+    let mut b = MetricBatch::default();
+    let spec = |name: &str, host: &str, kind| SeriesSpec {
+        name: name.into(),
+        labels: Labels::from_pairs([("host", host)]),
+        kind,
+        unit: String::new(),
+        delta: false,
+    };
+    let a = b.add_series(spec("cpu", "a", MetricKind::Gauge));
+    let c = b.add_series(spec("cpu", "b", MetricKind::Gauge));
+    let r = b.add_series(spec("reqs", "a", MetricKind::Counter));
+    for i in 0..=60 {
+        let ts = t0 + i * 10_000;
+        b.push(a, ts, 1.0);
+        b.push(c, ts, 3.0);
+        b.push(r, ts, (i * 20) as f64);
+    }
+    let report = tsdb.append(&b).unwrap();
+    assert_eq!(report.rejected, 0, "{report:?}");
+    let app = &app_over(tsdb, dir.path());
+    let range = format!(
+        "start={}&end={}&step=60s",
+        (t0 + 60_000) as u64 * 1_000_000,
+        (t0 + 600_000) as u64 * 1_000_000
+    );
+    let (s, v) = get(app, &format!("/api/v1/metrics/query?name=cpu&{range}")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["step_ms"], 60_000);
+    let pts = v["series"][0]["points"].as_array().unwrap();
+    assert_eq!(pts.len(), 10, "{v}");
+    assert_eq!(pts[0], serde_json::json!([t0 + 60_000, 2.0]));
+    let (s, v) = get(
+        app,
+        &format!("/api/v1/metrics/query?name=cpu&by=host&agg=max&{range}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["series"][1]["labels"], serde_json::json!({"host": "b"}));
+    assert_eq!(v["series"][1]["points"][0][1], 3.0);
+    let (s, v) = get(
+        app,
+        &format!("/api/v1/metrics/query?name=reqs&agg=rate&{range}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["series"][0]["points"][3][1], 2.0);
+    let (s, v) = get(
+        app,
+        &format!("/api/v1/metrics/query?name=cpu&match=host%3Da&agg=count&{range}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["series"][0]["points"][0][1], 1.0);
+    let (s, v) = get(app, "/api/v1/metrics/names").await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = v["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["cpu", "reqs"]);
+    let (_, v) = get(app, "/api/v1/metrics/labels/host/values?name=cpu").await;
+    assert_eq!(v["values"], serde_json::json!(["a", "b"]));
 }
