@@ -241,17 +241,16 @@ fn sdk_scenario() {
     );
 }
 
+/// A span of one request: `ids` is (span, parent; 0 for none), lasting `dur_ms` from `start`.
 fn span(
     trace: &[u8],
-    id: u64,
-    parent: u64,
+    ids: (u64, u64),
     name: &str,
     kind: i32,
     start: u64,
     dur_ms: u64,
-    error: bool,
-    attrs: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>,
 ) -> opentelemetry_proto::tonic::trace::v1::Span {
+    let (id, parent) = ids;
     let parent = if parent == 0 {
         vec![]
     } else {
@@ -260,13 +259,17 @@ fn span(
     let mut s = common::span(trace, &id.to_be_bytes(), &parent, name, start);
     s.kind = kind;
     s.end_time_unix_nano = start + dur_ms * 1_000_000;
-    s.attributes = attrs;
-    if error {
-        s.status = Some(Status {
-            code: status::StatusCode::Error as i32,
-            message: "card declined".into(),
-        });
-    }
+    s
+}
+
+/// The span with an error status.
+fn failed(
+    mut s: opentelemetry_proto::tonic::trace::v1::Span,
+) -> opentelemetry_proto::tonic::trace::v1::Span {
+    s.status = Some(Status {
+        code: status::StatusCode::Error as i32,
+        message: "card declined".into(),
+    });
     s
 }
 
@@ -283,101 +286,34 @@ fn send_requests(c: &Collector, n: u64) {
     for i in 0..n {
         let t = new_trace_id();
         let t0 = now_nanos();
-        let base = i * 100 + 1;
+        let b = i * 100 + 1;
+        let mut db = span(&t, (b + 4, b + 2), "SELECT orders", CLIENT, t0, 5);
+        db.attributes = vec![
+            kv("db.system", "postgresql"),
+            kv("server.address", "orders-db"),
+        ];
+        let charge = span(&t, (b + 6, b + 3), "charge", SERVER, t0, 30);
         by_service.entry("gateway").or_default().extend([
-            span(
-                &t,
-                base,
-                0,
-                "POST /checkout",
-                SERVER,
-                t0,
-                100,
-                false,
-                vec![],
-            ),
-            span(
-                &t,
-                base + 1,
-                base,
-                "order.create",
-                CLIENT,
-                t0,
-                80,
-                false,
-                vec![],
-            ),
+            span(&t, (b, 0), "POST /checkout", SERVER, t0, 100),
+            span(&t, (b + 1, b), "order.create", CLIENT, t0, 80),
         ]);
         by_service.entry("order").or_default().extend([
-            span(
-                &t,
-                base + 2,
-                base + 1,
-                "create",
-                SERVER,
-                t0,
-                70,
-                false,
-                vec![],
-            ),
-            span(
-                &t,
-                base + 3,
-                base + 2,
-                "payment.charge",
-                CLIENT,
-                t0,
-                40,
-                false,
-                vec![],
-            ),
-            span(
-                &t,
-                base + 4,
-                base + 2,
-                "SELECT orders",
-                CLIENT,
-                t0,
-                5,
-                false,
-                vec![
-                    kv("db.system", "postgresql"),
-                    kv("server.address", "orders-db"),
-                ],
-            ),
-            span(
-                &t,
-                base + 5,
-                base + 2,
-                "publish delivery",
-                PRODUCER,
-                t0,
-                2,
-                false,
-                vec![],
-            ),
+            span(&t, (b + 2, b + 1), "create", SERVER, t0, 70),
+            span(&t, (b + 3, b + 2), "payment.charge", CLIENT, t0, 40),
+            db,
+            span(&t, (b + 5, b + 2), "publish delivery", PRODUCER, t0, 2),
         ]);
-        by_service.entry("payment").or_default().push(span(
-            &t,
-            base + 6,
-            base + 3,
-            "charge",
-            SERVER,
-            t0,
-            30,
-            i % 10 == 0,
-            vec![],
-        ));
+        by_service
+            .entry("payment")
+            .or_default()
+            .push(if i % 10 == 0 { failed(charge) } else { charge });
         by_service.entry("delivery").or_default().push(span(
             &t,
-            base + 7,
-            base + 5,
+            (b + 7, b + 5),
             "consume delivery",
             CONSUMER,
             t0,
             10,
-            false,
-            vec![],
         ));
     }
     // Callee services first, so some server spans wait for their client span.
