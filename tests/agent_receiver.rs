@@ -357,6 +357,31 @@ fn host_metrics_reach_the_collector() {
         "the agent counted no metrics sent:\n{}",
         agent.metrics()
     );
+    // They are stored as series with the agent's host and queryable by it.
+    let (status, v) = common::get_json(&common::url_with(
+        &c.api_base(),
+        "/api/v1/metrics/query",
+        &[
+            ("name", "system.memory.usage"),
+            ("agg", "sum"),
+            ("match", "system.memory.state=used"),
+            ("by", "host"),
+            ("start", "5m"),
+        ],
+    ));
+    assert_eq!(status, 200, "{v}");
+    let used = v["series"][0]["points"]
+        .as_array()
+        .and_then(|p| p.last())
+        .and_then(|p| p[1].as_f64())
+        .unwrap_or(0.0);
+    assert!(used > 0.0, "used memory of the host: {v}");
+    assert!(
+        v["series"][0]["labels"]["host"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty()),
+        "{v}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

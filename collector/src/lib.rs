@@ -118,9 +118,13 @@ where
                 source_name: "configuration".into(),
                 message,
             })?;
-    let (derive_tx, derive_thread) =
-        monitor::start_deriver(tsdb.clone(), derive_interval, join_window)
-            .map_err(|e| CollectorError::Serve(format!("cannot start the span deriver: {e}")))?;
+    let (derive_tx, derive_thread) = monitor::start_deriver(
+        telemetry.clone(),
+        tsdb.clone(),
+        derive_interval,
+        join_window,
+    )
+    .map_err(|e| CollectorError::Serve(format!("cannot start the span deriver: {e}")))?;
 
     let token = |t: &Option<String>| t.as_deref().map(Arc::<str>::from);
     let ingest = ingest::Ingest::new(

@@ -38,6 +38,7 @@ fn now_ms() -> i64 {
 pub struct DeriveSender {
     tx: SyncSender<Arc<Vec<Span>>>,
     skipped: Arc<AtomicU64>,
+    telemetry: crate::telemetry::Telemetry,
 }
 
 impl DeriveSender {
@@ -47,6 +48,7 @@ impl DeriveSender {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.skipped.fetch_add(1, Ordering::Relaxed);
+                self.telemetry.derive_skipped();
             }
         }
     }
@@ -72,6 +74,7 @@ impl DeriveThread {
 
 /// Starts the deriver thread writing into `tsdb` every `interval`.
 pub fn start_deriver(
+    telemetry: crate::telemetry::Telemetry,
     tsdb: Tsdb,
     interval: Duration,
     join_window: Duration,
@@ -84,6 +87,7 @@ pub fn start_deriver(
         DeriveSender {
             tx,
             skipped: Arc::new(AtomicU64::new(0)),
+            telemetry,
         },
         DeriveThread { handle },
     ))

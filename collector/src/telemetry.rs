@@ -32,6 +32,7 @@ struct Inner {
     query_seconds: Family<Labels, Histogram>,
     metric_samples_refused: Family<Labels, Counter>,
     tsdb: Family<Labels, Gauge<u64, AtomicU64>>,
+    derive_skipped: Counter,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -107,6 +108,12 @@ impl Telemetry {
             "Metrics store sizes: series, head_samples, blocks, block_samples, block_bytes, block_chunk_bytes, wal_bytes",
             tsdb.clone(),
         );
+        let derive_skipped = Counter::default();
+        registry.register(
+            "derive_skipped_batches",
+            "Span batches not used for RED figures and the service graph because the deriver was behind",
+            derive_skipped.clone(),
+        );
         registry.register(
             "query_seconds",
             "Query API latency, by route",
@@ -126,6 +133,7 @@ impl Telemetry {
                 query_seconds,
                 metric_samples_refused,
                 tsdb,
+                derive_skipped,
             }),
         }
     }
@@ -189,6 +197,11 @@ impl Telemetry {
                 .get_or_create(&vec![("size", what.to_string())])
                 .set(v);
         }
+    }
+
+    /// A span batch skipped by the deriver.
+    pub fn derive_skipped(&self) {
+        self.inner.derive_skipped.inc();
     }
 
     /// A request failed.
