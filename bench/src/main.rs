@@ -10,6 +10,9 @@
 //!   of JSON lines to a null sink or the collector: MiB/s, peak RSS, CPU.
 //! - `agent-overhead`: the agent's steady-state CPU and RSS (1,000 lines/s, host metrics every
 //!   10 s) next to Prometheus' node_exporter in the same run.
+//! - `metrics-ingest`: gauge samples/s into the real `skein collector` over OTLP/HTTP.
+//! - `metrics-query`: a 24 h range query over 1,000 series, in process, through the collector
+//!   and on Prometheus with the same samples.
 //!
 //! Each prints tables, then one line of JSON with the results (the last line of output).
 //! Build and run in release mode: `cargo run --release -p skein-bench -- ingest`.
@@ -21,6 +24,8 @@ mod datagen;
 mod freshness;
 mod ingest;
 mod lookup;
+mod metrics_ingest;
+mod metrics_query;
 mod util;
 
 use anyhow::Result;
@@ -53,6 +58,10 @@ enum Cmd {
     AgentThroughput(agent_throughput::ThroughputArgs),
     /// `skein agent` in steady state next to node_exporter: CPU % and RSS.
     AgentOverhead(agent_overhead::OverheadArgs),
+    /// Gauge samples/s into `skein collector` over OTLP/HTTP protobuf.
+    MetricsIngest(metrics_ingest::MetricsIngestArgs),
+    /// A 24 h range query over 1,000 series: p50/p90/p99, next to Prometheus.
+    MetricsQuery(metrics_query::MetricsQueryArgs),
 }
 
 fn main() -> Result<()> {
@@ -68,6 +77,8 @@ fn main() -> Result<()> {
         Cmd::Lookup(a) => lookup::run(a)?,
         Cmd::AgentThroughput(a) => agent_throughput::run(a)?,
         Cmd::AgentOverhead(a) => agent_overhead::run(a)?,
+        Cmd::MetricsIngest(a) => metrics_ingest::run(a)?,
+        Cmd::MetricsQuery(a) => metrics_query::run(a)?,
     };
     out["wall_secs"] = started.elapsed().as_secs_f64().into();
     out["unix_time"] = (skein_model::time::now_unix_nano() / 1_000_000_000).into();

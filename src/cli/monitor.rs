@@ -388,7 +388,7 @@ mod tests {
             t.contains("12.50") && t.contains("2.0%") && t.contains("1.50s"),
             "{t}"
         );
-        assert!(t.contains("▁█"), "{t}");
+        assert!(t.contains("▅█"), "{t}");
         let d = DependenciesResponse {
             start_ms: 0,
             end_ms: 1,
