@@ -490,3 +490,50 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod speed {
+    use super::*;
+
+    /// A printout, not a check (timing has no place in the shared test run):
+    /// `cargo test -p skein-store --release -- --ignored --nocapture decode_speed`.
+    #[test]
+    #[ignore = "timing printout; run by hand in release"]
+    fn decode_speed() {
+        let mut x: u64 = 7;
+        let mut chunks = Vec::new();
+        let mut t = 1_700_000_000_000i64;
+        let mut v = 0.5f64;
+        for _ in 0..5000 {
+            let mut w = ChunkWriter::new();
+            for _ in 0..MAX_SAMPLES {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                t += 10_000;
+                v = ((v + ((x % 200) as f64 - 100.0) / 1000.0).clamp(0.0, 1.0) * 1000.0).round()
+                    / 1000.0;
+                w.push(t, v);
+            }
+            chunks.push(w.bytes());
+        }
+        let n: usize = chunks.len() * MAX_SAMPLES as usize;
+        let bytes: usize = chunks.iter().map(Vec::len).sum();
+        for _ in 0..3 {
+            let start = std::time::Instant::now();
+            let mut sum = 0.0;
+            for c in &chunks {
+                for (_, v) in ChunkIter::new(c) {
+                    sum += v;
+                }
+            }
+            let el = start.elapsed();
+            println!(
+                "{n} samples, {:.2} bytes/sample, {:.2} ns/sample (sum {sum:.1})",
+                bytes as f64 / n as f64,
+                el.as_nanos() as f64 / n as f64
+            );
+        }
+    }
+}
