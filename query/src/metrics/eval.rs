@@ -395,12 +395,14 @@ pub fn quantile(q: f64, v: &mut [f64]) -> Option<f64> {
     if v.is_empty() || !(0.0..=1.0).contains(&q) {
         return None;
     }
-    v.sort_unstable_by(f64::total_cmp);
     let rank = q * (v.len() - 1) as f64;
-    let lo = rank.floor() as usize;
-    let hi = (lo + 1).min(v.len() - 1);
+    let lo = (rank.floor() as usize).min(v.len() - 1);
     let w = rank - lo as f64;
-    Some(v[lo] * (1.0 - w) + v[hi] * w)
+    // Selection, not a sort: O(n) per window. The next value up is the smallest of the
+    // upper part.
+    let (_, &mut at, upper) = v.select_nth_unstable_by(lo, f64::total_cmp);
+    let next = upper.iter().copied().min_by(f64::total_cmp).unwrap_or(at);
+    Some(at * (1.0 - w) + next * w)
 }
 
 /// Groups digits by thousands: 11000 → "11,000".
