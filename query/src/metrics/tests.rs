@@ -539,7 +539,7 @@ fn threaded_folds_match_a_plain_computation() {
 /// Prints the time of the speed goal's query (24 h at 10 s, 1,000 series, step 60 s, avg).
 /// Run with `cargo test --release -p skein-query --lib speed -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "timing printout; run by hand in release"]
 fn speed_24h_of_1000_series() {
     let day = 86_400_000i64;
     let series: Vec<SelectedSeries> = (0..1000)
