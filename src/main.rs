@@ -396,6 +396,13 @@ fn resolve_time(flag: &str, value: &str) -> Result<String, ExitCode> {
         })
 }
 
+/// `--since` and `--until` resolved (see [`resolve_time`]).
+fn resolve_range(since: &str, until: Option<&str>) -> Result<(String, Option<String>), ExitCode> {
+    let since = resolve_time("since", since)?;
+    let until = until.map(|u| resolve_time("until", u)).transpose()?;
+    Ok((since, until))
+}
+
 async fn services(cmd: ServicesCmd) -> ExitCode {
     let c = match client(&cmd.api) {
         Ok(c) => c,
@@ -419,17 +426,8 @@ async fn deps(cmd: DepsCmd) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let since = match resolve_time("since", &cmd.since) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let until = match cmd
-        .until
-        .as_deref()
-        .map(|u| resolve_time("until", u))
-        .transpose()
-    {
-        Ok(t) => t,
+    let (since, until) = match resolve_range(&cmd.since, cmd.until.as_deref()) {
+        Ok(r) => r,
         Err(code) => return code,
     };
     let mut out = std::io::stdout().lock();
@@ -441,17 +439,8 @@ async fn metrics(cmd: MetricsCmd) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let since = match resolve_time("since", &cmd.since) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let until = match cmd
-        .until
-        .as_deref()
-        .map(|u| resolve_time("until", u))
-        .transpose()
-    {
-        Ok(t) => t,
+    let (since, until) = match resolve_range(&cmd.since, cmd.until.as_deref()) {
+        Ok(r) => r,
         Err(code) => return code,
     };
     let mut params: Vec<(&str, &str)> = vec![("start", &since), ("agg", &cmd.agg)];

@@ -582,25 +582,31 @@ impl Shared {
     }
 
     pub(crate) fn label_names(&self, family: Option<&str>) -> Vec<String> {
-        let Ok(st) = self.state.read() else {
-            return Vec::new();
-        };
-        let mut out = BTreeSet::new();
-        for s in st
-            .series
-            .iter()
-            .filter(|s| family.is_none_or(|f| s.family == f))
-        {
-            for (k, _) in s.spec.labels.iter() {
+        self.distinct(family, |labels, out| {
+            for (k, _) in labels.iter() {
                 if !out.contains(k) {
                     out.insert(k.to_string());
                 }
             }
-        }
-        out.into_iter().collect()
+        })
     }
 
     pub(crate) fn label_values(&self, label: &str, family: Option<&str>) -> Vec<String> {
+        self.distinct(family, |labels, out| {
+            if let Some(v) = labels.get(label)
+                && !out.contains(v)
+            {
+                out.insert(v.to_string());
+            }
+        })
+    }
+
+    /// Distinct strings `each` takes from the labels of a family's series (or of all series).
+    fn distinct(
+        &self,
+        family: Option<&str>,
+        mut each: impl FnMut(&Labels, &mut BTreeSet<String>),
+    ) -> Vec<String> {
         let Ok(st) = self.state.read() else {
             return Vec::new();
         };
@@ -610,11 +616,7 @@ impl Shared {
             .iter()
             .filter(|s| family.is_none_or(|f| s.family == f))
         {
-            if let Some(v) = s.spec.labels.get(label)
-                && !out.contains(v)
-            {
-                out.insert(v.to_string());
-            }
+            each(&s.spec.labels, &mut out);
         }
         out.into_iter().collect()
     }
