@@ -99,6 +99,31 @@ pub fn write_config(
     Ok(path)
 }
 
+/// Reads a child's stdout on a thread (so it never blocks on a full pipe) and passes on the
+/// lines starting with `prefix`: its ready line.
+pub fn ready_lines(
+    child: &mut Child,
+    prefix: &'static str,
+) -> Result<std::sync::mpsc::Receiver<String>> {
+    let out = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("no stdout of the child process"))?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::Builder::new()
+        .name("child-stdout".into())
+        .spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                if line.starts_with(prefix) {
+                    let _ = tx.send(line);
+                }
+            }
+        })
+        .context("spawn stdout reader")?;
+    Ok(rx)
+}
+
 /// `skein agent` running as a child process.
 pub struct AgentProc {
     child: Child,
@@ -132,23 +157,7 @@ impl AgentProc {
                 )
             })?;
         let pid = child.id();
-        let out = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow!("no stdout of the agent"))?;
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        std::thread::Builder::new()
-            .name("agent-stdout".into())
-            .spawn(move || {
-                // Reads every line so the agent never blocks on a full pipe.
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { return };
-                    if line.starts_with("skein agent ready") {
-                        let _ = tx.send(line);
-                    }
-                }
-            })
-            .context("spawn stdout reader")?;
+        let rx = ready_lines(&mut child, "skein agent ready")?;
         let mut me = AgentProc {
             child,
             pid,

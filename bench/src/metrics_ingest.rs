@@ -32,7 +32,6 @@ use skein_model::proto::metrics::v1::{
 };
 use skein_model::proto::resource::v1::Resource;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -480,23 +479,7 @@ impl CollectorProc {
             )
         })?;
         let pid = child.id();
-        let out = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow!("no stdout of the collector"))?;
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        std::thread::Builder::new()
-            .name("collector-stdout".into())
-            .spawn(move || {
-                // Reads every line so the collector never blocks on a full pipe.
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { return };
-                    if line.starts_with("skein collector ready") {
-                        let _ = tx.send(line);
-                    }
-                }
-            })
-            .context("spawn stdout reader")?;
+        let rx = crate::agent_util::ready_lines(&mut child, "skein collector ready")?;
         let mut me = CollectorProc {
             child,
             pid,

@@ -17,7 +17,6 @@ use skein_model::metric::{Labels, MetricBatch, MetricKind, SeriesSpec};
 use skein_query::agents::AgentRegistry;
 use skein_store::tsdb::Tsdb;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
@@ -37,7 +36,6 @@ fn now_ms() -> i64 {
 #[derive(Clone)]
 pub struct DeriveSender {
     tx: SyncSender<Arc<Vec<Span>>>,
-    skipped: Arc<AtomicU64>,
     telemetry: crate::telemetry::Telemetry,
 }
 
@@ -47,15 +45,9 @@ impl DeriveSender {
         match self.tx.try_send(spans) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.skipped.fetch_add(1, Ordering::Relaxed);
                 self.telemetry.derive_skipped();
             }
         }
-    }
-
-    /// Batches skipped because the deriver was behind.
-    pub fn skipped(&self) -> u64 {
-        self.skipped.load(Ordering::Relaxed)
     }
 }
 
@@ -83,14 +75,7 @@ pub fn start_deriver(
     let handle = std::thread::Builder::new()
         .name("skein-derive".into())
         .spawn(move || derive_loop(rx, tsdb, interval, join_window))?;
-    Ok((
-        DeriveSender {
-            tx,
-            skipped: Arc::new(AtomicU64::new(0)),
-            telemetry,
-        },
-        DeriveThread { handle },
-    ))
+    Ok((DeriveSender { tx, telemetry }, DeriveThread { handle }))
 }
 
 fn derive_loop(

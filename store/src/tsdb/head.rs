@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     cfg: TsdbConfig,
     state: RwLock<State>,
     write_lock: Mutex<Writers>,
+    /// The sample WAL's size after the last write, for [`Shared::stats`] without the lock.
+    wal_bytes: std::sync::atomic::AtomicU64,
 }
 
 struct Writers {
@@ -254,8 +256,10 @@ impl Shared {
         if replayed > 0 {
             tracing::info!(samples = replayed, "replayed the metrics wal");
         }
+        let wal_bytes = std::sync::atomic::AtomicU64::new(wal.disk_bytes());
         let shared = Shared {
             cfg,
+            wal_bytes,
             state: RwLock::new(st),
             write_lock: Mutex::new(Writers {
                 wal,
@@ -277,7 +281,7 @@ impl Shared {
             }
         };
         // Resolve the batch's series: existing ids, new ones within limits, or refused.
-        let (slots, new_specs, accepted) = {
+        let (new_specs, accepted) = {
             let st = self.state.read().map_err(|_| poisoned())?;
             let mut new_specs: Vec<SeriesSpec> = Vec::new();
             let mut new_index: HashMap<(&str, &Labels), usize> = HashMap::new();
@@ -386,9 +390,8 @@ impl Shared {
                 last.insert(id, Some((s.ts_ms, value)));
                 accepted.push((id, s.ts_ms, value));
             }
-            (slots, new_specs, accepted)
+            (new_specs, accepted)
         };
-        drop(slots);
 
         // Durable first: new series, then samples. Only new series that kept a sample are
         // created, renumbered so the table stays dense.
@@ -443,6 +446,7 @@ impl Shared {
             kind: KIND_SAMPLES,
             payload: &payload,
         }])?;
+        self.note_wal(&w);
         let mut st = self.state.write().map_err(|_| poisoned())?;
         for &(id, ts, v) in &accepted {
             if let Some(s) = st.series.get_mut(id as usize) {
@@ -467,6 +471,7 @@ impl Shared {
             if st.head_samples == 0 {
                 drop(st);
                 w.wal.truncate_before(seq)?;
+                self.note_wal(w);
                 return Ok(());
             }
             st.series
@@ -499,7 +504,13 @@ impl Shared {
             st.cache_budget(self.cfg.cache_bytes)?;
         }
         w.wal.truncate_before(seq)?;
+        self.note_wal(w);
         Ok(())
+    }
+
+    fn note_wal(&self, w: &Writers) {
+        self.wal_bytes
+            .store(w.wal.disk_bytes(), std::sync::atomic::Ordering::Relaxed);
     }
 
     fn retention(&self) -> Result<()> {
@@ -540,11 +551,7 @@ impl Shared {
         let Ok(st) = self.state.read() else {
             return TsdbStats::default();
         };
-        let wal_bytes = self
-            .write_lock
-            .try_lock()
-            .map(|w| w.wal.disk_bytes())
-            .unwrap_or(0);
+        let wal_bytes = self.wal_bytes.load(std::sync::atomic::Ordering::Relaxed);
         TsdbStats {
             series: st.series.len() as u64,
             head_samples: st.head_samples,
