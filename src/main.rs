@@ -42,6 +42,23 @@ enum Command {
     Metrics(MetricsCmd),
     /// Hosts with their agents' state and latest resource figures.
     Hosts(HostsCmd),
+    /// Pending and firing alerts; `--history` for state changes, `--notifications` for the
+    /// receivers' delivery state.
+    Alerts(AlertsCmd),
+    /// Check rule files (`skein rules check alerts/`) or list a collector's rules.
+    #[command(subcommand)]
+    Rules(cli::alerts::RulesCmd),
+    /// Add, list and expire silences.
+    #[command(subcommand)]
+    Silence(cli::alerts::SilenceCmd),
+}
+
+#[derive(Args)]
+struct AlertsCmd {
+    #[command(flatten)]
+    args: cli::alerts::AlertsArgs,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 #[derive(Args)]
@@ -138,19 +155,23 @@ struct CollectorArgs {
     /// Most MiB each of logs and spans may take (0: no limit). Default 0.
     #[arg(long)]
     retention_max_mb: Option<u64>,
+    /// Alert rule file or directory of *.toml rule files; repeatable; added to
+    /// `alerts.rules` of the config.
+    #[arg(long)]
+    rules: Vec<PathBuf>,
 }
 
 #[derive(Args)]
-struct ApiArgs {
+pub(crate) struct ApiArgs {
     /// Query API address.
     #[arg(long, env = "SKEIN_API", default_value = "http://127.0.0.1:7700")]
-    api: String,
+    pub(crate) api: String,
     /// Bearer token for the query API.
     #[arg(long, env = "SKEIN_QUERY_TOKEN")]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Print the API's JSON answer.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Colors: auto (when stdout is a terminal), always, never.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     color: String,
@@ -225,6 +246,23 @@ fn main() -> ExitCode {
         Command::Deps(cmd) => runtime.block_on(deps(cmd)),
         Command::Metrics(cmd) => runtime.block_on(metrics(cmd)),
         Command::Hosts(cmd) => runtime.block_on(hosts(cmd)),
+        Command::Alerts(cmd) => runtime.block_on(async {
+            let c = match client(&cmd.api) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let mut out = std::io::stdout().lock();
+            finish(cli::alerts::alerts(&c, &cmd.args, cmd.api.json, &mut out).await)
+        }),
+        Command::Rules(cmd) => runtime.block_on(async {
+            let mut out = std::io::stdout().lock();
+            let mut err = std::io::stderr().lock();
+            finish(cli::alerts::rules(cmd, &mut out, &mut err).await)
+        }),
+        Command::Silence(cmd) => runtime.block_on(async {
+            let mut out = std::io::stdout().lock();
+            finish(cli::alerts::silence(cmd, &mut out).await)
+        }),
     }
 }
 
@@ -304,6 +342,7 @@ fn collector_config(args: CollectorArgs) -> Result<CollectorConfig, String> {
     if let Some(v) = args.retention_max_mb {
         cfg.retention.max_mb = v;
     }
+    cfg.alerts.rules.extend(args.rules);
     cfg.validate().map_err(|e| format!("flags: {e}"))?;
     Ok(cfg)
 }

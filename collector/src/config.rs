@@ -33,6 +33,8 @@ pub struct CollectorConfig {
     pub agents: AgentsSection,
     /// The metrics store and the metrics derived from spans.
     pub metrics: MetricsSection,
+    /// Alert rules, receivers, routing and silences' bounds.
+    pub alerts: crate::alert::config::AlertsSection,
 }
 
 impl Default for CollectorConfig {
@@ -49,6 +51,7 @@ impl Default for CollectorConfig {
             query: QuerySection::default(),
             agents: AgentsSection::default(),
             metrics: MetricsSection::default(),
+            alerts: crate::alert::config::AlertsSection::default(),
         }
     }
 }
@@ -401,6 +404,7 @@ impl CollectorConfig {
         self.retention_max_age()?;
         self.agents_down_after()?;
         self.metrics_durations()?;
+        self.alerts.plan()?;
         for (key, t) in [
             ("auth.ingest_token", &self.auth.ingest_token),
             ("auth.query_token", &self.auth.query_token),

@@ -14,6 +14,7 @@
 //! The trade-off chosen: an acknowledgement waits for an fsync (shared by the batches that
 //! arrive together), so a 2xx always means the batch survives `kill -9` and power loss.
 
+pub mod alert;
 pub mod config;
 pub mod derive;
 pub mod heartbeat;
@@ -27,7 +28,7 @@ pub mod telemetry;
 
 use config::{CollectorConfig, WalSync};
 use skein_model::keys::KeyExtractor;
-use skein_query::api::{ApiState, router as api_router};
+use skein_query::api::{ApiState, router_with as api_router_with};
 use skein_query::engine::{Engine, QueryLimits};
 use skein_store::wal::{SyncPolicy, Wal, WalConfig};
 use skein_store::{Logs, Spans, SplitConfig, SplitStore};
@@ -159,6 +160,7 @@ where
     };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_rx_alerts = stop_rx.clone();
     let wait = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -221,10 +223,33 @@ where
     );
     drop(ingest);
 
+    let engine = Arc::new(engine);
+    let alert_plan = cfg.alerts.plan().map_err(|message| config::ConfigError {
+        source_name: "configuration".into(),
+        message,
+    })?;
+    let external_url = if alert_plan.external_url.is_empty() {
+        format!("http://{}", bound.api)
+    } else {
+        alert_plan.external_url.clone()
+    };
+    let alerts = alert::AlertEngine::open(
+        &cfg.data_dir.join("alerts"),
+        alert_plan,
+        alert::cond::Sources {
+            tsdb: tsdb.clone(),
+            engine: engine.clone(),
+            agents: agents.clone(),
+        },
+        external_url,
+    )
+    .map_err(|e| CollectorError::Serve(format!("cannot open the alert state: {e}")))?;
+    let alert_task = tokio::spawn(alerts.clone().run(stop_rx_alerts));
+
     let tel_m = telemetry.clone();
     let tel_o = telemetry.clone();
-    let api_app = api_router(ApiState {
-        engine: Arc::new(engine),
+    let api_app = api_router_with(ApiState {
+        engine,
         token: token(&cfg.auth.query_token),
         ready: Arc::new(AtomicBool::new(true)),
         metrics: Arc::new(move || tel_m.render()),
@@ -232,7 +257,7 @@ where
         timeout: Duration::from_millis(cfg.query.timeout_ms),
         agents: agents.clone(),
         tsdb: tsdb.clone(),
-    });
+    }, alert::http::routes(alerts));
     let api_task = tokio::spawn(
         axum::serve(api_l, api_app)
             .with_graceful_shutdown(wait())
@@ -263,6 +288,9 @@ where
         Ok(Ok(())) => {}
         Ok(Err(e)) => failure = Some(format!("otlp_grpc server: {e}")),
         Err(e) => failure = Some(format!("otlp_grpc server task: {e}")),
+    }
+    if let Err(e) = alert_task.await {
+        failure = Some(format!("alert engine task: {e}"));
     }
     saver.abort();
     housekeeping.abort();

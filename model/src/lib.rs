@@ -13,6 +13,7 @@
 //! The trade-off: attribute values are kept as JSON values ([`Attributes`]), not as OTLP
 //! `AnyValue`s, so the API can return them as they are and the store can keep them as JSON.
 
+pub mod alert_api;
 pub mod api;
 pub mod keys;
 pub mod metric;

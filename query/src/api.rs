@@ -104,6 +104,12 @@ impl IntoResponse for ApiError {
 
 /// The router.
 pub fn router(state: ApiState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The router with more routes (the collector's alert routes) behind the same bearer token.
+pub fn router_with(state: ApiState, extra: Router) -> Router {
+    let extra = extra.route_layer(middleware::from_fn_with_state(state.clone(), auth));
     let protected = Router::new()
         .route("/api/v1/traces/{key}", get(trace))
         .route("/api/v1/traces", get(traces))
@@ -124,17 +130,18 @@ pub fn router(state: ApiState) -> Router {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                "no such endpoint; see /api/v1/logs, /api/v1/traces, /api/v1/traces/{key}, /api/v1/services, /api/v1/dependencies, /api/v1/metrics/query, /api/v1/metrics/names, /api/v1/hosts, /api/v1/agents",
+                "no such endpoint; see /api/v1/logs, /api/v1/traces, /api/v1/traces/{key}, /api/v1/services, /api/v1/dependencies, /api/v1/metrics/query, /api/v1/metrics/names, /api/v1/hosts, /api/v1/agents, /api/v1/alerts, /api/v1/rules, /api/v1/silences",
             )
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                "the query API takes GET",
+                "this endpoint does not take that method; searches take GET, silences also POST and DELETE",
             )
         })
         .with_state(state)
+        .merge(extra)
 }
 
 /// True when an `Authorization` header value is `Bearer <token>`. Compares without an early

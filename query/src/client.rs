@@ -9,6 +9,10 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use skein_model::alert_api::{
+    AlertsResponse, HistoryResponse, NewSilence, NotificationsResponse, RulesResponse,
+    SilenceCreated, SilencesResponse,
+};
 use skein_model::api::{ErrorBody, HostsResponse, LogsResponse, TraceResponse, TracesResponse};
 use skein_model::metrics_api::{
     DependenciesResponse, MetricNamesResponse, MetricQueryResponse, OperationsResponse,
@@ -212,6 +216,80 @@ impl Client {
     pub async fn hosts(&self) -> Result<HostsResponse, ClientError> {
         let url = self.endpoint(&["api", "v1", "hosts"]);
         required(self.get(url, false).await?)
+    }
+
+    /// `GET /api/v1/alerts`, optionally only `pending` or `firing` ones.
+    pub async fn alerts(&self, state: Option<&str>) -> Result<AlertsResponse, ClientError> {
+        let p: Vec<(&str, &str)> = state.map(|s| ("state", s)).into_iter().collect();
+        let url = self.pairs_url(&["api", "v1", "alerts"], &p);
+        required(self.get(url, false).await?)
+    }
+
+    /// `GET /api/v1/alerts/history` with query pairs (`rule`, `fingerprint`, `since`, `limit`).
+    pub async fn alert_history(
+        &self,
+        params: &[(&str, &str)],
+    ) -> Result<HistoryResponse, ClientError> {
+        let url = self.pairs_url(&["api", "v1", "alerts", "history"], params);
+        required(self.get(url, false).await?)
+    }
+
+    /// `GET /api/v1/alerts/notifications`.
+    pub async fn notifications(&self) -> Result<NotificationsResponse, ClientError> {
+        let url = self.endpoint(&["api", "v1", "alerts", "notifications"]);
+        required(self.get(url, false).await?)
+    }
+
+    /// `GET /api/v1/rules`.
+    pub async fn rules(&self) -> Result<RulesResponse, ClientError> {
+        let url = self.endpoint(&["api", "v1", "rules"]);
+        required(self.get(url, false).await?)
+    }
+
+    /// `GET /api/v1/silences`.
+    pub async fn silences(&self) -> Result<SilencesResponse, ClientError> {
+        let url = self.endpoint(&["api", "v1", "silences"]);
+        required(self.get(url, false).await?)
+    }
+
+    /// `POST /api/v1/silences`: returns the new silence's ID.
+    pub async fn add_silence(&self, s: &NewSilence) -> Result<SilenceCreated, ClientError> {
+        let url = self.endpoint(&["api", "v1", "silences"]);
+        let body = serde_json::to_vec(s)
+            .map_err(|e| ClientError::Decode(format!("cannot encode the silence: {e}")))?;
+        let req = self
+            .http
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        self.send(req, &url).await
+    }
+
+    /// `DELETE /api/v1/silences/{id}`: ends a silence now.
+    pub async fn expire_silence(&self, id: &str) -> Result<(), ClientError> {
+        let url = self.endpoint(&["api", "v1", "silences", id]);
+        let req = self.http.delete(url.clone());
+        let _: serde_json::Value = self.send(req, &url).await?;
+        Ok(())
+    }
+
+    /// Sends a request with the token and reads a JSON answer; any non-2xx is an error.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        mut req: reqwest::RequestBuilder,
+        url: &Url,
+    ) -> Result<T, ClientError> {
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Decode(format!("{e} (from {})", redact_query(url))))
     }
 
     /// `segments` plus query pairs, kept in order (a name may repeat).

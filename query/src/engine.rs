@@ -166,6 +166,38 @@ impl Engine {
         })
     }
 
+    /// Counts logs matching a filter, per value of the `by` fields (`service`).
+    pub fn count_logs(
+        &self,
+        filter: &LogFilter,
+        range: TimeRange,
+        by: &[&str],
+    ) -> Result<skein_store::count::Counts, QueryError> {
+        Ok(skein_store::count::count_logs(
+            &self.logs,
+            &self.log_fields,
+            filter,
+            range,
+            by,
+        )?)
+    }
+
+    /// Counts spans matching a filter, per value of the `by` fields (`service`, `name`).
+    pub fn count_spans(
+        &self,
+        filter: &SpanFilter,
+        range: TimeRange,
+        by: &[&str],
+    ) -> Result<skein_store::count::Counts, QueryError> {
+        Ok(skein_store::count::count_spans(
+            &self.spans,
+            &self.span_fields,
+            filter,
+            range,
+            by,
+        )?)
+    }
+
     /// Searches traces, newest first: traces with at least one span matching the filter.
     pub fn traces(&self, q: &TraceQuery) -> Result<TracesResponse, QueryError> {
         // Several matching spans often share a trace; read more spans than traces wanted.

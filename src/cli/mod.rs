@@ -1,10 +1,12 @@
 //! The query commands of the `skein` binary: `skein trace`, `skein search`, and the
-//! monitoring views `skein services`, `skein deps`, `skein metrics`, `skein hosts`.
+//! monitoring views `skein services`, `skein deps`, `skein metrics`, `skein hosts`, and the alert commands
+//! `skein alerts`, `skein rules`, `skein silence`.
 //!
 //! Each command talks to a running collector's query API through
 //! [`skein_query::client::Client`], writes to the given output and returns its exit code.
 //! Rendering lives in [`render`], as pure functions.
 
+pub mod alerts;
 pub mod monitor;
 pub mod render;
 pub mod search;

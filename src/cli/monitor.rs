@@ -52,7 +52,7 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
 }
 
-fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     if v.abs() >= 1e6 || (v != 0.0 && v.abs() < 1e-3) {
         format!("{v:.3e}")
     } else if v.fract() == 0.0 {
@@ -215,7 +215,7 @@ pub fn hosts_text(r: &HostsResponse) -> String {
     out
 }
 
-fn emit<T: serde::Serialize>(
+pub(crate) fn emit<T: serde::Serialize>(
     out: &mut dyn Write,
     json: bool,
     value: &T,

@@ -10,6 +10,7 @@
 //! The trade-off: splits are cut by arrival, not by event time, so a writer only ever writes
 //! one split per signal; time-range queries prune by each split's recorded event-time range.
 
+pub mod count;
 pub mod error;
 pub mod schema;
 pub mod search;

@@ -43,7 +43,7 @@ pub struct Found<R> {
     pub truncated: bool,
 }
 
-fn searchable_splits(list: &SplitList, range: TimeRange) -> Vec<Arc<SplitHandle>> {
+pub(crate) fn searchable_splits(list: &SplitList, range: TimeRange) -> Vec<Arc<SplitHandle>> {
     let mut v: Vec<_> = current_splits(list)
         .into_iter()
         .filter(|s| s.meta().overlaps(range.start, range.end))
@@ -216,14 +216,12 @@ fn parse_user_query(
     })
 }
 
-/// Searches logs, newest first.
-pub fn search_logs(
-    list: &SplitList,
+/// The tantivy query of a log filter over a time range.
+pub(crate) fn log_query(
     fields: &LogFields,
     filter: &LogFilter,
     range: TimeRange,
-    limit: usize,
-) -> Result<Found<skein_model::LogRecord>> {
+) -> Result<BooleanQuery> {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> =
         vec![(Occur::Must, time_range_query(fields.time, range))];
     if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
@@ -253,7 +251,18 @@ pub fn search_logs(
             )),
         ));
     }
-    let query = BooleanQuery::new(clauses);
+    Ok(BooleanQuery::new(clauses))
+}
+
+/// Searches logs, newest first.
+pub fn search_logs(
+    list: &SplitList,
+    fields: &LogFields,
+    filter: &LogFilter,
+    range: TimeRange,
+    limit: usize,
+) -> Result<Found<skein_model::LogRecord>> {
+    let query = log_query(fields, filter, range)?;
     newest::<crate::Logs>(list, fields, &query, range, limit)
 }
 
@@ -272,14 +281,8 @@ pub struct SpanFilter {
     pub error: Option<bool>,
 }
 
-/// Searches spans, newest first.
-pub fn search_spans(
-    list: &SplitList,
-    fields: &SpanFields,
-    filter: &SpanFilter,
-    range: TimeRange,
-    limit: usize,
-) -> Result<Found<skein_model::Span>> {
+/// The tantivy query of a span filter over a time range.
+pub(crate) fn span_query(fields: &SpanFields, filter: &SpanFilter, range: TimeRange) -> BooleanQuery {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> =
         vec![(Occur::Must, time_range_query(fields.time, range))];
     let term = |f: Field, v: &str| -> Box<dyn Query> {
@@ -313,6 +316,17 @@ pub fn search_spans(
         }
         None => {}
     }
-    let query = BooleanQuery::new(clauses);
+    BooleanQuery::new(clauses)
+}
+
+/// Searches spans, newest first.
+pub fn search_spans(
+    list: &SplitList,
+    fields: &SpanFields,
+    filter: &SpanFilter,
+    range: TimeRange,
+    limit: usize,
+) -> Result<Found<skein_model::Span>> {
+    let query = span_query(fields, filter, range);
     newest::<crate::Spans>(list, fields, &query, range, limit)
 }

@@ -1,0 +1,467 @@
+//! The alert engine: loads rules, evaluates them on a timer, keeps states, silences and
+//! notification groups, and hands notifications to the outbox.
+
+use super::cond::{Sources, evaluate_rule};
+use super::config::AlertsPlan;
+use super::deliver::Delivery;
+use super::dispatch::{Dispatcher, Snapshot, inhibited_by};
+use super::outbox::{Outbox, OutboxLimits};
+use super::rules::{Rule, RuleError, load_file, offline_known, rule_files};
+use super::silence::Silences;
+use super::state::{Found, History, States, Timing, rule_key, write_atomic};
+use skein_model::alert_api::{AlertState, LabelSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Rule files with errors are read again this often (ms): a metric unknown now may exist later.
+const RETRY_BAD_FILES_MS: i64 = 30_000;
+
+/// How the last evaluation of a rule went.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Health {
+    pub(crate) last_ms: Option<i64>,
+    pub(crate) seconds: f64,
+    pub(crate) error: Option<String>,
+}
+
+struct FileState {
+    mtime: Option<SystemTime>,
+    rules: Vec<Arc<Rule>>,
+    errors: Vec<RuleError>,
+    read_ms: i64,
+}
+
+pub(crate) struct Inner {
+    files: BTreeMap<PathBuf, FileState>,
+    pub(crate) list_error: Option<RuleError>,
+    pub(crate) states: States,
+    pub(crate) dispatcher: Dispatcher,
+    pub(crate) history: History,
+    pub(crate) silences: Silences,
+    pub(crate) health: HashMap<String, Health>,
+    /// When each rule was first evaluated (absence of never-seen series counts from it).
+    since: HashMap<String, i64>,
+    dirty: bool,
+}
+
+impl Inner {
+    /// Every loaded rule, in file order.
+    pub(crate) fn rules(&self) -> Vec<Arc<Rule>> {
+        self.files.values().flat_map(|f| f.rules.clone()).collect()
+    }
+
+    /// Every refused file's errors.
+    pub(crate) fn errors(&self) -> Vec<RuleError> {
+        self.list_error
+            .iter()
+            .cloned()
+            .chain(self.files.values().flat_map(|f| f.errors.clone()))
+            .collect()
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Saved {
+    alerts: States,
+    groups: Dispatcher,
+}
+
+pub(crate) struct Shared {
+    pub(crate) plan: AlertsPlan,
+    pub(crate) external_url: String,
+    pub(crate) sources: Sources,
+    pub(crate) outbox: Option<Outbox>,
+    pub(crate) delivery: Mutex<Option<Delivery>>,
+    state_file: PathBuf,
+}
+
+/// The alert engine; cheap to clone.
+#[derive(Clone)]
+pub struct AlertEngine {
+    pub(crate) inner: Arc<Mutex<Inner>>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    (skein_model::time::now_unix_nano() / 1_000_000) as i64
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl AlertEngine {
+    /// Opens the engine's files under `dir` (`<data_dir>/alerts`): saved states, history,
+    /// silences and the outbox. Rules are read at the first evaluation.
+    pub fn open(
+        dir: &Path,
+        plan: AlertsPlan,
+        sources: Sources,
+        external_url: String,
+    ) -> std::io::Result<AlertEngine> {
+        std::fs::create_dir_all(dir)?;
+        let state_file = dir.join("state.json");
+        let saved: Saved = match std::fs::read(&state_file) {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+                tracing::warn!(file = %state_file.display(), error = %e, "alert state unreadable; starting afresh");
+                Saved::default()
+            }),
+            Err(_) => Saved::default(),
+        };
+        let outbox = if plan.receivers.is_empty() {
+            None
+        } else {
+            Some(Outbox::open(
+                &dir.join("outbox"),
+                OutboxLimits {
+                    max_pending: plan.outbox_max_pending,
+                    ..OutboxLimits::default()
+                },
+            )?)
+        };
+        let inner = Inner {
+            files: BTreeMap::new(),
+            list_error: None,
+            states: saved.alerts,
+            dispatcher: saved.groups,
+            history: History::open(&dir.join("history.jsonl"), plan.history_max),
+            silences: Silences::open(&dir.join("silences.json"), plan.max_silences),
+            health: HashMap::new(),
+            since: HashMap::new(),
+            dirty: false,
+        };
+        Ok(AlertEngine {
+            inner: Arc::new(Mutex::new(inner)),
+            shared: Arc::new(Shared {
+                plan,
+                external_url,
+                sources,
+                outbox,
+                delivery: Mutex::new(None),
+                state_file,
+            }),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Runs until `shutdown` turns true: evaluation every `eval_interval`, notification
+    /// groups every second, delivery in its own tasks.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        if let Some(outbox) = &self.shared.outbox {
+            let d = Delivery::start(
+                outbox.clone(),
+                self.shared.plan.receivers.clone(),
+                self.shared.plan.retry.clone(),
+                shutdown.clone(),
+            );
+            if let Ok(mut g) = self.shared.delivery.lock() {
+                *g = Some(d);
+            }
+        }
+        let interval = ms(self.shared.plan.eval_interval);
+        let mut next_eval = now_ms();
+        loop {
+            let now = now_ms();
+            if now >= next_eval {
+                let me = self.clone();
+                let _ = tokio::task::spawn_blocking(move || me.evaluate(now_ms())).await;
+                // Missed rounds are skipped, not run back to back.
+                while next_eval <= now_ms() {
+                    next_eval += interval;
+                }
+            }
+            let me = self.clone();
+            let due = tokio::task::spawn_blocking(move || me.dispatch(now_ms()))
+                .await
+                .ok()
+                .flatten();
+            let wake = due.unwrap_or(i64::MAX).min(next_eval).min(now_ms() + 1_000);
+            let wait = Duration::from_millis(u64::try_from(wake - now_ms()).unwrap_or(0));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait_for(|v| *v) => break,
+            }
+        }
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || me.save()).await;
+        let d = self.shared.delivery.lock().ok().and_then(|mut g| g.take());
+        if let Some(d) = d {
+            d.join().await;
+        }
+    }
+
+    /// Reads rule files that are new, changed, or had errors a while ago.
+    fn reload(&self, now: i64) {
+        let tsdb = self.shared.sources.tsdb.clone();
+        let known = move |name: &str| {
+            if ["skein.span.", "skein.edge.", "skein.agent."]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                return offline_known(name);
+            }
+            tsdb.metric(name).is_some()
+                || ["_bucket", "_sum", "_count"].iter().any(|s| {
+                    name.strip_suffix(s)
+                        .is_some_and(|b| tsdb.metric(b).is_some())
+                })
+        };
+        let files = match rule_files(&self.shared.plan.rules) {
+            Ok(f) => {
+                self.lock().list_error = None;
+                f
+            }
+            Err(e) => {
+                let mut g = self.lock();
+                if g.list_error.as_ref() != Some(&e) {
+                    tracing::error!(error = %e, "rule path unreadable");
+                }
+                g.list_error = Some(e);
+                return;
+            }
+        };
+        let mut read = Vec::new();
+        {
+            let g = self.lock();
+            for f in &files {
+                let mtime = std::fs::metadata(f).and_then(|m| m.modified()).ok();
+                let stale = match g.files.get(f) {
+                    None => true,
+                    Some(s) => {
+                        s.mtime != mtime
+                            || (!s.errors.is_empty() && now - s.read_ms >= RETRY_BAD_FILES_MS)
+                    }
+                };
+                if stale {
+                    read.push((f.clone(), mtime));
+                }
+            }
+        }
+        let mut loaded = Vec::new();
+        for (f, mtime) in read {
+            let result = load_file(&f, &known);
+            loaded.push((f, mtime, result));
+        }
+        let mut g = self.lock();
+        g.files.retain(|f, _| files.contains(f));
+        for (f, mtime, result) in loaded {
+            let st = match result {
+                Ok(rules) => {
+                    tracing::info!(file = %f.display(), rules = rules.len(), "rule file loaded");
+                    FileState {
+                        mtime,
+                        rules: rules.into_iter().map(Arc::new).collect(),
+                        errors: Vec::new(),
+                        read_ms: now,
+                    }
+                }
+                Err(errors) => {
+                    let old = g.files.get(&f);
+                    let changed = old.is_none_or(|o| o.errors != errors);
+                    if changed {
+                        for e in &errors {
+                            tracing::error!(error = %e, "rule file refused");
+                        }
+                    }
+                    // A file that was good keeps its last good rules running.
+                    FileState {
+                        mtime,
+                        rules: old.map(|o| o.rules.clone()).unwrap_or_default(),
+                        errors,
+                        read_ms: now,
+                    }
+                }
+            };
+            g.files.insert(f, st);
+        }
+    }
+
+    /// One evaluation of every rule.
+    pub fn evaluate(&self, now: i64) {
+        self.reload(now);
+        let rules = self.lock().rules();
+        let mut results = Vec::with_capacity(rules.len());
+        for r in &rules {
+            let key = rule_key(&r.name, &r.labels);
+            let since = *self.lock().since.entry(key.clone()).or_insert(now);
+            let t0 = Instant::now();
+            let res = evaluate_rule(r, &self.shared.sources, now, since);
+            results.push((key, r.clone(), res, t0.elapsed().as_secs_f64()));
+        }
+        let max_alerts = self.shared.plan.max_alerts;
+        let mut g = self.lock();
+        let mut all_changes = Vec::new();
+        let live: HashSet<String> = results.iter().map(|(k, ..)| k.clone()).collect();
+        for (key, rule, res, secs) in results {
+            let mut health = Health {
+                last_ms: Some(now),
+                seconds: secs,
+                error: None,
+            };
+            match res {
+                Ok(breaches) => {
+                    let found = breaches
+                        .into_iter()
+                        .map(|(cond_labels, value)| {
+                            let mut labels = cond_labels;
+                            for (k, v) in &rule.labels {
+                                labels.insert(k.clone(), v.clone());
+                            }
+                            labels.insert("alertname".into(), rule.name.clone());
+                            let annotations = rule
+                                .annotations
+                                .iter()
+                                .map(|(k, t)| (k.clone(), t.render(&labels, value)))
+                                .collect();
+                            Found {
+                                labels,
+                                value,
+                                annotations,
+                            }
+                        })
+                        .collect();
+                    let timing = Timing {
+                        for_ms: ms(rule.for_),
+                        keep_firing_for_ms: ms(rule.keep_firing_for),
+                    };
+                    let (changes, left_out) =
+                        g.states.apply(&key, &rule.name, timing, found, now, max_alerts);
+                    if left_out > 0 {
+                        health.error = Some(format!(
+                            "{left_out} label sets not tracked: alerts.max_alerts ({max_alerts}) reached"
+                        ));
+                    }
+                    all_changes.extend(changes);
+                }
+                Err(e) => {
+                    // States stay as they were: an error is not a resolution.
+                    if g.health.get(&key).and_then(|h| h.error.as_ref()) != Some(&e) {
+                        tracing::warn!(rule = %rule.name, error = %e, "rule evaluation failed");
+                    }
+                    health.error = Some(e);
+                }
+            }
+            g.health.insert(key, health);
+        }
+        all_changes.extend(g.states.drop_rules(&live, now));
+        g.health.retain(|k, _| live.contains(k));
+        g.since.retain(|k, _| live.contains(k));
+        for c in &all_changes {
+            tracing::info!(rule = %c.rule, fingerprint = %c.fingerprint, from = c.from.as_str(), to = c.to.as_str(), value = c.value, "alert state changed");
+        }
+        g.history.record(&all_changes);
+        g.dirty |= !all_changes.is_empty();
+        // Values and annotations change every round; save them now and then at least.
+        g.dirty = true;
+        drop(g);
+        self.save();
+    }
+
+    /// Muted state of every firing and resolved alert, for the dispatcher and the API.
+    fn snapshots(g: &Inner, now: i64, inhibit: &[super::dispatch::Inhibit]) -> Vec<Snapshot> {
+        let firing: Vec<(&str, &LabelSet)> = g
+            .states
+            .alerts
+            .values()
+            .filter(|a| a.state == AlertState::Firing)
+            .map(|a| (a.fingerprint.as_str(), &a.labels))
+            .collect();
+        g.states
+            .alerts
+            .values()
+            .filter(|a| matches!(a.state, AlertState::Firing | AlertState::Resolved))
+            .map(|a| Snapshot {
+                fingerprint: a.fingerprint.clone(),
+                rule: a.rule.clone(),
+                labels: a.labels.clone(),
+                annotations: a.annotations.clone(),
+                starts_ms: a.fired_ms.unwrap_or(a.active_ms),
+                ends_ms: a.resolved_ms,
+                muted: !g.silences.muting(&a.labels, now).is_empty()
+                    || !inhibited_by(inhibit, &firing, &a.labels).is_empty(),
+            })
+            .collect()
+    }
+
+    /// Looks at the notification groups; returns when the next one is due.
+    pub fn dispatch(&self, now: i64) -> Option<i64> {
+        let (Some(route), Some(outbox)) = (&self.shared.plan.route, &self.shared.outbox) else {
+            return None;
+        };
+        let mut g = self.lock();
+        let snaps = Self::snapshots(&g, now, &self.shared.plan.inhibit);
+        let out = g.dispatcher.tick(
+            now,
+            &snaps,
+            route,
+            &self.shared.plan.receiver_opts,
+            &self.shared.external_url,
+        );
+        let due = g.dispatcher.next_due();
+        if out.is_empty() {
+            return due;
+        }
+        for o in &out {
+            let body = match serde_json::to_value(&o.message) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode a notification");
+                    continue;
+                }
+            };
+            match outbox.push(&o.receiver, body) {
+                Ok(id) => tracing::info!(receiver = %o.receiver, id = %id, status = %o.message.status, alerts = o.message.alerts.len(), "notification queued"),
+                Err(e) => tracing::error!(receiver = %o.receiver, error = %e, "cannot queue a notification"),
+            }
+        }
+        g.dirty = true;
+        drop(g);
+        self.save();
+        due
+    }
+
+    /// Saves states and groups when they changed.
+    fn save(&self) {
+        let mut g = self.lock();
+        if !g.dirty {
+            return;
+        }
+        let saved = Saved {
+            alerts: std::mem::take(&mut g.states),
+            groups: std::mem::take(&mut g.dispatcher),
+        };
+        let bytes = serde_json::to_vec(&saved);
+        g.states = saved.alerts;
+        g.dispatcher = saved.groups;
+        match bytes {
+            Ok(b) => match write_atomic(&self.shared.state_file, &b) {
+                Ok(()) => g.dirty = false,
+                Err(e) => tracing::warn!(error = %e, "cannot save the alert state"),
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot encode the alert state"),
+        }
+    }
+
+    /// Whether an alert is muted now, by which silences and which firing alerts.
+    pub(crate) fn mutes(&self, g: &Inner, labels: &LabelSet, now: i64) -> (Vec<String>, Vec<String>) {
+        let firing: Vec<(&str, &LabelSet)> = g
+            .states
+            .alerts
+            .values()
+            .filter(|a| a.state == AlertState::Firing)
+            .map(|a| (a.fingerprint.as_str(), &a.labels))
+            .collect();
+        (
+            g.silences.muting(labels, now),
+            inhibited_by(&self.shared.plan.inhibit, &firing, labels),
+        )
+    }
+}

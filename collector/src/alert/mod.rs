@@ -1,0 +1,34 @@
+//! Alerts: rules evaluated over the stores, states per rule and label set, silences, and
+//! notifications through a durable outbox to webhook receivers.
+//!
+//! - [`rules`]: rule files (TOML), checked at load with file and line; [`template`]:
+//!   annotation templates (`{{ $labels.service }}`, `{{ $value }}`).
+//! - [`cond`]: a rule's condition against the metrics store, the log and span indexes and
+//!   the agent registry.
+//! - [`state`]: inactive → pending → firing → resolved per label set, saved across restarts,
+//!   and the history of changes.
+//! - [`silence`]: silences; [`dispatch`]: routing, grouping, inhibition and timing, as
+//!   Alertmanager does them, into webhook bodies of Alertmanager's version 4.
+//! - [`outbox`]: notifications on disk until a receiver takes them; [`deliver`]: one task per
+//!   receiver sends them in order with capped exponential backoff.
+//! - [`http`]: the API routes; [`config`]: the `[alerts]` section.
+//!
+//! The loop ([`AlertEngine::run`]) evaluates every rule each `eval_interval` (5 s) on a
+//! blocking thread, then looks at the notification groups every second. A notification is
+//! written to the outbox (fsync) before the groups' state is saved, so a crash between the
+//! two sends it twice rather than never.
+
+pub mod cond;
+pub mod config;
+pub mod deliver;
+pub mod dispatch;
+pub mod http;
+pub mod outbox;
+pub mod rules;
+pub mod silence;
+pub mod state;
+pub mod template;
+
+mod engine;
+
+pub use engine::AlertEngine;

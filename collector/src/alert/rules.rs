@@ -1,0 +1,1153 @@
+//! Alert rule files (TOML): the rule types, parsing, and checks that name the file and line.
+//!
+//! A file holds any number of `[[rule]]` tables. Each has a `name`, optional `for`,
+//! `keep_firing_for`, `labels` and `annotations`, and exactly one condition table:
+//! `[rule.metric]`, `[rule.logs]`, `[rule.traces]` or `[rule.absent]`.
+
+use super::template::Template;
+use serde::Deserialize;
+use skein_model::time::parse_duration;
+use skein_query::metrics::query::Agg;
+use skein_store::tsdb::{MatchOp, Matcher};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeValue, ValueDeserializer};
+
+/// Most rules one file may hold.
+pub const MAX_RULES_PER_FILE: usize = 1_000;
+/// Largest rule file, in bytes (1 MiB).
+pub const MAX_FILE_BYTES: usize = 1 << 20;
+/// Largest annotation template, in bytes (4 KiB).
+pub const MAX_TEMPLATE_BYTES: usize = super::template::MAX_TEMPLATE_BYTES;
+
+/// Range each evaluation reads when `window` is not given.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+/// How long a heartbeat or series may be missing when `after` is not given.
+pub const DEFAULT_AFTER: Duration = Duration::from_secs(30);
+/// How far back an absent series must have been seen when `lookback` is not given.
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(3600);
+
+/// Skein's own derived metric names, always known.
+pub const DERIVED_METRICS: &[&str] = &[
+    "skein.span.calls",
+    "skein.span.errors",
+    "skein.span.duration",
+    "skein.span.duration_bucket",
+    "skein.span.duration_sum",
+    "skein.span.duration_count",
+    "skein.span.duration.p50",
+    "skein.span.duration.p90",
+    "skein.span.duration.p95",
+    "skein.span.duration.p99",
+    "skein.edge.calls",
+    "skein.edge.errors",
+    "skein.edge.duration",
+    "skein.edge.duration_bucket",
+    "skein.edge.duration_sum",
+    "skein.edge.duration_count",
+    "skein.agent.up",
+];
+
+/// The offline check used by `skein rules check`: a name under `skein.span.`, `skein.edge.`
+/// or `skein.agent.` must be one of [`DERIVED_METRICS`] (catches typos); any other name is
+/// accepted.
+pub fn offline_known(name: &str) -> bool {
+    let ours = ["skein.span.", "skein.edge.", "skein.agent."]
+        .iter()
+        .any(|p| name.starts_with(p));
+    !ours || DERIVED_METRICS.contains(&name)
+}
+
+/// One alert rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Rule name; the `alertname` label of its alerts.
+    pub name: String,
+    /// File it came from.
+    pub file: PathBuf,
+    /// 1-based line of its `name` key.
+    pub line: usize,
+    /// What makes it fire.
+    pub condition: Condition,
+    /// How long the condition must hold before the alert fires.
+    pub for_: Duration,
+    /// How long a firing alert keeps firing after the condition stops holding.
+    pub keep_firing_for: Duration,
+    /// Labels added to every alert of the rule.
+    pub labels: BTreeMap<String, String>,
+    /// Annotation templates, by annotation name.
+    pub annotations: BTreeMap<String, Template>,
+}
+
+impl Rule {
+    /// The condition's kind: "metric", "logs", "traces" or "absent".
+    pub fn kind(&self) -> &'static str {
+        match self.condition {
+            Condition::Metric(_) => "metric",
+            Condition::Logs(_) => "logs",
+            Condition::Traces(_) => "traces",
+            Condition::Absent(_) => "absent",
+        }
+    }
+
+    /// One line of text for the condition, such as
+    /// `rate(skein.span.errors{service=~"pay.*"}[1m]) by (service) / rate(skein.span.calls[1m]) > 0.05`.
+    pub fn describe(&self) -> String {
+        match &self.condition {
+            Condition::Metric(c) => {
+                let mut s = describe_ref(&c.metric, c.window);
+                if !c.by.is_empty() {
+                    s.push_str(&format!(" by ({})", c.by.join(", ")));
+                }
+                if let Some(d) = &c.divide_by {
+                    s.push_str(&format!(" / {}", describe_ref(d, c.window)));
+                }
+                format!("{s} {}", c.when)
+            }
+            Condition::Logs(c) => {
+                let mut sel = Vec::new();
+                if let Some(s) = &c.service {
+                    sel.push(format!("service={s:?}"));
+                }
+                if let Some(n) = c.min_severity {
+                    sel.push(format!("severity>={}", severity_name(n)));
+                }
+                if let Some(q) = &c.query {
+                    sel.push(format!("query={q:?}"));
+                }
+                let by = if c.by_service { " by (service)" } else { "" };
+                format!(
+                    "count(logs{}[{}]){by} {}",
+                    braces(&sel),
+                    fmt_duration(c.window),
+                    c.when
+                )
+            }
+            Condition::Traces(c) => {
+                let mut sel = Vec::new();
+                if let Some(s) = &c.service {
+                    sel.push(format!("service={s:?}"));
+                }
+                if let Some(o) = &c.operation {
+                    sel.push(format!("operation={o:?}"));
+                }
+                if let Some(d) = c.min_duration {
+                    sel.push(format!("duration>={}", fmt_duration(d)));
+                }
+                if c.errors_only {
+                    sel.push("error=true".to_string());
+                }
+                let by: Vec<&str> = [(c.by_service, "service"), (c.by_operation, "operation")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, l)| *l)
+                    .collect();
+                let by = if by.is_empty() {
+                    String::new()
+                } else {
+                    format!(" by ({})", by.join(", "))
+                };
+                format!(
+                    "count(spans{}[{}]){by} {}",
+                    braces(&sel),
+                    fmt_duration(c.window),
+                    c.when
+                )
+            }
+            Condition::Absent(AbsentCond::Heartbeat { matchers, after }) => format!(
+                "absent(heartbeat{}) for {}",
+                fmt_matchers(matchers),
+                fmt_duration(*after)
+            ),
+            Condition::Absent(AbsentCond::Series {
+                metric,
+                matchers,
+                after,
+                lookback,
+            }) => format!(
+                "absent({metric}{}) for {} (seen within {})",
+                fmt_matchers(matchers),
+                fmt_duration(*after),
+                fmt_duration(*lookback)
+            ),
+        }
+    }
+}
+
+/// What makes a rule fire.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// A metric (or a ratio of two) compared with a threshold.
+    Metric(MetricCond),
+    /// A count of log records compared with a threshold.
+    Logs(LogCond),
+    /// A count of spans compared with a threshold.
+    Traces(TraceCond),
+    /// Heartbeats or series that stopped arriving.
+    Absent(AbsentCond),
+}
+
+/// A metric family, the series picked from it, and their aggregation.
+#[derive(Debug, Clone)]
+pub struct MetricRef {
+    /// Metric family name.
+    pub name: String,
+    /// Conditions every series must pass.
+    pub matchers: Vec<Matcher>,
+    /// Aggregation.
+    pub agg: Agg,
+    /// Aggregation as written (lower case), for display.
+    pub agg_name: String,
+}
+
+/// A metric condition: `agg(metric[window]) by (...) [/ agg(other[window])] OP threshold`.
+#[derive(Debug, Clone)]
+pub struct MetricCond {
+    /// The numerator.
+    pub metric: MetricRef,
+    /// Range each evaluation reads.
+    pub window: Duration,
+    /// Labels to group by; empty for one group.
+    pub by: Vec<String>,
+    /// An optional denominator, read over the same window and groups.
+    pub divide_by: Option<MetricRef>,
+    /// The comparison that fires the rule.
+    pub when: Compare,
+}
+
+/// A log condition: the number of matching records in the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogCond {
+    /// Only records of this service.
+    pub service: Option<String>,
+    /// Only records at or above this OTLP severity number.
+    pub min_severity: Option<i32>,
+    /// A full-text query the records must match.
+    pub query: Option<String>,
+    /// Range each evaluation counts.
+    pub window: Duration,
+    /// One count per service.
+    pub by_service: bool,
+    /// The comparison that fires the rule.
+    pub when: Compare,
+}
+
+/// A trace condition: the number of matching spans in the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceCond {
+    /// Only spans of this service.
+    pub service: Option<String>,
+    /// Only spans with this name.
+    pub operation: Option<String>,
+    /// Only spans at least this long.
+    pub min_duration: Option<Duration>,
+    /// Only error spans.
+    pub errors_only: bool,
+    /// Range each evaluation counts.
+    pub window: Duration,
+    /// One count per service.
+    pub by_service: bool,
+    /// One count per operation.
+    pub by_operation: bool,
+    /// The comparison that fires the rule.
+    pub when: Compare,
+}
+
+/// Something that stopped arriving.
+#[derive(Debug, Clone)]
+pub enum AbsentCond {
+    /// Agents whose last heartbeat is older than `after`.
+    Heartbeat {
+        /// Conditions on the labels `agent` and `host`.
+        matchers: Vec<Matcher>,
+        /// How old the last heartbeat may be.
+        after: Duration,
+    },
+    /// Series of a metric seen within `lookback` but with no sample for `after`.
+    Series {
+        /// Metric family name.
+        metric: String,
+        /// Conditions every series must pass.
+        matchers: Vec<Matcher>,
+        /// How long a series may go without a sample.
+        after: Duration,
+        /// How far back a series counts as expected.
+        lookback: Duration,
+    },
+}
+
+/// A comparison with a threshold, such as `> 0.05`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Compare {
+    /// The operator.
+    pub op: CmpOp,
+    /// The number compared with.
+    pub threshold: f64,
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+}
+
+impl CmpOp {
+    /// The operator as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+        }
+    }
+}
+
+impl Compare {
+    /// Parses an operator (`>`, `>=`, `<`, `<=`, `==`, `!=`) and a finite number, such as
+    /// `> 0.05`.
+    pub fn parse(text: &str) -> Result<Compare, String> {
+        let t = text.trim();
+        let ops = [
+            (">=", CmpOp::Ge),
+            ("<=", CmpOp::Le),
+            ("==", CmpOp::Eq),
+            ("!=", CmpOp::Ne),
+            (">", CmpOp::Gt),
+            ("<", CmpOp::Lt),
+        ];
+        let (op, rest) = ops
+            .iter()
+            .find_map(|(tok, op)| t.strip_prefix(tok).map(|r| (*op, r)))
+            .ok_or_else(|| {
+                format!(
+                    "when = {text:?}: start with one of >, >=, <, <=, ==, != and a number, as in \"> 0.05\""
+                )
+            })?;
+        let num = rest.trim();
+        match num.parse::<f64>() {
+            Ok(threshold) if threshold.is_finite() => Ok(Compare { op, threshold }),
+            _ => Err(format!(
+                "when = {text:?}: {num:?} is not a finite number, as in \"> 0.05\""
+            )),
+        }
+    }
+
+    /// Whether `value` passes the comparison. NaN never does.
+    pub fn holds(&self, value: f64) -> bool {
+        if value.is_nan() {
+            return false;
+        }
+        let t = self.threshold;
+        match self.op {
+            CmpOp::Gt => value > t,
+            CmpOp::Ge => value >= t,
+            CmpOp::Lt => value < t,
+            CmpOp::Le => value <= t,
+            CmpOp::Eq => value == t,
+            CmpOp::Ne => value != t,
+        }
+    }
+}
+
+impl fmt::Display for Compare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.op.as_str(), self.threshold)
+    }
+}
+
+/// An error in a rule file: file, 1-based line, and what is wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}:{line}: {message}", file.display())]
+pub struct RuleError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line; 0 when the error is not on a line (such as a file that cannot be read).
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Parses one file's text. `known_metric` answers whether a metric family name is known;
+/// an unknown one is an error that suggests the closest of [`DERIVED_METRICS`] that
+/// `known_metric` accepts.
+pub fn parse_rules(
+    file: &Path,
+    text: &str,
+    known_metric: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Rule>, Vec<RuleError>> {
+    parse_rules_with_names(file, text, known_metric, &|| derived_names(known_metric))
+}
+
+/// As [`parse_rules`], with `known_names` listing the known metric names (asked only when
+/// a name is unknown); the error suggests the 10 closest.
+pub fn parse_rules_with_names(
+    file: &Path,
+    text: &str,
+    known_metric: &dyn Fn(&str) -> bool,
+    known_names: &dyn Fn() -> Vec<String>,
+) -> Result<Vec<Rule>, Vec<RuleError>> {
+    let mut cx = Checker {
+        file,
+        text,
+        known_metric,
+        known_names,
+        errors: Vec::new(),
+    };
+    let rules = cx.file();
+    if cx.errors.is_empty() {
+        Ok(rules)
+    } else {
+        cx.errors.sort_by_key(|e| e.line);
+        Err(cx.errors)
+    }
+}
+
+/// Reads and parses one file (I/O errors are a [`RuleError`] at line 0).
+pub fn load_file(
+    file: &Path,
+    known_metric: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Rule>, Vec<RuleError>> {
+    load_file_with_names(file, known_metric, &|| derived_names(known_metric))
+}
+
+/// As [`load_file`], with `known_names` as in [`parse_rules_with_names`].
+pub fn load_file_with_names(
+    file: &Path,
+    known_metric: &dyn Fn(&str) -> bool,
+    known_names: &dyn Fn() -> Vec<String>,
+) -> Result<Vec<Rule>, Vec<RuleError>> {
+    let io = |e: std::io::Error| {
+        vec![RuleError {
+            file: file.to_path_buf(),
+            line: 0,
+            message: format!("cannot read the rule file: {e}"),
+        }]
+    };
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_string(&mut text))
+        .map_err(io)?;
+    parse_rules_with_names(file, &text, known_metric, known_names)
+}
+
+/// Expands paths: a directory gives its `*.toml` files (not recursive, hidden files
+/// skipped), sorted; a file is itself. A missing path is a [`RuleError`] at line 0.
+pub fn rule_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RuleError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let err = |e: std::io::Error| RuleError {
+            file: p.clone(),
+            line: 0,
+            message: format!("cannot read the rule path: {e}"),
+        };
+        if !std::fs::metadata(p).map_err(err)?.is_dir() {
+            out.push(p.clone());
+            continue;
+        }
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(p).map_err(err)? {
+            let path = entry.map_err(err)?.path();
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if !hidden && path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+                files.push(path);
+            }
+        }
+        files.sort();
+        out.extend(files);
+    }
+    Ok(out)
+}
+
+fn derived_names(known_metric: &dyn Fn(&str) -> bool) -> Vec<String> {
+    DERIVED_METRICS
+        .iter()
+        .filter(|n| known_metric(n))
+        .map(|n| n.to_string())
+        .collect()
+}
+
+// ---- the file as written ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Spanned<String>,
+    #[serde(rename = "for")]
+    for_: Option<Spanned<String>>,
+    keep_firing_for: Option<Spanned<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    annotations: BTreeMap<String, Spanned<String>>,
+    metric: Option<RawMetric>,
+    logs: Option<RawLogs>,
+    traces: Option<RawTraces>,
+    absent: Option<RawAbsent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetric {
+    name: Spanned<String>,
+    #[serde(rename = "match", default)]
+    matchers: Vec<Spanned<String>>,
+    agg: Option<Spanned<String>>,
+    window: Option<Spanned<String>>,
+    #[serde(default)]
+    by: Vec<Spanned<String>>,
+    divide_by: Option<RawRef>,
+    when: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRef {
+    name: Spanned<String>,
+    agg: Option<Spanned<String>>,
+    #[serde(rename = "match")]
+    matchers: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogs {
+    service: Option<Spanned<String>>,
+    severity: Option<Spanned<String>>,
+    query: Option<String>,
+    window: Option<Spanned<String>>,
+    #[serde(default)]
+    by: Vec<Spanned<String>>,
+    when: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTraces {
+    service: Option<Spanned<String>>,
+    operation: Option<Spanned<String>>,
+    min_duration: Option<Spanned<String>>,
+    errors: Option<bool>,
+    window: Option<Spanned<String>>,
+    #[serde(default)]
+    by: Vec<Spanned<String>>,
+    when: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAbsent {
+    heartbeat: Option<Spanned<bool>>,
+    metric: Option<Spanned<String>>,
+    #[serde(rename = "match", default)]
+    matchers: Vec<Spanned<String>>,
+    after: Option<Spanned<String>>,
+    lookback: Option<Spanned<String>>,
+}
+
+// ---- checks ----
+
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    known_metric: &'a dyn Fn(&str) -> bool,
+    known_names: &'a dyn Fn() -> Vec<String>,
+    errors: Vec<RuleError>,
+}
+
+impl Checker<'_> {
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err_line(&mut self, line: usize, message: impl Into<String>) {
+        self.errors.push(RuleError {
+            file: self.file.to_path_buf(),
+            line,
+            message: message.into(),
+        });
+    }
+
+    fn err(&mut self, offset: usize, message: impl Into<String>) {
+        let line = self.line(offset);
+        self.err_line(line, message);
+    }
+
+    fn toml_err(&mut self, e: &toml::de::Error) {
+        let line = e.span().map_or(1, |s| self.line(s.start));
+        let message: Vec<&str> = e
+            .message()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        self.err_line(line, message.join("; "));
+    }
+
+    fn file(&mut self) -> Vec<Rule> {
+        if self.text.len() > MAX_FILE_BYTES {
+            self.err_line(
+                0,
+                format!("the rule file is over {MAX_FILE_BYTES} bytes; split it"),
+            );
+            return Vec::new();
+        }
+        let root = match toml::de::DeTable::parse(self.text) {
+            Ok(root) => root.into_inner(),
+            Err(e) => {
+                self.toml_err(&e);
+                return Vec::new();
+            }
+        };
+        let mut tables = Vec::new();
+        for (key, value) in root {
+            if key.get_ref() != "rule" {
+                self.err(
+                    key.span().start,
+                    format!(
+                        "unknown key '{}': a rule file holds only [[rule]] tables",
+                        key.get_ref()
+                    ),
+                );
+                continue;
+            }
+            let start = value.span().start;
+            match value.into_inner() {
+                DeValue::Array(items) => tables.extend(items),
+                _ => self.err(start, "'rule' must be an array of tables: write [[rule]]"),
+            }
+        }
+        if let Some(extra) = tables.get(MAX_RULES_PER_FILE) {
+            self.err(
+                extra.span().start,
+                format!("more than {MAX_RULES_PER_FILE} rules in one file; split it"),
+            );
+            return Vec::new();
+        }
+        let mut rules = Vec::new();
+        let mut seen: HashMap<(String, BTreeMap<String, String>), usize> = HashMap::new();
+        for table in tables {
+            if !table.get_ref().is_table() {
+                self.err(
+                    table.span().start,
+                    "each rule must be a table: write [[rule]]",
+                );
+                continue;
+            }
+            let raw = match RawRule::deserialize(ValueDeserializer::from(table)) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    self.toml_err(&e);
+                    continue;
+                }
+            };
+            let Some(rule) = self.rule(raw) else { continue };
+            let key = (rule.name.clone(), rule.labels.clone());
+            if let Some(first) = seen.get(&key) {
+                self.err_line(
+                    rule.line,
+                    format!(
+                        "rule '{}' is already defined at line {first} with the same labels",
+                        rule.name
+                    ),
+                );
+                continue;
+            }
+            seen.insert(key, rule.line);
+            rules.push(rule);
+        }
+        rules
+    }
+
+    fn rule(&mut self, raw: RawRule) -> Option<Rule> {
+        let before = self.errors.len();
+        let at = raw.name.span().start;
+        let line = self.line(at);
+        let name = raw.name.into_inner();
+        if !valid_name(&name, false) {
+            self.err(
+                at,
+                format!("rule name {name:?} must match [A-Za-z_][A-Za-z0-9_]*"),
+            );
+        }
+        let for_ = self.duration("for", raw.for_.as_ref(), Duration::ZERO, false);
+        let keep_firing_for = self.duration(
+            "keep_firing_for",
+            raw.keep_firing_for.as_ref(),
+            Duration::ZERO,
+            false,
+        );
+        let mut labels = BTreeMap::new();
+        for (k, v) in raw.labels {
+            if !valid_name(&k, true) {
+                self.err(
+                    v.span().start,
+                    format!("label name {k:?} must match [A-Za-z_][A-Za-z0-9_.]*"),
+                );
+            } else if k == "alertname" {
+                self.err(
+                    v.span().start,
+                    "label 'alertname' is set from the rule's name; remove it",
+                );
+            }
+            labels.insert(k, v.into_inner());
+        }
+        let mut annotations = BTreeMap::new();
+        for (k, v) in raw.annotations {
+            if !valid_name(&k, true) {
+                self.err(
+                    v.span().start,
+                    format!("annotation name {k:?} must match [A-Za-z_][A-Za-z0-9_.]*"),
+                );
+            }
+            match Template::parse(v.get_ref()) {
+                Ok(t) => {
+                    annotations.insert(k, t);
+                }
+                Err(e) => self.err(v.span().start, format!("annotation '{k}': {e}")),
+            }
+        }
+        let present: Vec<&str> = [
+            (raw.metric.is_some(), "[rule.metric]"),
+            (raw.logs.is_some(), "[rule.logs]"),
+            (raw.traces.is_some(), "[rule.traces]"),
+            (raw.absent.is_some(), "[rule.absent]"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, t)| *t)
+        .collect();
+        let condition = if present.len() > 1 {
+            self.err_line(
+                line,
+                format!(
+                    "rule '{name}' has {}; a rule has exactly one condition",
+                    present.join(" and ")
+                ),
+            );
+            None
+        } else if let Some(m) = raw.metric {
+            Some(Condition::Metric(self.metric(m)))
+        } else if let Some(l) = raw.logs {
+            Some(Condition::Logs(self.logs(l)))
+        } else if let Some(t) = raw.traces {
+            Some(Condition::Traces(self.traces(t)))
+        } else if let Some(a) = raw.absent {
+            self.absent(a, line).map(Condition::Absent)
+        } else {
+            self.err_line(
+                line,
+                format!(
+                    "rule '{name}' needs a condition: one of [rule.metric], [rule.logs], [rule.traces] or [rule.absent]"
+                ),
+            );
+            None
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(Rule {
+            name,
+            file: self.file.to_path_buf(),
+            line,
+            condition: condition?,
+            for_,
+            keep_firing_for,
+            labels,
+            annotations,
+        })
+    }
+
+    fn metric(&mut self, m: RawMetric) -> MetricCond {
+        let name = self.metric_name("name", &m.name);
+        let matchers = self.matchers("match", &m.matchers, None);
+        let (agg, agg_name) = self.agg(m.agg.as_ref(), (Agg::Avg, "avg".to_string()));
+        let window = self.duration("window", m.window.as_ref(), DEFAULT_WINDOW, true);
+        let mut by: Vec<String> = Vec::new();
+        for l in &m.by {
+            let label = l.get_ref();
+            if !valid_name(label, true) {
+                self.err(l.span().start, format!("by: {label:?} is not a label name"));
+            } else if by.contains(label) {
+                self.err(
+                    l.span().start,
+                    format!("by: label '{label}' is listed twice"),
+                );
+            } else {
+                by.push(label.clone());
+            }
+        }
+        let divide_by = m.divide_by.map(|d| {
+            let matchers = match &d.matchers {
+                Some(list) => self.matchers("divide_by.match", list, None),
+                None => matchers.clone(),
+            };
+            let (agg, agg_name) = self.agg(d.agg.as_ref(), (agg, agg_name.clone()));
+            MetricRef {
+                name: self.metric_name("divide_by.name", &d.name),
+                matchers,
+                agg,
+                agg_name,
+            }
+        });
+        MetricCond {
+            metric: MetricRef {
+                name,
+                matchers,
+                agg,
+                agg_name,
+            },
+            window,
+            by,
+            divide_by,
+            when: self.compare(&m.when),
+        }
+    }
+
+    fn logs(&mut self, l: RawLogs) -> LogCond {
+        let min_severity = l.severity.as_ref().and_then(|s| {
+            let n = severity_number(s.get_ref());
+            if n.is_none() {
+                self.err(
+                    s.span().start,
+                    format!(
+                        "severity {:?} is not one of trace, debug, info, warn, error, fatal",
+                        s.get_ref()
+                    ),
+                );
+            }
+            n
+        });
+        let mut by_service = false;
+        for b in &l.by {
+            if b.get_ref() == "service" {
+                by_service = true;
+            } else {
+                self.err(
+                    b.span().start,
+                    format!(
+                        "by: logs can be grouped only by service, not {:?}",
+                        b.get_ref()
+                    ),
+                );
+            }
+        }
+        LogCond {
+            service: self.non_empty("service", l.service),
+            min_severity,
+            query: l.query.filter(|q| !q.trim().is_empty()),
+            window: self.duration("window", l.window.as_ref(), DEFAULT_WINDOW, true),
+            by_service,
+            when: self.compare(&l.when),
+        }
+    }
+
+    fn traces(&mut self, t: RawTraces) -> TraceCond {
+        let (mut by_service, mut by_operation) = (false, false);
+        for b in &t.by {
+            match b.get_ref().as_str() {
+                "service" => by_service = true,
+                "operation" => by_operation = true,
+                other => self.err(
+                    b.span().start,
+                    format!(
+                        "by: traces can be grouped only by service and operation, not {other:?}"
+                    ),
+                ),
+            }
+        }
+        let min_duration = t
+            .min_duration
+            .as_ref()
+            .map(|d| self.duration("min_duration", Some(d), Duration::ZERO, false));
+        let when = match &t.when {
+            Some(w) => self.compare(w),
+            None => Compare {
+                op: CmpOp::Gt,
+                threshold: 0.0,
+            },
+        };
+        TraceCond {
+            service: self.non_empty("service", t.service),
+            operation: self.non_empty("operation", t.operation),
+            min_duration,
+            errors_only: t.errors.unwrap_or(false),
+            window: self.duration("window", t.window.as_ref(), DEFAULT_WINDOW, true),
+            by_service,
+            by_operation,
+            when,
+        }
+    }
+
+    fn absent(&mut self, a: RawAbsent, line: usize) -> Option<AbsentCond> {
+        let after = self.duration("after", a.after.as_ref(), DEFAULT_AFTER, true);
+        let heartbeat = a.heartbeat.as_ref().is_some_and(|h| *h.get_ref());
+        match (heartbeat, &a.metric) {
+            (true, Some(m)) => {
+                self.err(
+                    m.span().start,
+                    "[rule.absent] takes either heartbeat = true or metric = \"...\", not both",
+                );
+                None
+            }
+            (false, None) => {
+                self.err_line(
+                    line,
+                    "[rule.absent] needs heartbeat = true or metric = \"...\"",
+                );
+                None
+            }
+            (true, None) => {
+                if let Some(l) = &a.lookback {
+                    self.err(
+                        l.span().start,
+                        "lookback applies only to the metric form of [rule.absent]",
+                    );
+                }
+                let matchers = self.matchers("match", &a.matchers, Some(&["agent", "host"]));
+                Some(AbsentCond::Heartbeat { matchers, after })
+            }
+            (false, Some(m)) => {
+                let metric = self.metric_name("metric", m);
+                let matchers = self.matchers("match", &a.matchers, None);
+                let lookback =
+                    self.duration("lookback", a.lookback.as_ref(), DEFAULT_LOOKBACK, true);
+                if lookback <= after {
+                    let at = a
+                        .lookback
+                        .as_ref()
+                        .map_or(m.span().start, |l| l.span().start);
+                    self.err(
+                        at,
+                        format!(
+                            "lookback ({}) must be longer than after ({})",
+                            fmt_duration(lookback),
+                            fmt_duration(after)
+                        ),
+                    );
+                }
+                Some(AbsentCond::Series {
+                    metric,
+                    matchers,
+                    after,
+                    lookback,
+                })
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        key: &str,
+        value: Option<&Spanned<String>>,
+        default: Duration,
+        positive: bool,
+    ) -> Duration {
+        let Some(v) = value else { return default };
+        match parse_duration(v.get_ref()) {
+            Ok(d) if positive && d.is_zero() => {
+                self.err(
+                    v.span().start,
+                    format!("{key} = {:?} must be above 0", v.get_ref()),
+                );
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.err(v.span().start, format!("{key}: {e}"));
+                default
+            }
+        }
+    }
+
+    fn compare(&mut self, when: &Spanned<String>) -> Compare {
+        Compare::parse(when.get_ref()).unwrap_or_else(|e| {
+            self.err(when.span().start, e);
+            Compare {
+                op: CmpOp::Gt,
+                threshold: 0.0,
+            }
+        })
+    }
+
+    fn agg(&mut self, value: Option<&Spanned<String>>, default: (Agg, String)) -> (Agg, String) {
+        let Some(v) = value else { return default };
+        match Agg::parse(v.get_ref()) {
+            Ok(agg) => (agg, v.get_ref().trim().to_ascii_lowercase()),
+            Err(e) => {
+                self.err(v.span().start, e.to_string());
+                default
+            }
+        }
+    }
+
+    fn matchers(
+        &mut self,
+        key: &str,
+        list: &[Spanned<String>],
+        only: Option<&[&str]>,
+    ) -> Vec<Matcher> {
+        let mut out = Vec::new();
+        for m in list {
+            match Matcher::parse(m.get_ref()) {
+                Ok(x) => match only {
+                    Some(allowed) if !allowed.contains(&x.label.as_str()) => self.err(
+                        m.span().start,
+                        format!(
+                            "{key}: a heartbeat has only the labels {}, not '{}'",
+                            allowed.join(" and "),
+                            x.label
+                        ),
+                    ),
+                    _ => out.push(x),
+                },
+                Err(e) => self.err(m.span().start, format!("{key}: {e}")),
+            }
+        }
+        out
+    }
+
+    fn metric_name(&mut self, key: &str, name: &Spanned<String>) -> String {
+        let n = name.get_ref().trim();
+        let at = name.span().start;
+        if n.is_empty() || n.contains(|c: char| c.is_whitespace() || "{}[]\"".contains(c)) {
+            self.err(at, format!("{key}: {n:?} is not a metric name"));
+        } else if !(self.known_metric)(n) {
+            let mut names = (self.known_names)();
+            names.sort_by_cached_key(|k| (edit_distance(n, k), k.clone()));
+            names.truncate(10);
+            let known = if names.is_empty() {
+                String::new()
+            } else {
+                format!("; known: {}", names.join(", "))
+            };
+            self.err(at, format!("{key}: unknown metric '{n}'{known}"));
+        }
+        n.to_string()
+    }
+
+    fn non_empty(&mut self, key: &str, value: Option<Spanned<String>>) -> Option<String> {
+        let v = value?;
+        if v.get_ref().trim().is_empty() {
+            self.err(
+                v.span().start,
+                format!("{key} must not be empty; leave it out instead"),
+            );
+            return None;
+        }
+        Some(v.into_inner())
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, with dots after the first character when `dots`.
+fn valid_name(name: &str, dots: bool) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (dots && c == '.'))
+}
+
+const SEVERITIES: [(&str, i32); 6] = [
+    ("trace", 1),
+    ("debug", 5),
+    ("info", 9),
+    ("warn", 13),
+    ("error", 17),
+    ("fatal", 21),
+];
+
+/// OTLP severity number of a name (case-insensitive; "warning" is "warn").
+fn severity_number(name: &str) -> Option<i32> {
+    let n = name.trim().to_ascii_lowercase();
+    let n = if n == "warning" { "warn" } else { n.as_str() };
+    SEVERITIES.iter().find(|(s, _)| *s == n).map(|(_, v)| *v)
+}
+
+fn severity_name(number: i32) -> String {
+    SEVERITIES
+        .iter()
+        .find(|(_, v)| *v == number)
+        .map_or_else(|| number.to_string(), |(s, _)| s.to_string())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".to_string();
+    }
+    humantime::format_duration(d).to_string().replace(' ', "")
+}
+
+fn braces(items: &[String]) -> String {
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", items.join(", "))
+    }
+}
+
+fn fmt_matchers(matchers: &[Matcher]) -> String {
+    let items: Vec<String> = matchers
+        .iter()
+        .map(|m| {
+            let op = match m.op {
+                MatchOp::Eq => "=",
+                MatchOp::Ne => "!=",
+                MatchOp::Re => "=~",
+                MatchOp::NotRe => "!~",
+            };
+            format!("{}{op}{:?}", m.label, m.value)
+        })
+        .collect();
+    braces(&items)
+}
+
+fn describe_ref(m: &MetricRef, window: Duration) -> String {
+    format!(
+        "{}({}{}[{}])",
+        m.agg_name,
+        m.name,
+        fmt_matchers(&m.matchers),
+        fmt_duration(window)
+    )
+}
+
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod tests;

@@ -1,0 +1,447 @@
+//! `skein alerts`, `skein rules check|list` and `skein silence add|list|expire`.
+//!
+//! `skein rules check` reads rule files on this machine, as the collector would, and prints
+//! each error with its file and line; with `--api` it also checks metric names against a
+//! running collector. The other commands talk to the query API. Labels and annotations come
+//! from outside (logs, metrics), so they go through [`sanitize`] before they are printed.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use skein_collector::alert::rules::{load_file, offline_known, rule_files};
+use skein_model::alert_api::{
+    AlertsResponse, HistoryResponse, LabelMatcher, LabelSet, NewSilence, NotificationsResponse,
+    RulesResponse, SilencesResponse, rfc3339_ms,
+};
+use skein_query::client::Client;
+
+use super::monitor::{emit, num};
+use super::render::sanitize;
+use super::{EXIT_ERROR, EXIT_FOUND, EXIT_NOT_FOUND};
+
+/// `skein rules ...`.
+#[derive(Subcommand)]
+pub enum RulesCmd {
+    /// Check rule files (or directories of *.toml): exit 0 when all are good, 2 with each
+    /// error's file and line.
+    Check {
+        /// Files or directories.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also check metric names against this collector's query API.
+        #[arg(long)]
+        api: Option<String>,
+        /// Bearer token for the query API.
+        #[arg(long, env = "SKEIN_QUERY_TOKEN")]
+        token: Option<String>,
+    },
+    /// The rules a collector runs, with their health and last evaluation.
+    List {
+        #[command(flatten)]
+        api: super::super::ApiArgs,
+    },
+}
+
+/// `skein silence ...`.
+#[derive(Subcommand)]
+pub enum SilenceCmd {
+    /// Silence alerts whose labels match every matcher
+    /// (`skein silence add alertname=HighErrorRate service=payment --for 2h --comment "deploy"`).
+    Add {
+        /// Matchers: name=value, name!=value, name=~regex, name!~regex.
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// How long, from the start.
+        #[arg(long = "for", default_value = "1h")]
+        duration: String,
+        /// Start (RFC 3339 or relative such as 10m); default now.
+        #[arg(long)]
+        start: Option<String>,
+        /// End (RFC 3339); instead of --for.
+        #[arg(long)]
+        end: Option<String>,
+        /// Why.
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Who; default $USER.
+        #[arg(long)]
+        author: Option<String>,
+        #[command(flatten)]
+        api: super::super::ApiArgs,
+    },
+    /// Silences: active and pending first, then expired.
+    List {
+        #[command(flatten)]
+        api: super::super::ApiArgs,
+    },
+    /// End a silence now.
+    Expire {
+        /// The silence's ID.
+        id: String,
+        #[command(flatten)]
+        api: super::super::ApiArgs,
+    },
+}
+
+/// `skein alerts` flags.
+#[derive(Args)]
+pub struct AlertsArgs {
+    /// Only pending or firing.
+    #[arg(long, value_parser = ["pending", "firing"])]
+    pub state: Option<String>,
+    /// Show state changes instead, newest first.
+    #[arg(long)]
+    pub history: bool,
+    /// With --history: only this rule.
+    #[arg(long)]
+    pub rule: Option<String>,
+    /// With --history: most changes.
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub limit: usize,
+    /// Show the receivers' delivery state instead.
+    #[arg(long)]
+    pub notifications: bool,
+}
+
+fn labels_text(l: &LabelSet, skip_alertname: bool) -> String {
+    l.iter()
+        .filter(|(k, _)| !(skip_alertname && k.as_str() == "alertname"))
+        .map(|(k, v)| format!("{}={}", sanitize(k), sanitize(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn ago(now_ms: i64, t_ms: i64) -> String {
+    let s = ((now_ms - t_ms).max(0) / 1000) as u64;
+    if s >= 3600 {
+        format!("{}h{}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn now_ms() -> i64 {
+    (skein_model::time::now_unix_nano() / 1_000_000) as i64
+}
+
+/// The alerts table.
+pub fn alerts_text(r: &AlertsResponse, now: i64) -> String {
+    let mut out = format!(
+        "{:<8} {:<24} {:>10} {:>8}  {}\n",
+        "STATE", "ALERT", "VALUE", "SINCE", "LABELS"
+    );
+    for a in &r.alerts {
+        let mut state = a.state.as_str().to_string();
+        if !a.silenced_by.is_empty() {
+            state.push_str("(s)");
+        } else if !a.inhibited_by.is_empty() {
+            state.push_str("(i)");
+        }
+        out.push_str(&format!(
+            "{:<8} {:<24} {:>10} {:>8}  {}\n",
+            state,
+            sanitize(&a.rule),
+            num(a.value),
+            ago(now, a.firing_since_ms.unwrap_or(a.active_since_ms)),
+            labels_text(&a.labels, true)
+        ));
+        if let Some(s) = a.annotations.get("summary") {
+            out.push_str(&format!("         {}\n", sanitize(s)));
+        }
+    }
+    out
+}
+
+/// The history table.
+pub fn history_text(r: &HistoryResponse) -> String {
+    let mut out = format!(
+        "{:<24} {:<24} {:<20} {:>10}  {}\n",
+        "TIME", "ALERT", "CHANGE", "VALUE", "LABELS"
+    );
+    for t in &r.transitions {
+        out.push_str(&format!(
+            "{:<24} {:<24} {:<20} {:>10}  {}\n",
+            rfc3339_ms(t.at_ms),
+            sanitize(&t.rule),
+            format!("{} -> {}", t.from.as_str(), t.to.as_str()),
+            num(t.value),
+            labels_text(&t.labels, true)
+        ));
+    }
+    out
+}
+
+/// The rules table.
+pub fn rules_text(r: &RulesResponse, now: i64) -> String {
+    let mut out = format!(
+        "{:<24} {:<7} {:<7} {:>7} {:>6} {:>9}  {}\n",
+        "RULE", "KIND", "HEALTH", "PENDING", "FIRING", "EVALUATED", "CONDITION"
+    );
+    for rule in &r.rules {
+        out.push_str(&format!(
+            "{:<24} {:<7} {:<7} {:>7} {:>6} {:>9}  {}\n",
+            sanitize(&rule.name),
+            rule.kind,
+            rule.health,
+            rule.pending,
+            rule.firing,
+            rule.last_evaluation_ms
+                .map_or("-".into(), |t| format!("{} ago", ago(now, t))),
+            sanitize(&rule.condition)
+        ));
+        if let Some(e) = &rule.last_error {
+            out.push_str(&format!("  error: {}\n", sanitize(e)));
+        }
+    }
+    for e in &r.errors {
+        out.push_str(&format!(
+            "refused {}:{}: {}\n",
+            sanitize(&e.file),
+            e.line,
+            sanitize(&e.message)
+        ));
+    }
+    out
+}
+
+/// The silences table.
+pub fn silences_text(r: &SilencesResponse) -> String {
+    let mut out = format!(
+        "{:<36} {:<8} {:<24} {:<12}  {}\n",
+        "ID", "STATE", "ENDS", "BY", "MATCHERS / COMMENT"
+    );
+    for s in &r.silences {
+        out.push_str(&format!(
+            "{:<36} {:<8} {:<24} {:<12}  {}\n",
+            s.id,
+            s.status.state,
+            s.ends_at,
+            sanitize(&s.created_by),
+            sanitize(
+                &s.matchers
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        ));
+        if !s.comment.is_empty() {
+            out.push_str(&format!("{:>83}{}\n", "", sanitize(&s.comment)));
+        }
+    }
+    out
+}
+
+/// The receivers' delivery table.
+pub fn notifications_text(r: &NotificationsResponse) -> String {
+    let mut out = format!(
+        "{:<16} {:>7} {:>6} {:>6} {:>7}  {}\n",
+        "RECEIVER", "PENDING", "SENT", "FAILED", "RETRIES", "LAST ERROR"
+    );
+    for x in &r.receivers {
+        out.push_str(&format!(
+            "{:<16} {:>7} {:>6} {:>6} {:>7}  {}\n",
+            sanitize(&x.receiver),
+            x.pending,
+            x.sent,
+            x.failed,
+            x.retries,
+            sanitize(x.last_error.as_deref().unwrap_or("-"))
+        ));
+        for f in &x.failures {
+            out.push_str(&format!(
+                "  failed {} after {} attempts: {}\n",
+                f.id,
+                f.attempts,
+                sanitize(&f.reason)
+            ));
+        }
+    }
+    out
+}
+
+/// `skein alerts`.
+pub async fn alerts(
+    client: &Client,
+    args: &AlertsArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    if args.notifications {
+        let r = client.notifications().await.context("receivers")?;
+        emit(out, json, &r, notifications_text)?;
+        return Ok(EXIT_FOUND);
+    }
+    if args.history {
+        let limit = args.limit.to_string();
+        let mut p: Vec<(&str, &str)> = vec![("limit", &limit)];
+        if let Some(r) = &args.rule {
+            p.push(("rule", r));
+        }
+        let r = client.alert_history(&p).await.context("alert history")?;
+        let code = if r.transitions.is_empty() {
+            EXIT_NOT_FOUND
+        } else {
+            EXIT_FOUND
+        };
+        emit(out, json, &r, history_text)?;
+        return Ok(code);
+    }
+    let r = client
+        .alerts(args.state.as_deref())
+        .await
+        .context("alerts")?;
+    let code = if r.alerts.is_empty() {
+        EXIT_NOT_FOUND
+    } else {
+        EXIT_FOUND
+    };
+    let now = now_ms();
+    emit(out, json, &r, |r| alerts_text(r, now))?;
+    Ok(code)
+}
+
+/// `skein rules check|list`.
+pub async fn rules(cmd: RulesCmd, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<u8> {
+    match cmd {
+        RulesCmd::List { api } => {
+            let client = Client::new(&api.api, api.token.clone())?;
+            let r = client.rules().await.context("rules")?;
+            let now = now_ms();
+            emit(out, api.json, &r, |r| rules_text(r, now))?;
+            Ok(if r.errors.is_empty() {
+                EXIT_FOUND
+            } else {
+                EXIT_ERROR
+            })
+        }
+        RulesCmd::Check { files, api, token } => {
+            let names: Option<Vec<String>> = match api {
+                Some(a) => {
+                    let client = Client::new(&a, token)?;
+                    let r = client.metric_names().await.context("metric names")?;
+                    Some(r.metrics.into_iter().map(|m| m.name).collect())
+                }
+                None => None,
+            };
+            let known = |name: &str| {
+                let derived = ["skein.span.", "skein.edge.", "skein.agent."]
+                    .iter()
+                    .any(|p| name.starts_with(p));
+                match &names {
+                    _ if derived => offline_known(name),
+                    None => offline_known(name),
+                    Some(list) => list.iter().any(|n| {
+                        n == name
+                            || ["_bucket", "_sum", "_count"]
+                                .iter()
+                                .any(|s| name.strip_suffix(s) == Some(n.as_str()))
+                    }),
+                }
+            };
+            check(&files, &known, out, err)
+        }
+    }
+}
+
+/// Checks rule files; prints one line per good file and each error with file and line.
+pub fn check(
+    paths: &[PathBuf],
+    known: &dyn Fn(&str) -> bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let files = match rule_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            writeln!(err, "{e}")?;
+            return Ok(EXIT_ERROR);
+        }
+    };
+    if files.is_empty() {
+        writeln!(err, "no rule files (*.toml) found in the paths given")?;
+        return Ok(EXIT_ERROR);
+    }
+    let mut bad = 0;
+    for f in &files {
+        match load_file(f, known) {
+            Ok(rules) => writeln!(out, "{}: {} rules ok", f.display(), rules.len())?,
+            Err(errors) => {
+                bad += 1;
+                for e in errors {
+                    writeln!(err, "{e}")?;
+                }
+            }
+        }
+    }
+    Ok(if bad == 0 { EXIT_FOUND } else { EXIT_ERROR })
+}
+
+/// `skein silence add|list|expire`.
+pub async fn silence(cmd: SilenceCmd, out: &mut dyn Write) -> anyhow::Result<u8> {
+    match cmd {
+        SilenceCmd::Add {
+            matchers,
+            duration,
+            start,
+            end,
+            comment,
+            author,
+            api,
+        } => {
+            let client = Client::new(&api.api, api.token.clone())?;
+            let matchers = matchers
+                .iter()
+                .map(|m| LabelMatcher::parse(m).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let now = skein_model::time::now_unix_nano();
+            let start = start
+                .map(|s| {
+                    skein_model::time::parse_time(&s, now)
+                        .map(|ns| rfc3339_ms((ns / 1_000_000) as i64))
+                        .map_err(|e| anyhow::anyhow!("--start: {e}"))
+                })
+                .transpose()?;
+            let new = NewSilence {
+                id: None,
+                matchers,
+                starts_at: start,
+                duration: if end.is_some() { None } else { Some(duration) },
+                ends_at: end,
+                created_by: author
+                    .or_else(|| std::env::var("USER").ok())
+                    .unwrap_or_else(|| "skein".into()),
+                comment,
+            };
+            let r = client.add_silence(&new).await.context("silence")?;
+            if api.json {
+                serde_json::to_writer_pretty(&mut *out, &r)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{}", r.silence_id)?;
+            }
+            Ok(EXIT_FOUND)
+        }
+        SilenceCmd::List { api } => {
+            let client = Client::new(&api.api, api.token.clone())?;
+            let r = client.silences().await.context("silences")?;
+            let code = if r.silences.is_empty() {
+                EXIT_NOT_FOUND
+            } else {
+                EXIT_FOUND
+            };
+            emit(out, api.json, &r, silences_text)?;
+            Ok(code)
+        }
+        SilenceCmd::Expire { id, api } => {
+            let client = Client::new(&api.api, api.token.clone())?;
+            client.expire_silence(&id).await.context("silence")?;
+            writeln!(out, "expired {id}")?;
+            Ok(EXIT_FOUND)
+        }
+    }
+}
