@@ -515,6 +515,14 @@ mod tests {
         let cfg: CollectorConfig = toml::from_str(text).unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.listen.api, "127.0.0.1:7700");
+        let plan = cfg.alerts.plan().unwrap();
+        let route = plan.route.unwrap();
+        assert_eq!(route.receiver, "team-chat");
+        assert_eq!(route.children.len(), 1);
+        assert_eq!(route.children[0].timing.group_wait, Duration::from_secs(10));
+        assert_eq!(route.children[0].timing.repeat_interval, Duration::from_secs(4 * 3600));
+        assert_eq!(plan.inhibit.len(), 1);
+        assert_eq!(plan.receivers[0].headers.len(), 1);
     }
 
     #[test]

@@ -445,3 +445,43 @@ pub async fn silence(cmd: SilenceCmd, out: &mut dyn Write) -> anyhow::Result<u8>
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_rule_files_check_clean() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("alerts");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = check(&[dir], &offline_known, &mut out, &mut err).unwrap();
+        let (out, err) = (String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap());
+        assert_eq!(code, EXIT_FOUND, "{out}{err}");
+        assert!(out.contains("demo.toml") && out.contains("skein.toml"), "{out}");
+    }
+
+    #[test]
+    fn tables_strip_escape_sequences_from_labels() {
+        let mut labels = LabelSet::new();
+        labels.insert("alertname".into(), "X".into());
+        labels.insert("service".into(), "pay\u{1b}[31mment".into());
+        let r = AlertsResponse {
+            alerts: vec![skein_model::alert_api::AlertInfo {
+                rule: "X".into(),
+                state: skein_model::alert_api::AlertState::Firing,
+                labels,
+                annotations: LabelSet::new(),
+                value: 0.25,
+                active_since_ms: 0,
+                firing_since_ms: Some(1_000),
+                fingerprint: "f".into(),
+                silenced_by: vec!["s".into()],
+                inhibited_by: vec![],
+            }],
+        };
+        let t = alerts_text(&r, 61_000);
+        assert!(!t.contains('\u{1b}'), "{t}");
+        assert!(t.contains("firing(s)") && t.contains("1m0s") && t.contains("0.250"), "{t}");
+    }
+}

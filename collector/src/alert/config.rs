@@ -382,3 +382,66 @@ fn build_route(
         children,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<AlertsPlan, String> {
+        let s: AlertsSection = toml::from_str(text).map_err(|e| e.to_string())?;
+        s.plan()
+    }
+
+    #[test]
+    fn defaults_have_no_receivers_and_no_route() {
+        let p = AlertsSection::default().plan().unwrap();
+        assert!(p.route.is_none() && p.receivers.is_empty());
+        assert_eq!(p.eval_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_receiver_alone_gets_every_alert() {
+        let p = parse("[[receiver]]\nname = \"a\"\nurl = \"http://x/\"\n").unwrap();
+        let r = p.route.unwrap();
+        assert_eq!(r.receiver, "a");
+        assert_eq!(r.timing.group_wait, Duration::from_secs(30));
+        assert_eq!(p.receiver_opts["a"], (true, 0));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_value() {
+        let cases = [
+            ("eval_interval = \"soon\"", "alerts.eval_interval"),
+            ("eval_interval = \"10ms\"", "alerts.eval_interval"),
+            ("[[receiver]]\nname = \"a\"\nurl = \"ftp://x\"", "alerts.receiver[0].url"),
+            (
+                "[[receiver]]\nname = \"a\"\nurl = \"http://x\"\n[[receiver]]\nname = \"a\"\nurl = \"http://y\"",
+                "alerts.receiver[1].name",
+            ),
+            (
+                "[[receiver]]\nname = \"a\"\nurl = \"http://x\"\ntimeout = \"0s\"",
+                "alerts.receiver[0].timeout",
+            ),
+            (
+                "[[receiver]]\nname = \"a\"\nurl = \"http://x\"\n[route]\nreceiver = \"b\"",
+                "alerts.route.receiver",
+            ),
+            (
+                "[[receiver]]\nname = \"a\"\nurl = \"http://x\"\n[route]\n[[route.routes]]\nmatchers = [\"x=~(\"]",
+                "alerts.route.routes[0].matchers",
+            ),
+            (
+                "[[receiver]]\nname = \"a\"\nurl = \"http://x\"\n[route]\ngroup_interval = \"0s\"",
+                "alerts.route.group_interval",
+            ),
+            ("[route]\nreceiver = \"a\"", "alerts.route"),
+            ("retry_first = \"10s\"\nretry_max = \"1s\"", "alerts.retry_max"),
+            ("[[inhibit]]\nsource_matchers = [\"novalue\"]", "alerts.inhibit[0].source_matchers"),
+        ];
+        for (text, key) in cases {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+}
