@@ -328,7 +328,13 @@ fn fires_then_resolves_with_the_alertmanager_v4_body() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| format!("{}->{}", t["from"].as_str().unwrap(), t["to"].as_str().unwrap()))
+        .map(|t| {
+            format!(
+                "{}->{}",
+                t["from"].as_str().unwrap(),
+                t["to"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(changes, ["firing->resolved", "inactive->firing"], "{h}");
 }
@@ -362,16 +368,28 @@ fn receiver_down_gets_everything_in_order_across_a_collector_restart() {
             Duration::from_secs(30),
         )
     };
-    assert!(pending(&c, 1), "first notification not queued:\n{}", c.output());
+    assert!(
+        pending(&c, 1),
+        "first notification not queued:\n{}",
+        c.output()
+    );
     send_logs(&c, "order", 17, 3);
-    assert!(pending(&c, 2), "second notification not queued:\n{}", c.output());
+    assert!(
+        pending(&c, 2),
+        "second notification not queued:\n{}",
+        c.output()
+    );
     let (_, s) = get_json(&format!("{}/api/v1/alerts/notifications", c.api_base()));
     assert!(s["receivers"][0]["last_error"].is_string(), "{s}");
 
     // Restart while the receiver is still down.
     assert!(c.terminate().success());
     c.restart();
-    assert!(pending(&c, 2), "outbox lost across restart:\n{}", c.output());
+    assert!(
+        pending(&c, 2),
+        "outbox lost across restart:\n{}",
+        c.output()
+    );
 
     // The receiver comes back on the same port.
     let rx = Receiver::start(port);
@@ -449,7 +467,10 @@ fn silence_suppresses_and_expiry_restores() {
     assert!(out.contains(&id) && out.contains("active"), "{out}");
     let (code, out, _) = skein(&["alerts"]);
     assert_eq!(code, Some(0));
-    assert!(out.contains("firing(s)") && out.contains("PaymentErrors"), "{out}");
+    assert!(
+        out.contains("firing(s)") && out.contains("PaymentErrors"),
+        "{out}"
+    );
 
     let (code, _, err) = skein(&["silence", "expire", &id]);
     assert_eq!(code, Some(0), "{err}");
@@ -647,18 +668,17 @@ fn bad_rule_files_are_refused_with_file_and_line_and_the_rest_run() {
         "[[rule]]\nname = \"Broken\"\nfor = \"soon\"\n  [rule.logs]\n  when = \"> 1\"\n",
     )
     .unwrap();
-    std::fs::write(
-        rules.join("c_syntax.toml"),
-        "[[rule]]\nname = \"Half\n",
-    )
-    .unwrap();
+    std::fs::write(rules.join("c_syntax.toml"), "[[rule]]\nname = \"Half\n").unwrap();
     std::fs::write(
         rules.join("d_metric.toml"),
         "[[rule]]\nname = \"Typo\"\n  [rule.metric]\n  name = \"skein.span.erors\"\n  when = \"> 1\"\n",
     )
     .unwrap();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(SKEIN).args(args).output().unwrap();
+        let out = std::process::Command::new(SKEIN)
+            .args(args)
+            .output()
+            .unwrap();
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).to_string(),
@@ -672,7 +692,10 @@ fn bad_rule_files_are_refused_with_file_and_line_and_the_rest_run() {
     assert!(err.contains("b_bad.toml:3:"), "{err}");
     assert!(err.contains("soon"), "{err}");
     assert!(err.contains("c_syntax.toml:2:"), "{err}");
-    assert!(err.contains("d_metric.toml:4:") || err.contains("d_metric.toml:2:"), "{err}");
+    assert!(
+        err.contains("d_metric.toml:4:") || err.contains("d_metric.toml:2:"),
+        "{err}"
+    );
     assert!(err.contains("skein.span.erors"), "{err}");
     let good = rules.join("a_good.toml").display().to_string();
     let (code, out, _) = run(&["rules", "check", &good]);

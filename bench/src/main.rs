@@ -13,6 +13,7 @@
 //! - `metrics-ingest`: gauge samples/s into the real `skein collector` over OTLP/HTTP.
 //! - `metrics-query`: a 24 h range query over 1,000 series, in process, through the collector
 //!   and on Prometheus with the same samples.
+//! - `alert-latency`: from a breaching record's 2xx to the webhook at a receiver.
 //!
 //! Each prints tables, then one line of JSON with the results (the last line of output).
 //! Build and run in release mode: `cargo run --release -p skein-bench -- ingest`.
@@ -20,6 +21,7 @@
 mod agent_overhead;
 mod agent_throughput;
 mod agent_util;
+mod alert_latency;
 mod datagen;
 mod freshness;
 mod ingest;
@@ -62,6 +64,8 @@ enum Cmd {
     MetricsIngest(metrics_ingest::MetricsIngestArgs),
     /// A 24 h range query over 1,000 series: p50/p90/p99, next to Prometheus.
     MetricsQuery(metrics_query::MetricsQueryArgs),
+    /// From a breaching record's 2xx to the webhook at a receiver, default settings.
+    AlertLatency(alert_latency::AlertLatencyArgs),
 }
 
 fn main() -> Result<()> {
@@ -79,6 +83,7 @@ fn main() -> Result<()> {
         Cmd::AgentOverhead(a) => agent_overhead::run(a)?,
         Cmd::MetricsIngest(a) => metrics_ingest::run(a)?,
         Cmd::MetricsQuery(a) => metrics_query::run(a)?,
+        Cmd::AlertLatency(a) => alert_latency::run(a)?,
     };
     out["wall_secs"] = started.elapsed().as_secs_f64().into();
     out["unix_time"] = (skein_model::time::now_unix_nano() / 1_000_000_000).into();

@@ -520,7 +520,10 @@ mod tests {
         assert_eq!(route.receiver, "team-chat");
         assert_eq!(route.children.len(), 1);
         assert_eq!(route.children[0].timing.group_wait, Duration::from_secs(10));
-        assert_eq!(route.children[0].timing.repeat_interval, Duration::from_secs(4 * 3600));
+        assert_eq!(
+            route.children[0].timing.repeat_interval,
+            Duration::from_secs(4 * 3600)
+        );
         assert_eq!(plan.inhibit.len(), 1);
         assert_eq!(plan.receivers[0].headers.len(), 1);
     }

@@ -456,9 +456,15 @@ mod tests {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("alerts");
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = check(&[dir], &offline_known, &mut out, &mut err).unwrap();
-        let (out, err) = (String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap());
+        let (out, err) = (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        );
         assert_eq!(code, EXIT_FOUND, "{out}{err}");
-        assert!(out.contains("demo.toml") && out.contains("skein.toml"), "{out}");
+        assert!(
+            out.contains("demo.toml") && out.contains("skein.toml"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -482,6 +488,9 @@ mod tests {
         };
         let t = alerts_text(&r, 61_000);
         assert!(!t.contains('\u{1b}'), "{t}");
-        assert!(t.contains("firing(s)") && t.contains("1m0s") && t.contains("0.250"), "{t}");
+        assert!(
+            t.contains("firing(s)") && t.contains("1m0s") && t.contains("0.250"),
+            "{t}"
+        );
     }
 }

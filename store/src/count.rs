@@ -140,11 +140,7 @@ impl SegmentCollector for SegmentCount {
         let key: Vec<u64> = self
             .columns
             .iter()
-            .map(|c| {
-                c.as_ref()
-                    .and_then(|c| c.ords().first(doc))
-                    .unwrap_or(NONE)
-            })
+            .map(|c| c.as_ref().and_then(|c| c.ords().first(doc)).unwrap_or(NONE))
             .collect();
         if self.counts.len() >= MAX_GROUPS && !self.counts.contains_key(&key) {
             self.truncated = true;
@@ -181,7 +177,7 @@ impl SegmentCollector for SegmentCount {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::{Logs, SplitConfig, SplitStore, Spans};
+    use crate::{Logs, Spans, SplitConfig, SplitStore};
     use skein_model::{LogRecord, Span};
 
     fn cfg() -> SplitConfig {

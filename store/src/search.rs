@@ -282,7 +282,11 @@ pub struct SpanFilter {
 }
 
 /// The tantivy query of a span filter over a time range.
-pub(crate) fn span_query(fields: &SpanFields, filter: &SpanFilter, range: TimeRange) -> BooleanQuery {
+pub(crate) fn span_query(
+    fields: &SpanFields,
+    filter: &SpanFilter,
+    range: TimeRange,
+) -> BooleanQuery {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> =
         vec![(Occur::Must, time_range_query(fields.time, range))];
     let term = |f: Field, v: &str| -> Box<dyn Query> {

@@ -82,8 +82,15 @@ fn values(
     let mut series = Vec::new();
     for n in &names {
         series.extend(
-            select(tsdb, n, &r.matchers, grid.select_start(), grid.last(), MAX_SERIES)
-                .map_err(|e| e.to_string())?,
+            select(
+                tsdb,
+                n,
+                &r.matchers,
+                grid.select_start(),
+                grid.last(),
+                MAX_SERIES,
+            )
+            .map_err(|e| e.to_string())?,
         );
     }
     let out = evaluate(&target.family, target.histogram, r.agg, by, &grid, &series)
@@ -209,7 +216,12 @@ fn traces(c: &TraceCond, src: &Sources, now_ms: i64) -> Result<Vec<Breach>, Stri
         .collect())
 }
 
-fn absent(c: &AbsentCond, src: &Sources, now_ms: i64, since_ms: i64) -> Result<Vec<Breach>, String> {
+fn absent(
+    c: &AbsentCond,
+    src: &Sources,
+    now_ms: i64,
+    since_ms: i64,
+) -> Result<Vec<Breach>, String> {
     match c {
         AbsentCond::Heartbeat { matchers, after } => {
             let after_s = after.as_secs_f64();
@@ -252,7 +264,10 @@ fn absent(c: &AbsentCond, src: &Sources, now_ms: i64, since_ms: i64) -> Result<V
             if !any && now_ms - since_ms >= after {
                 // Nothing at all: one alert with the labels the matchers pin, as
                 // Prometheus's absent() does.
-                out.push((pinned(matchers).collect(), (now_ms - since_ms) as f64 / 1000.0));
+                out.push((
+                    pinned(matchers).collect(),
+                    (now_ms - since_ms) as f64 / 1000.0,
+                ));
             }
             Ok(out)
         }

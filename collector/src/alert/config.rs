@@ -4,8 +4,8 @@
 
 use super::deliver::{ReceiverConfig, RetryPolicy};
 use super::dispatch::{Inhibit, Route, RouteTiming};
-use serde::{Deserialize, Serialize};
 use super::silence::CompiledMatcher;
+use serde::{Deserialize, Serialize};
 use skein_model::time::parse_duration;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -210,10 +210,10 @@ impl AlertsSection {
                 self.retry_max, self.retry_first
             ));
         }
-        if !self.external_url.is_empty()
-            && !(self.external_url.starts_with("http://")
-                || self.external_url.starts_with("https://"))
-        {
+        let web = ["http://", "https://"]
+            .iter()
+            .any(|p| self.external_url.starts_with(p));
+        if !self.external_url.is_empty() && !web {
             return Err(format!(
                 "key alerts.external_url: value \"{}\" is not an http:// or https:// URL",
                 self.external_url
@@ -414,7 +414,10 @@ mod tests {
         let cases = [
             ("eval_interval = \"soon\"", "alerts.eval_interval"),
             ("eval_interval = \"10ms\"", "alerts.eval_interval"),
-            ("[[receiver]]\nname = \"a\"\nurl = \"ftp://x\"", "alerts.receiver[0].url"),
+            (
+                "[[receiver]]\nname = \"a\"\nurl = \"ftp://x\"",
+                "alerts.receiver[0].url",
+            ),
             (
                 "[[receiver]]\nname = \"a\"\nurl = \"http://x\"\n[[receiver]]\nname = \"a\"\nurl = \"http://y\"",
                 "alerts.receiver[1].name",
@@ -436,8 +439,14 @@ mod tests {
                 "alerts.route.group_interval",
             ),
             ("[route]\nreceiver = \"a\"", "alerts.route"),
-            ("retry_first = \"10s\"\nretry_max = \"1s\"", "alerts.retry_max"),
-            ("[[inhibit]]\nsource_matchers = [\"novalue\"]", "alerts.inhibit[0].source_matchers"),
+            (
+                "retry_first = \"10s\"\nretry_max = \"1s\"",
+                "alerts.retry_max",
+            ),
+            (
+                "[[inhibit]]\nsource_matchers = [\"novalue\"]",
+                "alerts.inhibit[0].source_matchers",
+            ),
         ];
         for (text, key) in cases {
             let e = parse(text).unwrap_err();

@@ -6,9 +6,7 @@
 //! told) are saved with the alert states, so a restart neither repeats nor forgets.
 
 use super::silence::{CompiledMatcher, matches_all};
-use skein_model::alert_api::{
-    LabelSet, WebhookAlert, WebhookMessage, ZERO_TIME, rfc3339_ms,
-};
+use skein_model::alert_api::{LabelSet, WebhookAlert, WebhookMessage, ZERO_TIME, rfc3339_ms};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -112,7 +110,11 @@ pub struct Inhibit {
 }
 
 /// The fingerprints of firing alerts that inhibit `labels` (never the alert itself).
-pub fn inhibited_by(rules: &[Inhibit], firing: &[(&str, &LabelSet)], labels: &LabelSet) -> Vec<String> {
+pub fn inhibited_by(
+    rules: &[Inhibit],
+    firing: &[(&str, &LabelSet)],
+    labels: &LabelSet,
+) -> Vec<String> {
     let mut out = Vec::new();
     for r in rules {
         if !matches_all(&r.target, labels) {
@@ -278,12 +280,14 @@ impl Dispatcher {
             let resolved: BTreeSet<String> = g
                 .alerts
                 .values()
-                .filter(|a| a.ends_ms.is_some() && !a.muted && g.sent_firing.contains(&a.fingerprint))
+                .filter(|a| {
+                    a.ends_ms.is_some() && !a.muted && g.sent_firing.contains(&a.fingerprint)
+                })
                 .map(|a| a.fingerprint.clone())
                 .collect();
             let repeat = route.timing.repeat_interval.as_millis() as i64;
-            let due_repeat = !firing.is_empty()
-                && g.last_sent_ms.is_none_or(|t| now_ms - t >= repeat);
+            let due_repeat =
+                !firing.is_empty() && g.last_sent_ms.is_none_or(|t| now_ms - t >= repeat);
             let needs = !firing.is_subset(&g.sent_firing)
                 || (send_resolved && !resolved.is_empty())
                 || due_repeat;
@@ -311,12 +315,21 @@ impl Dispatcher {
                     list.truncate(list.len() - truncated);
                     let message = WebhookMessage {
                         receiver: g.receiver.clone(),
-                        status: if firing.is_empty() { "resolved" } else { "firing" }.into(),
+                        status: if firing.is_empty() {
+                            "resolved"
+                        } else {
+                            "firing"
+                        }
+                        .into(),
                         alerts: list
                             .iter()
                             .map(|a| WebhookAlert {
-                                status: if a.ends_ms.is_some() { "resolved" } else { "firing" }
-                                    .into(),
+                                status: if a.ends_ms.is_some() {
+                                    "resolved"
+                                } else {
+                                    "firing"
+                                }
+                                .into(),
                                 labels: a.labels.clone(),
                                 annotations: a.annotations.clone(),
                                 starts_at: rfc3339_ms(a.starts_ms),
@@ -379,7 +392,9 @@ fn find(r: &Route, id: usize) -> Option<&Route> {
 fn url_escape(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -34,9 +34,12 @@ fn route(group_by: &[&str], wait: u64, interval: u64, repeat: u64) -> Route {
 }
 
 fn opts() -> ReceiverOpts {
-    [("team".to_string(), (true, 0)), ("pager".to_string(), (true, 0))]
-        .into_iter()
-        .collect()
+    [
+        ("team".to_string(), (true, 0)),
+        ("pager".to_string(), (true, 0)),
+    ]
+    .into_iter()
+    .collect()
 }
 
 fn services(o: &Outgoing) -> Vec<(String, String)> {
@@ -52,7 +55,10 @@ fn waits_groups_then_resolves() {
     let r = route(&["alertname"], 1_000, 5_000, 1_000_000);
     let mut d = Dispatcher::default();
     let a = snap("HighErrorRate", "payment", 0, None);
-    assert!(d.tick(0, std::slice::from_ref(&a), &r, &opts(), "http://x").is_empty());
+    assert!(
+        d.tick(0, std::slice::from_ref(&a), &r, &opts(), "http://x")
+            .is_empty()
+    );
     let b = snap("HighErrorRate", "order", 500, None);
     let out = d.tick(1_000, &[a.clone(), b.clone()], &r, &opts(), "http://x");
     assert_eq!(out.len(), 1);
@@ -65,13 +71,29 @@ fn waits_groups_then_resolves() {
     assert_eq!(m.common_annotations, labels(&[("summary", "s")]));
     assert_eq!(m.group_key, "{}:{alertname=\"HighErrorRate\"}");
     assert_eq!(m.alerts[0].ends_at, ZERO_TIME);
-    assert!(m.alerts[0].generator_url.starts_with("http://x/api/v1/rules?name="));
+    assert!(
+        m.alerts[0]
+            .generator_url
+            .starts_with("http://x/api/v1/rules?name=")
+    );
     // Unchanged: nothing more, even at the next interval.
-    assert!(d.tick(6_000, &[a.clone(), b.clone()], &r, &opts(), "http://x").is_empty());
+    assert!(
+        d.tick(6_000, &[a.clone(), b.clone()], &r, &opts(), "http://x")
+            .is_empty()
+    );
     // b resolves: told at the next interval, with its end time; then the group forgets it.
     let b_done = snap("HighErrorRate", "order", 500, Some(7_000));
-    assert!(d.tick(7_000, &[a.clone(), b_done.clone()], &r, &opts(), "http://x").is_empty());
-    let out = d.tick(11_000, &[a.clone(), b_done.clone()], &r, &opts(), "http://x");
+    assert!(
+        d.tick(7_000, &[a.clone(), b_done.clone()], &r, &opts(), "http://x")
+            .is_empty()
+    );
+    let out = d.tick(
+        11_000,
+        &[a.clone(), b_done.clone()],
+        &r,
+        &opts(),
+        "http://x",
+    );
     assert_eq!(
         services(&out[0]),
         vec![
@@ -91,14 +113,28 @@ fn repeats_and_skips_what_nobody_heard_of() {
     let r = route(&[], 0, 1_000, 10_000);
     let mut d = Dispatcher::default();
     let a = snap("X", "a", 0, None);
-    assert_eq!(d.tick(0, std::slice::from_ref(&a), &r, &opts(), "").len(), 1);
-    assert!(d.tick(5_000, std::slice::from_ref(&a), &r, &opts(), "").is_empty());
-    assert_eq!(d.tick(10_000, std::slice::from_ref(&a), &r, &opts(), "").len(), 1, "repeat");
+    assert_eq!(
+        d.tick(0, std::slice::from_ref(&a), &r, &opts(), "").len(),
+        1
+    );
+    assert!(
+        d.tick(5_000, std::slice::from_ref(&a), &r, &opts(), "")
+            .is_empty()
+    );
+    assert_eq!(
+        d.tick(10_000, std::slice::from_ref(&a), &r, &opts(), "")
+            .len(),
+        1,
+        "repeat"
+    );
     // A second group fires and resolves within its group_wait: nobody is told.
     let r2 = route(&["service"], 5_000, 1_000, 10_000);
     let mut d2 = Dispatcher::default();
     let b = snap("X", "b", 0, None);
-    assert!(d2.tick(0, std::slice::from_ref(&b), &r2, &opts(), "").is_empty());
+    assert!(
+        d2.tick(0, std::slice::from_ref(&b), &r2, &opts(), "")
+            .is_empty()
+    );
     let b_done = snap("X", "b", 0, Some(1_000));
     assert!(d2.tick(6_000, &[b_done], &r2, &opts(), "").is_empty());
     assert!(d2.groups.is_empty());
@@ -110,16 +146,29 @@ fn muted_alerts_are_left_out_and_come_back() {
     let mut d = Dispatcher::default();
     let mut a = snap("X", "a", 0, None);
     a.muted = true;
-    assert!(d.tick(0, std::slice::from_ref(&a), &r, &opts(), "").is_empty());
-    assert!(d.tick(2_000, std::slice::from_ref(&a), &r, &opts(), "").is_empty());
+    assert!(
+        d.tick(0, std::slice::from_ref(&a), &r, &opts(), "")
+            .is_empty()
+    );
+    assert!(
+        d.tick(2_000, std::slice::from_ref(&a), &r, &opts(), "")
+            .is_empty()
+    );
     a.muted = false;
     let out = d.tick(3_000, std::slice::from_ref(&a), &r, &opts(), "");
     assert_eq!(out.len(), 1, "the silence expired");
     // Muted again, then back: told again.
     a.muted = true;
-    assert!(d.tick(4_000, std::slice::from_ref(&a), &r, &opts(), "").is_empty());
+    assert!(
+        d.tick(4_000, std::slice::from_ref(&a), &r, &opts(), "")
+            .is_empty()
+    );
     a.muted = false;
-    assert_eq!(d.tick(5_000, std::slice::from_ref(&a), &r, &opts(), "").len(), 1);
+    assert_eq!(
+        d.tick(5_000, std::slice::from_ref(&a), &r, &opts(), "")
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -144,11 +193,17 @@ fn routes_by_matchers_with_continue_and_truncates() {
     out.sort_by(|x, y| x.receiver.cmp(&y.receiver));
     assert_eq!(out.len(), 2);
     assert_eq!(out[0].receiver, "pager");
-    assert_eq!(services(&out[0]), vec![("payment".to_string(), "firing".to_string())]);
+    assert_eq!(
+        services(&out[0]),
+        vec![("payment".to_string(), "firing".to_string())]
+    );
     assert_eq!(out[1].receiver, "team");
     assert_eq!(out[1].message.alerts.len(), 1);
     assert_eq!(out[1].message.truncated_alerts, 1);
-    assert_eq!(out[1].message.group_key, "{}/{alertname=\"X\"}:{alertname=\"X\"}");
+    assert_eq!(
+        out[1].message.group_key,
+        "{}/{alertname=\"X\"}:{alertname=\"X\"}"
+    );
 }
 
 #[test]
@@ -160,10 +215,25 @@ fn inhibition_needs_source_target_and_equal_labels() {
     };
     let src = labels(&[("alertname", "AgentDown"), ("host", "web-1")]);
     let firing = [("fp1", &src)];
-    let t1 = labels(&[("alertname", "Slow"), ("severity", "warning"), ("host", "web-1")]);
-    let t2 = labels(&[("alertname", "Slow"), ("severity", "warning"), ("host", "web-2")]);
-    let t3 = labels(&[("alertname", "Slow"), ("severity", "page"), ("host", "web-1")]);
-    assert_eq!(inhibited_by(std::slice::from_ref(&rule), &firing, &t1), vec!["fp1"]);
+    let t1 = labels(&[
+        ("alertname", "Slow"),
+        ("severity", "warning"),
+        ("host", "web-1"),
+    ]);
+    let t2 = labels(&[
+        ("alertname", "Slow"),
+        ("severity", "warning"),
+        ("host", "web-2"),
+    ]);
+    let t3 = labels(&[
+        ("alertname", "Slow"),
+        ("severity", "page"),
+        ("host", "web-1"),
+    ]);
+    assert_eq!(
+        inhibited_by(std::slice::from_ref(&rule), &firing, &t1),
+        vec!["fp1"]
+    );
     assert!(inhibited_by(std::slice::from_ref(&rule), &firing, &t2).is_empty());
     assert!(inhibited_by(&[rule], &firing, &t3).is_empty());
 }

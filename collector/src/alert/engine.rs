@@ -332,8 +332,9 @@ impl AlertEngine {
                         for_ms: ms(rule.for_),
                         keep_firing_for_ms: ms(rule.keep_firing_for),
                     };
-                    let (changes, left_out) =
-                        g.states.apply(&key, &rule.name, timing, found, now, max_alerts);
+                    let (changes, left_out) = g
+                        .states
+                        .apply(&key, &rule.name, timing, found, now, max_alerts);
                     if left_out > 0 {
                         health.error = Some(format!(
                             "{left_out} label sets not tracked: alerts.max_alerts ({max_alerts}) reached"
@@ -418,8 +419,12 @@ impl AlertEngine {
                 }
             };
             match outbox.push(&o.receiver, body) {
-                Ok(id) => tracing::info!(receiver = %o.receiver, id = %id, status = %o.message.status, alerts = o.message.alerts.len(), "notification queued"),
-                Err(e) => tracing::error!(receiver = %o.receiver, error = %e, "cannot queue a notification"),
+                Ok(id) => {
+                    tracing::info!(receiver = %o.receiver, id = %id, status = %o.message.status, alerts = o.message.alerts.len(), "notification queued")
+                }
+                Err(e) => {
+                    tracing::error!(receiver = %o.receiver, error = %e, "cannot queue a notification")
+                }
             }
         }
         g.dirty = true;
@@ -451,7 +456,12 @@ impl AlertEngine {
     }
 
     /// Whether an alert is muted now, by which silences and which firing alerts.
-    pub(crate) fn mutes(&self, g: &Inner, labels: &LabelSet, now: i64) -> (Vec<String>, Vec<String>) {
+    pub(crate) fn mutes(
+        &self,
+        g: &Inner,
+        labels: &LabelSet,
+        now: i64,
+    ) -> (Vec<String>, Vec<String>) {
         let firing: Vec<(&str, &LabelSet)> = g
             .states
             .alerts

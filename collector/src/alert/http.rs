@@ -183,10 +183,7 @@ async fn notifications(State(e): State<AlertEngine>) -> Response {
     axum::Json(NotificationsResponse { receivers }).into_response()
 }
 
-async fn rules(
-    State(e): State<AlertEngine>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+async fn rules(State(e): State<AlertEngine>, Query(q): Query<HashMap<String, String>>) -> Response {
     let g = e.lock();
     let mut counts: HashMap<&str, (usize, usize)> = HashMap::new();
     for a in g.states.alerts.values() {
@@ -311,8 +308,7 @@ async fn add_silence(State(e): State<AlertEngine>, body: Bytes) -> Response {
 
 async fn expire_silence(State(e): State<AlertEngine>, Path(id): Path<String>) -> Response {
     let me = e.clone();
-    let res =
-        tokio::task::spawn_blocking(move || me.lock().silences.expire(&id, now_ms())).await;
+    let res = tokio::task::spawn_blocking(move || me.lock().silences.expire(&id, now_ms())).await;
     match res {
         Ok(Ok(())) => axum::Json(serde_json::json!({"status": "expired"})).into_response(),
         Ok(Err(err)) => silence_error(err),

@@ -97,84 +97,55 @@ impl Rule {
     /// One line of text for the condition, such as
     /// `rate(skein.span.errors{service=~"pay.*"}[1m]) by (service) / rate(skein.span.calls[1m]) > 0.05`.
     pub fn describe(&self) -> String {
-        match &self.condition {
+        let (expr, when) = match &self.condition {
             Condition::Metric(c) => {
-                let mut s = describe_ref(&c.metric, c.window);
-                if !c.by.is_empty() {
-                    s.push_str(&format!(" by ({})", c.by.join(", ")));
-                }
+                let by: Vec<(bool, &str)> = c.by.iter().map(|l| (true, l.as_str())).collect();
+                let mut s = format!("{}{}", describe_ref(&c.metric, c.window), by_clause(&by));
                 if let Some(d) = &c.divide_by {
-                    s.push_str(&format!(" / {}", describe_ref(d, c.window)));
+                    s = format!("{s} / {}", describe_ref(d, c.window));
                 }
-                format!("{s} {}", c.when)
+                (s, c.when)
             }
             Condition::Logs(c) => {
-                let mut sel = Vec::new();
-                if let Some(s) = &c.service {
-                    sel.push(format!("service={s:?}"));
-                }
-                if let Some(n) = c.min_severity {
-                    sel.push(format!("severity>={}", severity_name(n)));
-                }
-                if let Some(q) = &c.query {
-                    sel.push(format!("query={q:?}"));
-                }
-                let by = if c.by_service { " by (service)" } else { "" };
-                format!(
-                    "count(logs{}[{}]){by} {}",
-                    braces(&sel),
-                    fmt_duration(c.window),
-                    c.when
-                )
+                let sel = [
+                    c.service.as_ref().map(|s| format!("service={s:?}")),
+                    c.min_severity
+                        .map(|n| format!("severity>={}", severity_name(n))),
+                    c.query.as_ref().map(|q| format!("query={q:?}")),
+                ];
+                let by = [(c.by_service, "service")];
+                (count("logs", &sel, c.window, &by), c.when)
             }
             Condition::Traces(c) => {
-                let mut sel = Vec::new();
-                if let Some(s) = &c.service {
-                    sel.push(format!("service={s:?}"));
-                }
-                if let Some(o) = &c.operation {
-                    sel.push(format!("operation={o:?}"));
-                }
-                if let Some(d) = c.min_duration {
-                    sel.push(format!("duration>={}", fmt_duration(d)));
-                }
-                if c.errors_only {
-                    sel.push("error=true".to_string());
-                }
-                let by: Vec<&str> = [(c.by_service, "service"), (c.by_operation, "operation")]
-                    .iter()
-                    .filter(|(on, _)| *on)
-                    .map(|(_, l)| *l)
-                    .collect();
-                let by = if by.is_empty() {
-                    String::new()
-                } else {
-                    format!(" by ({})", by.join(", "))
-                };
-                format!(
-                    "count(spans{}[{}]){by} {}",
-                    braces(&sel),
-                    fmt_duration(c.window),
-                    c.when
-                )
+                let sel = [
+                    c.service.as_ref().map(|s| format!("service={s:?}")),
+                    c.operation.as_ref().map(|o| format!("operation={o:?}")),
+                    c.min_duration
+                        .map(|d| format!("duration>={}", fmt_duration(d))),
+                    c.errors_only.then(|| "error=true".to_string()),
+                ];
+                let by = [(c.by_service, "service"), (c.by_operation, "operation")];
+                (count("spans", &sel, c.window, &by), c.when)
             }
-            Condition::Absent(AbsentCond::Heartbeat { matchers, after }) => format!(
-                "absent(heartbeat{}) for {}",
-                fmt_matchers(matchers),
-                fmt_duration(*after)
-            ),
+            Condition::Absent(AbsentCond::Heartbeat { matchers, after }) => {
+                let m = fmt_matchers(matchers);
+                return format!("absent(heartbeat{m}) for {}", fmt_duration(*after));
+            }
             Condition::Absent(AbsentCond::Series {
                 metric,
                 matchers,
                 after,
                 lookback,
-            }) => format!(
-                "absent({metric}{}) for {} (seen within {})",
-                fmt_matchers(matchers),
-                fmt_duration(*after),
-                fmt_duration(*lookback)
-            ),
-        }
+            }) => {
+                let (m, a, l) = (
+                    fmt_matchers(matchers),
+                    fmt_duration(*after),
+                    fmt_duration(*lookback),
+                );
+                return format!("absent({metric}{m}) for {a} (seen within {l})");
+            }
+        };
+        format!("{expr} {when}")
     }
 }
 
@@ -566,6 +537,17 @@ struct RawAbsent {
 
 // ---- checks ----
 
+const SECTIONS: [&str; 4] = [
+    "[rule.metric]",
+    "[rule.logs]",
+    "[rule.traces]",
+    "[rule.absent]",
+];
+const NEVER: Compare = Compare {
+    op: CmpOp::Gt,
+    threshold: 0.0,
+};
+
 struct Checker<'a> {
     file: &'a Path,
     text: &'a str,
@@ -576,43 +558,37 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn line(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
+        1 + self
+            .text
+            .get(..offset)
+            .map_or(0, |t| t.matches('\n').count())
     }
 
     fn err_line(&mut self, line: usize, message: impl Into<String>) {
+        let (file, message) = (self.file.to_path_buf(), message.into());
         self.errors.push(RuleError {
-            file: self.file.to_path_buf(),
+            file,
             line,
-            message: message.into(),
+            message,
         });
     }
 
-    fn err(&mut self, offset: usize, message: impl Into<String>) {
-        let line = self.line(offset);
-        self.err_line(line, message);
+    /// An error on the line where `at` starts.
+    fn err<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        self.err_line(self.line(at.span().start), message);
     }
 
     fn toml_err(&mut self, e: &toml::de::Error) {
         let line = e.span().map_or(1, |s| self.line(s.start));
-        let message: Vec<&str> = e
-            .message()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
-        self.err_line(line, message.join("; "));
+        let msg = e.message().lines().map(str::trim).filter(|l| !l.is_empty());
+        self.err_line(line, msg.collect::<Vec<_>>().join("; "));
     }
 
     fn file(&mut self) -> Vec<Rule> {
         if self.text.len() > MAX_FILE_BYTES {
             self.err_line(
                 0,
-                format!("the rule file is over {MAX_FILE_BYTES} bytes; split it"),
+                format!("the file is over {MAX_FILE_BYTES} bytes; split it"),
             );
             return Vec::new();
         }
@@ -626,36 +602,29 @@ impl Checker<'_> {
         let mut tables = Vec::new();
         for (key, value) in root {
             if key.get_ref() != "rule" {
+                let k = key.get_ref();
                 self.err(
-                    key.span().start,
-                    format!(
-                        "unknown key '{}': a rule file holds only [[rule]] tables",
-                        key.get_ref()
-                    ),
+                    &key,
+                    format!("unknown key '{k}': a rule file holds [[rule]] tables"),
                 );
-                continue;
-            }
-            let start = value.span().start;
-            match value.into_inner() {
-                DeValue::Array(items) => tables.extend(items),
-                _ => self.err(start, "'rule' must be an array of tables: write [[rule]]"),
+            } else if let DeValue::Array(items) = value.get_ref() {
+                tables.extend(items.clone());
+            } else {
+                self.err(&value, "'rule' must be an array of tables: write [[rule]]");
             }
         }
         if let Some(extra) = tables.get(MAX_RULES_PER_FILE) {
             self.err(
-                extra.span().start,
+                extra,
                 format!("more than {MAX_RULES_PER_FILE} rules in one file; split it"),
             );
             return Vec::new();
         }
-        let mut rules = Vec::new();
-        let mut seen: HashMap<(String, BTreeMap<String, String>), usize> = HashMap::new();
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut seen = HashMap::new();
         for table in tables {
             if !table.get_ref().is_table() {
-                self.err(
-                    table.span().start,
-                    "each rule must be a table: write [[rule]]",
-                );
+                self.err(&table, "each rule must be a table: write [[rule]]");
                 continue;
             }
             let raw = match RawRule::deserialize(ValueDeserializer::from(table)) {
@@ -667,50 +636,40 @@ impl Checker<'_> {
             };
             let Some(rule) = self.rule(raw) else { continue };
             let key = (rule.name.clone(), rule.labels.clone());
-            if let Some(first) = seen.get(&key) {
-                self.err_line(
-                    rule.line,
-                    format!(
-                        "rule '{}' is already defined at line {first} with the same labels",
-                        rule.name
-                    ),
-                );
-                continue;
+            if let Some(first) = seen.insert(key, rule.line) {
+                let msg = format!("rule '{}' is already defined at line {first}", rule.name);
+                self.err_line(rule.line, format!("{msg} with the same labels"));
+            } else {
+                rules.push(rule);
             }
-            seen.insert(key, rule.line);
-            rules.push(rule);
         }
         rules
     }
 
     fn rule(&mut self, raw: RawRule) -> Option<Rule> {
         let before = self.errors.len();
-        let at = raw.name.span().start;
-        let line = self.line(at);
-        let name = raw.name.into_inner();
-        if !valid_name(&name, false) {
+        let line = self.line(raw.name.span().start);
+        if !valid_name(raw.name.get_ref(), false) {
+            let n = raw.name.get_ref();
             self.err(
-                at,
-                format!("rule name {name:?} must match [A-Za-z_][A-Za-z0-9_]*"),
+                &raw.name,
+                format!("rule name {n:?} must match [A-Za-z_][A-Za-z0-9_]*"),
             );
         }
+        let name = raw.name.into_inner();
         let for_ = self.duration("for", raw.for_.as_ref(), Duration::ZERO, false);
-        let keep_firing_for = self.duration(
-            "keep_firing_for",
-            raw.keep_firing_for.as_ref(),
-            Duration::ZERO,
-            false,
-        );
+        let keep = raw.keep_firing_for.as_ref();
+        let keep_firing_for = self.duration("keep_firing_for", keep, Duration::ZERO, false);
         let mut labels = BTreeMap::new();
         for (k, v) in raw.labels {
             if !valid_name(&k, true) {
                 self.err(
-                    v.span().start,
+                    &v,
                     format!("label name {k:?} must match [A-Za-z_][A-Za-z0-9_.]*"),
                 );
             } else if k == "alertname" {
                 self.err(
-                    v.span().start,
+                    &v,
                     "label 'alertname' is set from the rule's name; remove it",
                 );
             }
@@ -720,52 +679,48 @@ impl Checker<'_> {
         for (k, v) in raw.annotations {
             if !valid_name(&k, true) {
                 self.err(
-                    v.span().start,
+                    &v,
                     format!("annotation name {k:?} must match [A-Za-z_][A-Za-z0-9_.]*"),
                 );
             }
             match Template::parse(v.get_ref()) {
-                Ok(t) => {
-                    annotations.insert(k, t);
-                }
-                Err(e) => self.err(v.span().start, format!("annotation '{k}': {e}")),
+                Ok(t) => drop(annotations.insert(k, t)),
+                Err(e) => self.err(&v, format!("annotation '{k}': {e}")),
             }
         }
-        let present: Vec<&str> = [
-            (raw.metric.is_some(), "[rule.metric]"),
-            (raw.logs.is_some(), "[rule.logs]"),
-            (raw.traces.is_some(), "[rule.traces]"),
-            (raw.absent.is_some(), "[rule.absent]"),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, t)| *t)
-        .collect();
-        let condition = if present.len() > 1 {
-            self.err_line(
-                line,
-                format!(
-                    "rule '{name}' has {}; a rule has exactly one condition",
-                    present.join(" and ")
-                ),
-            );
-            None
-        } else if let Some(m) = raw.metric {
-            Some(Condition::Metric(self.metric(m)))
-        } else if let Some(l) = raw.logs {
-            Some(Condition::Logs(self.logs(l)))
-        } else if let Some(t) = raw.traces {
-            Some(Condition::Traces(self.traces(t)))
-        } else if let Some(a) = raw.absent {
-            self.absent(a, line).map(Condition::Absent)
-        } else {
-            self.err_line(
-                line,
-                format!(
-                    "rule '{name}' needs a condition: one of [rule.metric], [rule.logs], [rule.traces] or [rule.absent]"
-                ),
-            );
-            None
+        let given = [
+            raw.metric.is_some(),
+            raw.logs.is_some(),
+            raw.traces.is_some(),
+            raw.absent.is_some(),
+        ];
+        let given: Vec<&str> = SECTIONS
+            .iter()
+            .zip(given)
+            .filter(|(_, on)| *on)
+            .map(|(s, _)| *s)
+            .collect();
+        let condition = match (raw.metric, raw.logs, raw.traces, raw.absent) {
+            _ if given.len() > 1 => {
+                let g = given.join(" and ");
+                self.err_line(
+                    line,
+                    format!("rule '{name}' has {g}; a rule has one condition"),
+                );
+                None
+            }
+            (Some(m), ..) => Some(Condition::Metric(self.metric(m))),
+            (_, Some(l), ..) => Some(Condition::Logs(self.logs(l))),
+            (_, _, Some(t), _) => Some(Condition::Traces(self.traces(t))),
+            (.., Some(a)) => self.absent(a, line).map(Condition::Absent),
+            _ => {
+                let one_of = SECTIONS.join(", ");
+                self.err_line(
+                    line,
+                    format!("rule '{name}' needs a condition, one of {one_of}"),
+                );
+                None
+            }
         };
         if self.errors.len() > before {
             return None;
@@ -791,12 +746,9 @@ impl Checker<'_> {
         for l in &m.by {
             let label = l.get_ref();
             if !valid_name(label, true) {
-                self.err(l.span().start, format!("by: {label:?} is not a label name"));
+                self.err(l, format!("by: {label:?} is not a label name"));
             } else if by.contains(label) {
-                self.err(
-                    l.span().start,
-                    format!("by: label '{label}' is listed twice"),
-                );
+                self.err(l, format!("by: label '{label}' is listed twice"));
             } else {
                 by.push(label.clone());
             }
@@ -807,24 +759,27 @@ impl Checker<'_> {
                 None => matchers.clone(),
             };
             let (agg, agg_name) = self.agg(d.agg.as_ref(), (agg, agg_name.clone()));
+            let name = self.metric_name("divide_by.name", &d.name);
             MetricRef {
-                name: self.metric_name("divide_by.name", &d.name),
+                name,
                 matchers,
                 agg,
                 agg_name,
             }
         });
+        let metric = MetricRef {
+            name,
+            matchers,
+            agg,
+            agg_name,
+        };
+        let when = self.compare(&m.when);
         MetricCond {
-            metric: MetricRef {
-                name,
-                matchers,
-                agg,
-                agg_name,
-            },
+            metric,
             window,
             by,
             divide_by,
-            when: self.compare(&m.when),
+            when,
         }
     }
 
@@ -832,12 +787,10 @@ impl Checker<'_> {
         let min_severity = l.severity.as_ref().and_then(|s| {
             let n = severity_number(s.get_ref());
             if n.is_none() {
+                let v = s.get_ref();
                 self.err(
-                    s.span().start,
-                    format!(
-                        "severity {:?} is not one of trace, debug, info, warn, error, fatal",
-                        s.get_ref()
-                    ),
+                    s,
+                    format!("severity {v:?} is not one of {}", SEVERITY_NAMES),
                 );
             }
             n
@@ -847,12 +800,10 @@ impl Checker<'_> {
             if b.get_ref() == "service" {
                 by_service = true;
             } else {
+                let v = b.get_ref();
                 self.err(
-                    b.span().start,
-                    format!(
-                        "by: logs can be grouped only by service, not {:?}",
-                        b.get_ref()
-                    ),
+                    b,
+                    format!("by: logs can be grouped only by service, not {v:?}"),
                 );
             }
         }
@@ -872,25 +823,15 @@ impl Checker<'_> {
             match b.get_ref().as_str() {
                 "service" => by_service = true,
                 "operation" => by_operation = true,
-                other => self.err(
-                    b.span().start,
-                    format!(
-                        "by: traces can be grouped only by service and operation, not {other:?}"
-                    ),
+                v => self.err(
+                    b,
+                    format!("by: traces group only by service and operation, not {v:?}"),
                 ),
             }
         }
-        let min_duration = t
-            .min_duration
-            .as_ref()
-            .map(|d| self.duration("min_duration", Some(d), Duration::ZERO, false));
-        let when = match &t.when {
-            Some(w) => self.compare(w),
-            None => Compare {
-                op: CmpOp::Gt,
-                threshold: 0.0,
-            },
-        };
+        let min = t.min_duration.as_ref();
+        let min_duration =
+            min.map(|d| self.duration("min_duration", Some(d), Duration::ZERO, false));
         TraceCond {
             service: self.non_empty("service", t.service),
             operation: self.non_empty("operation", t.operation),
@@ -899,7 +840,7 @@ impl Checker<'_> {
             window: self.duration("window", t.window.as_ref(), DEFAULT_WINDOW, true),
             by_service,
             by_operation,
-            when,
+            when: t.when.as_ref().map_or(NEVER, |w| self.compare(w)),
         }
     }
 
@@ -909,8 +850,8 @@ impl Checker<'_> {
         match (heartbeat, &a.metric) {
             (true, Some(m)) => {
                 self.err(
-                    m.span().start,
-                    "[rule.absent] takes either heartbeat = true or metric = \"...\", not both",
+                    m,
+                    "[rule.absent] takes heartbeat = true or metric = \"...\", not both",
                 );
                 None
             }
@@ -924,7 +865,7 @@ impl Checker<'_> {
             (true, None) => {
                 if let Some(l) = &a.lookback {
                     self.err(
-                        l.span().start,
+                        l,
                         "lookback applies only to the metric form of [rule.absent]",
                     );
                 }
@@ -934,21 +875,15 @@ impl Checker<'_> {
             (false, Some(m)) => {
                 let metric = self.metric_name("metric", m);
                 let matchers = self.matchers("match", &a.matchers, None);
-                let lookback =
-                    self.duration("lookback", a.lookback.as_ref(), DEFAULT_LOOKBACK, true);
+                let lookback = a.lookback.as_ref();
+                let lookback = self.duration("lookback", lookback, DEFAULT_LOOKBACK, true);
                 if lookback <= after {
-                    let at = a
-                        .lookback
-                        .as_ref()
-                        .map_or(m.span().start, |l| l.span().start);
-                    self.err(
-                        at,
-                        format!(
-                            "lookback ({}) must be longer than after ({})",
-                            fmt_duration(lookback),
-                            fmt_duration(after)
-                        ),
-                    );
+                    let (l, af) = (fmt_duration(lookback), fmt_duration(after));
+                    let msg = format!("lookback ({l}) must be longer than after ({af})");
+                    match &a.lookback {
+                        Some(at) => self.err(at, msg),
+                        None => self.err(m, msg),
+                    }
                 }
                 Some(AbsentCond::Series {
                     metric,
@@ -960,6 +895,7 @@ impl Checker<'_> {
         }
     }
 
+    /// `value` read as a duration, or `default`; `positive` refuses 0.
     fn duration(
         &mut self,
         key: &str,
@@ -970,15 +906,12 @@ impl Checker<'_> {
         let Some(v) = value else { return default };
         match parse_duration(v.get_ref()) {
             Ok(d) if positive && d.is_zero() => {
-                self.err(
-                    v.span().start,
-                    format!("{key} = {:?} must be above 0", v.get_ref()),
-                );
+                self.err(v, format!("{key} = {:?} must be above 0", v.get_ref()));
                 default
             }
             Ok(d) => d,
             Err(e) => {
-                self.err(v.span().start, format!("{key}: {e}"));
+                self.err(v, format!("{key}: {e}"));
                 default
             }
         }
@@ -986,11 +919,8 @@ impl Checker<'_> {
 
     fn compare(&mut self, when: &Spanned<String>) -> Compare {
         Compare::parse(when.get_ref()).unwrap_or_else(|e| {
-            self.err(when.span().start, e);
-            Compare {
-                op: CmpOp::Gt,
-                threshold: 0.0,
-            }
+            self.err(when, e);
+            NEVER
         })
     }
 
@@ -999,12 +929,13 @@ impl Checker<'_> {
         match Agg::parse(v.get_ref()) {
             Ok(agg) => (agg, v.get_ref().trim().to_ascii_lowercase()),
             Err(e) => {
-                self.err(v.span().start, e.to_string());
+                self.err(v, e.to_string());
                 default
             }
         }
     }
 
+    /// Parses matchers; `only` limits the labels they may name.
     fn matchers(
         &mut self,
         key: &str,
@@ -1014,18 +945,15 @@ impl Checker<'_> {
         let mut out = Vec::new();
         for m in list {
             match Matcher::parse(m.get_ref()) {
-                Ok(x) => match only {
-                    Some(allowed) if !allowed.contains(&x.label.as_str()) => self.err(
-                        m.span().start,
-                        format!(
-                            "{key}: a heartbeat has only the labels {}, not '{}'",
-                            allowed.join(" and "),
-                            x.label
-                        ),
-                    ),
-                    _ => out.push(x),
-                },
-                Err(e) => self.err(m.span().start, format!("{key}: {e}")),
+                Ok(x) if only.is_some_and(|o| !o.contains(&x.label.as_str())) => {
+                    let (allowed, l) = (only.unwrap_or_default().join(" and "), &x.label);
+                    self.err(
+                        m,
+                        format!("{key}: a heartbeat has only the labels {allowed}, not '{l}'"),
+                    );
+                }
+                Ok(x) => out.push(x),
+                Err(e) => self.err(m, format!("{key}: {e}")),
             }
         }
         out
@@ -1033,19 +961,17 @@ impl Checker<'_> {
 
     fn metric_name(&mut self, key: &str, name: &Spanned<String>) -> String {
         let n = name.get_ref().trim();
-        let at = name.span().start;
         if n.is_empty() || n.contains(|c: char| c.is_whitespace() || "{}[]\"".contains(c)) {
-            self.err(at, format!("{key}: {n:?} is not a metric name"));
+            self.err(name, format!("{key}: {n:?} is not a metric name"));
         } else if !(self.known_metric)(n) {
             let mut names = (self.known_names)();
             names.sort_by_cached_key(|k| (edit_distance(n, k), k.clone()));
             names.truncate(10);
-            let known = if names.is_empty() {
-                String::new()
-            } else {
-                format!("; known: {}", names.join(", "))
+            let known = match names.is_empty() {
+                true => String::new(),
+                false => format!("; known: {}", names.join(", ")),
             };
-            self.err(at, format!("{key}: unknown metric '{n}'{known}"));
+            self.err(name, format!("{key}: unknown metric '{n}'{known}"));
         }
         n.to_string()
     }
@@ -1053,10 +979,7 @@ impl Checker<'_> {
     fn non_empty(&mut self, key: &str, value: Option<Spanned<String>>) -> Option<String> {
         let v = value?;
         if v.get_ref().trim().is_empty() {
-            self.err(
-                v.span().start,
-                format!("{key} must not be empty; leave it out instead"),
-            );
+            self.err(&v, format!("{key} must not be empty; leave it out instead"));
             return None;
         }
         Some(v.into_inner())
@@ -1070,27 +993,22 @@ fn valid_name(name: &str, dots: bool) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (dots && c == '.'))
 }
 
-const SEVERITIES: [(&str, i32); 6] = [
-    ("trace", 1),
-    ("debug", 5),
-    ("info", 9),
-    ("warn", 13),
-    ("error", 17),
-    ("fatal", 21),
-];
+const SEVERITY_NAMES: &str = "trace, debug, info, warn, error, fatal";
 
 /// OTLP severity number of a name (case-insensitive; "warning" is "warn").
 fn severity_number(name: &str) -> Option<i32> {
     let n = name.trim().to_ascii_lowercase();
     let n = if n == "warning" { "warn" } else { n.as_str() };
-    SEVERITIES.iter().find(|(s, _)| *s == n).map(|(_, v)| *v)
+    let i = SEVERITY_NAMES.split(", ").position(|s| s == n)?;
+    Some(i as i32 * 4 + 1)
 }
 
 fn severity_name(number: i32) -> String {
-    SEVERITIES
-        .iter()
-        .find(|(_, v)| *v == number)
-        .map_or_else(|| number.to_string(), |(s, _)| s.to_string())
+    let name = SEVERITY_NAMES.split(", ").nth(((number - 1) / 4) as usize);
+    match name {
+        Some(n) if number > 0 && (number - 1) % 4 == 0 => n.to_string(),
+        _ => number.to_string(),
+    }
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -1108,44 +1026,50 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 fn fmt_duration(d: Duration) -> String {
-    if d.is_zero() {
-        return "0s".to_string();
+    match d.is_zero() {
+        true => "0s".to_string(),
+        false => humantime::format_duration(d).to_string().replace(' ', ""),
     }
-    humantime::format_duration(d).to_string().replace(' ', "")
 }
 
 fn braces(items: &[String]) -> String {
-    if items.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", items.join(", "))
+    match items.is_empty() {
+        true => String::new(),
+        false => format!("{{{}}}", items.join(", ")),
+    }
+}
+
+fn by_clause(by: &[(bool, &str)]) -> String {
+    let on: Vec<&str> = by.iter().filter(|(on, _)| *on).map(|(_, l)| *l).collect();
+    match on.is_empty() {
+        true => String::new(),
+        false => format!(" by ({})", on.join(", ")),
     }
 }
 
 fn fmt_matchers(matchers: &[Matcher]) -> String {
+    let op = |op| match op {
+        MatchOp::Eq => "=",
+        MatchOp::Ne => "!=",
+        MatchOp::Re => "=~",
+        MatchOp::NotRe => "!~",
+    };
     let items: Vec<String> = matchers
         .iter()
-        .map(|m| {
-            let op = match m.op {
-                MatchOp::Eq => "=",
-                MatchOp::Ne => "!=",
-                MatchOp::Re => "=~",
-                MatchOp::NotRe => "!~",
-            };
-            format!("{}{op}{:?}", m.label, m.value)
-        })
+        .map(|m| format!("{}{}{:?}", m.label, op(m.op), m.value))
         .collect();
     braces(&items)
 }
 
 fn describe_ref(m: &MetricRef, window: Duration) -> String {
-    format!(
-        "{}({}{}[{}])",
-        m.agg_name,
-        m.name,
-        fmt_matchers(&m.matchers),
-        fmt_duration(window)
-    )
+    let (matchers, w) = (fmt_matchers(&m.matchers), fmt_duration(window));
+    format!("{}({}{matchers}[{w}])", m.agg_name, m.name)
+}
+
+fn count(what: &str, sel: &[Option<String>], window: Duration, by: &[(bool, &str)]) -> String {
+    let sel: Vec<String> = sel.iter().flatten().cloned().collect();
+    let (sel, w, by) = (braces(&sel), fmt_duration(window), by_clause(by));
+    format!("count({what}{sel}[{w}]){by}")
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! on every change, so a silence made through the API survives a restart. Expired silences
 //! are kept five days for the record, then dropped; at most `max` are kept in all.
 
-use skein_model::alert_api::{LabelMatcher, LabelSet, NewSilence, Silence, SilenceStatus, rfc3339_ms};
+use skein_model::alert_api::{
+    LabelMatcher, LabelSet, NewSilence, Silence, SilenceStatus, rfc3339_ms,
+};
 use skein_model::time::{parse_duration, parse_time};
 use std::path::{Path, PathBuf};
 
@@ -119,8 +121,12 @@ impl Silences {
         match serde_json::from_slice::<Vec<Stored>>(&text) {
             Ok(stored) => {
                 for st in stored {
-                    let compiled: Result<Vec<_>, _> =
-                        st.matchers.iter().cloned().map(CompiledMatcher::new).collect();
+                    let compiled: Result<Vec<_>, _> = st
+                        .matchers
+                        .iter()
+                        .cloned()
+                        .map(CompiledMatcher::new)
+                        .collect();
                     match compiled {
                         Ok(c) => s.list.push((st, c)),
                         Err(e) => tracing::warn!(id = %st.id, error = %e, "silence dropped"),
@@ -144,24 +150,42 @@ impl Silences {
 
     fn new_id(&mut self, now_ms: i64) -> String {
         self.counter += 1;
-        let seed = format!("{now_ms}-{}-{}-{:?}", self.counter, std::process::id(), std::time::SystemTime::now());
+        let seed = format!(
+            "{now_ms}-{}-{}-{:?}",
+            self.counter,
+            std::process::id(),
+            std::time::SystemTime::now()
+        );
         let a = super::state::fnv64(seed.as_bytes());
         let b = super::state::fnv64(format!("{seed}-b").as_bytes());
         let h = format!("{a:016x}{b:016x}");
-        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
     }
 
     /// Adds a silence, or replaces one when `new.id` is set; returns its ID.
     pub fn add(&mut self, new: NewSilence, now_ms: i64) -> Result<String, SilenceError> {
         let bad = |m: String| SilenceError::Invalid(m);
         if new.matchers.is_empty() {
-            return Err(bad("a silence needs at least one matcher, such as alertname=HighErrorRate".into()));
+            return Err(bad(
+                "a silence needs at least one matcher, such as alertname=HighErrorRate".into(),
+            ));
         }
         if new.matchers.len() > MAX_MATCHERS {
-            return Err(bad(format!("a silence takes at most {MAX_MATCHERS} matchers")));
+            return Err(bad(format!(
+                "a silence takes at most {MAX_MATCHERS} matchers"
+            )));
         }
         if new.comment.len() > MAX_TEXT || new.created_by.len() > MAX_TEXT {
-            return Err(bad(format!("comment and createdBy take at most {MAX_TEXT} bytes")));
+            return Err(bad(format!(
+                "comment and createdBy take at most {MAX_TEXT} bytes"
+            )));
         }
         let compiled = new
             .matchers
@@ -188,7 +212,10 @@ impl Silences {
             Some(s) => time("startsAt", s)?.max(now_ms),
             None => now_ms,
         };
-        let ends_ms = match (new.ends_at.as_deref().filter(|s| !s.is_empty()), new.duration.as_deref()) {
+        let ends_ms = match (
+            new.ends_at.as_deref().filter(|s| !s.is_empty()),
+            new.duration.as_deref(),
+        ) {
             (Some(e), _) => time("endsAt", e)?,
             (None, Some(d)) => {
                 let d = parse_duration(d).map_err(|e| bad(format!("duration: {e}")))?;
@@ -206,7 +233,10 @@ impl Silences {
             )));
         }
         if ends_ms <= now_ms {
-            return Err(bad(format!("endsAt ({}) is in the past", rfc3339_ms(ends_ms))));
+            return Err(bad(format!(
+                "endsAt ({}) is in the past",
+                rfc3339_ms(ends_ms)
+            )));
         }
         let id = match &new.id {
             Some(id) => {
@@ -264,7 +294,9 @@ impl Silences {
             return Err(SilenceError::NotFound(id.to_string()));
         };
         if s.ends_ms <= now_ms {
-            return Err(SilenceError::Invalid(format!("silence {id} has already expired")));
+            return Err(SilenceError::Invalid(format!(
+                "silence {id} has already expired"
+            )));
         }
         s.ends_ms = now_ms;
         s.starts_ms = s.starts_ms.min(now_ms);
@@ -275,7 +307,8 @@ impl Silences {
 
     /// Drops silences expired for longer than five days.
     pub fn gc(&mut self, now_ms: i64) {
-        self.list.retain(|(s, _)| now_ms - s.ends_ms < KEEP_EXPIRED_MS);
+        self.list
+            .retain(|(s, _)| now_ms - s.ends_ms < KEEP_EXPIRED_MS);
     }
 
     /// Every silence: active and pending first, then expired; newest first within each.
@@ -331,7 +364,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn new(ms: &[&str], dur: &str) -> NewSilence {
@@ -350,7 +386,10 @@ mod tests {
         let file = dir.path().join("silences.json");
         let mut s = Silences::open(&file, 10);
         let id = s
-            .add(new(&["alertname=HighErrorRate", "service=~pay.*"], "2h"), 1_000)
+            .add(
+                new(&["alertname=HighErrorRate", "service=~pay.*"], "2h"),
+                1_000,
+            )
             .unwrap();
         let hit = labels(&[("alertname", "HighErrorRate"), ("service", "payment")]);
         let miss = labels(&[("alertname", "HighErrorRate"), ("service", "order")]);
@@ -363,8 +402,14 @@ mod tests {
         s.expire(&id, 3_000).unwrap();
         assert!(s.muting(&hit, 3_001).is_empty());
         assert_eq!(s.list(3_001)[0].status.state, "expired");
-        assert!(matches!(s.expire(&id, 4_000), Err(SilenceError::Invalid(_))));
-        assert!(matches!(s.expire("nope", 4_000), Err(SilenceError::NotFound(_))));
+        assert!(matches!(
+            s.expire(&id, 4_000),
+            Err(SilenceError::Invalid(_))
+        ));
+        assert!(matches!(
+            s.expire("nope", 4_000),
+            Err(SilenceError::NotFound(_))
+        ));
     }
 
     #[test]
@@ -372,7 +417,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Silences::open(&dir.path().join("s.json"), 2);
         assert!(s.add(new(&[], "1h"), 0).is_err());
-        assert!(s.add(new(&["service=~"], "1h"), 0).is_err(), "matches everything");
+        assert!(
+            s.add(new(&["service=~"], "1h"), 0).is_err(),
+            "matches everything"
+        );
         assert!(s.add(new(&["service=~("], "1h"), 0).is_err(), "bad regex");
         assert!(s.add(new(&["a=b"], "soon"), 0).is_err(), "bad duration");
         let mut past = new(&["a=b"], "1h");
@@ -381,7 +429,10 @@ mod tests {
         assert!(s.add(past, 10_000).is_err());
         s.add(new(&["a=b"], "1h"), 0).unwrap();
         s.add(new(&["a=c"], "1h"), 0).unwrap();
-        assert!(s.add(new(&["a=d"], "1h"), 0).is_err(), "full of active ones");
+        assert!(
+            s.add(new(&["a=d"], "1h"), 0).is_err(),
+            "full of active ones"
+        );
         let id = s.list(0)[0].id.clone();
         s.expire(&id, 5).unwrap();
         s.add(new(&["a=d"], "1h"), 10).unwrap();

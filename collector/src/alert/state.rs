@@ -381,16 +381,25 @@ mod tests {
     fn pending_then_firing_then_resolved() {
         let mut s = States::default();
         let (c, _) = s.apply("X", "X", T, vec![found("pay", 1.0)], 0, 100);
-        assert_eq!((c[0].from, c[0].to), (AlertState::Inactive, AlertState::Pending));
+        assert_eq!(
+            (c[0].from, c[0].to),
+            (AlertState::Inactive, AlertState::Pending)
+        );
         let (c, _) = s.apply("X", "X", T, vec![found("pay", 2.0)], 5_000, 100);
         assert!(c.is_empty());
         assert_eq!(states(&s), [AlertState::Pending]);
         let (c, _) = s.apply("X", "X", T, vec![found("pay", 3.0)], 10_000, 100);
-        assert_eq!((c[0].from, c[0].to), (AlertState::Pending, AlertState::Firing));
+        assert_eq!(
+            (c[0].from, c[0].to),
+            (AlertState::Pending, AlertState::Firing)
+        );
         let a = s.alerts.values().next().unwrap();
         assert_eq!((a.active_ms, a.fired_ms, a.value), (0, Some(10_000), 3.0));
         let (c, _) = s.apply("X", "X", T, vec![], 15_000, 100);
-        assert_eq!((c[0].from, c[0].to), (AlertState::Firing, AlertState::Resolved));
+        assert_eq!(
+            (c[0].from, c[0].to),
+            (AlertState::Firing, AlertState::Resolved)
+        );
         // Resolved is kept for a while, then forgotten.
         s.apply("X", "X", T, vec![], 20_000, 100);
         assert_eq!(states(&s), [AlertState::Resolved]);
@@ -410,7 +419,10 @@ mod tests {
             keep_firing_for_ms: 0,
         };
         let (c, _) = s.apply("X", "X", zero, vec![found("pay", 1.0)], 0, 100);
-        assert_eq!((c[0].from, c[0].to), (AlertState::Inactive, AlertState::Firing));
+        assert_eq!(
+            (c[0].from, c[0].to),
+            (AlertState::Inactive, AlertState::Firing)
+        );
     }
 
     #[test]
@@ -426,7 +438,10 @@ mod tests {
         let (c, _) = s.apply("X", "X", keep, vec![], 20_000, 100);
         assert_eq!(c[0].to, AlertState::Resolved);
         let (c, _) = s.apply("X", "X", keep, vec![found("pay", 1.0)], 25_000, 100);
-        assert_eq!((c[0].from, c[0].to), (AlertState::Resolved, AlertState::Firing));
+        assert_eq!(
+            (c[0].from, c[0].to),
+            (AlertState::Resolved, AlertState::Firing)
+        );
         assert_eq!(s.alerts.values().next().unwrap().active_ms, 25_000);
     }
 
