@@ -283,7 +283,8 @@ pub struct NewSilence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SilenceCreated {
-    /// The silence's ID.
+    /// The silence's ID (`silenceID`, as Alertmanager writes it).
+    #[serde(rename = "silenceID")]
     pub silence_id: String,
 }
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use skein_model::time::parse_duration;
 use skein_query::metrics::query::Agg;
 use skein_store::tsdb::{MatchOp, Matcher};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::Read;
@@ -356,6 +357,17 @@ pub struct RuleError {
     pub message: String,
 }
 
+impl RuleError {
+    fn new(file: &Path, line: usize, message: impl Into<String>) -> RuleError {
+        let (file, message) = (file.to_path_buf(), message.into());
+        RuleError {
+            file,
+            line,
+            message,
+        }
+    }
+}
+
 /// Parses one file's text. `known_metric` answers whether a metric family name is known;
 /// an unknown one is an error that suggests the closest of [`DERIVED_METRICS`] that
 /// `known_metric` accepts.
@@ -405,12 +417,12 @@ pub fn load_file_with_names(
     known_metric: &dyn Fn(&str) -> bool,
     known_names: &dyn Fn() -> Vec<String>,
 ) -> Result<Vec<Rule>, Vec<RuleError>> {
-    let io = |e: std::io::Error| {
-        vec![RuleError {
-            file: file.to_path_buf(),
-            line: 0,
-            message: format!("cannot read the rule file: {e}"),
-        }]
+    let io = |e| {
+        vec![RuleError::new(
+            file,
+            0,
+            format!("cannot read the rule file: {e}"),
+        )]
     };
     let mut text = String::new();
     std::fs::File::open(file)
@@ -424,11 +436,7 @@ pub fn load_file_with_names(
 pub fn rule_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RuleError> {
     let mut out = Vec::new();
     for p in paths {
-        let err = |e: std::io::Error| RuleError {
-            file: p.clone(),
-            line: 0,
-            message: format!("cannot read the rule path: {e}"),
-        };
+        let err = |e| RuleError::new(p, 0, format!("cannot read the rule path: {e}"));
         if !std::fs::metadata(p).map_err(err)?.is_dir() {
             out.push(p.clone());
             continue;
@@ -537,12 +545,7 @@ struct RawAbsent {
 
 // ---- checks ----
 
-const SECTIONS: [&str; 4] = [
-    "[rule.metric]",
-    "[rule.logs]",
-    "[rule.traces]",
-    "[rule.absent]",
-];
+const SECTIONS: &str = "[rule.metric], [rule.logs], [rule.traces] or [rule.absent]";
 const NEVER: Compare = Compare {
     op: CmpOp::Gt,
     threshold: 0.0,
@@ -558,19 +561,12 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn line(&self, offset: usize) -> usize {
-        1 + self
-            .text
-            .get(..offset)
-            .map_or(0, |t| t.matches('\n').count())
+        let head = &self.text.as_bytes()[..offset.min(self.text.len())];
+        head.iter().filter(|&&b| b == b'\n').count() + 1
     }
 
     fn err_line(&mut self, line: usize, message: impl Into<String>) {
-        let (file, message) = (self.file.to_path_buf(), message.into());
-        self.errors.push(RuleError {
-            file,
-            line,
-            message,
-        });
+        self.errors.push(RuleError::new(self.file, line, message));
     }
 
     /// An error on the line where `at` starts.
@@ -586,10 +582,8 @@ impl Checker<'_> {
 
     fn file(&mut self) -> Vec<Rule> {
         if self.text.len() > MAX_FILE_BYTES {
-            self.err_line(
-                0,
-                format!("the file is over {MAX_FILE_BYTES} bytes; split it"),
-            );
+            let msg = format!("the file is over {MAX_FILE_BYTES} bytes; split it");
+            self.err_line(0, msg);
             return Vec::new();
         }
         let root = match toml::de::DeTable::parse(self.text) {
@@ -603,21 +597,19 @@ impl Checker<'_> {
         for (key, value) in root {
             if key.get_ref() != "rule" {
                 let k = key.get_ref();
-                self.err(
-                    &key,
-                    format!("unknown key '{k}': a rule file holds [[rule]] tables"),
-                );
-            } else if let DeValue::Array(items) = value.get_ref() {
-                tables.extend(items.clone());
-            } else {
-                self.err(&value, "'rule' must be an array of tables: write [[rule]]");
+                let msg = format!("unknown key '{k}': a rule file holds [[rule]] tables");
+                self.err(&key, msg);
+                continue;
+            }
+            let at = self.line(value.span().start);
+            match value.into_inner() {
+                DeValue::Array(items) => tables.extend(items),
+                _ => self.err_line(at, "'rule' must be an array of tables: write [[rule]]"),
             }
         }
         if let Some(extra) = tables.get(MAX_RULES_PER_FILE) {
-            self.err(
-                extra,
-                format!("more than {MAX_RULES_PER_FILE} rules in one file; split it"),
-            );
+            let msg = format!("more than {MAX_RULES_PER_FILE} rules in one file; split it");
+            self.err(extra, msg);
             return Vec::new();
         }
         let mut rules: Vec<Rule> = Vec::new();
@@ -636,11 +628,17 @@ impl Checker<'_> {
             };
             let Some(rule) = self.rule(raw) else { continue };
             let key = (rule.name.clone(), rule.labels.clone());
-            if let Some(first) = seen.insert(key, rule.line) {
-                let msg = format!("rule '{}' is already defined at line {first}", rule.name);
-                self.err_line(rule.line, format!("{msg} with the same labels"));
-            } else {
-                rules.push(rule);
+            match seen.entry(key) {
+                Entry::Occupied(first) => {
+                    let (n, f) = (&rule.name, first.get());
+                    let msg =
+                        format!("rule '{n}' is already defined at line {f} with the same labels");
+                    self.err_line(rule.line, msg);
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(rule.line);
+                    rules.push(rule);
+                }
             }
         }
         rules
@@ -651,10 +649,8 @@ impl Checker<'_> {
         let line = self.line(raw.name.span().start);
         if !valid_name(raw.name.get_ref(), false) {
             let n = raw.name.get_ref();
-            self.err(
-                &raw.name,
-                format!("rule name {n:?} must match [A-Za-z_][A-Za-z0-9_]*"),
-            );
+            let msg = format!("rule name {n:?} must match [A-Za-z_][A-Za-z0-9_]*");
+            self.err(&raw.name, msg);
         }
         let name = raw.name.into_inner();
         let for_ = self.duration("for", raw.for_.as_ref(), Duration::ZERO, false);
@@ -663,50 +659,39 @@ impl Checker<'_> {
         let mut labels = BTreeMap::new();
         for (k, v) in raw.labels {
             if !valid_name(&k, true) {
-                self.err(
-                    &v,
-                    format!("label name {k:?} must match [A-Za-z_][A-Za-z0-9_.]*"),
-                );
+                let msg = format!("label name {k:?} must match [A-Za-z_][A-Za-z0-9_.]*");
+                self.err(&v, msg);
             } else if k == "alertname" {
-                self.err(
-                    &v,
-                    "label 'alertname' is set from the rule's name; remove it",
-                );
+                let msg = "label 'alertname' is set from the rule's name; remove it";
+                self.err(&v, msg);
             }
             labels.insert(k, v.into_inner());
         }
         let mut annotations = BTreeMap::new();
         for (k, v) in raw.annotations {
             if !valid_name(&k, true) {
-                self.err(
-                    &v,
-                    format!("annotation name {k:?} must match [A-Za-z_][A-Za-z0-9_.]*"),
-                );
+                let msg = format!("annotation name {k:?} must match [A-Za-z_][A-Za-z0-9_.]*");
+                self.err(&v, msg);
             }
             match Template::parse(v.get_ref()) {
                 Ok(t) => drop(annotations.insert(k, t)),
                 Err(e) => self.err(&v, format!("annotation '{k}': {e}")),
             }
         }
-        let given = [
-            raw.metric.is_some(),
-            raw.logs.is_some(),
-            raw.traces.is_some(),
-            raw.absent.is_some(),
-        ];
-        let given: Vec<&str> = SECTIONS
-            .iter()
-            .zip(given)
-            .filter(|(_, on)| *on)
-            .map(|(s, _)| *s)
-            .collect();
+        let mut given = vec![];
+        for (on, table) in [
+            (raw.metric.is_some(), "[rule.metric]"),
+            (raw.logs.is_some(), "[rule.logs]"),
+            (raw.traces.is_some(), "[rule.traces]"),
+            (raw.absent.is_some(), "[rule.absent]"),
+        ] {
+            given.extend(on.then_some(table));
+        }
         let condition = match (raw.metric, raw.logs, raw.traces, raw.absent) {
             _ if given.len() > 1 => {
                 let g = given.join(" and ");
-                self.err_line(
-                    line,
-                    format!("rule '{name}' has {g}; a rule has one condition"),
-                );
+                let msg = format!("rule '{name}' has {g}; a rule has one condition");
+                self.err_line(line, msg);
                 None
             }
             (Some(m), ..) => Some(Condition::Metric(self.metric(m))),
@@ -714,11 +699,8 @@ impl Checker<'_> {
             (_, _, Some(t), _) => Some(Condition::Traces(self.traces(t))),
             (.., Some(a)) => self.absent(a, line).map(Condition::Absent),
             _ => {
-                let one_of = SECTIONS.join(", ");
-                self.err_line(
-                    line,
-                    format!("rule '{name}' needs a condition, one of {one_of}"),
-                );
+                let msg = format!("rule '{name}' needs a condition, one of {SECTIONS}");
+                self.err_line(line, msg);
                 None
             }
         };
@@ -788,10 +770,8 @@ impl Checker<'_> {
             let n = severity_number(s.get_ref());
             if n.is_none() {
                 let v = s.get_ref();
-                self.err(
-                    s,
-                    format!("severity {v:?} is not one of {}", SEVERITY_NAMES),
-                );
+                let msg = format!("severity {v:?} is not one of {}", SEVERITY_NAMES);
+                self.err(s, msg);
             }
             n
         });
@@ -801,10 +781,8 @@ impl Checker<'_> {
                 by_service = true;
             } else {
                 let v = b.get_ref();
-                self.err(
-                    b,
-                    format!("by: logs can be grouped only by service, not {v:?}"),
-                );
+                let msg = format!("by: logs can be grouped only by service, not {v:?}");
+                self.err(b, msg);
             }
         }
         LogCond {
@@ -849,25 +827,19 @@ impl Checker<'_> {
         let heartbeat = a.heartbeat.as_ref().is_some_and(|h| *h.get_ref());
         match (heartbeat, &a.metric) {
             (true, Some(m)) => {
-                self.err(
-                    m,
-                    "[rule.absent] takes heartbeat = true or metric = \"...\", not both",
-                );
+                let msg = "[rule.absent] takes heartbeat = true or metric = \"...\", not both";
+                self.err(m, msg);
                 None
             }
             (false, None) => {
-                self.err_line(
-                    line,
-                    "[rule.absent] needs heartbeat = true or metric = \"...\"",
-                );
+                let msg = "[rule.absent] needs heartbeat = true or metric = \"...\"";
+                self.err_line(line, msg);
                 None
             }
             (true, None) => {
                 if let Some(l) = &a.lookback {
-                    self.err(
-                        l,
-                        "lookback applies only to the metric form of [rule.absent]",
-                    );
+                    let msg = "lookback applies only to the metric form of [rule.absent]";
+                    self.err(l, msg);
                 }
                 let matchers = self.matchers("match", &a.matchers, Some(&["agent", "host"]));
                 Some(AbsentCond::Heartbeat { matchers, after })
@@ -947,10 +919,9 @@ impl Checker<'_> {
             match Matcher::parse(m.get_ref()) {
                 Ok(x) if only.is_some_and(|o| !o.contains(&x.label.as_str())) => {
                     let (allowed, l) = (only.unwrap_or_default().join(" and "), &x.label);
-                    self.err(
-                        m,
-                        format!("{key}: a heartbeat has only the labels {allowed}, not '{l}'"),
-                    );
+                    let msg =
+                        format!("{key}: a heartbeat has only the labels {allowed}, not '{l}'");
+                    self.err(m, msg);
                 }
                 Ok(x) => out.push(x),
                 Err(e) => self.err(m, format!("{key}: {e}")),
