@@ -24,6 +24,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod http;
 pub mod outbox;
+pub mod rule_types;
 pub mod rules;
 pub mod silence;
 pub mod state;

@@ -2,6 +2,7 @@
 
 use super::*;
 use skein_model::metric::Labels;
+use skein_store::tsdb::MatchOp;
 
 fn parse(text: &str) -> Result<Vec<Rule>, Vec<RuleError>> {
     parse_rules(Path::new("rules/app.toml"), text, &offline_known)
@@ -733,46 +734,4 @@ fn load_file_and_rule_files() {
     let errs = load_file(&big, &offline_known).unwrap_err();
     assert_eq!(errs[0].line, 0);
     assert!(errs[0].message.contains("over"), "{errs:?}");
-}
-
-#[test]
-fn zz_show_messages() {
-    let text = r#"
-[[rule]]
-name = "A"
-for = "x"
-labels = { alertname = "x" }
-annotations.summary = "{{ $value | nope }}"
-[rule.metric]
-name = "skein.span.nope"
-match = ["bad"]
-agg = "median"
-window = "0s"
-when = "~ 1"
-
-[[rule]]
-name = "B"
-[rule.logs]
-unknown = 1
-
-[[rule]]
-name = "C"
-[rule.absent]
-metric = "x"
-after = "2h"
-
-[[rule]]
-name = "D"
-[rule.traces]
-min_duration = 5
-"#;
-    for e in parse(text).unwrap_err() {
-        println!("{e}");
-    }
-    for t in ["[[rule]]\nname = \"x\"\nx = = 1\n", "[[rule]\n", "[[rule]]\nname = 'a'\nname = 'b'\n", "x = 1\n[[rule]]\nname = \"A\"\n[rule.traces]\n"] {
-        for e in parse(t).unwrap_err() {
-            println!("{e}");
-        }
-    }
-    panic!("show");
 }
