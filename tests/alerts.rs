@@ -345,7 +345,11 @@ fn receiver_down_gets_everything_in_order_across_a_collector_restart() {
     let rules = tmp.path().join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     let rule = ERROR_RULE.replace("window = \"5s\"", "window = \"10m\"");
-    std::fs::write(rules.join("errors.toml"), rule).unwrap();
+    // The same condition with a long `for`: it stays pending, and its clock must survive.
+    let pending_rule = rule
+        .replace("PaymentErrors", "SlowBurn")
+        .replace("for = \"0s\"", "for = \"1h\"");
+    std::fs::write(rules.join("errors.toml"), format!("{rule}\n{pending_rule}")).unwrap();
     // A port with nobody listening: the receiver is down.
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -383,12 +387,40 @@ fn receiver_down_gets_everything_in_order_across_a_collector_restart() {
     assert!(s["receivers"][0]["last_error"].is_string(), "{s}");
 
     // Restart while the receiver is still down.
+    let clocks = |c: &Collector| {
+        let (_, a) = get_json(&format!("{}/api/v1/alerts", c.api_base()));
+        let mut v: Vec<String> = a["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                format!(
+                    "{} {} {} {}",
+                    x["rule"], x["labels"]["service"], x["state"], x["active_since_ms"]
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = clocks(&c);
+    assert_eq!(before.len(), 4, "{before:?}");
     assert!(c.terminate().success());
     c.restart();
     assert!(
         pending(&c, 2),
         "outbox lost across restart:\n{}",
         c.output()
+    );
+    assert!(
+        wait_for(|| clocks(&c).len() == 4, Duration::from_secs(20)),
+        "{:?}",
+        clocks(&c)
+    );
+    assert_eq!(
+        clocks(&c),
+        before,
+        "states and pending clocks survive the restart"
     );
 
     // The receiver comes back on the same port.
