@@ -119,11 +119,13 @@ where
                 source_name: "configuration".into(),
                 message,
             })?;
+    let derived = Arc::new(tokio::sync::Notify::new());
     let (derive_tx, derive_thread) = monitor::start_deriver(
         telemetry.clone(),
         tsdb.clone(),
         derive_interval,
         join_window,
+        derived.clone(),
     )
     .map_err(|e| CollectorError::Serve(format!("cannot start the span deriver: {e}")))?;
 
@@ -244,7 +246,7 @@ where
         external_url,
     )
     .map_err(|e| CollectorError::Serve(format!("cannot open the alert state: {e}")))?;
-    let alert_task = tokio::spawn(alerts.clone().run(stop_rx_alerts));
+    let alert_task = tokio::spawn(alerts.clone().run(stop_rx_alerts, derived));
 
     let tel_m = telemetry.clone();
     let tel_o = telemetry.clone();

@@ -64,17 +64,20 @@ impl DeriveThread {
     }
 }
 
-/// Starts the deriver thread writing into `tsdb` every `interval`.
+/// Starts the deriver thread writing into `tsdb` every `interval`; `flushed` is notified
+/// after each write (the alert engine evaluates then, so rules over derived series do not
+/// wait a whole evaluation interval more).
 pub fn start_deriver(
     telemetry: crate::telemetry::Telemetry,
     tsdb: Tsdb,
     interval: Duration,
     join_window: Duration,
+    flushed: Arc<tokio::sync::Notify>,
 ) -> std::io::Result<(DeriveSender, DeriveThread)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(DERIVE_QUEUE);
     let handle = std::thread::Builder::new()
         .name("skein-derive".into())
-        .spawn(move || derive_loop(rx, tsdb, interval, join_window))?;
+        .spawn(move || derive_loop(rx, tsdb, interval, join_window, flushed))?;
     Ok((DeriveSender { tx, telemetry }, DeriveThread { handle }))
 }
 
@@ -83,6 +86,7 @@ fn derive_loop(
     tsdb: Tsdb,
     interval: Duration,
     join_window: Duration,
+    flushed: Arc<tokio::sync::Notify>,
 ) {
     let mut deriver = Deriver::new(DeriveConfig {
         interval,
@@ -110,6 +114,7 @@ fn derive_loop(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot store derived metrics"),
         }
+        flushed.notify_one();
     };
     loop {
         let wait = next.saturating_duration_since(Instant::now());

@@ -152,9 +152,14 @@ impl AlertEngine {
         }
     }
 
-    /// Runs until `shutdown` turns true: evaluation every `eval_interval`, notification
-    /// groups every second, delivery in its own tasks.
-    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// Runs until `shutdown` turns true: evaluation every `eval_interval` and whenever
+    /// `derived` is notified (new span-derived samples), notification groups every second,
+    /// delivery in its own tasks.
+    pub async fn run(
+        self,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        derived: Arc<tokio::sync::Notify>,
+    ) {
         if let Some(outbox) = &self.shared.outbox {
             let d = Delivery::start(
                 outbox.clone(),
@@ -187,6 +192,7 @@ impl AlertEngine {
             let wait = Duration::from_millis(u64::try_from(wake - now_ms()).unwrap_or(0));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                _ = derived.notified() => next_eval = now_ms(),
                 _ = shutdown.wait_for(|v| *v) => break,
             }
         }
