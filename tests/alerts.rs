@@ -802,4 +802,28 @@ fn a_4xx_is_a_permanent_failure_visible_in_the_api() {
     assert_eq!(f["attempts"], 1, "a 4xx is not retried: {s}");
     assert_eq!(s["receivers"][0]["pending"], 0);
     assert_eq!(rx.got.lock().unwrap().len(), 1);
+    // The same counts on the collector's /metrics.
+    let metrics = || {
+        client()
+            .get(format!("{}/metrics", c.api_base()))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    assert!(
+        wait_for(
+            || metrics()
+                .contains("skein_alert_notifications_total{receiver=\"team\",result=\"failed\"} 1"),
+            Duration::from_secs(10)
+        ),
+        "{}",
+        metrics()
+    );
+    let m = metrics();
+    assert!(m.contains("skein_alerts{state=\"firing\"} 1"), "{m}");
+    assert!(
+        m.contains("skein_alert_rule_evaluations_total{result=\"ok\"}"),
+        "{m}"
+    );
 }

@@ -244,6 +244,7 @@ where
             agents: agents.clone(),
         },
         external_url,
+        telemetry.clone(),
     )
     .map_err(|e| CollectorError::Serve(format!("cannot open the alert state: {e}")))?;
     let alert_task = tokio::spawn(alerts.clone().run(stop_rx_alerts, derived));

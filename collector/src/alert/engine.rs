@@ -75,6 +75,9 @@ pub(crate) struct Shared {
     pub(crate) outbox: Option<Outbox>,
     pub(crate) delivery: Mutex<Option<Delivery>>,
     state_file: PathBuf,
+    telemetry: crate::telemetry::Telemetry,
+    /// Delivery counts already added to telemetry, by (receiver, result).
+    counted: Mutex<HashMap<(String, &'static str), u64>>,
 }
 
 /// The alert engine; cheap to clone.
@@ -100,6 +103,7 @@ impl AlertEngine {
         plan: AlertsPlan,
         sources: Sources,
         external_url: String,
+        telemetry: crate::telemetry::Telemetry,
     ) -> std::io::Result<AlertEngine> {
         std::fs::create_dir_all(dir)?;
         let state_file = dir.join("state.json");
@@ -141,6 +145,8 @@ impl AlertEngine {
                 outbox,
                 delivery: Mutex::new(None),
                 state_file,
+                telemetry,
+                counted: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -358,7 +364,21 @@ impl AlertEngine {
             }
             g.health.insert(key, health);
         }
+        let failed = g
+            .health
+            .values()
+            .filter(|h| h.last_ms == Some(now) && h.error.is_some())
+            .count() as u64;
+        self.shared
+            .telemetry
+            .alert_evaluations(live.len() as u64 - failed.min(live.len() as u64), failed);
         all_changes.extend(g.states.drop_rules(&live, now));
+        let count = |st: AlertState| {
+            g.states.alerts.values().filter(|a| a.state == st).count() as u64
+        };
+        self.shared
+            .telemetry
+            .alerts(count(AlertState::Pending), count(AlertState::Firing));
         g.health.retain(|k, _| live.contains(k));
         g.since.retain(|k, _| live.contains(k));
         for c in &all_changes {
@@ -398,8 +418,39 @@ impl AlertEngine {
             .collect()
     }
 
+    /// Copies the receivers' delivery counts into the collector's telemetry.
+    fn count_deliveries(&self) {
+        let status = self
+            .shared
+            .delivery
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|d| d.status()))
+            .unwrap_or_default();
+        let Ok(mut counted) = self.shared.counted.lock() else {
+            return;
+        };
+        let tel = &self.shared.telemetry;
+        for s in status {
+            tel.alert_outbox_pending(&s.receiver, s.pending as u64);
+            for (result, total) in [
+                ("sent", s.sent),
+                ("failed", s.failed),
+                ("retried", s.retries),
+                ("dropped", s.dropped),
+            ] {
+                let seen = counted.entry((s.receiver.clone(), result)).or_insert(0);
+                if total > *seen {
+                    tel.alert_notifications(&s.receiver, result, total - *seen);
+                    *seen = total;
+                }
+            }
+        }
+    }
+
     /// Looks at the notification groups; returns when the next one is due.
     pub fn dispatch(&self, now: i64) -> Option<i64> {
+        self.count_deliveries();
         let (Some(route), Some(outbox)) = (&self.shared.plan.route, &self.shared.outbox) else {
             return None;
         };
