@@ -827,3 +827,65 @@ fn a_4xx_is_a_permanent_failure_visible_in_the_api() {
         "{m}"
     );
 }
+
+#[test]
+fn edited_rule_files_are_picked_up_and_a_broken_edit_keeps_the_last_good_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let rx = Receiver::start(0);
+    let cfg = config(tmp.path(), &rules, &rx.url(), "");
+    let c = Collector::start(&["--config", &cfg]);
+    let names = || {
+        let (_, r) = get_json(&format!("{}/api/v1/rules", c.api_base()));
+        let n: Vec<String> = r["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_string())
+            .collect();
+        (n, r["errors"].as_array().unwrap().len())
+    };
+    assert_eq!(names(), (vec![], 0));
+    // A new file is read without a restart.
+    let file = rules.join("errors.toml");
+    std::fs::write(&file, ERROR_RULE).unwrap();
+    assert!(
+        wait_for(|| names().0 == ["PaymentErrors"], Duration::from_secs(20)),
+        "{:?}",
+        names()
+    );
+    // A broken edit is refused with its line; the last good rule keeps running.
+    std::thread::sleep(Duration::from_millis(1100)); // a new modification time
+    std::fs::write(&file, format!("{ERROR_RULE}\n[[rule]]\nname = \"Bad\"\nfor = \"later\"\n  [rule.logs]\n  when = \"> 1\"\n")).unwrap();
+    assert!(
+        wait_for(|| names().1 == 1, Duration::from_secs(20)),
+        "{:?}",
+        names()
+    );
+    assert_eq!(names().0, ["PaymentErrors"]);
+    send_logs(&c, "payment", 17, 3);
+    assert!(!rx.wait_accepted(1, Duration::from_secs(30)).is_empty());
+    // The fix replaces it; removing the file removes the rule and resolves its alert.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&file, ERROR_RULE.replace("PaymentErrors", "PaymentErrors2")).unwrap();
+    assert!(
+        wait_for(
+            || names() == (vec!["PaymentErrors2".to_string()], 0),
+            Duration::from_secs(20)
+        ),
+        "{:?}",
+        names()
+    );
+    let resolved = || {
+        rx.accepted().iter().any(|g| {
+            g.body["status"] == "resolved"
+                && g.body["alerts"][0]["labels"]["alertname"] == "PaymentErrors"
+        })
+    };
+    assert!(
+        wait_for(resolved, Duration::from_secs(30)),
+        "the alert of the removed rule resolves: {:?}",
+        rx.accepted()
+    );
+}
