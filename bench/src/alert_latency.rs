@@ -1,6 +1,7 @@
 //! `alert-latency`: from the 2xx of the first breaching record to the webhook at a receiver,
-//! with the collector's default settings (evaluation every 5 s, commits every 500 ms, spans
-//! derived every 10 s), a rule with `for = "0s"` and a route with `group_wait = "0s"`.
+//! with the collector's default settings (evaluation every 5 s and after each write of
+//! span-derived series, commits every 500 ms, spans derived every 5 s), a rule with
+//! `for = "0s"` and a route with `group_wait = "0s"`.
 //!
 //! Each sample breaches for a new service name, so it is a new alert and a new notification
 //! group: nothing is held back by `group_interval`. A random pause between samples spreads the

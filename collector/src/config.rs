@@ -71,7 +71,8 @@ pub struct MetricsSection {
     pub max_series: usize,
     /// MiB of block files kept in memory for queries. Default 256.
     pub cache_mb: u64,
-    /// Interval of the RED figures and service graph derived from spans. Default `10s`.
+    /// Interval of the RED figures and service graph derived from spans. Default `5s` (alert
+    /// rules over these series run right after each write, so this bounds their delay).
     pub derive_interval: String,
     /// How long a client span waits for its server span before its callee counts as not
     /// instrumented (a database, an outside API). Default `30s`.
@@ -86,7 +87,7 @@ impl Default for MetricsSection {
             max_series_per_metric: 10_000,
             max_series: 1_000_000,
             cache_mb: 256,
-            derive_interval: "10s".into(),
+            derive_interval: "5s".into(),
             join_window: "30s".into(),
         }
     }

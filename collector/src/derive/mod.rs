@@ -32,7 +32,7 @@ use std::time::Duration;
 /// Settings of a [`Deriver`].
 #[derive(Debug, Clone)]
 pub struct DeriveConfig {
-    /// How often the owner calls [`Deriver::flush`] (10 s). The Deriver does not use it
+    /// How often the owner calls [`Deriver::flush`] (5 s by default). The Deriver does not use it
     /// itself; it is here so the owner reads it from one place.
     pub interval: Duration,
     /// How long a span waits for its other half (a client for its server, and the reverse)
@@ -50,7 +50,7 @@ pub struct DeriveConfig {
 impl Default for DeriveConfig {
     fn default() -> Self {
         DeriveConfig {
-            interval: Duration::from_secs(10),
+            interval: Duration::from_secs(5),
             join_window: Duration::from_secs(30),
             max_pending: 100_000,
             max_series: 10_000,
