@@ -15,7 +15,6 @@
 use super::outbox::{Notification, Outbox, now_ms};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{StatusCode, Url};
-use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -80,32 +79,9 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Counts per receiver, for the API and /metrics.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ReceiverStatus {
-    /// Receiver name.
-    pub receiver: String,
-    /// Receiver URL; empty for a receiver that is in the outbox but not configured.
-    pub url: String,
-    /// Notifications waiting in the outbox.
-    pub pending: usize,
-    /// Notifications delivered since start.
-    pub sent: u64,
-    /// Notifications given up since start.
-    pub failed: u64,
-    /// Failed attempts that will be retried, since start.
-    pub retries: u64,
-    /// Notifications dropped because the outbox queue was full, since start.
-    pub dropped: u64,
-    /// The last error, cleared by a successful delivery.
-    pub last_error: Option<String>,
-    /// When the last request started, in Unix milliseconds.
-    pub last_attempt_ms: Option<i64>,
-    /// When the last delivery succeeded, in Unix milliseconds.
-    pub last_success_ms: Option<i64>,
-    /// When the next retry is due, in Unix milliseconds, while waiting for one.
-    pub next_attempt_ms: Option<i64>,
-}
+/// Counts per receiver, for the API and /metrics (the API's shape; `failures` is left
+/// empty here and filled from the outbox by the API).
+pub use skein_model::alert_api::ReceiverInfo as ReceiverStatus;
 
 /// The running delivery tasks. Cheap to clone.
 #[derive(Clone)]

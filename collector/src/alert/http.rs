@@ -12,9 +12,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use skein_model::alert_api::{
-    AlertInfo, AlertState, AlertsResponse, FailedNotificationInfo, HistoryResponse, NewSilence,
-    NotificationsResponse, ReceiverInfo, RuleFileError, RuleInfo, RulesResponse, SilenceCreated,
-    SilencesResponse,
+    AlertInfo, AlertState, AlertsResponse, HistoryResponse, NewSilence, NotificationsResponse,
+    ReceiverInfo, RuleFileError, RuleInfo, RulesResponse, SilenceCreated, SilencesResponse,
 };
 use skein_model::api::ErrorBody;
 use std::collections::HashMap;
@@ -150,29 +149,9 @@ async fn notifications(State(e): State<AlertEngine>) -> Response {
     let receivers = tokio::task::spawn_blocking(move || {
         let mut out: Vec<ReceiverInfo> = status
             .into_iter()
-            .map(|s| ReceiverInfo {
-                failures: outbox
-                    .failed(&s.receiver, 20)
-                    .into_iter()
-                    .map(|f| FailedNotificationInfo {
-                        id: f.id,
-                        created_ms: f.created_ms,
-                        failed_ms: f.failed_ms,
-                        attempts: f.attempts,
-                        reason: f.reason,
-                    })
-                    .collect(),
-                receiver: s.receiver,
-                url: s.url,
-                pending: s.pending,
-                sent: s.sent,
-                failed: s.failed,
-                retries: s.retries,
-                dropped: s.dropped,
-                last_error: s.last_error,
-                last_attempt_ms: s.last_attempt_ms,
-                last_success_ms: s.last_success_ms,
-                next_attempt_ms: s.next_attempt_ms,
+            .map(|mut s| {
+                s.failures = outbox.failed(&s.receiver, 20);
+                s
             })
             .collect();
         out.sort_by(|a, b| a.receiver.cmp(&b.receiver));

@@ -73,20 +73,9 @@ pub struct Notification {
     pub body: serde_json::Value,
 }
 
-/// A notification that will not be delivered.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FailedNotification {
-    /// Id of the notification.
-    pub id: String,
-    /// When it was queued, in Unix milliseconds.
-    pub created_ms: i64,
-    /// When it was given up, in Unix milliseconds.
-    pub failed_ms: i64,
-    /// Delivery attempts made.
-    pub attempts: u32,
-    /// Why it failed, e.g. `HTTP 404 Not Found`.
-    pub reason: String,
-}
+/// A notification that will not be delivered: its id, when it was queued and given up,
+/// the attempts made and why (the API's shape).
+pub use skein_model::alert_api::FailedNotificationInfo as FailedNotification;
 
 /// The file of a failed notification: the notification plus why and when it failed.
 #[derive(Serialize)]
