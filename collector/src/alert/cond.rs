@@ -139,6 +139,33 @@ fn range(now_ms: i64, window_ms: i64) -> TimeRange {
     }
 }
 
+/// The counts that pass `when`, labelled with the fixed filter values and then the group's
+/// values under the label names of `by`.
+fn count_breaches(
+    counts: skein_store::count::Counts,
+    fixed: &[(&str, &Option<String>)],
+    by: &[&str],
+    when: &super::rules::Compare,
+) -> Vec<Breach> {
+    counts
+        .groups
+        .into_iter()
+        .filter_map(|(vals, n)| {
+            let mut l = LabelSet::new();
+            for (name, v) in fixed {
+                if let Some(v) = v {
+                    l.insert(name.to_string(), v.clone());
+                }
+            }
+            for (name, v) in by.iter().zip(vals) {
+                l.insert(name.to_string(), v);
+            }
+            let v = n as f64;
+            when.holds(v).then_some((l, v))
+        })
+        .collect()
+}
+
 fn logs(c: &LogCond, src: &Sources, now_ms: i64) -> Result<Vec<Breach>, String> {
     let filter = LogFilter {
         text: c.query.clone(),
@@ -150,21 +177,12 @@ fn logs(c: &LogCond, src: &Sources, now_ms: i64) -> Result<Vec<Breach>, String> 
         .engine
         .count_logs(&filter, range(now_ms, ms(c.window)), by)
         .map_err(|e| e.to_string())?;
-    Ok(counts
-        .groups
-        .into_iter()
-        .filter_map(|(vals, n)| {
-            let mut l = LabelSet::new();
-            if let Some(s) = &c.service {
-                l.insert("service".into(), s.clone());
-            }
-            if let Some(v) = vals.into_iter().next() {
-                l.insert("service".into(), v);
-            }
-            let v = n as f64;
-            c.when.holds(v).then_some((l, v))
-        })
-        .collect())
+    Ok(count_breaches(
+        counts,
+        &[("service", &c.service)],
+        by,
+        &c.when,
+    ))
 }
 
 fn traces(c: &TraceCond, src: &Sources, now_ms: i64) -> Result<Vec<Breach>, String> {
@@ -177,43 +195,27 @@ fn traces(c: &TraceCond, src: &Sources, now_ms: i64) -> Result<Vec<Breach>, Stri
         max_duration: None,
         error: c.errors_only.then_some(true),
     };
-    let mut by: Vec<&str> = Vec::new();
+    // Span names are the `name` field in the index and the `operation` label in alerts.
+    let mut fields: Vec<&str> = Vec::new();
+    let mut labels: Vec<&str> = Vec::new();
     if c.by_service {
-        by.push("service");
+        fields.push("service");
+        labels.push("service");
     }
     if c.by_operation {
-        by.push("name");
+        fields.push("name");
+        labels.push("operation");
     }
     let counts = src
         .engine
-        .count_spans(&filter, range(now_ms, ms(c.window)), &by)
+        .count_spans(&filter, range(now_ms, ms(c.window)), &fields)
         .map_err(|e| e.to_string())?;
-    Ok(counts
-        .groups
-        .into_iter()
-        .filter_map(|(vals, n)| {
-            let mut l = LabelSet::new();
-            if let Some(s) = &c.service {
-                l.insert("service".into(), s.clone());
-            }
-            if let Some(o) = &c.operation {
-                l.insert("operation".into(), o.clone());
-            }
-            let mut vals = vals.into_iter();
-            if c.by_service
-                && let Some(v) = vals.next()
-            {
-                l.insert("service".into(), v);
-            }
-            if c.by_operation
-                && let Some(v) = vals.next()
-            {
-                l.insert("operation".into(), v);
-            }
-            let v = n as f64;
-            c.when.holds(v).then_some((l, v))
-        })
-        .collect())
+    Ok(count_breaches(
+        counts,
+        &[("service", &c.service), ("operation", &c.operation)],
+        &labels,
+        &c.when,
+    ))
 }
 
 fn absent(

@@ -373,9 +373,8 @@ impl AlertEngine {
             .telemetry
             .alert_evaluations(live.len() as u64 - failed.min(live.len() as u64), failed);
         all_changes.extend(g.states.drop_rules(&live, now));
-        let count = |st: AlertState| {
-            g.states.alerts.values().filter(|a| a.state == st).count() as u64
-        };
+        let count =
+            |st: AlertState| g.states.alerts.values().filter(|a| a.state == st).count() as u64;
         self.shared
             .telemetry
             .alerts(count(AlertState::Pending), count(AlertState::Firing));
@@ -394,13 +393,7 @@ impl AlertEngine {
 
     /// Muted state of every firing and resolved alert, for the dispatcher and the API.
     fn snapshots(g: &Inner, now: i64, inhibit: &[super::dispatch::Inhibit]) -> Vec<Snapshot> {
-        let firing: Vec<(&str, &LabelSet)> = g
-            .states
-            .alerts
-            .values()
-            .filter(|a| a.state == AlertState::Firing)
-            .map(|a| (a.fingerprint.as_str(), &a.labels))
-            .collect();
+        let firing = g.states.firing();
         g.states
             .alerts
             .values()
@@ -519,13 +512,7 @@ impl AlertEngine {
         labels: &LabelSet,
         now: i64,
     ) -> (Vec<String>, Vec<String>) {
-        let firing: Vec<(&str, &LabelSet)> = g
-            .states
-            .alerts
-            .values()
-            .filter(|a| a.state == AlertState::Firing)
-            .map(|a| (a.fingerprint.as_str(), &a.labels))
-            .collect();
+        let firing = g.states.firing();
         (
             g.silences.muting(labels, now),
             inhibited_by(&self.shared.plan.inhibit, &firing, labels),

@@ -122,6 +122,15 @@ pub struct States {
 }
 
 impl States {
+    /// The firing alerts' fingerprints and labels (inhibition sources).
+    pub fn firing(&self) -> Vec<(&str, &LabelSet)> {
+        self.alerts
+            .values()
+            .filter(|a| a.state == AlertState::Firing)
+            .map(|a| (a.fingerprint.as_str(), &a.labels))
+            .collect()
+    }
+
     /// Applies one evaluation of a rule at `now`: returns the state changes. `max_alerts`
     /// bounds how many alerts exist in all; label sets past it are not tracked (the count of
     /// those left out is returned).
