@@ -251,16 +251,19 @@ where
 
     let tel_m = telemetry.clone();
     let tel_o = telemetry.clone();
-    let api_app = api_router_with(ApiState {
-        engine,
-        token: token(&cfg.auth.query_token),
-        ready: Arc::new(AtomicBool::new(true)),
-        metrics: Arc::new(move || tel_m.render()),
-        observe: Arc::new(move |route, secs| tel_o.query_took(route, secs)),
-        timeout: Duration::from_millis(cfg.query.timeout_ms),
-        agents: agents.clone(),
-        tsdb: tsdb.clone(),
-    }, alert::http::routes(alerts));
+    let api_app = api_router_with(
+        ApiState {
+            engine,
+            token: token(&cfg.auth.query_token),
+            ready: Arc::new(AtomicBool::new(true)),
+            metrics: Arc::new(move || tel_m.render()),
+            observe: Arc::new(move |route, secs| tel_o.query_took(route, secs)),
+            timeout: Duration::from_millis(cfg.query.timeout_ms),
+            agents: agents.clone(),
+            tsdb: tsdb.clone(),
+        },
+        alert::http::routes(alerts),
+    );
     let api_task = tokio::spawn(
         axum::serve(api_l, api_app)
             .with_graceful_shutdown(wait())

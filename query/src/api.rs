@@ -104,12 +104,17 @@ impl IntoResponse for ApiError {
 
 /// The router.
 pub fn router(state: ApiState) -> Router {
-    router_with(state, Router::new())
+    build(state, None)
 }
 
 /// The router with more routes (the collector's alert routes) behind the same bearer token.
+/// `extra` must hold at least one route.
 pub fn router_with(state: ApiState, extra: Router) -> Router {
-    let extra = extra.route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    build(state, Some(extra))
+}
+
+fn build(state: ApiState, extra: Option<Router>) -> Router {
+    let extra = extra.map(|e| e.route_layer(middleware::from_fn_with_state(state.clone(), auth)));
     let protected = Router::new()
         .route("/api/v1/traces/{key}", get(trace))
         .route("/api/v1/traces", get(traces))
@@ -119,7 +124,7 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
         .merge(crate::metrics::http::routes())
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
-    Router::new()
+    let app = Router::new()
         .route(
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
@@ -140,8 +145,11 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
                 "this endpoint does not take that method; searches take GET, silences also POST and DELETE",
             )
         })
-        .with_state(state)
-        .merge(extra)
+        .with_state(state);
+    match extra {
+        Some(e) => app.merge(e),
+        None => app,
+    }
 }
 
 /// True when an `Authorization` header value is `Bearer <token>`. Compares without an early
@@ -439,7 +447,8 @@ mod tests {
             })
             .unwrap(),
         };
-        (router(state), dir)
+        let extra = Router::new().route("/api/v1/extra", get(|| async { "extra" }));
+        (router_with(state, extra), dir)
     }
 
     async fn call(
@@ -511,6 +520,9 @@ mod tests {
         assert_eq!(v["logs"].as_array().unwrap().len(), 1);
         let (s, _) = call(&app, "GET", "/healthz", None).await;
         assert_eq!(s, StatusCode::OK);
+        // Routes added by the collector (alerts) sit behind the same token.
+        let (s, _) = call(&app, "GET", "/api/v1/extra", None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub enum SilenceCmd {
         /// How long, from the start.
         #[arg(long = "for", default_value = "1h")]
         duration: String,
-        /// Start (RFC 3339 or relative such as 10m); default now.
+        /// Start (RFC 3339); default now.
         #[arg(long)]
         start: Option<String>,
         /// End (RFC 3339); instead of --for.
