@@ -889,3 +889,51 @@ fn edited_rule_files_are_picked_up_and_a_broken_edit_keeps_the_last_good_rules()
         rx.accepted()
     );
 }
+
+#[test]
+fn a_firing_source_alert_inhibits_matching_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let page = ERROR_RULE.replace("window = \"5s\"", "window = \"10m\"");
+    let warn = page
+        .replace("PaymentErrors", "PaymentWarnings")
+        .replace("severity = \"page\"", "severity = \"warning\"");
+    std::fs::write(rules.join("errors.toml"), format!("{page}\n{warn}")).unwrap();
+    let rx = Receiver::start(0);
+    let inhibit = r#"
+[[alerts.inhibit]]
+source_matchers = ["alertname=PaymentErrors"]
+target_matchers = ["severity=warning"]
+equal = ["service"]
+"#;
+    let cfg = config(tmp.path(), &rules, &rx.url(), inhibit);
+    let c = Collector::start(&["--config", &cfg]);
+    send_logs(&c, "payment", 17, 3);
+    let got = rx.wait_accepted(1, Duration::from_secs(30));
+    assert_eq!(
+        got[0].body["alerts"][0]["labels"]["alertname"],
+        "PaymentErrors"
+    );
+    // Both fire, the warning is muted by the page with the same service.
+    let (_, a) = get_json(&format!("{}/api/v1/alerts", c.api_base()));
+    let warning = a["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["rule"] == "PaymentWarnings")
+        .unwrap()
+        .clone();
+    assert_eq!(warning["state"], "firing", "{a}");
+    assert_eq!(
+        warning["inhibited_by"][0], got[0].body["alerts"][0]["fingerprint"],
+        "{a}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let names: Vec<Value> = rx
+        .accepted()
+        .iter()
+        .map(|g| g.body["alerts"][0]["labels"]["alertname"].clone())
+        .collect();
+    assert_eq!(names, ["PaymentErrors"], "the warning is never sent");
+}
