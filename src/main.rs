@@ -51,6 +51,21 @@ enum Command {
     /// Add, list and expire silences.
     #[command(subcommand)]
     Silence(cli::alerts::SilenceCmd),
+    /// The live terminal dashboard (only the overview so far).
+    Tui(TuiCmd),
+}
+
+#[derive(Args)]
+struct TuiCmd {
+    /// Query API address.
+    #[arg(long, env = "SKEIN_API", default_value = "http://127.0.0.1:7700")]
+    api: String,
+    /// Bearer token for the query API.
+    #[arg(long, env = "SKEIN_QUERY_TOKEN")]
+    token: Option<String>,
+    /// Time between refreshes (1s to 1m).
+    #[arg(long, default_value = "1500ms")]
+    refresh: String,
 }
 
 #[derive(Args)]
@@ -259,6 +274,7 @@ fn main() -> ExitCode {
             let mut err = std::io::stderr().lock();
             finish(cli::alerts::rules(cmd, &mut out, &mut err).await)
         }),
+        Command::Tui(cmd) => tui(cmd),
         Command::Silence(cmd) => runtime.block_on(async {
             let mut out = std::io::stdout().lock();
             finish(cli::alerts::silence(cmd, &mut out).await)
@@ -497,6 +513,37 @@ async fn metrics(cmd: MetricsCmd) -> ExitCode {
     }
     let mut out = std::io::stdout().lock();
     finish(cli::monitor::metrics(&c, cmd.name.as_deref(), &params, cmd.api.json, &mut out).await)
+}
+
+fn tui(cmd: TuiCmd) -> ExitCode {
+    let refresh = match skein_model::time::parse_duration(&cmd.refresh) {
+        Ok(d)
+            if d >= std::time::Duration::from_secs(1)
+                && d <= std::time::Duration::from_secs(60) =>
+        {
+            d
+        }
+        Ok(_) => {
+            eprintln!("skein tui: --refresh {}: use 1s to 1m", cmd.refresh);
+            return ExitCode::from(cli::EXIT_ERROR);
+        }
+        Err(e) => {
+            eprintln!("skein tui: --refresh: {e}");
+            return ExitCode::from(cli::EXIT_ERROR);
+        }
+    };
+    let opts = skein_tui::Options {
+        api: cmd.api,
+        token: cmd.token,
+        refresh,
+    };
+    match skein_tui::run(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skein tui: {e}");
+            ExitCode::from(cli::EXIT_ERROR)
+        }
+    }
 }
 
 async fn hosts(cmd: HostsCmd) -> ExitCode {

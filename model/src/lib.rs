@@ -21,6 +21,7 @@ pub mod metrics_api;
 pub mod otlp;
 pub mod otlp_metrics;
 mod record;
+pub mod text;
 pub mod time;
 
 pub use keys::KeyConfig;

@@ -16,28 +16,7 @@ use skein_query::client::Client;
 use super::render::sanitize;
 use super::{EXIT_FOUND, EXIT_NOT_FOUND};
 
-const SPARKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-
-/// A sparkline of the values (None leaves a gap), scaled from 0 to the largest.
-pub fn sparkline(values: &[Option<f64>]) -> String {
-    let max = values
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    values
-        .iter()
-        .map(|v| match v {
-            Some(v) if v.is_finite() && max > 0.0 => {
-                let i = ((v / max) * (SPARKS.len() - 1) as f64).round() as usize;
-                SPARKS[i.min(SPARKS.len() - 1)]
-            }
-            Some(_) => SPARKS[0],
-            None => ' ',
-        })
-        .collect()
-}
+pub use skein_model::text::sparkline;
 
 fn ms(v: Option<f64>) -> String {
     match v {

@@ -1,0 +1,380 @@
+//! The dashboard's state and how messages change it (ratatui's Elm pattern: model, message,
+//! update). Pure: no terminal, no network, no clock; the loop in [`crate::run`] feeds it.
+
+use skein_model::alert_api::AlertsResponse;
+use skein_model::api::HostsResponse;
+use skein_model::metrics_api::{ServiceHealth, ServicesResponse};
+
+/// The views, in Tab order; `1`..`6` pick them directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Services, hosts, alerts.
+    Overview,
+    /// Live tail and search (not built yet).
+    Logs,
+    /// Recent traces (not built yet).
+    Traces,
+    /// One trace's waterfall (not built yet).
+    Trace,
+    /// Charts (not built yet).
+    Metrics,
+    /// Firing and pending alerts (not built yet).
+    Alerts,
+}
+
+impl View {
+    /// Every view, in order.
+    pub const ALL: [View; 6] = [
+        View::Overview,
+        View::Logs,
+        View::Traces,
+        View::Trace,
+        View::Metrics,
+        View::Alerts,
+    ];
+
+    /// Its tab title.
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Overview => "Overview",
+            View::Logs => "Logs",
+            View::Traces => "Traces",
+            View::Trace => "Trace",
+            View::Metrics => "Metrics",
+            View::Alerts => "Alerts",
+        }
+    }
+
+    fn index(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+}
+
+/// How the services table is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    /// By name.
+    Name,
+    /// Busiest first.
+    Rate,
+    /// Most failing first.
+    Errors,
+    /// Slowest p99 first.
+    P99,
+}
+
+impl SortBy {
+    /// Next order (`s` cycles).
+    pub fn next(self) -> SortBy {
+        match self {
+            SortBy::Name => SortBy::Rate,
+            SortBy::Rate => SortBy::Errors,
+            SortBy::Errors => SortBy::P99,
+            SortBy::P99 => SortBy::Name,
+        }
+    }
+
+    /// In words, for the table title.
+    pub fn label(self) -> &'static str {
+        match self {
+            SortBy::Name => "name",
+            SortBy::Rate => "rate",
+            SortBy::Errors => "error %",
+            SortBy::P99 => "p99",
+        }
+    }
+}
+
+/// The connection to the query API.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conn {
+    /// No answer yet.
+    Connecting,
+    /// The last refresh worked, at this time (Unix ms).
+    Ok {
+        /// When.
+        at_ms: i64,
+    },
+    /// The last refresh failed; older data stays on screen.
+    Failed {
+        /// Why, in words.
+        error: String,
+        /// When (Unix ms).
+        at_ms: i64,
+        /// Last success, if any.
+        last_ok_ms: Option<i64>,
+    },
+}
+
+/// What one refresh of the overview brought.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Services and their RED figures.
+    pub services: ServicesResponse,
+    /// Hosts and their agents.
+    pub hosts: HostsResponse,
+    /// Pending and firing alerts.
+    pub alerts: AlertsResponse,
+}
+
+/// A key, reduced to what the dashboard uses (so the update needs no terminal types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// A character.
+    Char(char),
+    /// Tab.
+    Tab,
+    /// Shift-Tab.
+    BackTab,
+    /// Up arrow.
+    Up,
+    /// Down arrow.
+    Down,
+    /// Escape.
+    Esc,
+    /// Ctrl-C.
+    CtrlC,
+}
+
+/// Everything that can happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    /// A key was pressed.
+    Key(Key),
+    /// A refresh came back.
+    Fetched {
+        /// The data.
+        snapshot: Box<Snapshot>,
+        /// When (Unix ms).
+        at_ms: i64,
+    },
+    /// A refresh failed.
+    FetchFailed {
+        /// Why.
+        error: String,
+        /// When (Unix ms).
+        at_ms: i64,
+    },
+}
+
+/// The dashboard's state.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The query API's base URL.
+    pub api: String,
+    /// The view on screen.
+    pub view: View,
+    /// Connection state.
+    pub conn: Conn,
+    /// The newest data (kept when a refresh fails).
+    pub data: Option<Snapshot>,
+    /// Services order.
+    pub sort: SortBy,
+    /// Selected row of the services table.
+    pub selected: usize,
+    /// The key help is open.
+    pub help: bool,
+    /// Quit was asked.
+    pub quit: bool,
+}
+
+impl Model {
+    /// A dashboard for the API at `api`, on the overview.
+    pub fn new(api: &str) -> Model {
+        Model {
+            api: api.to_string(),
+            view: View::Overview,
+            conn: Conn::Connecting,
+            data: None,
+            sort: SortBy::Name,
+            selected: 0,
+            help: false,
+            quit: false,
+        }
+    }
+
+    /// The services in the chosen order.
+    pub fn services(&self) -> Vec<&ServiceHealth> {
+        let Some(d) = &self.data else {
+            return Vec::new();
+        };
+        let mut v: Vec<&ServiceHealth> = d.services.services.iter().collect();
+        let desc = |a: Option<f64>, b: Option<f64>| {
+            b.unwrap_or(f64::MIN)
+                .partial_cmp(&a.unwrap_or(f64::MIN))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        };
+        match self.sort {
+            SortBy::Name => v.sort_by(|a, b| a.name.cmp(&b.name)),
+            SortBy::Rate => v.sort_by(|a, b| desc(Some(a.rate), Some(b.rate))),
+            SortBy::Errors => v.sort_by(|a, b| desc(a.error_rate, b.error_rate)),
+            SortBy::P99 => v.sort_by(|a, b| desc(a.p99_ms, b.p99_ms)),
+        }
+        v
+    }
+}
+
+/// Applies a message.
+pub fn update(m: &mut Model, msg: Msg) {
+    match msg {
+        Msg::Fetched { snapshot, at_ms } => {
+            m.data = Some(*snapshot);
+            m.conn = Conn::Ok { at_ms };
+            let n = m.services().len();
+            m.selected = m.selected.min(n.saturating_sub(1));
+        }
+        Msg::FetchFailed { error, at_ms } => {
+            let last_ok_ms = match &m.conn {
+                Conn::Ok { at_ms } => Some(*at_ms),
+                Conn::Failed { last_ok_ms, .. } => *last_ok_ms,
+                Conn::Connecting => None,
+            };
+            m.conn = Conn::Failed {
+                error,
+                at_ms,
+                last_ok_ms,
+            };
+        }
+        Msg::Key(k) => key(m, k),
+    }
+}
+
+fn key(m: &mut Model, k: Key) {
+    if m.help {
+        // Any key closes the help; q and Ctrl-C still quit.
+        m.help = false;
+        if !matches!(k, Key::Char('q') | Key::CtrlC) {
+            return;
+        }
+    }
+    let n = View::ALL.len();
+    match k {
+        Key::Char('q') | Key::CtrlC => m.quit = true,
+        Key::Char('?') => m.help = true,
+        Key::Tab => m.view = View::ALL[(m.view.index() + 1) % n],
+        Key::BackTab => m.view = View::ALL[(m.view.index() + n - 1) % n],
+        Key::Char(c @ '1'..='6') => {
+            m.view = View::ALL[(c as usize) - ('1' as usize)];
+        }
+        Key::Char('s') if m.view == View::Overview => m.sort = m.sort.next(),
+        Key::Down | Key::Char('j') => {
+            let last = m.services().len().saturating_sub(1);
+            m.selected = (m.selected + 1).min(last);
+        }
+        Key::Up | Key::Char('k') => m.selected = m.selected.saturating_sub(1),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn svc(name: &str, rate: f64, err: Option<f64>, p99: Option<f64>) -> ServiceHealth {
+        ServiceHealth {
+            name: name.into(),
+            rate,
+            error_rate: err,
+            p99_ms: p99,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn snapshot() -> Snapshot {
+        Snapshot {
+            services: ServicesResponse {
+                window_ms: 60_000,
+                services: vec![
+                    svc("order", 12.0, Some(0.01), Some(80.0)),
+                    svc("payment", 3.0, Some(0.25), Some(2_400.0)),
+                    svc("gateway", 20.0, None, Some(40.0)),
+                ],
+            },
+            hosts: HostsResponse { hosts: vec![] },
+            alerts: AlertsResponse { alerts: vec![] },
+        }
+    }
+
+    fn names(m: &Model) -> Vec<&str> {
+        m.services().iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn keys_switch_views_sort_and_quit() {
+        let mut m = Model::new("http://x");
+        update(&mut m, Msg::Key(Key::Tab));
+        assert_eq!(m.view, View::Logs);
+        update(&mut m, Msg::Key(Key::BackTab));
+        update(&mut m, Msg::Key(Key::BackTab));
+        assert_eq!(m.view, View::Alerts);
+        update(&mut m, Msg::Key(Key::Char('1')));
+        assert_eq!(m.view, View::Overview);
+        update(
+            &mut m,
+            Msg::Fetched {
+                snapshot: Box::new(snapshot()),
+                at_ms: 5,
+            },
+        );
+        assert_eq!(names(&m), ["gateway", "order", "payment"]);
+        update(&mut m, Msg::Key(Key::Char('s')));
+        assert_eq!(names(&m), ["gateway", "order", "payment"], "by rate");
+        update(&mut m, Msg::Key(Key::Char('s')));
+        assert_eq!(names(&m), ["payment", "order", "gateway"], "by error %");
+        update(&mut m, Msg::Key(Key::Char('s')));
+        assert_eq!(names(&m), ["payment", "order", "gateway"], "by p99");
+        for _ in 0..5 {
+            update(&mut m, Msg::Key(Key::Down));
+        }
+        assert_eq!(m.selected, 2, "stops at the last row");
+        update(&mut m, Msg::Key(Key::Char('?')));
+        assert!(m.help);
+        update(&mut m, Msg::Key(Key::Char('x')));
+        assert!(!m.help && !m.quit, "a key closes the help");
+        update(&mut m, Msg::Key(Key::Char('q')));
+        assert!(m.quit);
+    }
+
+    #[test]
+    fn a_failed_refresh_keeps_the_data_and_remembers_the_last_success() {
+        let mut m = Model::new("http://x");
+        update(
+            &mut m,
+            Msg::FetchFailed {
+                error: "refused".into(),
+                at_ms: 1,
+            },
+        );
+        assert!(matches!(
+            m.conn,
+            Conn::Failed {
+                last_ok_ms: None,
+                ..
+            }
+        ));
+        update(
+            &mut m,
+            Msg::Fetched {
+                snapshot: Box::new(snapshot()),
+                at_ms: 2,
+            },
+        );
+        update(
+            &mut m,
+            Msg::FetchFailed {
+                error: "timeout".into(),
+                at_ms: 3,
+            },
+        );
+        assert_eq!(
+            m.conn,
+            Conn::Failed {
+                error: "timeout".into(),
+                at_ms: 3,
+                last_ok_ms: Some(2)
+            }
+        );
+        assert!(m.data.is_some());
+    }
+}

@@ -1,0 +1,382 @@
+//! Drawing the model: tabs, the view, the status line, the key help. Pure functions of the
+//! model and the clock, so each is tested by rendering into a ratatui `Buffer`. Every string
+//! that came from outside goes through [`sanitize`] first.
+
+use crate::app::{Conn, Model, View};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Tabs};
+use skein_model::text::{sanitize, sparkline};
+
+/// Every key, for `?`.
+pub const KEYS: &[(&str, &str)] = &[
+    ("Tab / Shift-Tab", "next / previous view"),
+    ("1-6", "overview, logs, traces, trace, metrics, alerts"),
+    ("↑ ↓  k j", "move"),
+    ("s", "sort services: name, rate, error %, p99"),
+    ("?", "this help"),
+    ("q  Ctrl-C", "quit"),
+];
+
+fn ago(now_ms: i64, t_ms: i64) -> String {
+    let s = (now_ms - t_ms).max(0) / 1000;
+    if s >= 60 {
+        format!("{}m{}s ago", s / 60, s % 60)
+    } else {
+        format!("{s}s ago")
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn ms(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if v >= 1000.0 => format!("{:.2}s", v / 1000.0),
+        Some(v) => format!("{v:.0}ms"),
+    }
+}
+
+/// Draws the whole screen.
+pub fn draw(f: &mut Frame<'_>, m: &Model, now_ms: i64) {
+    let [tabs, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    let titles: Vec<String> = View::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{} {}", i + 1, v.title()))
+        .collect();
+    let selected = View::ALL.iter().position(|v| *v == m.view).unwrap_or(0);
+    f.render_widget(
+        Tabs::new(titles)
+            .select(selected)
+            .highlight_style(Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
+        tabs,
+    );
+    match m.view {
+        View::Overview => overview(f, body, m),
+        other => {
+            let text = format!(
+                "The {} view is not built yet; the overview (1) is.",
+                other.title()
+            );
+            f.render_widget(
+                Paragraph::new(text).block(Block::default().borders(Borders::ALL)),
+                body,
+            );
+        }
+    }
+    f.render_widget(Paragraph::new(status_line(m, now_ms)), status);
+    if m.help {
+        help(f, body);
+    }
+}
+
+/// The status line: the API, the connection, the last refresh.
+pub fn status_line(m: &Model, now_ms: i64) -> Line<'static> {
+    let api = Span::raw(format!(" · {}", sanitize(&m.api)));
+    let state = match &m.conn {
+        Conn::Connecting => Span::styled("connecting…", Style::default().fg(Color::Yellow)),
+        Conn::Ok { at_ms } => Span::styled(
+            format!("connected · refreshed {}", ago(now_ms, *at_ms)),
+            Style::default().fg(Color::Green),
+        ),
+        Conn::Failed {
+            error, last_ok_ms, ..
+        } => Span::styled(
+            format!(
+                "unreachable ({}) · retrying · data from {}",
+                sanitize(error),
+                last_ok_ms.map_or("never".into(), |t| ago(now_ms, t))
+            ),
+            Style::default().fg(Color::Red),
+        ),
+    };
+    Line::from(vec![Span::raw(" "), state, api, Span::raw(" · ? keys")])
+}
+
+fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
+    let [hosts_area, alerts_area] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
+
+    let header = Row::new(["SERVICE", "RATE/s", "ERR%", "P50", "P99", "RATE (5m)"])
+        .style(Style::default().add_modifier(Modifier::BOLD));
+    let rows: Vec<Row> = m
+        .services()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let spark = sparkline(&s.recent.iter().map(|p| Some(p.rate)).collect::<Vec<_>>());
+            let failing = s.error_rate.is_some_and(|e| e >= 0.05);
+            let mut style = Style::default();
+            if failing {
+                style = style.fg(Color::Red);
+            }
+            if i == m.selected {
+                style = style.add_modifier(Modifier::REVERSED);
+            }
+            Row::new(vec![
+                sanitize(&s.name),
+                format!("{:.2}", s.rate),
+                pct(s.error_rate),
+                ms(s.p50_ms),
+                ms(s.p99_ms),
+                spark,
+            ])
+            .style(style)
+        })
+        .collect();
+    let title = format!(" Services (by {}, s to sort) ", m.sort.label());
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Min(16),
+                Constraint::Length(8),
+                Constraint::Length(7),
+                Constraint::Length(8),
+                Constraint::Length(8),
+                Constraint::Length(30),
+            ],
+        )
+        .header(header)
+        .block(Block::default().borders(Borders::ALL).title(title)),
+        top,
+    );
+
+    let hosts: Vec<Row> = m
+        .data
+        .as_ref()
+        .map(|d| d.hosts.hosts.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            let down = h.state != "up";
+            let mem = match (h.memory_used_bytes, h.memory_total_bytes) {
+                (Some(u), Some(t)) if t > 0 => format!("{:.0}%", u as f64 / t as f64 * 100.0),
+                _ => "-".into(),
+            };
+            Row::new(vec![
+                sanitize(&h.host),
+                sanitize(&h.state),
+                pct(h.cpu_utilization),
+                mem,
+                h.load1.map_or("-".into(), |l| format!("{l:.2}")),
+            ])
+            .style(if down {
+                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
+            } else {
+                Style::default()
+            })
+        })
+        .collect();
+    f.render_widget(
+        Table::new(
+            hosts,
+            [
+                Constraint::Min(12),
+                Constraint::Length(5),
+                Constraint::Length(7),
+                Constraint::Length(5),
+                Constraint::Length(6),
+            ],
+        )
+        .header(
+            Row::new(["HOST", "STATE", "CPU", "MEM", "LOAD1"])
+                .style(Style::default().add_modifier(Modifier::BOLD)),
+        )
+        .block(Block::default().borders(Borders::ALL).title(" Hosts ")),
+        hosts_area,
+    );
+
+    let alerts: Vec<Row> = m
+        .data
+        .as_ref()
+        .map(|d| d.alerts.alerts.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            let labels: Vec<String> = a
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "alertname")
+                .map(|(k, v)| format!("{}={}", sanitize(k), sanitize(v)))
+                .collect();
+            let firing = a.state == skein_model::alert_api::AlertState::Firing;
+            Row::new(vec![
+                a.state.as_str().to_string(),
+                sanitize(&a.rule),
+                labels.join(" "),
+            ])
+            .style(if firing {
+                Style::default().fg(Color::Red)
+            } else {
+                Style::default().fg(Color::Yellow)
+            })
+        })
+        .collect();
+    f.render_widget(
+        Table::new(
+            alerts,
+            [
+                Constraint::Length(8),
+                Constraint::Length(20),
+                Constraint::Min(10),
+            ],
+        )
+        .block(Block::default().borders(Borders::ALL).title(" Alerts ")),
+        alerts_area,
+    );
+}
+
+fn help(f: &mut Frame<'_>, area: Rect) {
+    let w = 60.min(area.width);
+    let h = (KEYS.len() as u16 + 2).min(area.height);
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(k, what)| Line::from(format!(" {k:<16} {what}")))
+        .collect();
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Keys ")),
+        r,
+    );
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::app::{Key, Msg, Snapshot, update};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use skein_model::alert_api::{AlertInfo, AlertState, AlertsResponse};
+    use skein_model::api::{HostStatus, HostsResponse};
+    use skein_model::metrics_api::{ServiceHealth, ServicesResponse};
+
+    fn screen(m: &Model, now_ms: i64) -> String {
+        let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
+        t.draw(|f| draw(f, m, now_ms)).unwrap();
+        let buf = t.backend().buffer().clone();
+        let mut out = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                out.push_str(buf[(x, y)].symbol());
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    fn model() -> Model {
+        let mut m = Model::new("http://127.0.0.1:7700");
+        let mut labels = std::collections::BTreeMap::new();
+        labels.insert("alertname".to_string(), "HighErrorRate".to_string());
+        labels.insert("service".to_string(), "pay\u{1b}[2Jment".to_string());
+        update(
+            &mut m,
+            Msg::Fetched {
+                snapshot: Box::new(Snapshot {
+                    services: ServicesResponse {
+                        window_ms: 60_000,
+                        services: vec![ServiceHealth {
+                            name: "payment\u{1b}]0;owned\u{7}".into(),
+                            rate: 3.5,
+                            error_rate: Some(0.25),
+                            p50_ms: Some(12.0),
+                            p99_ms: Some(2_400.0),
+                            ..Default::default()
+                        }],
+                    },
+                    hosts: HostsResponse {
+                        hosts: vec![HostStatus {
+                            host: "web-1".into(),
+                            state: "down".into(),
+                            cpu_utilization: Some(0.5),
+                            ..Default::default()
+                        }],
+                    },
+                    alerts: AlertsResponse {
+                        alerts: vec![AlertInfo {
+                            rule: "HighErrorRate".into(),
+                            state: AlertState::Firing,
+                            labels,
+                            annotations: Default::default(),
+                            value: 0.25,
+                            active_since_ms: 0,
+                            firing_since_ms: Some(0),
+                            fingerprint: "f".into(),
+                            silenced_by: vec![],
+                            inhibited_by: vec![],
+                        }],
+                    },
+                }),
+                at_ms: 10_000,
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn overview_shows_services_hosts_and_alerts_without_escapes() {
+        let s = screen(&model(), 12_000);
+        assert!(s.contains("payment"), "{s}");
+        assert!(
+            s.contains("3.50") && s.contains("25.0%") && s.contains("2.40s"),
+            "{s}"
+        );
+        assert!(
+            s.contains("web-1") && s.contains("down") && s.contains("50.0%"),
+            "{s}"
+        );
+        assert!(s.contains("firing") && s.contains("HighErrorRate"), "{s}");
+        assert!(s.contains("service=payment"), "{s}");
+        assert!(!s.contains('\u{1b}') && !s.contains("owned\u{7}"), "{s}");
+        assert!(s.contains("connected · refreshed 2s ago"), "{s}");
+    }
+
+    #[test]
+    fn status_line_says_when_the_api_is_unreachable() {
+        let mut m = model();
+        update(
+            &mut m,
+            Msg::FetchFailed {
+                error: "connection refused".into(),
+                at_ms: 20_000,
+            },
+        );
+        let s = screen(&m, 21_000);
+        assert!(s.contains("unreachable (connection refused)"), "{s}");
+        assert!(s.contains("data from 11s ago"), "{s}");
+        assert!(s.contains("payment"), "the old data stays: {s}");
+    }
+
+    #[test]
+    fn help_lists_every_key_and_other_views_say_they_are_not_built() {
+        let mut m = model();
+        update(&mut m, Msg::Key(Key::Char('?')));
+        let s = screen(&m, 12_000);
+        for (k, _) in KEYS {
+            assert!(s.contains(k), "{k} missing: {s}");
+        }
+        update(&mut m, Msg::Key(Key::Esc));
+        update(&mut m, Msg::Key(Key::Char('2')));
+        assert!(screen(&m, 12_000).contains("not built yet"));
+    }
+}
