@@ -53,6 +53,29 @@ enum Command {
     Silence(cli::alerts::SilenceCmd),
     /// The live terminal dashboard (only the overview so far).
     Tui(TuiCmd),
+    /// Follow new log lines as they arrive (reconnects without gaps or repeats).
+    Tail(TailCmd),
+}
+
+#[derive(Args)]
+struct TailCmd {
+    /// Words and field:value terms, e.g. 'timeout service:payment'.
+    #[arg(default_value = "")]
+    query: String,
+    /// Only this service.
+    #[arg(long)]
+    service: Option<String>,
+    /// This level and above: trace, debug, info, warn, error, fatal.
+    #[arg(long)]
+    severity: Option<String>,
+    /// Lines of history to start with (0 to 1000).
+    #[arg(long, default_value_t = 10)]
+    back: usize,
+    /// Stop after this many lines (0: follow until Ctrl-C).
+    #[arg(long, short = 'n', default_value_t = 0)]
+    lines: usize,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 #[derive(Args)]
@@ -275,6 +298,23 @@ fn main() -> ExitCode {
             finish(cli::alerts::rules(cmd, &mut out, &mut err).await)
         }),
         Command::Tui(cmd) => tui(cmd),
+        Command::Tail(cmd) => runtime.block_on(async {
+            let c = match client(&cmd.api) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let args = cli::tail::TailArgs {
+                query: cmd.query,
+                service: cmd.service,
+                severity: cmd.severity,
+                back: cmd.back,
+                max_lines: cmd.lines,
+                json: cmd.api.json,
+                color: cmd.api.color(),
+            };
+            let mut out = std::io::stdout().lock();
+            finish(cli::tail::run(&c, &args, &mut out).await)
+        }),
         Command::Silence(cmd) => runtime.block_on(async {
             let mut out = std::io::stdout().lock();
             finish(cli::alerts::silence(cmd, &mut out).await)

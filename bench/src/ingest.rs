@@ -258,7 +258,7 @@ fn bare_tantivy(records: &[Vec<LogRecord>]) -> Result<(f64, u64, f64)> {
         for r in batch {
             buf.clear();
             serde_json::to_writer(&mut buf, r)?;
-            writer.add_document(fields.document(r, &buf))?;
+            writer.add_document(fields.document(r, &buf, 0))?;
         }
     }
     writer.commit().context("bare commit")?;
@@ -304,7 +304,7 @@ fn doc_without(
     json: &[u8],
     drop: &[skein_store::tantivy::schema::Field],
 ) -> TantivyDocument {
-    let full = fields.document(r, json);
+    let full = fields.document(r, json, 0);
     if drop.is_empty() {
         return full;
     }
@@ -377,7 +377,7 @@ fn parts(d: &Dataset) -> Result<Parts> {
             buf.clear();
             serde_json::to_writer(&mut buf, r)?;
             let b2 = Instant::now();
-            docs.push(fields.document(r, &buf));
+            docs.push(fields.document(r, &buf, 0));
             t_json += (b2 - a).as_secs_f64();
             t_doc += b2.elapsed().as_secs_f64();
         }

@@ -340,7 +340,15 @@ impl Indexer<'_> {
     fn add(&mut self, seq: u64, batch: &Batch, ndjson: &[u8]) -> Result<usize, StoreError> {
         match batch {
             Batch::Logs(v) if seq > self.logs.committed_seq() => {
-                self.logs.add_encoded(v, Some(ndjson))?
+                // Ingest positions for the live tail: batch × 2^24 + place. A batch with more
+                // records than that (only with a limits.max_request_bytes far above the
+                // default) gets none: still searched, not tailed.
+                let first = if (v.len() as u64) < skein_store::schema::SEQ_BATCH {
+                    seq.saturating_mul(skein_store::schema::SEQ_BATCH)
+                } else {
+                    0
+                };
+                self.logs.add_sequenced(v, Some(ndjson), first)?
             }
             Batch::Spans(v) if seq > self.spans.committed_seq() => {
                 self.spans.add_encoded(v, Some(ndjson))?

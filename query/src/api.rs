@@ -119,6 +119,7 @@ fn build(state: ApiState, extra: Option<Router>) -> Router {
         .route("/api/v1/traces/{key}", get(trace))
         .route("/api/v1/traces", get(traces))
         .route("/api/v1/logs", get(logs))
+        .route("/api/v1/logs/tail", get(crate::tail::tail))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/hosts", get(hosts))
         .merge(crate::metrics::http::routes())

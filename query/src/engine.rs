@@ -166,6 +166,42 @@ impl Engine {
         })
     }
 
+    /// Logs after ingest position `after`, oldest first, at most `limit`; the flag says more
+    /// were there (see [`skein_store::tail`]).
+    pub fn logs_after(
+        &self,
+        filter: &LogFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<(u64, LogRecord)>, bool), QueryError> {
+        Ok(skein_store::tail::logs_after(
+            &self.logs,
+            &self.log_fields,
+            filter,
+            after,
+            limit,
+        )?)
+    }
+
+    /// The newest `n` logs by ingest position, oldest first.
+    pub fn last_logs(
+        &self,
+        filter: &LogFilter,
+        n: usize,
+    ) -> Result<Vec<(u64, LogRecord)>, QueryError> {
+        Ok(skein_store::tail::last_logs(
+            &self.logs,
+            &self.log_fields,
+            filter,
+            n,
+        )?)
+    }
+
+    /// The largest ingest position of a searchable log.
+    pub fn last_log_seq(&self) -> u64 {
+        skein_store::tail::last_seq(&self.logs)
+    }
+
     /// Counts logs matching a filter, per value of the `by` fields (`service`).
     pub fn count_logs(
         &self,

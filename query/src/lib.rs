@@ -24,6 +24,8 @@ pub mod engine;
 mod error;
 #[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
+pub mod tail;
 
 #[cfg(feature = "server")]
 pub use error::QueryError;

@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod monitor;
 pub mod render;
 pub mod search;
+pub mod tail;
 pub mod trace;
 
 /// Exit codes, as ripgrep: 0 found, 1 nothing found, 2 error.

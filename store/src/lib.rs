@@ -16,6 +16,7 @@ pub mod schema;
 pub mod search;
 pub mod signal;
 pub mod splits;
+pub mod tail;
 pub mod tsdb;
 pub mod wal;
 

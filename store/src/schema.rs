@@ -97,7 +97,14 @@ pub struct LogFields {
     pub attributes: Field,
     /// The whole record as JSON (stored only).
     pub doc: Field,
+    /// Ingest position (u64; indexed and fast): WAL sequence number × 2^24 + the record's
+    /// place in its batch. Increases in arrival order, so a live tail resumes after the last
+    /// one it sent. Last in the schema: splits written before it existed lack only this field.
+    pub seq: Field,
 }
+
+/// Records one WAL batch may hold for [`LogFields::seq`] to stay unique (2^24).
+pub const SEQ_BATCH: u64 = 1 << 24;
 
 impl LogFields {
     /// Builds the schema.
@@ -121,6 +128,7 @@ impl LogFields {
         let keys = b.add_text_field("keys", raw());
         let attributes = b.add_json_field("attributes", raw_json());
         let doc = b.add_bytes_field("doc", STORED);
+        let seq = b.add_u64_field("seq", number());
         LogFields {
             schema: b.build(),
             time,
@@ -133,11 +141,13 @@ impl LogFields {
             keys,
             attributes,
             doc,
+            seq,
         }
     }
 
-    /// The tantivy document of a record; `json` is the record already serialized.
-    pub fn document(&self, r: &LogRecord, json: &[u8]) -> TantivyDocument {
+    /// The tantivy document of a record; `json` is the record already serialized; `seq` is
+    /// its ingest position (0: none, for records not from the WAL).
+    pub fn document(&self, r: &LogRecord, json: &[u8], seq: u64) -> TantivyDocument {
         let mut d = TantivyDocument::new();
         d.add_i64(self.time, clamp_i64(r.time_unix_nano));
         d.add_text(self.service, &r.service);
@@ -161,6 +171,9 @@ impl LogFields {
         }
         add_attributes(&mut d, self.attributes, &r.attributes, &r.resource);
         d.add_bytes(self.doc, json);
+        if seq > 0 {
+            d.add_u64(self.seq, seq);
+        }
         d
     }
 }

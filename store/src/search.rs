@@ -59,7 +59,11 @@ fn time_range_query(field: Field, range: TimeRange) -> Box<dyn Query> {
     ))
 }
 
-fn load<S: Signal>(searcher: &Searcher, fields: &S::Fields, addr: DocAddress) -> Result<S::Record> {
+pub(crate) fn load<S: Signal>(
+    searcher: &Searcher,
+    fields: &S::Fields,
+    addr: DocAddress,
+) -> Result<S::Record> {
     let doc: TantivyDocument = searcher
         .doc(addr)
         .map_err(|e| StoreError::index("load document", e))?;
@@ -222,8 +226,10 @@ pub(crate) fn log_query(
     filter: &LogFilter,
     range: TimeRange,
 ) -> Result<BooleanQuery> {
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-        vec![(Occur::Must, time_range_query(fields.time, range))];
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    if range != TimeRange::ALL {
+        clauses.push((Occur::Must, time_range_query(fields.time, range)));
+    }
     if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
         clauses.push((
             Occur::Must,
@@ -250,6 +256,10 @@ pub(crate) fn log_query(
                 Bound::Unbounded,
             )),
         ));
+    }
+    if clauses.is_empty() {
+        // A query with no clause matches nothing; with no condition, everything matches.
+        clauses.push((Occur::Must, Box::new(AllQuery)));
     }
     Ok(BooleanQuery::new(clauses))
 }

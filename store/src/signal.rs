@@ -20,8 +20,9 @@ pub trait Signal: Send + Sync + 'static {
     fn fields() -> Self::Fields;
     /// The schema of the field handles.
     fn schema(f: &Self::Fields) -> &Schema;
-    /// The tantivy document of a record; `json` is the record serialized.
-    fn document(f: &Self::Fields, r: &Self::Record, json: &[u8]) -> TantivyDocument;
+    /// The tantivy document of a record; `json` is the record serialized; `seq` its ingest
+    /// position (0: none; only logs keep it).
+    fn document(f: &Self::Fields, r: &Self::Record, json: &[u8], seq: u64) -> TantivyDocument;
     /// The record's event time, Unix nanoseconds.
     fn time(r: &Self::Record) -> u64;
     /// The stored JSON blob field.
@@ -46,8 +47,8 @@ impl Signal for Logs {
     fn schema(f: &LogFields) -> &Schema {
         &f.schema
     }
-    fn document(f: &LogFields, r: &LogRecord, json: &[u8]) -> TantivyDocument {
-        f.document(r, json)
+    fn document(f: &LogFields, r: &LogRecord, json: &[u8], seq: u64) -> TantivyDocument {
+        f.document(r, json, seq)
     }
     fn time(r: &LogRecord) -> u64 {
         r.time_unix_nano
@@ -77,7 +78,7 @@ impl Signal for Spans {
     fn schema(f: &SpanFields) -> &Schema {
         &f.schema
     }
-    fn document(f: &SpanFields, r: &Span, json: &[u8]) -> TantivyDocument {
+    fn document(f: &SpanFields, r: &Span, json: &[u8], _seq: u64) -> TantivyDocument {
         f.document(r, json)
     }
     fn time(r: &Span) -> u64 {

@@ -197,8 +197,10 @@ impl<S: Signal> SplitStore<S> {
             };
             register_tokenizers(index.tokenizers());
             // Field handles come from this version's schema: a split written with another
-            // schema would be read wrongly, so refuse it with a clear message instead.
-            if index.schema() != *S::schema(&fields) {
+            // schema would be read wrongly, so refuse it with a clear message instead. A
+            // split from before fields were added at the end is read as it is (it lacks only
+            // those fields) and never written to again.
+            if !schema_prefix(&index.schema(), S::schema(&fields)) {
                 return Err(StoreError::Incompatible(format!(
                     "split {} was written with a different {} schema (another Skein version); move it out of the data directory or run the version that wrote it",
                     path.display(),
@@ -244,7 +246,10 @@ impl<S: Signal> SplitStore<S> {
         };
         let meta = last.meta();
         let age = Duration::from_nanos(now_nano().saturating_sub(meta.created));
-        if age >= self.cfg.split_max_age || meta.docs >= self.cfg.split_max_docs {
+        if age >= self.cfg.split_max_age
+            || meta.docs >= self.cfg.split_max_docs
+            || last.index.schema() != *S::schema(&self.fields)
+        {
             return Ok(());
         }
         let writer = self.new_writer(&last.index, &last.dir)?;
@@ -340,6 +345,17 @@ impl<S: Signal> SplitStore<S> {
     /// line, in order): the WAL payload. Reusing it saves serializing every record twice.
     /// When the line count does not match, the records are serialized again.
     pub fn add_encoded(&mut self, records: &[S::Record], ndjson: Option<&[u8]>) -> Result<()> {
+        self.add_sequenced(records, ndjson, 0)
+    }
+
+    /// Like [`Self::add_encoded`], giving record `i` the ingest position `first_seq + i`
+    /// (0: none).
+    pub fn add_sequenced(
+        &mut self,
+        records: &[S::Record],
+        ndjson: Option<&[u8]>,
+        first_seq: u64,
+    ) -> Result<()> {
         let lines: Option<Vec<&[u8]>> = ndjson.and_then(|b| {
             let v: Vec<&[u8]> = b.split(|c| *c == b'\n').filter(|l| !l.is_empty()).collect();
             (v.len() == records.len()).then_some(v)
@@ -358,7 +374,12 @@ impl<S: Signal> SplitStore<S> {
                         &buf
                     }
                 };
-                let doc = S::document(&fields, r, json);
+                let seq = if first_seq == 0 {
+                    0
+                } else {
+                    first_seq + i as u64
+                };
+                let doc = S::document(&fields, r, json, seq);
                 active
                     .writer
                     .add_document(doc)
@@ -538,6 +559,13 @@ fn read_meta(index: &Index, path: &Path) -> Result<SplitMeta> {
         .as_deref()
         .and_then(|p| serde_json::from_str::<SplitMeta>(p).ok())
         .unwrap_or_else(|| SplitMeta::new(0)))
+}
+
+/// True when `old` has the same fields as the first ones of `new`, in the same order.
+fn schema_prefix(old: &tantivy::schema::Schema, new: &tantivy::schema::Schema) -> bool {
+    let old: Vec<_> = old.fields().map(|(_, e)| e).collect();
+    let new: Vec<_> = new.fields().map(|(_, e)| e).collect();
+    old.len() <= new.len() && old.iter().zip(&new).all(|(a, b)| a == b)
 }
 
 fn open_reader(index: &Index, path: &Path) -> Result<IndexReader> {

@@ -486,6 +486,9 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
     }
 }
 
+mod tail;
+pub use tail::TailLine;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
