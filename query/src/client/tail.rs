@@ -143,9 +143,16 @@ mod tests {
 
     #[test]
     fn events_parse_and_others_are_skipped() {
-        let e = parse_event("id: 42\nevent: log\ndata: {\"service\":\"pay\",\"body\":\"x\"}")
-            .unwrap()
-            .unwrap();
+        let rec = LogRecord {
+            service: "pay".into(),
+            body: "x".into(),
+            ..Default::default()
+        };
+        let block = format!(
+            "id: 42\nevent: log\ndata: {}",
+            serde_json::to_string(&rec).unwrap()
+        );
+        let e = parse_event(&block).unwrap().unwrap();
         assert_eq!(e.seq, 42);
         assert_eq!(e.record.service, "pay");
         assert!(parse_event(": keep-alive").is_none());
