@@ -31,6 +31,15 @@ pub struct LogsResponse {
     pub logs: Vec<LogRecord>,
 }
 
+/// `GET /api/v1/logs/context`: the lines around one line, from the same service and host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogContextResponse {
+    /// Earlier lines, oldest first.
+    pub before: Vec<LogRecord>,
+    /// The line's moment and later, oldest first.
+    pub after: Vec<LogRecord>,
+}
+
 /// One trace in `GET /api/v1/traces`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TraceSummary {

@@ -120,6 +120,7 @@ fn build(state: ApiState, extra: Option<Router>) -> Router {
         .route("/api/v1/traces", get(traces))
         .route("/api/v1/logs", get(logs))
         .route("/api/v1/logs/tail", get(crate::tail::tail))
+        .route("/api/v1/logs/context", get(context))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/hosts", get(hosts))
         .merge(crate::metrics::http::routes())
@@ -331,11 +332,53 @@ async fn logs(
             text: param(&p, "q").map(str::to_string),
             service: param(&p, "service").map(str::to_string),
             min_severity,
+            host: None,
         },
         range: time_range(&p)?,
         limit: limit(&p, 100, s.engine.limits().max_limit)?,
     };
     Ok(axum::Json(run(&s, "logs", move |e| e.logs(&q)).await?))
+}
+
+/// Most lines on each side of `GET /api/v1/logs/context`.
+pub const MAX_CONTEXT: usize = 500;
+
+async fn context(
+    State(s): State<ApiState>,
+    Query(p): Query<Params>,
+) -> Result<axum::Json<skein_model::api::LogContextResponse>, ApiError> {
+    let service = param(&p, "service").ok_or_else(|| {
+        ApiError::bad("service is required: the service of the line whose context you want")
+    })?;
+    let time = param(&p, "time").ok_or_else(|| {
+        ApiError::bad("time is required: the line's time_unix_nano (or RFC 3339)")
+    })?;
+    let time =
+        parse_time(time, now_unix_nano()).map_err(|e| ApiError::bad(format!("time: {e}")))?;
+    let count = |name: &str| -> Result<usize, ApiError> {
+        match param(&p, name) {
+            None => Ok(10),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n <= MAX_CONTEXT => Ok(n),
+                _ => Err(ApiError::bad(format!(
+                    "{name} '{v}' must be a whole number from 0 to {MAX_CONTEXT}"
+                ))),
+            },
+        }
+    };
+    let (before, after) = (count("before")?, count("after")?);
+    let filter = LogFilter {
+        text: None,
+        service: Some(service.to_string()),
+        min_severity: None,
+        host: param(&p, "host").map(str::to_string),
+    };
+    Ok(axum::Json(
+        run(&s, "logs_context", move |e| {
+            e.logs_around(&filter, time, before, after)
+        })
+        .await?,
+    ))
 }
 
 async fn traces(

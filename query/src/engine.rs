@@ -202,6 +202,19 @@ impl Engine {
         skein_store::tail::last_seq(&self.logs)
     }
 
+    /// The lines around `time` matching `filter` (see [`search::logs_around`]).
+    pub fn logs_around(
+        &self,
+        filter: &LogFilter,
+        time: u64,
+        before: usize,
+        after: usize,
+    ) -> Result<skein_model::api::LogContextResponse, QueryError> {
+        let (before, after) =
+            search::logs_around(&self.logs, &self.log_fields, filter, time, before, after)?;
+        Ok(skein_model::api::LogContextResponse { before, after })
+    }
+
     /// Counts logs matching a filter, per value of the `by` fields (`service`).
     pub fn count_logs(
         &self,

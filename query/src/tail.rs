@@ -131,6 +131,7 @@ async fn open(
         text: param(p, "q").map(str::to_string),
         service: param(p, "service").map(str::to_string),
         min_severity,
+        host: None,
     };
     let cursor_text = headers
         .get("last-event-id")

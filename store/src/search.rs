@@ -116,6 +116,94 @@ pub fn newest<S: Signal>(
     Ok(Found { records, truncated })
 }
 
+/// Runs `query` on every split that may hold records in `range`, oldest records first, at
+/// most `limit` of them (the mirror of [`newest`]).
+pub fn oldest<S: Signal>(
+    list: &SplitList,
+    fields: &S::Fields,
+    query: &dyn Query,
+    range: TimeRange,
+    limit: usize,
+) -> Result<Found<S::Record>> {
+    let mut hits: Vec<(i64, Arc<SplitHandle>, DocAddress)> = Vec::new();
+    let mut splits = searchable_splits(list, range);
+    splits.reverse(); // oldest first
+    let mut truncated = false;
+    for split in splits {
+        if hits.len() >= limit
+            && let Some((newest_kept, _, _)) = hits.get(limit.saturating_sub(1))
+            && clamp_i64(split.meta().min_time) > *newest_kept
+        {
+            truncated = true;
+            continue;
+        }
+        let searcher = split.reader.searcher();
+        let top = TopDocs::with_limit(limit + 1).order_by_fast_field::<i64>("time", Order::Asc);
+        let found = searcher
+            .search(query, &top)
+            .map_err(|e| StoreError::index("search", e))?;
+        for (t, addr) in found {
+            hits.push((t.unwrap_or(0), split.clone(), addr));
+        }
+        hits.sort_by_key(|h| h.0);
+        if hits.len() > limit {
+            truncated = true;
+            hits.truncate(limit);
+        }
+    }
+    let mut records = Vec::with_capacity(hits.len());
+    for (_, split, addr) in hits {
+        records.push(load::<S>(&split.reader.searcher(), fields, addr)?);
+    }
+    Ok(Found { records, truncated })
+}
+
+/// Logs around a moment: up to `before` lines earlier than `time` (oldest first) and up to
+/// `after` lines at or after it, matching `filter` (a service and host, for a line's context).
+pub fn logs_around(
+    list: &SplitList,
+    fields: &LogFields,
+    filter: &LogFilter,
+    time: u64,
+    before: usize,
+    after: usize,
+) -> Result<(Vec<skein_model::LogRecord>, Vec<skein_model::LogRecord>)> {
+    let earlier = TimeRange {
+        start: 0,
+        end: time.saturating_sub(1),
+    };
+    let later = TimeRange {
+        start: time,
+        end: u64::MAX,
+    };
+    let mut b = if before == 0 || time == 0 {
+        Vec::new()
+    } else {
+        newest::<crate::Logs>(
+            list,
+            fields,
+            &log_query(fields, filter, earlier)?,
+            earlier,
+            before,
+        )?
+        .records
+    };
+    b.reverse();
+    let a = if after == 0 {
+        Vec::new()
+    } else {
+        oldest::<crate::Logs>(
+            list,
+            fields,
+            &log_query(fields, filter, later)?,
+            later,
+            after,
+        )?
+        .records
+    };
+    Ok((b, a))
+}
+
 /// Every record (up to `limit`) whose `field` holds any of `values`, oldest first per split.
 pub fn by_terms<S: Signal>(
     list: &SplitList,
@@ -198,6 +286,8 @@ pub struct LogFilter {
     pub service: Option<String>,
     /// Only this severity number and above.
     pub min_severity: Option<i32>,
+    /// Only this host.
+    pub host: Option<String>,
 }
 
 /// Parses a user query against one split's schema: bare words search the body and attribute
@@ -241,6 +331,15 @@ pub(crate) fn log_query(
             Occur::Must,
             Box::new(TermQuery::new(
                 Term::from_field_text(fields.service, service),
+                IndexRecordOption::Basic,
+            )),
+        ));
+    }
+    if let Some(host) = &filter.host {
+        clauses.push((
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_text(fields.host, host),
                 IndexRecordOption::Basic,
             )),
         ));

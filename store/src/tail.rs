@@ -193,4 +193,40 @@ mod tests {
         );
         assert!(logs_after(&list, &f, &all, 201, 10).unwrap().0.is_empty());
     }
+
+    #[test]
+    fn context_is_the_lines_around_a_moment_from_one_service_and_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SplitStore::<Logs>::open(dir.path(), cfg()).unwrap();
+        let at = |t: u64, service: &str, host: &str, body: &str| LogRecord {
+            time_unix_nano: t,
+            service: service.into(),
+            host: host.into(),
+            body: body.into(),
+            ..Default::default()
+        };
+        s.add(&[
+            at(10, "pay", "h1", "a"),
+            at(20, "pay", "h1", "b"),
+            at(25, "pay", "h2", "other host"),
+            at(30, "pay", "h1", "c"),
+            at(35, "order", "h1", "other service"),
+            at(40, "pay", "h1", "d"),
+            at(50, "pay", "h1", "e"),
+        ])
+        .unwrap();
+        s.commit(1).unwrap();
+        let (list, f) = (s.split_list(), s.fields().clone());
+        let filter = LogFilter {
+            service: Some("pay".into()),
+            host: Some("h1".into()),
+            ..Default::default()
+        };
+        let body = |v: &[LogRecord]| v.iter().map(|r| r.body.clone()).collect::<Vec<_>>();
+        let (b, a) = crate::search::logs_around(&list, &f, &filter, 30, 2, 2).unwrap();
+        assert_eq!(body(&b), ["a", "b"]);
+        assert_eq!(body(&a), ["c", "d"]);
+        let (b, a) = crate::search::logs_around(&list, &f, &filter, 30, 1, 0).unwrap();
+        assert_eq!((body(&b), a.len()), (vec!["b".to_string()], 0));
+    }
 }

@@ -171,6 +171,7 @@ fn logs(c: &LogCond, src: &Sources, now_ms: i64) -> Result<Vec<Breach>, String> 
         text: c.query.clone(),
         service: c.service.clone(),
         min_severity: c.min_severity,
+        host: None,
     };
     let by: &[&str] = if c.by_service { &["service"] } else { &[] };
     let counts = src

@@ -218,6 +218,34 @@ impl Client {
         required(self.get(url, false).await?)
     }
 
+    /// `GET /api/v1/logs/context`: up to `before` and `after` lines around `time_unix_nano`
+    /// from the same service (and host, when given).
+    pub async fn log_context(
+        &self,
+        service: &str,
+        host: Option<&str>,
+        time_unix_nano: u64,
+        before: usize,
+        after: usize,
+    ) -> Result<skein_model::api::LogContextResponse, ClientError> {
+        let (t, b, a) = (
+            time_unix_nano.to_string(),
+            before.to_string(),
+            after.to_string(),
+        );
+        let mut p = vec![
+            ("service", service),
+            ("time", &t),
+            ("before", &b),
+            ("after", &a),
+        ];
+        if let Some(h) = host {
+            p.push(("host", h));
+        }
+        let url = self.pairs_url(&["api", "v1", "logs", "context"], &p);
+        required(self.get(url, false).await?)
+    }
+
     /// `GET /api/v1/alerts`, optionally only `pending` or `firing` ones.
     pub async fn alerts(&self, state: Option<&str>) -> Result<AlertsResponse, ClientError> {
         let p: Vec<(&str, &str)> = state.map(|s| ("state", s)).into_iter().collect();
