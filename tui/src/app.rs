@@ -1,6 +1,8 @@
 //! The dashboard's state and how messages change it (ratatui's Elm pattern: model, message,
 //! update). Pure: no terminal, no network, no clock; the loop in [`crate::run`] feeds it.
 
+use crate::logs::{Line, Logs};
+use skein_model::LogRecord;
 use skein_model::alert_api::AlertsResponse;
 use skein_model::api::HostsResponse;
 use skein_model::metrics_api::{ServiceHealth, ServicesResponse};
@@ -10,7 +12,7 @@ use skein_model::metrics_api::{ServiceHealth, ServicesResponse};
 pub enum View {
     /// Services, hosts, alerts.
     Overview,
-    /// Live tail and search (not built yet).
+    /// Live tail and search over history.
     Logs,
     /// Recent traces (not built yet).
     Traces,
@@ -132,6 +134,10 @@ pub enum Key {
     Down,
     /// Escape.
     Esc,
+    /// Enter.
+    Enter,
+    /// Backspace.
+    Backspace,
     /// Ctrl-C.
     CtrlC,
 }
@@ -155,6 +161,26 @@ pub enum Msg {
         /// When (Unix ms).
         at_ms: i64,
     },
+    /// New lines from the live tail.
+    TailLines(Vec<Line>),
+    /// The live tail dropped (it reconnects by itself).
+    TailFailed(String),
+    /// A search over history came back.
+    SearchDone {
+        /// The search it answers.
+        query: String,
+        /// Records, newest first, or why it failed.
+        result: Result<Vec<LogRecord>, String>,
+    },
+}
+
+/// Work the loop does for the update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cmd {
+    /// Search logs over history.
+    Search(String),
+    /// Put this text on the clipboard (OSC 52).
+    Copy(String),
 }
 
 /// The dashboard's state.
@@ -176,6 +202,8 @@ pub struct Model {
     pub help: bool,
     /// Quit was asked.
     pub quit: bool,
+    /// The logs view.
+    pub logs: Logs,
 }
 
 impl Model {
@@ -190,6 +218,7 @@ impl Model {
             selected: 0,
             help: false,
             quit: false,
+            logs: Logs::default(),
         }
     }
 
@@ -214,9 +243,25 @@ impl Model {
     }
 }
 
-/// Applies a message.
-pub fn update(m: &mut Model, msg: Msg) {
+/// Applies a message; returns work for the loop, if any.
+pub fn update(m: &mut Model, msg: Msg) -> Option<Cmd> {
     match msg {
+        Msg::TailLines(lines) => {
+            m.logs.error = None;
+            m.logs.push(lines);
+        }
+        Msg::TailFailed(e) => m.logs.error = Some(format!("live tail: {e}; reconnecting")),
+        Msg::SearchDone { query, result } => {
+            if m.logs.search.as_deref() == Some(query.as_str()) {
+                match result {
+                    Ok(r) => {
+                        m.logs.results = Some(r);
+                        m.logs.error = None;
+                    }
+                    Err(e) => m.logs.error = Some(format!("search: {e}")),
+                }
+            }
+        }
         Msg::Fetched { snapshot, at_ms } => {
             m.data = Some(*snapshot);
             m.conn = Conn::Ok { at_ms };
@@ -235,16 +280,89 @@ pub fn update(m: &mut Model, msg: Msg) {
                 last_ok_ms,
             };
         }
-        Msg::Key(k) => key(m, k),
+        Msg::Key(k) => return key(m, k),
     }
+    None
 }
 
-fn key(m: &mut Model, k: Key) {
+/// Keys of the logs view; None when the key is not one of them.
+fn logs_key(m: &mut Model, k: Key) -> Option<Option<Cmd>> {
+    let l = &mut m.logs;
+    if let Some(input) = l.input.as_mut() {
+        match k {
+            Key::Char(c) => input.push(c),
+            Key::Backspace => {
+                input.pop();
+            }
+            Key::Esc => l.input = None,
+            Key::Enter => {
+                let q = l.input.take().unwrap_or_default();
+                l.selected = None;
+                if q.trim().is_empty() {
+                    l.search = None;
+                    l.results = None;
+                    return Some(None);
+                }
+                l.search = Some(q.clone());
+                l.results = None;
+                return Some(Some(Cmd::Search(q)));
+            }
+            _ => return None,
+        }
+        return Some(None);
+    }
+    match k {
+        Key::Char('/') => l.input = Some(String::new()),
+        Key::Char('p') | Key::Char(' ') => {
+            l.paused = !l.paused;
+            // Paused, the view holds on the newest line of the moment; resumed, it follows.
+            l.selected = if l.paused && !l.shown().is_empty() {
+                Some(0)
+            } else {
+                None
+            };
+        }
+        Key::Esc => {
+            l.search = None;
+            l.results = None;
+            l.selected = None;
+        }
+        Key::Up | Key::Char('k') => {
+            l.paused = true;
+            l.up(1);
+        }
+        Key::Down | Key::Char('j') => l.down(1),
+        Key::Char('G') => {
+            l.selected = None;
+            l.paused = false;
+        }
+        Key::Char('y') => {
+            let r = l.selected_record()?;
+            return Some(Some(Cmd::Copy(format!(
+                "{} {} {}",
+                r.service, r.severity_text, r.body
+            ))));
+        }
+        _ => return None,
+    }
+    Some(None)
+}
+
+fn key(m: &mut Model, k: Key) -> Option<Cmd> {
+    if m.view == View::Logs && !m.help && !matches!(k, Key::CtrlC) {
+        let typing = m.logs.input.is_some();
+        if let Some(cmd) = logs_key(m, k) {
+            return cmd;
+        }
+        if typing {
+            return None;
+        }
+    }
     if m.help {
         // Any key closes the help; q and Ctrl-C still quit.
         m.help = false;
         if !matches!(k, Key::Char('q') | Key::CtrlC) {
-            return;
+            return None;
         }
     }
     let n = View::ALL.len();
@@ -264,6 +382,7 @@ fn key(m: &mut Model, k: Key) {
         Key::Up | Key::Char('k') => m.selected = m.selected.saturating_sub(1),
         _ => {}
     }
+    None
 }
 
 #[cfg(test)]

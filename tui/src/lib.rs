@@ -8,14 +8,17 @@
 //! panic hook). Text from logs, labels and names is stripped of control characters and
 //! escape sequences before it is drawn.
 //!
-//! State of this crate: the overview (services, hosts, alerts), the status line, the key help
-//! and view switching are built; the logs, traces, trace, metrics and alerts views and the
-//! dashboards in `dashboards/` are not yet.
+//! State of this crate: the overview (services, hosts, alerts), the logs view (live tail with
+//! pause, selection, search over history with highlighted matches, copy), the status line,
+//! the key help and view switching are built; the traces, trace, metrics and alerts views
+//! and the dashboards in `dashboards/` are not yet.
 
 pub mod app;
+pub mod logs;
 pub mod view;
+mod view_logs;
 
-use app::{Key, Model, Msg, Snapshot, update};
+use app::{Cmd, Key, Model, Msg, Snapshot, update};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use skein_query::client::Client;
 use std::sync::mpsc;
@@ -67,8 +70,38 @@ fn key(k: event::KeyEvent) -> Option<Key> {
         KeyCode::Up => Key::Up,
         KeyCode::Down => Key::Down,
         KeyCode::Esc => Key::Esc,
+        KeyCode::Enter => Key::Enter,
+        KeyCode::Backspace => Key::Backspace,
         _ => return None,
     })
+}
+
+/// Standard base64 of `bytes`.
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= c.len() {
+                out.push(char::from(A[((n >> (18 - 6 * k)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Puts text on the clipboard through the terminal (OSC 52; the text travels base64-encoded,
+/// so nothing in it can act on the terminal).
+fn copy(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    write!(out, "\x1b]52;c;{}\x07", base64(text.as_bytes()))?;
+    out.flush()
 }
 
 /// Runs the dashboard until `q` or Ctrl-C.
@@ -80,6 +113,8 @@ pub fn run(opts: Options) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let (tx, rx) = mpsc::channel::<Msg>();
+    let search_tx = tx.clone();
+    let tail_tx = tx.clone();
     let refresh = opts.refresh;
     rt.spawn(async move {
         loop {
@@ -90,6 +125,37 @@ pub fn run(opts: Options) -> Result<(), String> {
             tokio::time::sleep(refresh).await;
         }
     });
+    // The live tail: new lines as messages; on a drop it says so and goes on after the last
+    // line it got, so the view has no gap and no repeat.
+    let tail_client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
+    rt.spawn(async move {
+        let mut cursor = None;
+        let back = logs::MAX_LINES.min(200).to_string();
+        loop {
+            let params = [("back", if cursor.is_none() { back.as_str() } else { "0" })];
+            let res = tail_client
+                .tail(&params, cursor, |line| {
+                    cursor = Some(line.seq);
+                    tail_tx
+                        .send(Msg::TailLines(vec![logs::Line {
+                            seq: line.seq,
+                            record: line.record,
+                        }]))
+                        .is_ok()
+                })
+                .await;
+            match res {
+                Ok(()) => return,
+                Err(e) => {
+                    if tail_tx.send(Msg::TailFailed(e.to_string())).is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    });
+    let search_client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
     let mut terminal = ratatui::init();
     let mut m = Model::new(&opts.api);
     let result = (|| -> std::io::Result<()> {
@@ -99,8 +165,27 @@ pub fn run(opts: Options) -> Result<(), String> {
             if event::poll(Duration::from_millis(250))?
                 && let Event::Key(k) = event::read()?
                 && let Some(k) = key(k)
+                && let Some(cmd) = update(&mut m, Msg::Key(k))
             {
-                update(&mut m, Msg::Key(k));
+                match cmd {
+                    Cmd::Search(q) => {
+                        let (c, tx) = (search_client.clone(), search_tx.clone());
+                        rt.spawn(async move {
+                            let query = skein_query::client::LogsQuery {
+                                q: Some(q.clone()),
+                                limit: Some(1000),
+                                ..Default::default()
+                            };
+                            let result = c
+                                .logs(&query)
+                                .await
+                                .map(|r| r.logs)
+                                .map_err(|e| e.to_string());
+                            let _ = tx.send(Msg::SearchDone { query: q, result });
+                        });
+                    }
+                    Cmd::Copy(text) => copy(&text)?,
+                }
             }
             while let Ok(msg) = rx.try_recv() {
                 update(&mut m, msg);
@@ -113,4 +198,17 @@ pub fn run(opts: Options) -> Result<(), String> {
     ratatui::restore();
     rt.shutdown_timeout(Duration::from_millis(200));
     result.map_err(|e| format!("terminal: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn base64_matches_the_standard() {
+        assert_eq!(super::base64(b""), "");
+        assert_eq!(super::base64(b"f"), "Zg==");
+        assert_eq!(super::base64(b"fo"), "Zm8=");
+        assert_eq!(super::base64(b"foo"), "Zm9v");
+        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
+    }
 }

@@ -16,6 +16,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("1-6", "overview, logs, traces, trace, metrics, alerts"),
     ("↑ ↓  k j", "move"),
     ("s", "sort services: name, rate, error %, p99"),
+    ("/", "logs: search history (Enter), Esc back to live"),
+    ("p  space", "logs: pause / resume the live tail"),
+    ("G", "logs: jump to the newest line"),
+    ("y", "logs: copy the selected line"),
     ("?", "this help"),
     ("q  Ctrl-C", "quit"),
 ];
@@ -63,6 +67,7 @@ pub fn draw(f: &mut Frame<'_>, m: &Model, now_ms: i64) {
     );
     match m.view {
         View::Overview => overview(f, body, m),
+        View::Logs => crate::view_logs::draw_logs(f, body, m),
         other => {
             let text = format!(
                 "The {} view is not built yet; the overview (1) is.",
@@ -376,7 +381,80 @@ mod tests {
             assert!(s.contains(k), "{k} missing: {s}");
         }
         update(&mut m, Msg::Key(Key::Esc));
-        update(&mut m, Msg::Key(Key::Char('2')));
+        update(&mut m, Msg::Key(Key::Char('3')));
         assert!(screen(&m, 12_000).contains("not built yet"));
+    }
+
+    fn rec(service: &str, sev: i32, body: &str) -> skein_model::LogRecord {
+        skein_model::LogRecord {
+            time_unix_nano: 1_000_000_000,
+            service: service.into(),
+            severity_number: sev,
+            body: body.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn logs_view_tails_pauses_searches_and_copies() {
+        use crate::app::Cmd;
+        use crate::logs::Line;
+        let mut m = model();
+        update(&mut m, Msg::Key(Key::Char('2')));
+        update(
+            &mut m,
+            Msg::TailLines(vec![
+                Line {
+                    seq: 1,
+                    record: rec("payment", 17, "bank timeout\u{1b}[2J"),
+                },
+                Line {
+                    seq: 2,
+                    record: rec("order", 9, "order placed"),
+                },
+            ]),
+        );
+        let s = screen(&m, 12_000);
+        assert!(s.contains("Logs · live"), "{s}");
+        assert!(s.contains("ERROR payment bank timeout"), "{s}");
+        assert!(s.contains("INFO  order order placed"), "{s}");
+        assert!(!s.contains('\u{1b}'), "{s}");
+        // Pause, select the older line, copy it.
+        update(&mut m, Msg::Key(Key::Char('p')));
+        assert!(screen(&m, 12_000).contains("paused"));
+        update(&mut m, Msg::Key(Key::Up));
+        assert_eq!(
+            update(&mut m, Msg::Key(Key::Char('y'))),
+            Some(Cmd::Copy("payment  bank timeout\u{1b}[2J".into()))
+        );
+        // Search history: typing shows a prompt, Enter asks the loop to search.
+        update(&mut m, Msg::Key(Key::Char('/')));
+        for c in "timeout".chars() {
+            update(&mut m, Msg::Key(Key::Char(c)));
+        }
+        assert!(screen(&m, 12_000).contains("/timeout"));
+        assert_eq!(
+            update(&mut m, Msg::Key(Key::Enter)),
+            Some(Cmd::Search("timeout".into()))
+        );
+        update(
+            &mut m,
+            Msg::SearchDone {
+                query: "timeout".into(),
+                result: Ok(vec![rec("payment", 17, "old bank timeout")]),
+            },
+        );
+        let s = screen(&m, 12_000);
+        assert!(s.contains("search \"timeout\": 1 lines"), "{s}");
+        assert!(
+            s.contains("old bank timeout") && !s.contains("order placed"),
+            "{s}"
+        );
+        // Esc goes back to the live lines; q while typing is text, not quit.
+        update(&mut m, Msg::Key(Key::Esc));
+        assert!(screen(&m, 12_000).contains("order placed"));
+        update(&mut m, Msg::Key(Key::Char('/')));
+        update(&mut m, Msg::Key(Key::Char('q')));
+        assert!(!m.quit);
     }
 }

@@ -1,0 +1,177 @@
+//! The logs view's state: the live tail's newest lines, pause, selection, and a search over
+//! history (`/`). Pure, like [`crate::app`]; the loop runs the tail and the searches.
+
+use skein_model::LogRecord;
+use std::collections::VecDeque;
+
+/// Lines of the live tail kept on screen's behalf; older ones are in the collector (search
+/// with `/`).
+pub const MAX_LINES: usize = 5_000;
+
+/// One line, with its ingest position when it came from the tail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// Position (0 for search results).
+    pub seq: u64,
+    /// The record.
+    pub record: LogRecord,
+}
+
+/// What the logs view shows and how.
+#[derive(Debug, Clone, Default)]
+pub struct Logs {
+    /// Newest last.
+    pub lines: VecDeque<Line>,
+    /// New lines are kept but the view does not follow them.
+    pub paused: bool,
+    /// Selected line, counted from the newest (0) upwards; None follows the newest.
+    pub selected: Option<usize>,
+    /// The search being typed after `/`.
+    pub input: Option<String>,
+    /// The search whose results are shown (and whose words are highlighted).
+    pub search: Option<String>,
+    /// Results of `search`, newest first; None while it runs.
+    pub results: Option<Vec<LogRecord>>,
+    /// Why the tail or the search failed.
+    pub error: Option<String>,
+}
+
+impl Logs {
+    /// Adds tail lines, dropping the oldest past [`MAX_LINES`]. A selection stays on its line.
+    pub fn push(&mut self, lines: impl IntoIterator<Item = Line>) {
+        for l in lines {
+            self.lines.push_back(l);
+            if let Some(s) = self.selected.as_mut() {
+                *s += 1;
+            }
+            if self.lines.len() > MAX_LINES {
+                self.lines.pop_front();
+            }
+        }
+        if let Some(s) = self.selected {
+            self.selected = Some(s.min(self.lines.len().saturating_sub(1)));
+        }
+    }
+
+    /// The lines shown: search results (oldest first) or the tail.
+    pub fn shown(&self) -> Vec<&LogRecord> {
+        match (&self.search, &self.results) {
+            (Some(_), Some(r)) => r.iter().rev().collect(),
+            (Some(_), None) => Vec::new(),
+            _ => self.lines.iter().map(|l| &l.record).collect(),
+        }
+    }
+
+    /// The selected record, if any.
+    pub fn selected_record(&self) -> Option<&LogRecord> {
+        let shown = self.shown();
+        let s = self.selected?;
+        shown
+            .len()
+            .checked_sub(1 + s)
+            .and_then(|i| shown.get(i).copied())
+    }
+
+    /// Moves the selection up (older) by `n`.
+    pub fn up(&mut self, n: usize) {
+        let len = self.shown().len();
+        if len == 0 {
+            return;
+        }
+        // From following, the first step lands on the newest line.
+        let s = self.selected.map_or(n.saturating_sub(1), |s| s + n);
+        self.selected = Some(s.min(len - 1));
+    }
+
+    /// Moves the selection down (newer) by `n`; past the newest it follows again.
+    pub fn down(&mut self, n: usize) {
+        self.selected = match self.selected {
+            Some(s) if s >= n => Some(s - n),
+            _ => None,
+        };
+    }
+}
+
+/// Parts of `text` and whether each matches `needle` (case-insensitive), for highlighting.
+pub fn split_matches<'a>(text: &'a str, needle: &str) -> Vec<(&'a str, bool)> {
+    let needle = needle.trim();
+    if needle.is_empty() {
+        return vec![(text, false)];
+    }
+    let lower = text.to_lowercase();
+    let n = needle.to_lowercase();
+    // Lower-casing can change byte lengths; highlight only when it did not.
+    if lower.len() != text.len() {
+        return vec![(text, false)];
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(i) = lower[at..].find(&n) {
+        let start = at + i;
+        let end = start + n.len();
+        if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+            break;
+        }
+        if start > at {
+            out.push((&text[at..start], false));
+        }
+        out.push((&text[start..end], true));
+        at = end;
+    }
+    if at < text.len() {
+        out.push((&text[at..], false));
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn line(seq: u64, body: &str) -> Line {
+        Line {
+            seq,
+            record: LogRecord {
+                body: body.into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn bounded_and_the_selection_stays_on_its_line() {
+        let mut l = Logs::default();
+        l.push((0..MAX_LINES as u64 + 10).map(|i| line(i, &format!("b{i}"))));
+        assert_eq!(l.lines.len(), MAX_LINES);
+        assert_eq!(l.lines.front().unwrap().seq, 10);
+        l.up(2);
+        assert_eq!(
+            l.selected_record().unwrap().body,
+            format!("b{}", MAX_LINES + 8)
+        );
+        l.push([line(9_999_999, "new")]);
+        assert_eq!(
+            l.selected_record().unwrap().body,
+            format!("b{}", MAX_LINES + 8),
+            "new lines do not move the selection"
+        );
+        l.down(5);
+        assert_eq!(l.selected, None, "past the newest it follows again");
+    }
+
+    #[test]
+    fn matches_are_split_case_insensitively() {
+        assert_eq!(
+            split_matches("Bank TIMEOUT, timeout", "timeout"),
+            vec![
+                ("Bank ", false),
+                ("TIMEOUT", true),
+                (", ", false),
+                ("timeout", true)
+            ]
+        );
+        assert_eq!(split_matches("abc", ""), vec![("abc", false)]);
+        assert_eq!(split_matches("abc", "x"), vec![("abc", false)]);
+    }
+}
