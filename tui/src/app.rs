@@ -20,7 +20,7 @@ pub enum View {
     Trace,
     /// Charts (not built yet).
     Metrics,
-    /// Firing and pending alerts (not built yet).
+    /// Firing and pending alerts; silence the selected one.
     Alerts,
 }
 
@@ -165,6 +165,8 @@ pub enum Msg {
     TailLines(Vec<Line>),
     /// The live tail dropped (it reconnects by itself).
     TailFailed(String),
+    /// A silence was made (its ID) or refused (why).
+    Silenced(Result<String, String>),
     /// A search over history came back.
     SearchDone {
         /// The search it answers.
@@ -181,6 +183,8 @@ pub enum Cmd {
     Search(String),
     /// Put this text on the clipboard (OSC 52).
     Copy(String),
+    /// Silence alerts with exactly these labels for an hour.
+    Silence(std::collections::BTreeMap<String, String>),
 }
 
 /// The dashboard's state.
@@ -204,6 +208,10 @@ pub struct Model {
     pub quit: bool,
     /// The logs view.
     pub logs: Logs,
+    /// Selected row of the alerts view.
+    pub alert_selected: usize,
+    /// The last word from a silence made here.
+    pub alert_note: Option<String>,
 }
 
 impl Model {
@@ -219,6 +227,8 @@ impl Model {
             help: false,
             quit: false,
             logs: Logs::default(),
+            alert_selected: 0,
+            alert_note: None,
         }
     }
 
@@ -251,6 +261,12 @@ pub fn update(m: &mut Model, msg: Msg) -> Option<Cmd> {
             m.logs.push(lines);
         }
         Msg::TailFailed(e) => m.logs.error = Some(format!("live tail: {e}; reconnecting")),
+        Msg::Silenced(r) => {
+            m.alert_note = Some(match r {
+                Ok(id) => format!("silenced for 1h: {id}"),
+                Err(e) => format!("silence refused: {e}"),
+            })
+        }
         Msg::SearchDone { query, result } => {
             if m.logs.search.as_deref() == Some(query.as_str()) {
                 match result {
@@ -348,7 +364,33 @@ fn logs_key(m: &mut Model, k: Key) -> Option<Option<Cmd>> {
     Some(None)
 }
 
+/// The alerts shown in the alerts view, firing first (as the API orders them).
+pub fn alerts(m: &Model) -> &[skein_model::alert_api::AlertInfo] {
+    m.data
+        .as_ref()
+        .map(|d| d.alerts.alerts.as_slice())
+        .unwrap_or_default()
+}
+
 fn key(m: &mut Model, k: Key) -> Option<Cmd> {
+    if m.view == View::Alerts && !m.help {
+        let n = alerts(m).len();
+        match k {
+            Key::Down | Key::Char('j') => {
+                m.alert_selected = (m.alert_selected + 1).min(n.saturating_sub(1));
+                return None;
+            }
+            Key::Up | Key::Char('k') => {
+                m.alert_selected = m.alert_selected.saturating_sub(1);
+                return None;
+            }
+            Key::Char('S') => {
+                let a = alerts(m).get(m.alert_selected)?;
+                return Some(Cmd::Silence(a.labels.clone()));
+            }
+            _ => {}
+        }
+    }
     if m.view == View::Logs && !m.help && !matches!(k, Key::CtrlC) {
         let typing = m.logs.input.is_some();
         if let Some(cmd) = logs_key(m, k) {

@@ -9,9 +9,9 @@
 //! escape sequences before it is drawn.
 //!
 //! State of this crate: the overview (services, hosts, alerts), the logs view (live tail with
-//! pause, selection, search over history with highlighted matches, copy), the status line,
-//! the key help and view switching are built; the traces, trace, metrics and alerts views
-//! and the dashboards in `dashboards/` are not yet.
+//! pause, selection, search over history with highlighted matches, copy), the alerts view
+//! (silence the selected alert), the status line, the key help and view switching are built;
+//! the traces, trace and metrics views and the dashboards in `dashboards/` are not yet.
 
 pub mod app;
 pub mod logs;
@@ -185,6 +185,33 @@ pub fn run(opts: Options) -> Result<(), String> {
                         });
                     }
                     Cmd::Copy(text) => copy(&text)?,
+                    Cmd::Silence(labels) => {
+                        let (c, tx) = (search_client.clone(), search_tx.clone());
+                        rt.spawn(async move {
+                            let new = skein_model::alert_api::NewSilence {
+                                matchers: labels
+                                    .iter()
+                                    .map(|(k, v)| skein_model::alert_api::LabelMatcher {
+                                        name: k.clone(),
+                                        value: v.clone(),
+                                        is_regex: false,
+                                        is_equal: true,
+                                    })
+                                    .collect(),
+                                duration: Some("1h".into()),
+                                created_by: std::env::var("USER")
+                                    .unwrap_or_else(|_| "skein tui".into()),
+                                comment: "silenced from skein tui".into(),
+                                ..Default::default()
+                            };
+                            let r = c
+                                .add_silence(&new)
+                                .await
+                                .map(|s| s.silence_id)
+                                .map_err(|e| e.to_string());
+                            let _ = tx.send(Msg::Silenced(r));
+                        });
+                    }
                 }
             }
             while let Ok(msg) = rx.try_recv() {

@@ -20,6 +20,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("p  space", "logs: pause / resume the live tail"),
     ("G", "logs: jump to the newest line"),
     ("y", "logs: copy the selected line"),
+    ("S", "alerts: silence the selected alert for 1h"),
     ("?", "this help"),
     ("q  Ctrl-C", "quit"),
 ];
@@ -68,6 +69,7 @@ pub fn draw(f: &mut Frame<'_>, m: &Model, now_ms: i64) {
     match m.view {
         View::Overview => overview(f, body, m),
         View::Logs => crate::view_logs::draw_logs(f, body, m),
+        View::Alerts => alerts_view(f, body, m),
         other => {
             let text = format!(
                 "The {} view is not built yet; the overview (1) is.",
@@ -244,6 +246,65 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
     );
 }
 
+fn alerts_view(f: &mut Frame<'_>, area: Rect, m: &Model) {
+    let rows: Vec<Row> = crate::app::alerts(m)
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let labels: Vec<String> = a
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "alertname")
+                .map(|(k, v)| format!("{}={}", sanitize(k), sanitize(v)))
+                .collect();
+            let muted = if !a.silenced_by.is_empty() {
+                "silenced"
+            } else if !a.inhibited_by.is_empty() {
+                "inhibited"
+            } else {
+                ""
+            };
+            let mut style = match a.state {
+                skein_model::alert_api::AlertState::Firing => Style::default().fg(Color::Red),
+                _ => Style::default().fg(Color::Yellow),
+            };
+            if i == m.alert_selected {
+                style = style.add_modifier(Modifier::REVERSED);
+            }
+            Row::new(vec![
+                a.state.as_str().to_string(),
+                sanitize(&a.rule),
+                format!("{:.4}", a.value),
+                muted.to_string(),
+                labels.join(" "),
+            ])
+            .style(style)
+        })
+        .collect();
+    let mut title = " Alerts (↑↓ select, S: silence 1h) ".to_string();
+    if let Some(n) = &m.alert_note {
+        title = format!("{title}· {} ", sanitize(n));
+    }
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(8),
+                Constraint::Length(22),
+                Constraint::Length(12),
+                Constraint::Length(9),
+                Constraint::Min(10),
+            ],
+        )
+        .header(
+            Row::new(["STATE", "ALERT", "VALUE", "MUTED", "LABELS"])
+                .style(Style::default().add_modifier(Modifier::BOLD)),
+        )
+        .block(Block::default().borders(Borders::ALL).title(title)),
+        area,
+    );
+}
+
 fn help(f: &mut Frame<'_>, area: Rect) {
     let w = 60.min(area.width);
     let h = (KEYS.len() as u16 + 2).min(area.height);
@@ -393,6 +454,25 @@ mod tests {
             body: body.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn alerts_view_lists_alerts_and_silences_the_selected_one() {
+        use crate::app::Cmd;
+        let mut m = model();
+        update(&mut m, Msg::Key(Key::Char('6')));
+        let s = screen(&m, 12_000);
+        assert!(
+            s.contains("firing") && s.contains("HighErrorRate") && s.contains("0.2500"),
+            "{s}"
+        );
+        assert!(s.contains("service=payment"), "{s}");
+        match update(&mut m, Msg::Key(Key::Char('S'))) {
+            Some(Cmd::Silence(labels)) => assert_eq!(labels["alertname"], "HighErrorRate"),
+            other => panic!("{other:?}"),
+        }
+        update(&mut m, Msg::Silenced(Ok("abc".into())));
+        assert!(screen(&m, 12_000).contains("silenced for 1h: abc"));
     }
 
     #[test]
