@@ -2,9 +2,11 @@
 //! update). Pure: no terminal, no network, no clock; the loop in [`crate::run`] feeds it.
 
 use crate::logs::{Line, Logs};
+use crate::waterfall::Waterfall;
 use skein_model::LogRecord;
 use skein_model::alert_api::AlertsResponse;
 use skein_model::api::HostsResponse;
+use skein_model::api::{TraceResponse, TraceSummary};
 use skein_model::metrics_api::{ServiceHealth, ServicesResponse};
 
 /// The views, in Tab order; `1`..`6` pick them directly.
@@ -14,9 +16,9 @@ pub enum View {
     Overview,
     /// Live tail and search over history.
     Logs,
-    /// Recent traces (not built yet).
+    /// Recent traces, filtered by errors and least duration.
     Traces,
-    /// One trace's waterfall (not built yet).
+    /// One trace's waterfall with its logs.
     Trace,
     /// Charts (not built yet).
     Metrics,
@@ -167,6 +169,10 @@ pub enum Msg {
     TailFailed(String),
     /// A silence was made (its ID) or refused (why).
     Silenced(Result<String, String>),
+    /// Recent traces came back.
+    Traces(Result<Vec<TraceSummary>, String>),
+    /// A trace came back (None: not found).
+    TraceLoaded(Result<Option<TraceResponse>, String>),
     /// A search over history came back.
     SearchDone {
         /// The search it answers.
@@ -185,7 +191,19 @@ pub enum Cmd {
     Copy(String),
     /// Silence alerts with exactly these labels for an hour.
     Silence(std::collections::BTreeMap<String, String>),
+    /// Load recent traces: only with errors, at least this long.
+    LoadTraces {
+        /// Only traces with an error span.
+        errors_only: bool,
+        /// Least duration, as the API takes it (`2s`).
+        min_duration: Option<String>,
+    },
+    /// Load one trace by ID or key.
+    OpenTrace(String),
 }
+
+/// The least durations `d` cycles through in the traces view.
+pub const MIN_DURATIONS: [Option<&str>; 4] = [None, Some("100ms"), Some("1s"), Some("2s")];
 
 /// The dashboard's state.
 #[derive(Debug, Clone)]
@@ -212,6 +230,18 @@ pub struct Model {
     pub alert_selected: usize,
     /// The last word from a silence made here.
     pub alert_note: Option<String>,
+    /// Recent traces, or why they could not be read; None while loading.
+    pub traces: Option<Result<Vec<TraceSummary>, String>>,
+    /// Selected row of the traces view.
+    pub traces_selected: usize,
+    /// Traces view: only traces with errors.
+    pub traces_errors_only: bool,
+    /// Traces view: index in [`MIN_DURATIONS`].
+    pub traces_min: usize,
+    /// The open trace.
+    pub trace: Option<Waterfall>,
+    /// Why the trace could not be opened, or "loading".
+    pub trace_note: Option<String>,
 }
 
 impl Model {
@@ -229,6 +259,12 @@ impl Model {
             logs: Logs::default(),
             alert_selected: 0,
             alert_note: None,
+            traces: None,
+            traces_selected: 0,
+            traces_errors_only: false,
+            traces_min: 0,
+            trace: None,
+            trace_note: None,
         }
     }
 
@@ -261,6 +297,19 @@ pub fn update(m: &mut Model, msg: Msg) -> Option<Cmd> {
             m.logs.push(lines);
         }
         Msg::TailFailed(e) => m.logs.error = Some(format!("live tail: {e}; reconnecting")),
+        Msg::Traces(r) => {
+            let n = r.as_ref().map(|v| v.len()).unwrap_or(0);
+            m.traces = Some(r);
+            m.traces_selected = m.traces_selected.min(n.saturating_sub(1));
+        }
+        Msg::TraceLoaded(r) => match r {
+            Ok(Some(t)) => {
+                m.trace = Some(Waterfall::new(t));
+                m.trace_note = None;
+            }
+            Ok(None) => m.trace_note = Some("no such trace".into()),
+            Err(e) => m.trace_note = Some(e),
+        },
         Msg::Silenced(r) => {
             m.alert_note = Some(match r {
                 Ok(id) => format!("silenced for 1h: {id}"),
@@ -372,7 +421,90 @@ pub fn alerts(m: &Model) -> &[skein_model::alert_api::AlertInfo] {
         .unwrap_or_default()
 }
 
+/// The command that loads the traces list with the view's filters.
+pub fn load_traces(m: &Model) -> Cmd {
+    Cmd::LoadTraces {
+        errors_only: m.traces_errors_only,
+        min_duration: MIN_DURATIONS[m.traces_min % MIN_DURATIONS.len()].map(str::to_string),
+    }
+}
+
+fn open_trace(m: &mut Model, key: String) -> Option<Cmd> {
+    m.view = View::Trace;
+    m.trace_note = Some("loading…".into());
+    Some(Cmd::OpenTrace(key))
+}
+
+fn traces_key(m: &mut Model, k: Key) -> Option<Option<Cmd>> {
+    let n = m
+        .traces
+        .as_ref()
+        .and_then(|t| t.as_ref().ok())
+        .map_or(0, Vec::len);
+    match k {
+        Key::Down | Key::Char('j') => {
+            m.traces_selected = (m.traces_selected + 1).min(n.saturating_sub(1))
+        }
+        Key::Up | Key::Char('k') => m.traces_selected = m.traces_selected.saturating_sub(1),
+        Key::Char('e') => {
+            m.traces_errors_only = !m.traces_errors_only;
+            m.traces = None;
+            return Some(Some(load_traces(m)));
+        }
+        Key::Char('d') => {
+            m.traces_min = (m.traces_min + 1) % MIN_DURATIONS.len();
+            m.traces = None;
+            return Some(Some(load_traces(m)));
+        }
+        Key::Char('r') => return Some(Some(load_traces(m))),
+        Key::Enter => {
+            let id = m
+                .traces
+                .as_ref()
+                .and_then(|t| t.as_ref().ok())
+                .and_then(|t| t.get(m.traces_selected))
+                .map(|t| t.trace_id.clone())?;
+            return Some(open_trace(m, id));
+        }
+        _ => return None,
+    }
+    Some(None)
+}
+
+fn trace_key(m: &mut Model, k: Key) -> Option<Option<Cmd>> {
+    let w = m.trace.as_mut()?;
+    match k {
+        Key::Down | Key::Char('j') => {
+            w.selected = (w.selected + 1).min(w.rows.len().saturating_sub(1))
+        }
+        Key::Up | Key::Char('k') => w.selected = w.selected.saturating_sub(1),
+        Key::Enter | Key::Char(' ') => w.toggle(),
+        Key::Char('G') => w.selected = w.rows.len().saturating_sub(1),
+        Key::Char('g') => w.selected = 0,
+        _ => return None,
+    }
+    Some(None)
+}
+
 fn key(m: &mut Model, k: Key) -> Option<Cmd> {
+    if !m.help && !matches!(k, Key::CtrlC) {
+        let handled = match m.view {
+            View::Traces => traces_key(m, k),
+            View::Trace => trace_key(m, k),
+            View::Logs if k == Key::Enter && m.logs.input.is_none() => {
+                let id = m
+                    .logs
+                    .selected_record()
+                    .map(|r| r.trace_id.clone())
+                    .filter(|t| !t.is_empty());
+                id.map(|id| open_trace(m, id))
+            }
+            _ => None,
+        };
+        if let Some(cmd) = handled {
+            return cmd;
+        }
+    }
     if m.view == View::Alerts && !m.help {
         let n = alerts(m).len();
         match k {
@@ -416,6 +548,16 @@ fn key(m: &mut Model, k: Key) -> Option<Cmd> {
         Key::Char(c @ '1'..='6') => {
             m.view = View::ALL[(c as usize) - ('1' as usize)];
         }
+        _ => return other_key(m, k),
+    }
+    if m.view == View::Traces && m.traces.is_none() {
+        return Some(load_traces(m));
+    }
+    None
+}
+
+fn other_key(m: &mut Model, k: Key) -> Option<Cmd> {
+    match k {
         Key::Char('s') if m.view == View::Overview => m.sort = m.sort.next(),
         Key::Down | Key::Char('j') => {
             let last = m.services().len().saturating_sub(1);

@@ -9,14 +9,18 @@
 //! escape sequences before it is drawn.
 //!
 //! State of this crate: the overview (services, hosts, alerts), the logs view (live tail with
-//! pause, selection, search over history with highlighted matches, copy), the alerts view
+//! pause, selection, search over history with highlighted matches, copy, Enter opens the
+//! line's trace), the traces list, the trace waterfall ([`waterfall`]: tree, skew
+//! correction, critical path, logs under spans, folding, span details), the alerts view
 //! (silence the selected alert), the status line, the key help and view switching are built;
-//! the traces, trace and metrics views and the dashboards in `dashboards/` are not yet.
+//! the metrics view and the dashboards in `dashboards/` are not yet.
 
 pub mod app;
 pub mod logs;
 pub mod view;
 mod view_logs;
+mod view_trace;
+pub mod waterfall;
 
 use app::{Cmd, Key, Model, Msg, Snapshot, update};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
@@ -185,6 +189,33 @@ pub fn run(opts: Options) -> Result<(), String> {
                         });
                     }
                     Cmd::Copy(text) => copy(&text)?,
+                    Cmd::LoadTraces {
+                        errors_only,
+                        min_duration,
+                    } => {
+                        let (c, tx) = (search_client.clone(), search_tx.clone());
+                        rt.spawn(async move {
+                            let q = skein_query::client::TracesQuery {
+                                min_duration,
+                                error: errors_only.then_some(true),
+                                limit: Some(200),
+                                ..Default::default()
+                            };
+                            let r = c
+                                .traces(&q)
+                                .await
+                                .map(|t| t.traces)
+                                .map_err(|e| e.to_string());
+                            let _ = tx.send(Msg::Traces(r));
+                        });
+                    }
+                    Cmd::OpenTrace(key) => {
+                        let (c, tx) = (search_client.clone(), search_tx.clone());
+                        rt.spawn(async move {
+                            let r = c.trace(&key).await.map_err(|e| e.to_string());
+                            let _ = tx.send(Msg::TraceLoaded(r));
+                        });
+                    }
                     Cmd::Silence(labels) => {
                         let (c, tx) = (search_client.clone(), search_tx.clone());
                         rt.spawn(async move {

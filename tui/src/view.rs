@@ -21,6 +21,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("G", "logs: jump to the newest line"),
     ("y", "logs: copy the selected line"),
     ("S", "alerts: silence the selected alert for 1h"),
+    (
+        "Enter",
+        "traces/logs: open the trace · trace: fold a subtree",
+    ),
+    ("e  d  r", "traces: errors only, least duration, reload"),
     ("?", "this help"),
     ("q  Ctrl-C", "quit"),
 ];
@@ -70,6 +75,8 @@ pub fn draw(f: &mut Frame<'_>, m: &Model, now_ms: i64) {
         View::Overview => overview(f, body, m),
         View::Logs => crate::view_logs::draw_logs(f, body, m),
         View::Alerts => alerts_view(f, body, m),
+        View::Traces => crate::view_trace::draw_traces(f, body, m),
+        View::Trace => crate::view_trace::draw_trace(f, body, m),
         other => {
             let text = format!(
                 "The {} view is not built yet; the overview (1) is.",
@@ -442,7 +449,7 @@ mod tests {
             assert!(s.contains(k), "{k} missing: {s}");
         }
         update(&mut m, Msg::Key(Key::Esc));
-        update(&mut m, Msg::Key(Key::Char('3')));
+        update(&mut m, Msg::Key(Key::Char('5')));
         assert!(screen(&m, 12_000).contains("not built yet"));
     }
 
@@ -536,5 +543,103 @@ mod tests {
         update(&mut m, Msg::Key(Key::Char('/')));
         update(&mut m, Msg::Key(Key::Char('q')));
         assert!(!m.quit);
+    }
+
+    #[test]
+    fn traces_list_opens_a_waterfall_with_skew_critical_path_and_logs() {
+        use crate::app::Cmd;
+        use skein_model::api::{TraceResponse, TraceSummary};
+        let mut m = model();
+        assert!(matches!(
+            update(&mut m, Msg::Key(Key::Char('3'))),
+            Some(Cmd::LoadTraces {
+                errors_only: false,
+                min_duration: None
+            })
+        ));
+        update(
+            &mut m,
+            Msg::Traces(Ok(vec![TraceSummary {
+                trace_id: "abc".into(),
+                root_service: "gateway".into(),
+                root_name: "POST /orders".into(),
+                start_unix_nano: 1_000_000_000,
+                duration_ns: 2_500_000_000,
+                span_count: 3,
+                error: true,
+                services: vec!["gateway".into(), "payment".into()],
+            }])),
+        );
+        let s = screen(&m, 12_000);
+        assert!(
+            s.contains("gateway: POST /orders") && s.contains("2.50s") && s.contains("✗"),
+            "{s}"
+        );
+        assert!(matches!(
+            update(&mut m, Msg::Key(Key::Char('e'))),
+            Some(Cmd::LoadTraces {
+                errors_only: true,
+                ..
+            })
+        ));
+        update(
+            &mut m,
+            Msg::Traces(Ok(vec![TraceSummary {
+                trace_id: "abc".into(),
+                ..Default::default()
+            }])),
+        );
+        assert_eq!(
+            update(&mut m, Msg::Key(Key::Enter)),
+            Some(Cmd::OpenTrace("abc".into()))
+        );
+        assert_eq!(m.view, View::Trace);
+        let span = |id: &str, parent: &str, service: &str, start: u64, end: u64, err: bool| {
+            skein_model::Span {
+                trace_id: "abc".into(),
+                span_id: id.into(),
+                parent_span_id: parent.into(),
+                service: service.into(),
+                name: format!("op-{id}"),
+                start_unix_nano: start,
+                end_unix_nano: end,
+                status_code: if err { "error".into() } else { "ok".into() },
+                ..Default::default()
+            }
+        };
+        update(
+            &mut m,
+            Msg::TraceLoaded(Ok(Some(TraceResponse {
+                trace_id: "abc".into(),
+                trace_ids: vec![],
+                services: vec![],
+                spans: vec![
+                    span("a", "", "gateway", 0, 1_000_000, false),
+                    span("b", "a", "payment", 100_000, 900_000, false),
+                    span("c", "b", "bank\u{1b}[31m", 50_000, 150_000, true),
+                ],
+                logs: vec![skein_model::LogRecord {
+                    span_id: "b".into(),
+                    service: "payment".into(),
+                    body: "charging card".into(),
+                    ..Default::default()
+                }],
+                truncated: false,
+            }))),
+        );
+        let s = screen(&m, 12_000);
+        assert!(s.contains("trace abc · 3 spans"), "{s}");
+        assert!(
+            s.contains("gateway op-a") && s.contains("payment op-b"),
+            "{s}"
+        );
+        assert!(s.contains("~bank"), "the skewed span is marked: {s}");
+        assert!(s.contains("✗") && s.contains("charging card"), "{s}");
+        assert!(!s.contains('\u{1b}'), "{s}");
+        // Folding the payment span hides its child and its log.
+        update(&mut m, Msg::Key(Key::Down));
+        update(&mut m, Msg::Key(Key::Enter));
+        let s = screen(&m, 12_000);
+        assert!(!s.contains("charging card") && !s.contains("op-c"), "{s}");
     }
 }

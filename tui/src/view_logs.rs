@@ -25,7 +25,8 @@ fn level(r: &LogRecord) -> (&'static str, Color) {
     }
 }
 
-fn clock(ns: u64) -> String {
+/// `HH:MM:SS.mmm` (UTC) of Unix nanoseconds.
+pub fn clock(ns: u64) -> String {
     let ms = ns / 1_000_000;
     let s = ms / 1000;
     format!(
