@@ -1,7 +1,7 @@
 //! The dashboard's state and how messages change it (ratatui's Elm pattern: model, message,
 //! update). Pure: no terminal, no network, no clock; the loop in [`crate::run`] feeds it.
 
-use crate::logs::{Line, Logs};
+use crate::logs::{Line, Logs, TailFilter};
 use crate::waterfall::Waterfall;
 use skein_model::LogRecord;
 use skein_model::alert_api::AlertsResponse;
@@ -171,6 +171,8 @@ pub enum Msg {
     Silenced(Result<String, String>),
     /// Recent traces came back.
     Traces(Result<Vec<TraceSummary>, String>),
+    /// Lines around a line came back.
+    Context(Result<skein_model::api::LogContextResponse, String>),
     /// A trace came back (None: not found).
     TraceLoaded(Result<Option<TraceResponse>, String>),
     /// A search over history came back.
@@ -200,6 +202,17 @@ pub enum Cmd {
     },
     /// Load one trace by ID or key.
     OpenTrace(String),
+    /// Follow the live tail with this filter from now on.
+    Tail(TailFilter),
+    /// Read the lines around a moment of one service and host.
+    Context {
+        /// Service.
+        service: String,
+        /// Host, when known.
+        host: Option<String>,
+        /// The line's time (ns).
+        time: u64,
+    },
 }
 
 /// The least durations `d` cycles through in the traces view.
@@ -297,6 +310,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Option<Cmd> {
             m.logs.push(lines);
         }
         Msg::TailFailed(e) => m.logs.error = Some(format!("live tail: {e}; reconnecting")),
+        Msg::Context(r) => m.logs.context = Some(r),
         Msg::Traces(r) => {
             let n = r.as_ref().map(|v| v.len()).unwrap_or(0);
             m.traces = Some(r);
@@ -353,6 +367,24 @@ pub fn update(m: &mut Model, msg: Msg) -> Option<Cmd> {
 /// Keys of the logs view; None when the key is not one of them.
 fn logs_key(m: &mut Model, k: Key) -> Option<Option<Cmd>> {
     let l = &mut m.logs;
+    if let Some(input) = l.filter_input.as_mut() {
+        match k {
+            Key::Char(c) => input.push(c),
+            Key::Backspace => {
+                input.pop();
+            }
+            Key::Esc => l.filter_input = None,
+            Key::Enter => {
+                let f = TailFilter::parse(&l.filter_input.take().unwrap_or_default());
+                l.filter = f.clone();
+                l.lines.clear();
+                l.selected = None;
+                return Some(Some(Cmd::Tail(f)));
+            }
+            _ => return None,
+        }
+        return Some(None);
+    }
     if let Some(input) = l.input.as_mut() {
         match k {
             Key::Char(c) => input.push(c),
@@ -378,6 +410,17 @@ fn logs_key(m: &mut Model, k: Key) -> Option<Option<Cmd>> {
     }
     match k {
         Key::Char('/') => l.input = Some(String::new()),
+        Key::Char('f') => l.filter_input = Some(l.filter.text()),
+        Key::Char('c') => {
+            let r = l.selected_record()?;
+            let cmd = Cmd::Context {
+                service: r.service.clone(),
+                host: Some(r.host.clone()).filter(|h| !h.is_empty()),
+                time: r.time_unix_nano,
+            };
+            l.context = None;
+            return Some(Some(cmd));
+        }
         Key::Char('p') | Key::Char(' ') => {
             l.paused = !l.paused;
             // Paused, the view holds on the newest line of the moment; resumed, it follows.
@@ -387,6 +430,7 @@ fn logs_key(m: &mut Model, k: Key) -> Option<Option<Cmd>> {
                 None
             };
         }
+        Key::Esc if l.context.is_some() => l.context = None,
         Key::Esc => {
             l.search = None;
             l.results = None;
@@ -491,7 +535,9 @@ fn key(m: &mut Model, k: Key) -> Option<Cmd> {
         let handled = match m.view {
             View::Traces => traces_key(m, k),
             View::Trace => trace_key(m, k),
-            View::Logs if k == Key::Enter && m.logs.input.is_none() => {
+            View::Logs
+                if k == Key::Enter && m.logs.input.is_none() && m.logs.filter_input.is_none() =>
+            {
                 let id = m
                     .logs
                     .selected_record()
@@ -524,7 +570,7 @@ fn key(m: &mut Model, k: Key) -> Option<Cmd> {
         }
     }
     if m.view == View::Logs && !m.help && !matches!(k, Key::CtrlC) {
-        let typing = m.logs.input.is_some();
+        let typing = m.logs.input.is_some() || m.logs.filter_input.is_some();
         if let Some(cmd) = logs_key(m, k) {
             return cmd;
         }

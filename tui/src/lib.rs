@@ -108,6 +108,37 @@ fn copy(text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
+/// The live tail: new lines as messages; on a drop it says so and goes on after the last
+/// line it got, so the view has no gap and no repeat.
+async fn follow(client: Client, filter: logs::TailFilter, tx: mpsc::Sender<Msg>) {
+    let mut cursor = None;
+    let back = logs::MAX_LINES.min(200).to_string();
+    let owned = filter.params();
+    loop {
+        let mut params: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        params.push(("back", if cursor.is_none() { back.as_str() } else { "0" }));
+        let res = client
+            .tail(&params, cursor, |line| {
+                cursor = Some(line.seq);
+                tx.send(Msg::TailLines(vec![logs::Line {
+                    seq: line.seq,
+                    record: line.record,
+                }]))
+                .is_ok()
+            })
+            .await;
+        match res {
+            Ok(()) => return,
+            Err(e) => {
+                if tx.send(Msg::TailFailed(e.to_string())).is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
 /// Runs the dashboard until `q` or Ctrl-C.
 pub fn run(opts: Options) -> Result<(), String> {
     let client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
@@ -129,36 +160,12 @@ pub fn run(opts: Options) -> Result<(), String> {
             tokio::time::sleep(refresh).await;
         }
     });
-    // The live tail: new lines as messages; on a drop it says so and goes on after the last
-    // line it got, so the view has no gap and no repeat.
     let tail_client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
-    rt.spawn(async move {
-        let mut cursor = None;
-        let back = logs::MAX_LINES.min(200).to_string();
-        loop {
-            let params = [("back", if cursor.is_none() { back.as_str() } else { "0" })];
-            let res = tail_client
-                .tail(&params, cursor, |line| {
-                    cursor = Some(line.seq);
-                    tail_tx
-                        .send(Msg::TailLines(vec![logs::Line {
-                            seq: line.seq,
-                            record: line.record,
-                        }]))
-                        .is_ok()
-                })
-                .await;
-            match res {
-                Ok(()) => return,
-                Err(e) => {
-                    if tail_tx.send(Msg::TailFailed(e.to_string())).is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
-        }
-    });
+    let mut tail_task = rt.spawn(follow(
+        tail_client.clone(),
+        logs::TailFilter::default(),
+        tail_tx.clone(),
+    ));
     let search_client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
     let mut terminal = ratatui::init();
     let mut m = Model::new(&opts.api);
@@ -189,6 +196,24 @@ pub fn run(opts: Options) -> Result<(), String> {
                         });
                     }
                     Cmd::Copy(text) => copy(&text)?,
+                    Cmd::Tail(filter) => {
+                        tail_task.abort();
+                        tail_task = rt.spawn(follow(tail_client.clone(), filter, tail_tx.clone()));
+                    }
+                    Cmd::Context {
+                        service,
+                        host,
+                        time,
+                    } => {
+                        let (c, tx) = (search_client.clone(), search_tx.clone());
+                        rt.spawn(async move {
+                            let r = c
+                                .log_context(&service, host.as_deref(), time, 5, 6)
+                                .await
+                                .map_err(|e| e.to_string());
+                            let _ = tx.send(Msg::Context(r));
+                        });
+                    }
                     Cmd::LoadTraces {
                         errors_only,
                         min_duration,

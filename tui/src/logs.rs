@@ -17,6 +17,68 @@ pub struct Line {
     pub record: LogRecord,
 }
 
+/// What the live tail follows: a service, a least severity, words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TailFilter {
+    /// Only this service.
+    pub service: Option<String>,
+    /// This level and above.
+    pub severity: Option<String>,
+    /// Words and field:value terms.
+    pub q: Option<String>,
+}
+
+impl TailFilter {
+    /// Reads `service=payment severity=error timeout`: the two keys, the rest as words.
+    pub fn parse(text: &str) -> TailFilter {
+        let mut f = TailFilter::default();
+        let mut words = Vec::new();
+        for t in text.split_whitespace() {
+            if let Some(v) = t.strip_prefix("service=") {
+                f.service = Some(v.to_string()).filter(|v| !v.is_empty());
+            } else if let Some(v) = t.strip_prefix("severity=") {
+                f.severity = Some(v.to_string()).filter(|v| !v.is_empty());
+            } else {
+                words.push(t);
+            }
+        }
+        if !words.is_empty() {
+            f.q = Some(words.join(" "));
+        }
+        f
+    }
+
+    /// The tail's query parameters.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if let Some(v) = &self.service {
+            p.push(("service", v.clone()));
+        }
+        if let Some(v) = &self.severity {
+            p.push(("severity", v.clone()));
+        }
+        if let Some(v) = &self.q {
+            p.push(("q", v.clone()));
+        }
+        p
+    }
+
+    /// As typed, for the title.
+    pub fn text(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(v) = &self.service {
+            parts.push(format!("service={v}"));
+        }
+        if let Some(v) = &self.severity {
+            parts.push(format!("severity={v}"));
+        }
+        if let Some(v) = &self.q {
+            parts.push(v.clone());
+        }
+        parts.join(" ")
+    }
+}
+
 /// What the logs view shows and how.
 #[derive(Debug, Clone, Default)]
 pub struct Logs {
@@ -34,6 +96,12 @@ pub struct Logs {
     pub results: Option<Vec<LogRecord>>,
     /// Why the tail or the search failed.
     pub error: Option<String>,
+    /// What the live tail follows.
+    pub filter: TailFilter,
+    /// The filter being typed after `f`.
+    pub filter_input: Option<String>,
+    /// Lines around the selected one (`c`), or why they could not be read.
+    pub context: Option<Result<skein_model::api::LogContextResponse, String>>,
 }
 
 impl Logs {
@@ -158,6 +226,16 @@ mod tests {
         );
         l.down(5);
         assert_eq!(l.selected, None, "past the newest it follows again");
+    }
+
+    #[test]
+    fn filters_read_keys_and_words() {
+        let f = TailFilter::parse("service=payment  bank timeout severity=error");
+        assert_eq!(f.service.as_deref(), Some("payment"));
+        assert_eq!(f.severity.as_deref(), Some("error"));
+        assert_eq!(f.q.as_deref(), Some("bank timeout"));
+        assert_eq!(f.text(), "service=payment severity=error bank timeout");
+        assert_eq!(TailFilter::parse(""), TailFilter::default());
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("p  space", "logs: pause / resume the live tail"),
     ("G", "logs: jump to the newest line"),
     ("y", "logs: copy the selected line"),
+    ("f", "logs: follow only service=… severity=… words"),
+    ("c", "logs: the lines around the selected one"),
     ("S", "alerts: silence the selected alert for 1h"),
     (
         "Enter",
@@ -537,9 +539,44 @@ mod tests {
             s.contains("old bank timeout") && !s.contains("order placed"),
             "{s}"
         );
-        // Esc goes back to the live lines; q while typing is text, not quit.
+        // f: follow a filter (the loop restarts the tail); c: context of the selection.
         update(&mut m, Msg::Key(Key::Esc));
-        assert!(screen(&m, 12_000).contains("order placed"));
+        update(&mut m, Msg::Key(Key::Char('f')));
+        for c in "service=payment".chars() {
+            update(&mut m, Msg::Key(Key::Char(c)));
+        }
+        match update(&mut m, Msg::Key(Key::Enter)) {
+            Some(Cmd::Tail(f)) => assert_eq!(f.service.as_deref(), Some("payment")),
+            other => panic!("{other:?}"),
+        }
+        assert!(screen(&m, 12_000).contains("following \"service=payment\""));
+        update(
+            &mut m,
+            Msg::TailLines(vec![Line {
+                seq: 3,
+                record: rec("payment", 17, "declined"),
+            }]),
+        );
+        update(&mut m, Msg::Key(Key::Up));
+        assert!(matches!(
+            update(&mut m, Msg::Key(Key::Char('c'))),
+            Some(Cmd::Context { .. })
+        ));
+        update(
+            &mut m,
+            Msg::Context(Ok(skein_model::api::LogContextResponse {
+                before: vec![rec("payment", 9, "card checked")],
+                after: vec![rec("payment", 17, "declined")],
+            })),
+        );
+        let s = screen(&m, 12_000);
+        assert!(s.contains("Context") && s.contains("card checked"), "{s}");
+        update(&mut m, Msg::Key(Key::Esc));
+        assert!(!screen(&m, 12_000).contains("card checked"));
+        // The filter started the tail afresh: only the followed lines are there.
+        let s = screen(&m, 12_000);
+        assert!(s.contains("declined") && !s.contains("order placed"), "{s}");
+        // q while typing is text, not quit.
         update(&mut m, Msg::Key(Key::Char('/')));
         update(&mut m, Msg::Key(Key::Char('q')));
         assert!(!m.quit);

@@ -76,6 +76,38 @@ fn line<'a>(r: &LogRecord, search: Option<&str>, selected: bool) -> Line<'a> {
 /// Draws the logs view into `area`.
 pub fn draw_logs(f: &mut Frame<'_>, area: Rect, m: &Model) {
     let l = &m.logs;
+    let area =
+        match &l.context {
+            None => area,
+            Some(ctx) => {
+                let [top, bottom] = ratatui::layout::Layout::vertical([
+                    ratatui::layout::Constraint::Percentage(55),
+                    ratatui::layout::Constraint::Percentage(45),
+                ])
+                .areas(area);
+                let lines: Vec<Line> = match ctx {
+                    Err(e) => vec![Line::styled(sanitize(e), Style::default().fg(Color::Red))],
+                    Ok(c) => c
+                        .before
+                        .iter()
+                        .map(|r| line(r, None, false))
+                        .chain(
+                            c.after
+                                .iter()
+                                .enumerate()
+                                .map(|(i, r)| line(r, None, i == 0)),
+                        )
+                        .collect(),
+                };
+                f.render_widget(
+                    Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(
+                        " Context: the same service and host around the line (Esc closes) ",
+                    )),
+                    bottom,
+                );
+                top
+            }
+        };
     let shown = l.shown();
     let inner_h = area.height.saturating_sub(2) as usize;
     // The window: the selection (counted from the newest) stays in view.
@@ -97,8 +129,16 @@ pub fn draw_logs(f: &mut Frame<'_>, area: Rect, m: &Model) {
             r.len()
         ),
         (Some(q), None) => format!(" searching \"{}\"… ", sanitize(q)),
-        _ if l.paused => " Logs · paused (p: resume, G: newest) ".to_string(),
-        _ => " Logs · live (p: pause, /: search, ↑: select, y: copy) ".to_string(),
+        _ if l.paused => {
+            " Logs · paused (p: resume, G: newest, c: context, Enter: trace) ".to_string()
+        }
+        _ => " Logs · live (p: pause, f: filter, /: search, ↑: select, y: copy) ".to_string(),
+    };
+    let filter = l.filter.text();
+    let mode = if filter.is_empty() {
+        mode
+    } else {
+        format!("{mode}· following \"{}\" ", sanitize(&filter))
     };
     let mut title = vec![Span::raw(mode)];
     if let Some(e) = &l.error {
@@ -106,6 +146,15 @@ pub fn draw_logs(f: &mut Frame<'_>, area: Rect, m: &Model) {
             format!(" {} ", sanitize(e)),
             Style::default().fg(Color::Red),
         ));
+    }
+    if let Some(input) = &l.filter_input {
+        title = vec![Span::styled(
+            format!(
+                " follow: {}▏ (service=… severity=… words; Enter: apply, Esc: cancel) ",
+                sanitize(input)
+            ),
+            Style::default().fg(Color::Yellow),
+        )];
     }
     if let Some(input) = &l.input {
         title = vec![Span::styled(
