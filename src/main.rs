@@ -51,7 +51,7 @@ enum Command {
     /// Add, list and expire silences.
     #[command(subcommand)]
     Silence(cli::alerts::SilenceCmd),
-    /// The live terminal dashboard (only the overview so far).
+    /// The live terminal dashboard: overview, logs, traces, trace waterfall, metrics, alerts.
     Tui(TuiCmd),
     /// Follow new log lines as they arrive (reconnects without gaps or repeats).
     Tail(TailCmd),
@@ -89,6 +89,9 @@ struct TuiCmd {
     /// Time between refreshes (1s to 1m).
     #[arg(long, default_value = "1500ms")]
     refresh: String,
+    /// Dashboard file for the metrics view (see dashboards/default.toml, the built-in one).
+    #[arg(long)]
+    dashboard: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -576,6 +579,7 @@ fn tui(cmd: TuiCmd) -> ExitCode {
         api: cmd.api,
         token: cmd.token,
         refresh,
+        dashboard: cmd.dashboard,
     };
     match skein_tui::run(opts) {
         Ok(()) => ExitCode::SUCCESS,

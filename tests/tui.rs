@@ -114,6 +114,12 @@ fn the_dashboard_shows_a_trace_and_restores_the_terminal() {
         "{t}"
     );
 
+    // The metrics view draws the built-in dashboard's panels.
+    keys.write_all(b"5").unwrap();
+    keys.flush().unwrap();
+    let t = screen.wait_for("Calls per second, by service", Duration::from_secs(20));
+    assert!(t.contains("window 1h"), "{t}");
+
     keys.write_all(b"q").unwrap();
     keys.flush().unwrap();
     let end = Instant::now() + Duration::from_secs(10);
@@ -135,5 +141,26 @@ fn the_dashboard_shows_a_trace_and_restores_the_terminal() {
     assert!(
         tail.contains("\u{1b}[?25h"),
         "the cursor is shown again: {tail:?}"
+    );
+}
+
+#[test]
+fn a_bad_dashboard_is_refused_with_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("board.toml");
+    std::fs::write(
+        &file,
+        "[[panel]]\ntitle = \"x\"\nkind = \"pie\"\nmetric = \"m\"\n",
+    )
+    .unwrap();
+    let out = Command::new(SKEIN)
+        .args(["tui", "--dashboard", &file.display().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("board.toml:3:") && err.contains("pie"),
+        "{err}"
     );
 }

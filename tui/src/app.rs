@@ -1,6 +1,7 @@
 //! The dashboard's state and how messages change it (ratatui's Elm pattern: model, message,
 //! update). Pure: no terminal, no network, no clock; the loop in [`crate::run`] feeds it.
 
+use crate::dashboard::Dashboard;
 use crate::logs::{Line, Logs, TailFilter};
 use crate::waterfall::Waterfall;
 use skein_model::LogRecord;
@@ -20,7 +21,7 @@ pub enum View {
     Traces,
     /// One trace's waterfall with its logs.
     Trace,
-    /// Charts (not built yet).
+    /// The dashboard's panels: charts, sparklines, gauges, tables, log streams.
     Metrics,
     /// Firing and pending alerts; silence the selected one.
     Alerts,
@@ -173,6 +174,15 @@ pub enum Msg {
     Traces(Result<Vec<TraceSummary>, String>),
     /// Lines around a line came back.
     Context(Result<skein_model::api::LogContextResponse, String>),
+    /// A dashboard panel's data came back.
+    Panel {
+        /// Its index.
+        index: usize,
+        /// The data or why it failed.
+        result: Result<PanelData, String>,
+        /// When (Unix ms).
+        at_ms: i64,
+    },
     /// A trace came back (None: not found).
     TraceLoaded(Result<Option<TraceResponse>, String>),
     /// A search over history came back.
@@ -204,6 +214,8 @@ pub enum Cmd {
     OpenTrace(String),
     /// Follow the live tail with this filter from now on.
     Tail(TailFilter),
+    /// Read every panel of the dashboard over this window (`1h`).
+    LoadPanels(String),
     /// Read the lines around a moment of one service and host.
     Context {
         /// Service.
@@ -214,6 +226,18 @@ pub enum Cmd {
         time: u64,
     },
 }
+
+/// What a dashboard panel shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PanelData {
+    /// Series of a metric query.
+    Metric(skein_model::metrics_api::MetricQueryResponse),
+    /// Log lines, newest first.
+    Logs(Vec<LogRecord>),
+}
+
+/// The windows `w` cycles through in the metrics view.
+pub const WINDOWS: [&str; 5] = ["15m", "1h", "6h", "24h", "7d"];
 
 /// The least durations `d` cycles through in the traces view.
 pub const MIN_DURATIONS: [Option<&str>; 4] = [None, Some("100ms"), Some("1s"), Some("2s")];
@@ -255,11 +279,31 @@ pub struct Model {
     pub trace: Option<Waterfall>,
     /// Why the trace could not be opened, or "loading".
     pub trace_note: Option<String>,
+    /// The dashboard of the metrics view.
+    pub dashboard: Dashboard,
+    /// Each panel's data, by index.
+    pub panels: Vec<Option<Result<PanelData, String>>>,
+    /// Index in [`WINDOWS`].
+    pub window: usize,
+    /// When the panels were last asked for (Unix ms).
+    pub panels_asked_ms: i64,
 }
 
 impl Model {
-    /// A dashboard for the API at `api`, on the overview.
+    /// A dashboard for the API at `api`, on the overview, with the built-in dashboard.
     pub fn new(api: &str) -> Model {
+        let d = crate::dashboard::parse("default dashboard", crate::dashboard::DEFAULT).unwrap_or(
+            Dashboard {
+                title: String::new(),
+                panels: Vec::new(),
+            },
+        );
+        Model::with_dashboard(api, d)
+    }
+
+    /// A dashboard for the API at `api` with these panels in the metrics view.
+    pub fn with_dashboard(api: &str, dashboard: Dashboard) -> Model {
+        let n = dashboard.panels.len();
         Model {
             api: api.to_string(),
             view: View::Overview,
@@ -278,6 +322,10 @@ impl Model {
             traces_min: 0,
             trace: None,
             trace_note: None,
+            dashboard,
+            panels: vec![None; n],
+            window: 1,
+            panels_asked_ms: 0,
         }
     }
 
@@ -311,6 +359,11 @@ pub fn update(m: &mut Model, msg: Msg) -> Option<Cmd> {
         }
         Msg::TailFailed(e) => m.logs.error = Some(format!("live tail: {e}; reconnecting")),
         Msg::Context(r) => m.logs.context = Some(r),
+        Msg::Panel { index, result, .. } => {
+            if let Some(p) = m.panels.get_mut(index) {
+                *p = Some(result);
+            }
+        }
         Msg::Traces(r) => {
             let n = r.as_ref().map(|v| v.len()).unwrap_or(0);
             m.traces = Some(r);
@@ -346,6 +399,10 @@ pub fn update(m: &mut Model, msg: Msg) -> Option<Cmd> {
             m.conn = Conn::Ok { at_ms };
             let n = m.services().len();
             m.selected = m.selected.min(n.saturating_sub(1));
+            if m.view == View::Metrics && at_ms - m.panels_asked_ms >= 15_000 {
+                m.panels_asked_ms = at_ms;
+                return Some(load_panels(m));
+            }
         }
         Msg::FetchFailed { error, at_ms } => {
             let last_ok_ms = match &m.conn {
@@ -465,6 +522,11 @@ pub fn alerts(m: &Model) -> &[skein_model::alert_api::AlertInfo] {
         .unwrap_or_default()
 }
 
+/// The command that reads every panel over the view's window.
+pub fn load_panels(m: &Model) -> Cmd {
+    Cmd::LoadPanels(WINDOWS[m.window % WINDOWS.len()].to_string())
+}
+
 /// The command that loads the traces list with the view's filters.
 pub fn load_traces(m: &Model) -> Cmd {
     Cmd::LoadTraces {
@@ -534,6 +596,15 @@ fn key(m: &mut Model, k: Key) -> Option<Cmd> {
     if !m.help && !matches!(k, Key::CtrlC) {
         let handled = match m.view {
             View::Traces => traces_key(m, k),
+            View::Metrics => match k {
+                Key::Char('w') => {
+                    m.window = (m.window + 1) % WINDOWS.len();
+                    m.panels = vec![None; m.dashboard.panels.len()];
+                    Some(Some(load_panels(m)))
+                }
+                Key::Char('r') => Some(Some(load_panels(m))),
+                _ => None,
+            },
             View::Trace => trace_key(m, k),
             View::Logs
                 if k == Key::Enter && m.logs.input.is_none() && m.logs.filter_input.is_none() =>
@@ -598,6 +669,9 @@ fn key(m: &mut Model, k: Key) -> Option<Cmd> {
     }
     if m.view == View::Traces && m.traces.is_none() {
         return Some(load_traces(m));
+    }
+    if m.view == View::Metrics && m.panels.iter().all(Option::is_none) {
+        return Some(load_panels(m));
     }
     None
 }

@@ -16,9 +16,11 @@
 //! the metrics view and the dashboards in `dashboards/` are not yet.
 
 pub mod app;
+pub mod dashboard;
 pub mod logs;
 pub mod view;
 mod view_logs;
+mod view_metrics;
 mod view_trace;
 pub mod waterfall;
 
@@ -37,6 +39,8 @@ pub struct Options {
     pub token: Option<String>,
     /// Time between refreshes.
     pub refresh: Duration,
+    /// The dashboard file of the metrics view (None: the built-in `dashboards/default.toml`).
+    pub dashboard: Option<std::path::PathBuf>,
 }
 
 fn now_ms() -> i64 {
@@ -139,8 +143,46 @@ async fn follow(client: Client, filter: logs::TailFilter, tx: mpsc::Sender<Msg>)
     }
 }
 
+/// Reads one dashboard panel over `window` (`1h`).
+async fn panel(c: &Client, p: &dashboard::Panel, window: &str) -> Result<app::PanelData, String> {
+    if p.kind == dashboard::Kind::Logs {
+        let q = skein_query::client::LogsQuery {
+            q: p.logs.clone(),
+            start: Some(window.to_string()),
+            limit: Some(50),
+            ..Default::default()
+        };
+        return c
+            .logs(&q)
+            .await
+            .map(|r| app::PanelData::Logs(r.logs))
+            .map_err(|e| e.to_string());
+    }
+    let by = p.by.join(",");
+    let mut params: Vec<(&str, &str)> = vec![
+        ("name", p.metric.as_deref().unwrap_or("")),
+        ("agg", p.agg.as_deref().unwrap_or("avg")),
+        ("start", window),
+    ];
+    if !by.is_empty() {
+        params.push(("by", &by));
+    }
+    for mt in &p.matchers {
+        params.push(("match", mt));
+    }
+    c.metric_query(&params)
+        .await
+        .map(app::PanelData::Metric)
+        .map_err(|e| e.to_string())
+}
+
 /// Runs the dashboard until `q` or Ctrl-C.
 pub fn run(opts: Options) -> Result<(), String> {
+    // A bad dashboard is refused before the terminal is touched.
+    let board = match &opts.dashboard {
+        Some(p) => dashboard::load(p)?,
+        None => dashboard::parse("dashboards/default.toml", dashboard::DEFAULT)?,
+    };
     let client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -168,16 +210,23 @@ pub fn run(opts: Options) -> Result<(), String> {
     ));
     let search_client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
     let mut terminal = ratatui::init();
-    let mut m = Model::new(&opts.api);
+    let mut m = Model::with_dashboard(&opts.api, board);
     let result = (|| -> std::io::Result<()> {
         loop {
             terminal.draw(|f| view::draw(f, &m, now_ms()))?;
             // Wake at least every 250 ms: the status line's clock moves, refreshes arrive.
+            let mut cmds = Vec::new();
             if event::poll(Duration::from_millis(250))?
                 && let Event::Key(k) = event::read()?
                 && let Some(k) = key(k)
                 && let Some(cmd) = update(&mut m, Msg::Key(k))
             {
+                cmds.push(cmd);
+            }
+            while let Ok(msg) = rx.try_recv() {
+                cmds.extend(update(&mut m, msg));
+            }
+            for cmd in cmds {
                 match cmd {
                     Cmd::Search(q) => {
                         let (c, tx) = (search_client.clone(), search_tx.clone());
@@ -196,6 +245,21 @@ pub fn run(opts: Options) -> Result<(), String> {
                         });
                     }
                     Cmd::Copy(text) => copy(&text)?,
+                    Cmd::LoadPanels(window) => {
+                        m.panels_asked_ms = now_ms();
+                        for (index, p) in m.dashboard.panels.iter().enumerate() {
+                            let (c, tx, p) = (search_client.clone(), search_tx.clone(), p.clone());
+                            let window = p.window.clone().unwrap_or_else(|| window.clone());
+                            rt.spawn(async move {
+                                let result = panel(&c, &p, &window).await;
+                                let _ = tx.send(Msg::Panel {
+                                    index,
+                                    result,
+                                    at_ms: now_ms(),
+                                });
+                            });
+                        }
+                    }
                     Cmd::Tail(filter) => {
                         tail_task.abort();
                         tail_task = rt.spawn(follow(tail_client.clone(), filter, tail_tx.clone()));
@@ -270,9 +334,7 @@ pub fn run(opts: Options) -> Result<(), String> {
                     }
                 }
             }
-            while let Ok(msg) = rx.try_recv() {
-                update(&mut m, msg);
-            }
+
             if m.quit {
                 return Ok(());
             }

@@ -28,6 +28,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "traces/logs: open the trace · trace: fold a subtree",
     ),
     ("e  d  r", "traces: errors only, least duration, reload"),
+    ("w  r", "metrics: change the window, reload"),
     ("?", "this help"),
     ("q  Ctrl-C", "quit"),
 ];
@@ -78,17 +79,8 @@ pub fn draw(f: &mut Frame<'_>, m: &Model, now_ms: i64) {
         View::Logs => crate::view_logs::draw_logs(f, body, m),
         View::Alerts => alerts_view(f, body, m),
         View::Traces => crate::view_trace::draw_traces(f, body, m),
+        View::Metrics => crate::view_metrics::draw_metrics(f, body, m),
         View::Trace => crate::view_trace::draw_trace(f, body, m),
-        other => {
-            let text = format!(
-                "The {} view is not built yet; the overview (1) is.",
-                other.title()
-            );
-            f.render_widget(
-                Paragraph::new(text).block(Block::default().borders(Borders::ALL)),
-                body,
-            );
-        }
     }
     f.render_widget(Paragraph::new(status_line(m, now_ms)), status);
     if m.help {
@@ -443,16 +435,65 @@ mod tests {
     }
 
     #[test]
-    fn help_lists_every_key_and_other_views_say_they_are_not_built() {
+    fn help_lists_every_key() {
         let mut m = model();
         update(&mut m, Msg::Key(Key::Char('?')));
         let s = screen(&m, 12_000);
         for (k, _) in KEYS {
             assert!(s.contains(k), "{k} missing: {s}");
         }
-        update(&mut m, Msg::Key(Key::Esc));
-        update(&mut m, Msg::Key(Key::Char('5')));
-        assert!(screen(&m, 12_000).contains("not built yet"));
+    }
+
+    #[test]
+    fn metrics_view_draws_each_panel_kind_and_changes_the_window() {
+        use crate::app::{Cmd, PanelData};
+        use skein_model::metric::Labels;
+        use skein_model::metrics_api::{MetricQueryResponse, ResultSeries};
+        let mut m = model();
+        assert_eq!(
+            update(&mut m, Msg::Key(Key::Char('5'))),
+            Some(Cmd::LoadPanels("1h".into()))
+        );
+        let series = |name: &str, v: f64| MetricQueryResponse {
+            name: name.into(),
+            agg: "avg".into(),
+            start_ms: 0,
+            end_ms: 60_000,
+            step_ms: 10_000,
+            series: vec![ResultSeries {
+                labels: Labels::from_pairs([("host", "web-1")]),
+                points: (0..6).map(|i| (i * 10_000, v * i as f64 / 5.0)).collect(),
+            }],
+        };
+        for (i, p) in m.dashboard.panels.clone().iter().enumerate() {
+            let result = match p.kind {
+                crate::dashboard::Kind::Logs => {
+                    Ok(PanelData::Logs(vec![rec("payment", 17, "declined")]))
+                }
+                _ => Ok(PanelData::Metric(series(
+                    p.metric.as_deref().unwrap_or(""),
+                    0.42,
+                ))),
+            };
+            update(
+                &mut m,
+                Msg::Panel {
+                    index: i,
+                    result,
+                    at_ms: 0,
+                },
+            );
+        }
+        let s = screen(&m, 12_000);
+        assert!(s.contains("window 1h"), "{s}");
+        assert!(s.contains("Calls per second, by service"), "{s}");
+        assert!(s.contains("web-1") && s.contains("42.0%"), "the gauge: {s}");
+        assert!(s.contains("declined"), "the log stream: {s}");
+        assert_eq!(
+            update(&mut m, Msg::Key(Key::Char('w'))),
+            Some(Cmd::LoadPanels("6h".into()))
+        );
+        assert!(screen(&m, 12_000).contains("window 6h"));
     }
 
     fn rec(service: &str, sev: i32, body: &str) -> skein_model::LogRecord {
