@@ -14,6 +14,7 @@
 //! - `metrics-query`: a 24 h range query over 1,000 series, in process, through the collector
 //!   and on Prometheus with the same samples.
 //! - `alert-latency`: from a breaching record's 2xx to the webhook at a receiver.
+//! - `tui-frames`: `skein tui` frame time and idle CPU.
 //!
 //! Each prints tables, then one line of JSON with the results (the last line of output).
 //! Build and run in release mode: `cargo run --release -p skein-bench -- ingest`.
@@ -28,6 +29,7 @@ mod ingest;
 mod lookup;
 mod metrics_ingest;
 mod metrics_query;
+mod tui_frames;
 mod util;
 
 use anyhow::Result;
@@ -66,6 +68,8 @@ enum Cmd {
     MetricsQuery(metrics_query::MetricsQueryArgs),
     /// From a breaching record's 2xx to the webhook at a receiver, default settings.
     AlertLatency(alert_latency::AlertLatencyArgs),
+    /// `skein tui` frame time (10,000-span trace, logs at 10,000 lines/s) and idle CPU.
+    TuiFrames(tui_frames::TuiFramesArgs),
 }
 
 fn main() -> Result<()> {
@@ -84,6 +88,7 @@ fn main() -> Result<()> {
         Cmd::MetricsIngest(a) => metrics_ingest::run(a)?,
         Cmd::MetricsQuery(a) => metrics_query::run(a)?,
         Cmd::AlertLatency(a) => alert_latency::run(a)?,
+        Cmd::TuiFrames(a) => tui_frames::run(a)?,
     };
     out["wall_secs"] = started.elapsed().as_secs_f64().into();
     out["unix_time"] = (skein_model::time::now_unix_nano() / 1_000_000_000).into();
