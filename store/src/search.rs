@@ -83,37 +83,7 @@ pub fn newest<S: Signal>(
     range: TimeRange,
     limit: usize,
 ) -> Result<Found<S::Record>> {
-    let mut hits: Vec<(i64, Arc<SplitHandle>, DocAddress)> = Vec::new();
-    let mut truncated = false;
-    for split in searchable_splits(list, range) {
-        // Splits are cut by arrival, so event times overlap; stop only when this split cannot
-        // beat the oldest hit we would keep.
-        if hits.len() >= limit
-            && let Some((oldest_kept, _, _)) = hits.get(limit.saturating_sub(1))
-            && clamp_i64(split.meta().max_time) < *oldest_kept
-        {
-            truncated = true;
-            continue;
-        }
-        let searcher = split.reader.searcher();
-        let top = TopDocs::with_limit(limit + 1).order_by_fast_field::<i64>("time", Order::Desc);
-        let found = searcher
-            .search(query, &top)
-            .map_err(|e| StoreError::index("search", e))?;
-        for (t, addr) in found {
-            hits.push((t.unwrap_or(0), split.clone(), addr));
-        }
-        hits.sort_by_key(|h| std::cmp::Reverse(h.0));
-        if hits.len() > limit {
-            truncated = true;
-            hits.truncate(limit);
-        }
-    }
-    let mut records = Vec::with_capacity(hits.len());
-    for (_, split, addr) in hits {
-        records.push(load::<S>(&split.reader.searcher(), fields, addr)?);
-    }
-    Ok(Found { records, truncated })
+    by_time::<S>(list, fields, query, range, limit, Order::Desc)
 }
 
 /// Runs `query` on every split that may hold records in `range`, oldest records first, at
@@ -125,27 +95,52 @@ pub fn oldest<S: Signal>(
     range: TimeRange,
     limit: usize,
 ) -> Result<Found<S::Record>> {
+    by_time::<S>(list, fields, query, range, limit, Order::Asc)
+}
+
+fn by_time<S: Signal>(
+    list: &SplitList,
+    fields: &S::Fields,
+    query: &dyn Query,
+    range: TimeRange,
+    limit: usize,
+    order: Order,
+) -> Result<Found<S::Record>> {
+    let desc = matches!(order, Order::Desc);
     let mut hits: Vec<(i64, Arc<SplitHandle>, DocAddress)> = Vec::new();
-    let mut splits = searchable_splits(list, range);
-    splits.reverse(); // oldest first
     let mut truncated = false;
+    let mut splits = searchable_splits(list, range); // newest first
+    if !desc {
+        splits.reverse();
+    }
     for split in splits {
+        // Splits are cut by arrival, so event times overlap; skip a split only when it cannot
+        // beat the last hit we would keep.
+        let meta = split.meta();
         if hits.len() >= limit
-            && let Some((newest_kept, _, _)) = hits.get(limit.saturating_sub(1))
-            && clamp_i64(split.meta().min_time) > *newest_kept
+            && let Some((last_kept, _, _)) = hits.get(limit.saturating_sub(1))
+            && (if desc {
+                clamp_i64(meta.max_time) < *last_kept
+            } else {
+                clamp_i64(meta.min_time) > *last_kept
+            })
         {
             truncated = true;
             continue;
         }
         let searcher = split.reader.searcher();
-        let top = TopDocs::with_limit(limit + 1).order_by_fast_field::<i64>("time", Order::Asc);
+        let top = TopDocs::with_limit(limit + 1).order_by_fast_field::<i64>("time", order);
         let found = searcher
             .search(query, &top)
             .map_err(|e| StoreError::index("search", e))?;
         for (t, addr) in found {
             hits.push((t.unwrap_or(0), split.clone(), addr));
         }
-        hits.sort_by_key(|h| h.0);
+        if desc {
+            hits.sort_by_key(|h| std::cmp::Reverse(h.0));
+        } else {
+            hits.sort_by_key(|h| h.0);
+        }
         if hits.len() > limit {
             truncated = true;
             hits.truncate(limit);

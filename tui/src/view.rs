@@ -54,6 +54,42 @@ fn ms(v: Option<f64>) -> String {
     }
 }
 
+/// A bordered table with a bold header row.
+pub(crate) fn table<'a>(
+    rows: Vec<Row<'a>>,
+    widths: &[Constraint],
+    header: &[&'a str],
+    title: impl Into<Line<'a>>,
+) -> Table<'a> {
+    Table::new(rows, widths.to_vec())
+        .header(Row::new(header.to_vec()).style(Style::default().add_modifier(Modifier::BOLD)))
+        .block(Block::default().borders(Borders::ALL).title(title))
+}
+
+/// A bordered box holding one message (loading, an error).
+pub(crate) fn note(f: &mut Frame<'_>, area: Rect, title: &str, text: &str, color: Color) {
+    f.render_widget(
+        Paragraph::new(sanitize(text))
+            .style(Style::default().fg(color))
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(title.to_string()),
+            ),
+        area,
+    );
+}
+
+/// An alert's labels but its name, as `k=v` words.
+fn alert_labels(a: &skein_model::alert_api::AlertInfo) -> String {
+    a.labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != "alertname")
+        .map(|(k, v)| format!("{}={}", sanitize(k), sanitize(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Draws the whole screen.
 pub fn draw(f: &mut Frame<'_>, m: &Model, now_ms: i64) {
     let [tabs, body, status] = Layout::vertical([
@@ -117,8 +153,6 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
     let [hosts_area, alerts_area] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
 
-    let header = Row::new(["SERVICE", "RATE/s", "ERR%", "P50", "P99", "RATE (5m)"])
-        .style(Style::default().add_modifier(Modifier::BOLD));
     let rows: Vec<Row> = m
         .services()
         .iter()
@@ -146,9 +180,9 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
         .collect();
     let title = format!(" Services (by {}, s to sort) ", m.sort.label());
     f.render_widget(
-        Table::new(
+        table(
             rows,
-            [
+            &[
                 Constraint::Min(16),
                 Constraint::Length(8),
                 Constraint::Length(7),
@@ -156,9 +190,9 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
                 Constraint::Length(8),
                 Constraint::Length(30),
             ],
-        )
-        .header(header)
-        .block(Block::default().borders(Borders::ALL).title(title)),
+            &["SERVICE", "RATE/s", "ERR%", "P50", "P99", "RATE (5m)"],
+            title,
+        ),
         top,
     );
 
@@ -189,21 +223,18 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
         })
         .collect();
     f.render_widget(
-        Table::new(
+        table(
             hosts,
-            [
+            &[
                 Constraint::Min(12),
                 Constraint::Length(5),
                 Constraint::Length(7),
                 Constraint::Length(5),
                 Constraint::Length(6),
             ],
-        )
-        .header(
-            Row::new(["HOST", "STATE", "CPU", "MEM", "LOAD1"])
-                .style(Style::default().add_modifier(Modifier::BOLD)),
-        )
-        .block(Block::default().borders(Borders::ALL).title(" Hosts ")),
+            &["HOST", "STATE", "CPU", "MEM", "LOAD1"],
+            " Hosts ",
+        ),
         hosts_area,
     );
 
@@ -214,17 +245,11 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
         .unwrap_or_default()
         .iter()
         .map(|a| {
-            let labels: Vec<String> = a
-                .labels
-                .iter()
-                .filter(|(k, _)| k.as_str() != "alertname")
-                .map(|(k, v)| format!("{}={}", sanitize(k), sanitize(v)))
-                .collect();
             let firing = a.state == skein_model::alert_api::AlertState::Firing;
             Row::new(vec![
                 a.state.as_str().to_string(),
                 sanitize(&a.rule),
-                labels.join(" "),
+                alert_labels(a),
             ])
             .style(if firing {
                 Style::default().fg(Color::Red)
@@ -252,12 +277,6 @@ fn alerts_view(f: &mut Frame<'_>, area: Rect, m: &Model) {
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            let labels: Vec<String> = a
-                .labels
-                .iter()
-                .filter(|(k, _)| k.as_str() != "alertname")
-                .map(|(k, v)| format!("{}={}", sanitize(k), sanitize(v)))
-                .collect();
             let muted = if !a.silenced_by.is_empty() {
                 "silenced"
             } else if !a.inhibited_by.is_empty() {
@@ -277,7 +296,7 @@ fn alerts_view(f: &mut Frame<'_>, area: Rect, m: &Model) {
                 sanitize(&a.rule),
                 format!("{:.4}", a.value),
                 muted.to_string(),
-                labels.join(" "),
+                alert_labels(a),
             ])
             .style(style)
         })
@@ -287,21 +306,18 @@ fn alerts_view(f: &mut Frame<'_>, area: Rect, m: &Model) {
         title = format!("{title}· {} ", sanitize(n));
     }
     f.render_widget(
-        Table::new(
+        table(
             rows,
-            [
+            &[
                 Constraint::Length(8),
                 Constraint::Length(22),
                 Constraint::Length(12),
                 Constraint::Length(9),
                 Constraint::Min(10),
             ],
-        )
-        .header(
-            Row::new(["STATE", "ALERT", "VALUE", "MUTED", "LABELS"])
-                .style(Style::default().add_modifier(Modifier::BOLD)),
-        )
-        .block(Block::default().borders(Borders::ALL).title(title)),
+            &["STATE", "ALERT", "VALUE", "MUTED", "LABELS"],
+            title,
+        ),
         area,
     );
 }

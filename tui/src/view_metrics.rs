@@ -44,21 +44,15 @@ fn num(v: f64) -> String {
 }
 
 fn draw_panel(f: &mut Frame<'_>, area: Rect, p: &Panel, data: Option<&Result<PanelData, String>>) {
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(format!(" {} ", sanitize(&p.title)));
+    let title = format!(" {} ", sanitize(&p.title));
+    let block = Block::default().borders(Borders::ALL).title(title.clone());
     let data = match data {
         None => {
-            f.render_widget(Paragraph::new("loading…").block(block), area);
+            crate::view::note(f, area, &title, "loading…", Color::Reset);
             return;
         }
         Some(Err(e)) => {
-            f.render_widget(
-                Paragraph::new(sanitize(e))
-                    .style(Style::default().fg(Color::Red))
-                    .block(block),
-                area,
-            );
+            crate::view::note(f, area, &title, e, Color::Red);
             return;
         }
         Some(Ok(d)) => d,

@@ -9,7 +9,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Row as TRow, Table};
+use ratatui::widgets::{Block, Borders, Paragraph, Row as TRow};
 use skein_model::text::sanitize;
 
 const PALETTE: [Color; 8] = [
@@ -40,19 +40,13 @@ pub fn draw_traces(f: &mut Frame<'_>, area: Rect, m: &Model) {
         " Traces · errors only: {} (e) · at least: {min} (d) · Enter opens · r reloads ",
         if m.traces_errors_only { "yes" } else { "no" }
     );
-    let block = Block::default().borders(Borders::ALL).title(title);
     let list = match &m.traces {
         None => {
-            f.render_widget(Paragraph::new("loading…").block(block), area);
+            crate::view::note(f, area, &title, "loading…", Color::Reset);
             return;
         }
         Some(Err(e)) => {
-            f.render_widget(
-                Paragraph::new(sanitize(e))
-                    .style(Style::default().fg(Color::Red))
-                    .block(block),
-                area,
-            );
+            crate::view::note(f, area, &title, e, Color::Red);
             return;
         }
         Some(Ok(t)) => t,
@@ -81,9 +75,9 @@ pub fn draw_traces(f: &mut Frame<'_>, area: Rect, m: &Model) {
         })
         .collect();
     f.render_widget(
-        Table::new(
+        crate::view::table(
             rows,
-            [
+            &[
                 Constraint::Length(12),
                 Constraint::Min(24),
                 Constraint::Length(9),
@@ -91,12 +85,9 @@ pub fn draw_traces(f: &mut Frame<'_>, area: Rect, m: &Model) {
                 Constraint::Length(3),
                 Constraint::Min(10),
             ],
-        )
-        .header(
-            TRow::new(["START", "ROOT", "DURATION", "SPANS", "ERR", "SERVICES"])
-                .style(Style::default().add_modifier(Modifier::BOLD)),
-        )
-        .block(block),
+            &["START", "ROOT", "DURATION", "SPANS", "ERR", "SERVICES"],
+            title,
+        ),
         area,
     );
 }
