@@ -71,14 +71,14 @@ fn trace(n: usize) -> TraceResponse {
             name: format!("operation {}", i % 37),
             start_unix_nano: start,
             end_unix_nano: start + 1_000_000 + (i as u64 * 7_919) % 50_000_000,
-            status_code: if i % 97 == 0 {
+            status_code: if i.is_multiple_of(97) {
                 "error".into()
             } else {
                 "ok".into()
             },
             ..Default::default()
         });
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             logs.push(LogRecord {
                 span_id: format!("s{i}"),
                 service: services[i % services.len()].into(),
@@ -214,7 +214,7 @@ pub fn run(a: TuiFramesArgs) -> Result<serde_json::Value> {
                     record: LogRecord {
                         time_unix_nano: 1_700_000_000_000_000_000 + seq * 100_000,
                         service: ["order", "payment", "delivery"][k % 3].into(),
-                        severity_number: if seq % 50 == 0 { 17 } else { 9 },
+                        severity_number: if seq.is_multiple_of(50) { 17 } else { 9 },
                         body: format!(
                             "request {seq} handled in {} ms, user u-{}",
                             seq % 300,
