@@ -174,6 +174,8 @@ pub enum Msg {
     Traces(Result<Vec<TraceSummary>, String>),
     /// Lines around a line came back.
     Context(Result<skein_model::api::LogContextResponse, String>),
+    /// Hosts' recent resource figures came back.
+    HostSeries(std::collections::BTreeMap<String, HostSeries>),
     /// A dashboard panel's data came back.
     Panel {
         /// Its index.
@@ -225,6 +227,19 @@ pub enum Cmd {
         /// The line's time (ns).
         time: u64,
     },
+}
+
+/// A host's recent resource figures (oldest first), for the overview's sparklines.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostSeries {
+    /// CPU in use, 0 to 1.
+    pub cpu: Vec<f64>,
+    /// Memory in use, 0 to 1.
+    pub mem: Vec<f64>,
+    /// The fullest filesystem, 0 to 1.
+    pub disk: Vec<f64>,
+    /// Network bytes per second, both ways.
+    pub net: Vec<f64>,
 }
 
 /// What a dashboard panel shows.
@@ -287,6 +302,8 @@ pub struct Model {
     pub window: usize,
     /// When the panels were last asked for (Unix ms).
     pub panels_asked_ms: i64,
+    /// Hosts' recent resource figures, by host.
+    pub host_series: std::collections::BTreeMap<String, HostSeries>,
 }
 
 impl Model {
@@ -326,6 +343,7 @@ impl Model {
             panels: vec![None; n],
             window: 1,
             panels_asked_ms: 0,
+            host_series: Default::default(),
         }
     }
 
@@ -359,6 +377,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Option<Cmd> {
         }
         Msg::TailFailed(e) => m.logs.error = Some(format!("live tail: {e}; reconnecting")),
         Msg::Context(r) => m.logs.context = Some(r),
+        Msg::HostSeries(h) => m.host_series = h,
         Msg::Panel { index, result, .. } => {
             if let Some(p) = m.panels.get_mut(index) {
                 *p = Some(result);

@@ -143,6 +143,56 @@ async fn follow(client: Client, filter: logs::TailFilter, tx: mpsc::Sender<Msg>)
     }
 }
 
+/// Hosts' resource figures over the last 15 minutes (30 s points): CPU, memory, the fullest
+/// filesystem and network bytes/s, by host. A metric with no data yet is left empty.
+pub async fn host_series(c: &Client) -> std::collections::BTreeMap<String, app::HostSeries> {
+    let q = |name: &'static str, agg: &'static str, matcher: Option<&'static str>| {
+        let mut p = vec![
+            ("name", name),
+            ("agg", agg),
+            ("by", "host"),
+            ("start", "15m"),
+            ("step", "30s"),
+        ];
+        if let Some(m) = matcher {
+            p.push(("match", m));
+        }
+        async move {
+            c.metric_query(&p)
+                .await
+                .map(|r| r.series)
+                .unwrap_or_default()
+        }
+    };
+    let (cpu, mem, disk, net) = tokio::join!(
+        q("system.cpu.utilization", "avg", None),
+        q(
+            "system.memory.utilization",
+            "avg",
+            Some("system.memory.state=used")
+        ),
+        q("system.filesystem.utilization", "max", None),
+        q("system.network.io", "rate", None),
+    );
+    let mut out: std::collections::BTreeMap<String, app::HostSeries> = Default::default();
+    for (which, series) in [(0, cpu), (1, mem), (2, disk), (3, net)] {
+        for s in series {
+            let Some(host) = s.labels.get("host").map(str::to_string) else {
+                continue;
+            };
+            let v: Vec<f64> = s.points.iter().map(|(_, v)| *v).collect();
+            let e = out.entry(host).or_default();
+            match which {
+                0 => e.cpu = v,
+                1 => e.mem = v,
+                2 => e.disk = v,
+                _ => e.net = v,
+            }
+        }
+    }
+    out
+}
+
 /// Reads one dashboard panel over `window` (`1h`).
 async fn panel(c: &Client, p: &dashboard::Panel, window: &str) -> Result<app::PanelData, String> {
     if p.kind == dashboard::Kind::Logs {
@@ -200,6 +250,18 @@ pub fn run(opts: Options) -> Result<(), String> {
                 return;
             }
             tokio::time::sleep(refresh).await;
+        }
+    });
+    // Hosts' sparklines change slowly: every 10 s is enough.
+    let hosts_client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
+    let hosts_tx = search_tx.clone();
+    rt.spawn(async move {
+        loop {
+            let h = host_series(&hosts_client).await;
+            if hosts_tx.send(Msg::HostSeries(h)).is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
         }
     });
     let tail_client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;

@@ -42,6 +42,15 @@ fn ago(now_ms: i64, t_ms: i64) -> String {
     }
 }
 
+fn bytes_per_s(b: f64) -> String {
+    match b {
+        b if b >= 1e9 => format!("{:.1}G/s", b / 1e9),
+        b if b >= 1e6 => format!("{:.1}M/s", b / 1e6),
+        b if b >= 1e3 => format!("{:.0}k/s", b / 1e3),
+        b => format!("{b:.0}B/s"),
+    }
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
 }
@@ -151,7 +160,7 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
     let [hosts_area, alerts_area] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(bottom);
 
     let rows: Vec<Row> = m
         .services()
@@ -196,6 +205,13 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
         top,
     );
 
+    let spark = |v: &[f64], n: usize| {
+        let tail: Vec<Option<f64>> = v[v.len().saturating_sub(n)..]
+            .iter()
+            .map(|x| Some(*x))
+            .collect();
+        sparkline(&tail)
+    };
     let hosts: Vec<Row> = m
         .data
         .as_ref()
@@ -208,12 +224,23 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
                 (Some(u), Some(t)) if t > 0 => format!("{:.0}%", u as f64 / t as f64 * 100.0),
                 _ => "-".into(),
             };
+            let series = m.host_series.get(&h.host).cloned().unwrap_or_default();
+            let disk = series
+                .disk
+                .last()
+                .map_or("-".into(), |d| format!("{:.0}%", d * 100.0));
+            let net = series.net.last().map_or("-".into(), |b| bytes_per_s(*b));
             Row::new(vec![
                 sanitize(&h.host),
                 sanitize(&h.state),
-                pct(h.cpu_utilization),
+                h.cpu_utilization
+                    .map_or("-".into(), |c| format!("{:.0}%", c * 100.0)),
+                spark(&series.cpu, 6),
                 mem,
-                h.load1.map_or("-".into(), |l| format!("{l:.2}")),
+                spark(&series.mem, 6),
+                disk,
+                net,
+                spark(&series.net, 6),
             ])
             .style(if down {
                 Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
@@ -226,13 +253,19 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
         table(
             hosts,
             &[
-                Constraint::Min(12),
-                Constraint::Length(5),
+                Constraint::Min(8),
+                Constraint::Length(4),
+                Constraint::Length(4),
+                Constraint::Length(6),
+                Constraint::Length(4),
+                Constraint::Length(6),
+                Constraint::Length(4),
                 Constraint::Length(7),
-                Constraint::Length(5),
                 Constraint::Length(6),
             ],
-            &["HOST", "STATE", "CPU", "MEM", "LOAD1"],
+            &[
+                "HOST", "STATE", "CPU", "15m", "MEM", "15m", "DISK", "NET", "15m",
+            ],
             " Hosts ",
         ),
         hosts_area,
@@ -262,8 +295,8 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
         Table::new(
             alerts,
             [
-                Constraint::Length(8),
-                Constraint::Length(20),
+                Constraint::Length(7),
+                Constraint::Length(14),
                 Constraint::Min(10),
             ],
         )
@@ -425,13 +458,32 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("web-1") && s.contains("down") && s.contains("50.0%"),
+            s.contains("web-1") && s.contains("down") && s.contains("50%"),
             "{s}"
         );
         assert!(s.contains("firing") && s.contains("HighErrorRate"), "{s}");
         assert!(s.contains("service=payment"), "{s}");
         assert!(!s.contains('\u{1b}') && !s.contains("owned\u{7}"), "{s}");
         assert!(s.contains("connected · refreshed 2s ago"), "{s}");
+    }
+
+    #[test]
+    fn hosts_show_resource_sparklines() {
+        let mut m = model();
+        let mut h = std::collections::BTreeMap::new();
+        h.insert(
+            "web-1".to_string(),
+            crate::app::HostSeries {
+                cpu: vec![0.1, 0.5, 0.9],
+                mem: vec![0.4, 0.4, 0.5],
+                disk: vec![0.73],
+                net: vec![1_000.0, 1_500_000.0],
+            },
+        );
+        update(&mut m, Msg::HostSeries(h));
+        let s = screen(&m, 12_000);
+        assert!(s.contains("73%") && s.contains("1.5M/s"), "{s}");
+        assert!(s.contains('█') && s.contains('▁'), "sparklines: {s}");
     }
 
     #[test]
