@@ -205,12 +205,16 @@ pub enum Cmd {
     Copy(String),
     /// Silence alerts with exactly these labels for an hour.
     Silence(std::collections::BTreeMap<String, String>),
-    /// Load recent traces: only with errors, at least this long.
+    /// Load recent traces: only with errors, at least this long, of a service or operation.
     LoadTraces {
         /// Only traces with an error span.
         errors_only: bool,
         /// Least duration, as the API takes it (`2s`).
         min_duration: Option<String>,
+        /// Only traces with a span of this service.
+        service: Option<String>,
+        /// Only traces with a span of this name.
+        operation: Option<String>,
     },
     /// Load one trace by ID or key.
     OpenTrace(String),
@@ -290,6 +294,10 @@ pub struct Model {
     pub traces_errors_only: bool,
     /// Traces view: index in [`MIN_DURATIONS`].
     pub traces_min: usize,
+    /// Traces view: `service=… operation=…` filter.
+    pub traces_filter: (Option<String>, Option<String>),
+    /// Traces view: the filter being typed after `f`.
+    pub traces_input: Option<String>,
     /// The open trace.
     pub trace: Option<Waterfall>,
     /// Why the trace could not be opened, or "loading".
@@ -337,6 +345,8 @@ impl Model {
             traces_selected: 0,
             traces_errors_only: false,
             traces_min: 0,
+            traces_filter: (None, None),
+            traces_input: None,
             trace: None,
             trace_note: None,
             dashboard,
@@ -551,6 +561,8 @@ pub fn load_traces(m: &Model) -> Cmd {
     Cmd::LoadTraces {
         errors_only: m.traces_errors_only,
         min_duration: MIN_DURATIONS[m.traces_min % MIN_DURATIONS.len()].map(str::to_string),
+        service: m.traces_filter.0.clone(),
+        operation: m.traces_filter.1.clone(),
     }
 }
 
@@ -560,7 +572,56 @@ fn open_trace(m: &mut Model, key: String) -> Option<Cmd> {
     Some(Cmd::OpenTrace(key))
 }
 
+/// Reads `service=… operation=…` (an operation may hold spaces: everything after
+/// `operation=`).
+pub fn parse_traces_filter(text: &str) -> (Option<String>, Option<String>) {
+    let (mut service, mut operation) = (None, None);
+    let text = text.trim();
+    let (head, op) = match text.find("operation=") {
+        Some(i) => (&text[..i], Some(text[i + "operation=".len()..].trim())),
+        None => (text, None),
+    };
+    for t in head.split_whitespace() {
+        if let Some(v) = t.strip_prefix("service=") {
+            service = Some(v.to_string()).filter(|v| !v.is_empty());
+        }
+    }
+    if let Some(o) = op.filter(|o| !o.is_empty()) {
+        operation = Some(o.to_string());
+    }
+    (service, operation)
+}
+
 fn traces_key(m: &mut Model, k: Key) -> Option<Option<Cmd>> {
+    if let Some(input) = m.traces_input.as_mut() {
+        match k {
+            Key::Char(c) => input.push(c),
+            Key::Backspace => {
+                input.pop();
+            }
+            Key::Esc => m.traces_input = None,
+            Key::Enter => {
+                m.traces_filter = parse_traces_filter(&m.traces_input.take().unwrap_or_default());
+                m.traces = None;
+                m.traces_selected = 0;
+                return Some(Some(load_traces(m)));
+            }
+            _ => return None,
+        }
+        return Some(None);
+    }
+    if k == Key::Char('f') {
+        let (s, o) = &m.traces_filter;
+        let mut text = String::new();
+        if let Some(s) = s {
+            text.push_str(&format!("service={s} "));
+        }
+        if let Some(o) = o {
+            text.push_str(&format!("operation={o}"));
+        }
+        m.traces_input = Some(text);
+        return Some(None);
+    }
     let n = m
         .traces
         .as_ref()
@@ -604,6 +665,8 @@ fn trace_key(m: &mut Model, k: Key) -> Option<Option<Cmd>> {
         }
         Key::Up | Key::Char('k') => w.selected = w.selected.saturating_sub(1),
         Key::Enter | Key::Char(' ') => w.toggle(),
+        Key::Char('h') => w.fold(true),
+        Key::Char('l') => w.fold(false),
         Key::Char('G') => w.selected = w.rows.len().saturating_sub(1),
         Key::Char('g') => w.selected = 0,
         _ => return None,
@@ -679,8 +742,8 @@ fn key(m: &mut Model, k: Key) -> Option<Cmd> {
     match k {
         Key::Char('q') | Key::CtrlC => m.quit = true,
         Key::Char('?') => m.help = true,
-        Key::Tab => m.view = View::ALL[(m.view.index() + 1) % n],
-        Key::BackTab => m.view = View::ALL[(m.view.index() + n - 1) % n],
+        Key::Tab | Key::Char('l') => m.view = View::ALL[(m.view.index() + 1) % n],
+        Key::BackTab | Key::Char('h') => m.view = View::ALL[(m.view.index() + n - 1) % n],
         Key::Char(c @ '1'..='6') => {
             m.view = View::ALL[(c as usize) - ('1' as usize)];
         }
@@ -709,114 +772,5 @@ fn other_key(m: &mut Model, k: Key) -> Option<Cmd> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn svc(name: &str, rate: f64, err: Option<f64>, p99: Option<f64>) -> ServiceHealth {
-        ServiceHealth {
-            name: name.into(),
-            rate,
-            error_rate: err,
-            p99_ms: p99,
-            ..Default::default()
-        }
-    }
-
-    pub(crate) fn snapshot() -> Snapshot {
-        Snapshot {
-            services: ServicesResponse {
-                window_ms: 60_000,
-                services: vec![
-                    svc("order", 12.0, Some(0.01), Some(80.0)),
-                    svc("payment", 3.0, Some(0.25), Some(2_400.0)),
-                    svc("gateway", 20.0, None, Some(40.0)),
-                ],
-            },
-            hosts: HostsResponse { hosts: vec![] },
-            alerts: AlertsResponse { alerts: vec![] },
-        }
-    }
-
-    fn names(m: &Model) -> Vec<&str> {
-        m.services().iter().map(|s| s.name.as_str()).collect()
-    }
-
-    #[test]
-    fn keys_switch_views_sort_and_quit() {
-        let mut m = Model::new("http://x");
-        update(&mut m, Msg::Key(Key::Tab));
-        assert_eq!(m.view, View::Logs);
-        update(&mut m, Msg::Key(Key::BackTab));
-        update(&mut m, Msg::Key(Key::BackTab));
-        assert_eq!(m.view, View::Alerts);
-        update(&mut m, Msg::Key(Key::Char('1')));
-        assert_eq!(m.view, View::Overview);
-        update(
-            &mut m,
-            Msg::Fetched {
-                snapshot: Box::new(snapshot()),
-                at_ms: 5,
-            },
-        );
-        assert_eq!(names(&m), ["gateway", "order", "payment"]);
-        update(&mut m, Msg::Key(Key::Char('s')));
-        assert_eq!(names(&m), ["gateway", "order", "payment"], "by rate");
-        update(&mut m, Msg::Key(Key::Char('s')));
-        assert_eq!(names(&m), ["payment", "order", "gateway"], "by error %");
-        update(&mut m, Msg::Key(Key::Char('s')));
-        assert_eq!(names(&m), ["payment", "order", "gateway"], "by p99");
-        for _ in 0..5 {
-            update(&mut m, Msg::Key(Key::Down));
-        }
-        assert_eq!(m.selected, 2, "stops at the last row");
-        update(&mut m, Msg::Key(Key::Char('?')));
-        assert!(m.help);
-        update(&mut m, Msg::Key(Key::Char('x')));
-        assert!(!m.help && !m.quit, "a key closes the help");
-        update(&mut m, Msg::Key(Key::Char('q')));
-        assert!(m.quit);
-    }
-
-    #[test]
-    fn a_failed_refresh_keeps_the_data_and_remembers_the_last_success() {
-        let mut m = Model::new("http://x");
-        update(
-            &mut m,
-            Msg::FetchFailed {
-                error: "refused".into(),
-                at_ms: 1,
-            },
-        );
-        assert!(matches!(
-            m.conn,
-            Conn::Failed {
-                last_ok_ms: None,
-                ..
-            }
-        ));
-        update(
-            &mut m,
-            Msg::Fetched {
-                snapshot: Box::new(snapshot()),
-                at_ms: 2,
-            },
-        );
-        update(
-            &mut m,
-            Msg::FetchFailed {
-                error: "timeout".into(),
-                at_ms: 3,
-            },
-        );
-        assert_eq!(
-            m.conn,
-            Conn::Failed {
-                error: "timeout".into(),
-                at_ms: 3,
-                last_ok_ms: Some(2)
-            }
-        );
-        assert!(m.data.is_some());
-    }
-}
+#[path = "app_tests.rs"]
+mod tests;

@@ -343,11 +343,15 @@ pub fn run(opts: Options) -> Result<(), String> {
                     Cmd::LoadTraces {
                         errors_only,
                         min_duration,
+                        service,
+                        operation,
                     } => {
                         let (c, tx) = (search_client.clone(), search_tx.clone());
                         rt.spawn(async move {
                             let q = skein_query::client::TracesQuery {
                                 min_duration,
+                                service,
+                                operation,
                                 error: errors_only.then_some(true),
                                 limit: Some(200),
                                 ..Default::default()

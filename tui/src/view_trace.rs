@@ -36,10 +36,19 @@ pub fn dur(ns: u64) -> String {
 /// Draws the traces list.
 pub fn draw_traces(f: &mut Frame<'_>, area: Rect, m: &Model) {
     let min = MIN_DURATIONS[m.traces_min % MIN_DURATIONS.len()].unwrap_or("any");
-    let title = format!(
-        " Traces · errors only: {} (e) · at least: {min} (d) · Enter opens · r reloads ",
-        if m.traces_errors_only { "yes" } else { "no" }
+    let (svc, op) = &m.traces_filter;
+    let mut title = format!(
+        " Traces · errors only: {} (e) · at least: {min} (d) · service: {} · operation: {} (f) · Enter opens ",
+        if m.traces_errors_only { "yes" } else { "no" },
+        sanitize(svc.as_deref().unwrap_or("any")),
+        sanitize(op.as_deref().unwrap_or("any"))
     );
+    if let Some(input) = &m.traces_input {
+        title = format!(
+            " filter: {}▏ (service=… operation=…; Enter: apply, Esc: cancel) ",
+            sanitize(input)
+        );
+    }
     let list = match &m.traces {
         None => {
             crate::view::note(f, area, &title, "loading…", Color::Reset);

@@ -230,6 +230,15 @@ impl Waterfall {
         }
     }
 
+    /// Folds (`true`) or unfolds the selected span's subtree.
+    pub fn fold(&mut self, fold: bool) {
+        if let Some(Row::Span(i)) = self.rows.get(self.selected).copied()
+            && self.collapsed.contains(&i) != fold
+        {
+            self.toggle();
+        }
+    }
+
     /// The selected span, if a span row is selected.
     pub fn selected_span(&self) -> Option<usize> {
         match self.rows.get(self.selected) {

@@ -128,3 +128,15 @@ fn ten_thousand_spans_lay_out_and_the_window_follows_the_selection() {
     assert!(s <= 9_000 && 9_000 < s + 40);
     assert_eq!(w.window_start(40).min(w.rows.len()), s);
 }
+
+#[test]
+fn fold_and_unfold_are_idempotent() {
+    let mut w = Waterfall::new(trace());
+    w.selected = 2; // c
+    w.fold(true);
+    w.fold(true);
+    assert_eq!(ids(&w), ["a", "b", "c", "log:loose@0"]);
+    w.fold(false);
+    w.fold(false);
+    assert_eq!(ids(&w).len(), 6);
+}
