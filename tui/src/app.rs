@@ -166,6 +166,13 @@ pub enum Msg {
     },
     /// New lines from the live tail.
     TailLines(Vec<Line>),
+    /// New lines from the live tail number `generation`; dropped when a newer tail runs.
+    TailBatch {
+        /// The tail they come from.
+        generation: u64,
+        /// The lines.
+        lines: Vec<Line>,
+    },
     /// The live tail dropped (it reconnects by itself).
     TailFailed(String),
     /// A silence was made (its ID) or refused (why).
@@ -381,6 +388,12 @@ impl Model {
 /// Applies a message; returns work for the loop, if any.
 pub fn update(m: &mut Model, msg: Msg) -> Option<Cmd> {
     match msg {
+        Msg::TailBatch { generation, lines } => {
+            if generation == m.logs.generation {
+                m.logs.error = None;
+                m.logs.push(lines);
+            }
+        }
         Msg::TailLines(lines) => {
             m.logs.error = None;
             m.logs.push(lines);
@@ -463,6 +476,7 @@ fn logs_key(m: &mut Model, k: Key) -> Option<Option<Cmd>> {
             Key::Enter => {
                 let f = TailFilter::parse(&l.filter_input.take().unwrap_or_default());
                 l.filter = f.clone();
+                l.generation += 1;
                 l.lines.clear();
                 l.selected = None;
                 return Some(Some(Cmd::Tail(f)));

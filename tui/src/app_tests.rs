@@ -108,3 +108,48 @@ fn a_failed_refresh_keeps_the_data_and_remembers_the_last_success() {
     );
     assert!(m.data.is_some());
 }
+
+#[test]
+fn lines_from_a_replaced_tail_are_dropped() {
+    use crate::logs::Line;
+    let line = |b: &str| Line {
+        seq: 1,
+        record: LogRecord {
+            body: b.into(),
+            ..Default::default()
+        },
+    };
+    let mut m = Model::new("http://x");
+    update(&mut m, Msg::Key(Key::Char('2')));
+    update(
+        &mut m,
+        Msg::TailBatch {
+            generation: 0,
+            lines: vec![line("first")],
+        },
+    );
+    assert_eq!(m.logs.lines.len(), 1);
+    update(&mut m, Msg::Key(Key::Char('f')));
+    update(&mut m, Msg::Key(Key::Char('x')));
+    assert!(matches!(
+        update(&mut m, Msg::Key(Key::Enter)),
+        Some(Cmd::Tail(_))
+    ));
+    assert_eq!(m.logs.generation, 1);
+    update(
+        &mut m,
+        Msg::TailBatch {
+            generation: 0,
+            lines: vec![line("stale")],
+        },
+    );
+    assert!(m.logs.lines.is_empty(), "the old tail's line is dropped");
+    update(
+        &mut m,
+        Msg::TailBatch {
+            generation: 1,
+            lines: vec![line("new")],
+        },
+    );
+    assert_eq!(m.logs.lines[0].record.body, "new");
+}

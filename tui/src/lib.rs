@@ -114,7 +114,7 @@ fn copy(text: &str) -> std::io::Result<()> {
 
 /// The live tail: new lines as messages; on a drop it says so and goes on after the last
 /// line it got, so the view has no gap and no repeat.
-async fn follow(client: Client, filter: logs::TailFilter, tx: mpsc::Sender<Msg>) {
+async fn follow(client: Client, filter: logs::TailFilter, generation: u64, tx: mpsc::Sender<Msg>) {
     let mut cursor = None;
     let back = logs::MAX_LINES.min(200).to_string();
     let owned = filter.params();
@@ -124,10 +124,13 @@ async fn follow(client: Client, filter: logs::TailFilter, tx: mpsc::Sender<Msg>)
         let res = client
             .tail(&params, cursor, |line| {
                 cursor = Some(line.seq);
-                tx.send(Msg::TailLines(vec![logs::Line {
-                    seq: line.seq,
-                    record: line.record,
-                }]))
+                tx.send(Msg::TailBatch {
+                    generation,
+                    lines: vec![logs::Line {
+                        seq: line.seq,
+                        record: line.record,
+                    }],
+                })
                 .is_ok()
             })
             .await;
@@ -268,6 +271,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     let mut tail_task = rt.spawn(follow(
         tail_client.clone(),
         logs::TailFilter::default(),
+        0,
         tail_tx.clone(),
     ));
     let search_client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
@@ -324,7 +328,12 @@ pub fn run(opts: Options) -> Result<(), String> {
                     }
                     Cmd::Tail(filter) => {
                         tail_task.abort();
-                        tail_task = rt.spawn(follow(tail_client.clone(), filter, tail_tx.clone()));
+                        tail_task = rt.spawn(follow(
+                            tail_client.clone(),
+                            filter,
+                            m.logs.generation,
+                            tail_tx.clone(),
+                        ));
                     }
                     Cmd::Context {
                         service,

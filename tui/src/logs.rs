@@ -102,6 +102,9 @@ pub struct Logs {
     pub filter_input: Option<String>,
     /// Lines around the selected one (`c`), or why they could not be read.
     pub context: Option<Result<skein_model::api::LogContextResponse, String>>,
+    /// Which tail the lines come from: a new filter starts a new one, and lines still on
+    /// their way from the previous tail are dropped.
+    pub generation: u64,
 }
 
 impl Logs {
