@@ -321,23 +321,19 @@ pub(crate) fn log_query(
             parse_user_query(&fields.schema, vec![fields.body, fields.attributes], text)?,
         ));
     }
-    if let Some(service) = &filter.service {
-        clauses.push((
-            Occur::Must,
-            Box::new(TermQuery::new(
-                Term::from_field_text(fields.service, service),
-                IndexRecordOption::Basic,
-            )),
-        ));
-    }
-    if let Some(host) = &filter.host {
-        clauses.push((
-            Occur::Must,
-            Box::new(TermQuery::new(
-                Term::from_field_text(fields.host, host),
-                IndexRecordOption::Basic,
-            )),
-        ));
+    for (field, value) in [
+        (fields.service, &filter.service),
+        (fields.host, &filter.host),
+    ] {
+        if let Some(v) = value {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(field, v),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
     }
     if let Some(min) = filter.min_severity {
         clauses.push((

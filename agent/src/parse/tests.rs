@@ -348,7 +348,7 @@ fn sample_line_parses() {
 /// Prints parse throughput. Run with
 /// `cargo test -p skein-agent --release parse::tests::speed -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "timing printout; run by hand in release"]
 fn speed() {
     let lines: Vec<String> = (0..100_000).map(sample_line).collect();
     let logfmt: Vec<String> = (0..100_000)

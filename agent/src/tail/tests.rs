@@ -348,7 +348,7 @@ fn open_files_are_bounded() {
 
 /// Throughput of the read path: `cargo test -p skein-agent --release tail::tests::throughput -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "timing printout; run by hand in release"]
 fn throughput() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("big.log");

@@ -68,6 +68,13 @@ struct Saved {
     groups: Dispatcher,
 }
 
+/// [`Saved`] by reference, for writing without moving the state out.
+#[derive(serde::Serialize)]
+struct SavedRef<'a> {
+    alerts: &'a States,
+    groups: &'a Dispatcher,
+}
+
 pub(crate) struct Shared {
     pub(crate) plan: AlertsPlan,
     pub(crate) external_url: String,
@@ -384,8 +391,7 @@ impl AlertEngine {
             tracing::info!(rule = %c.rule, fingerprint = %c.fingerprint, from = c.from.as_str(), to = c.to.as_str(), value = c.value, "alert state changed");
         }
         g.history.record(&all_changes);
-        g.dirty |= !all_changes.is_empty();
-        // Values and annotations change every round; save them now and then at least.
+        // Values and annotations change every round, so every round is saved.
         g.dirty = true;
         drop(g);
         self.save();
@@ -489,13 +495,10 @@ impl AlertEngine {
         if !g.dirty {
             return;
         }
-        let saved = Saved {
-            alerts: std::mem::take(&mut g.states),
-            groups: std::mem::take(&mut g.dispatcher),
-        };
-        let bytes = serde_json::to_vec(&saved);
-        g.states = saved.alerts;
-        g.dispatcher = saved.groups;
+        let bytes = serde_json::to_vec(&SavedRef {
+            alerts: &g.states,
+            groups: &g.dispatcher,
+        });
         match bytes {
             Ok(b) => match write_atomic(&self.shared.state_file, &b) {
                 Ok(()) => g.dirty = false,
