@@ -3,6 +3,7 @@
 
 mod agent_cmd;
 mod cli;
+mod demo;
 
 use clap::{Args, Parser, Subcommand};
 use skein_collector::config::{CollectorConfig, WalSync};
@@ -55,6 +56,9 @@ enum Command {
     Tui(TuiCmd),
     /// Follow new log lines as they arrive (reconnects without gaps or repeats).
     Tail(TailCmd),
+    /// Run the whole stack with a food-delivery system (gateway, order, coupon, payment,
+    /// delivery), load, faults, alerts and the dashboard; `skein demo fault` injects a fault.
+    Demo(demo::DemoCmd),
 }
 
 #[derive(Args)]
@@ -322,11 +326,27 @@ fn main() -> ExitCode {
             let mut out = std::io::stdout().lock();
             finish(cli::alerts::silence(cmd, &mut out).await)
         }),
+        Command::Demo(cmd) => demo::main(cmd, &runtime),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM, and, when [`demo::STOP_ON_STDIN_EOF`] is set in the
+/// environment, when standard input closes (the demo's way to stop its processes, which also
+/// works when the demo itself was killed).
+pub(crate) async fn shutdown_signal() {
+    if std::env::var_os(demo::STOP_ON_STDIN_EOF).is_some() {
+        let eof = demo::stdin_closed();
+        tokio::select! {
+            _ = signals() => {},
+            _ = eof => {},
+        }
+    } else {
+        signals().await;
     }
 }
 
 /// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn signals() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -348,7 +368,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_tracing() {
+pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SKEIN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn"));
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -1,0 +1,5 @@
+//! Tests that run the services themselves.
+
+mod harness;
+mod sink;
+mod system;

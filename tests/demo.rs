@@ -1,0 +1,340 @@
+//! End-to-end: `skein demo`, the real thing. A headless run with the fault schedule checks
+//! that every request's story is found whole in the collector (all five services' spans and
+//! logs for a placed order), that an alert fires and its webhook arrives, that faults can be
+//! injected on demand, and that nothing is left running or listening afterwards. Bad input:
+//! a second demo on the same data directory, a taken port, a data directory that cannot be
+//! used. The dashboard run opens on the overview and `q` stops everything.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::SKEIN;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The demos of this file run one at a time: each picks the usual ports when free, and two
+/// picking at once could both choose the same one.
+static ONE_DEMO: Mutex<()> = Mutex::new(());
+
+fn one_demo() -> std::sync::MutexGuard<'static, ()> {
+    ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn skein() -> Command {
+    let mut c = Command::new(SKEIN);
+    for v in common::SKEIN_ENV {
+        c.env_remove(v);
+    }
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// Processes whose command line mentions `needle` (the demo's unique data directory).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let me = std::process::id().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.chars().all(|c| c.is_ascii_digit()) || name == me {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmd.contains(needle) && !cmd.starts_with("script ") {
+            found.push(format!("{name}: {cmd}"));
+        }
+    }
+    found
+}
+
+fn demo_state(dir: &Path, timeout: Duration) -> serde_json::Value {
+    let path = dir.join("demo.json");
+    let end = Instant::now() + timeout;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+        {
+            return v;
+        }
+        assert!(Instant::now() < end, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn closed(addr: &str) -> bool {
+    let a: SocketAddr = addr.trim_start_matches("http://").parse().unwrap();
+    TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_err()
+}
+
+#[test]
+fn headless_demo_tells_every_requests_story() {
+    let _one = one_demo();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo-data");
+    // The gateway's usual port is held: the demo must say so and use another.
+    let _held = TcpListener::bind("127.0.0.1:8080");
+
+    let mut demo = skein()
+        .args([
+            "demo",
+            "--headless",
+            "--duration",
+            "45s",
+            "--rate",
+            "5",
+            "--json",
+            "--data",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err_text = Arc::new(Mutex::new(String::new()));
+    let sink = err_text.clone();
+    let stderr = demo.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let mut stdout = demo.stdout.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).unwrap();
+        s
+    });
+
+    let state = demo_state(&dir, Duration::from_secs(120));
+    let api = state["api"].as_str().unwrap().to_string();
+    let gateway = state["gateway"].as_str().unwrap().to_string();
+    assert_ne!(gateway, "127.0.0.1:8080");
+
+    // A second demo on the same data directory is refused, naming the first.
+    let second = skein()
+        .args(["demo", "--headless", "--duration", "5s", "--data"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&second.stderr);
+    assert!(msg.contains("a demo is already running"), "{msg}");
+    assert!(msg.contains(&format!("pid {}", demo.id())), "{msg}");
+
+    // A fault on demand reaches the running demo.
+    let fault = skein()
+        .args(["demo", "fault", "coupon-failing", "--for", "5s", "--data"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        fault.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fault.stderr)
+    );
+
+    let status = demo.wait().unwrap();
+    err_reader.join().unwrap();
+    let out = out_reader.join().unwrap();
+    let err = err_text.lock().unwrap().clone();
+    assert!(
+        status.success(),
+        "exit {status}\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(err.contains("port 8080 (gateway) is taken"), "{err}");
+    assert!(err.contains("fault on: coupon fails"), "{err}");
+    assert!(err.contains("fault on: payment slows down"), "{err}");
+
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let n = |p: &str| {
+        s.pointer(p)
+            .and_then(|v| v.as_u64())
+            .unwrap_or_else(|| panic!("{p} in {s}"))
+    };
+    // 45 s at 5/s: the generator sent about 225 requests.
+    assert!(n("/requests/sent") >= 150, "{s}");
+    assert_eq!(
+        n("/requests/sent"),
+        n("/requests/ok") + n("/requests/rejected") + n("/requests/failed"),
+        "{s}"
+    );
+    // Every answered request was looked up and found whole.
+    assert!(n("/stories/checked") >= n("/requests/ok"), "{s}");
+    assert_eq!(n("/stories/complete"), n("/stories/checked"), "{s}");
+    assert!(n("/stories/placed") > 50, "{s}");
+    assert_eq!(n("/stories/all_five"), n("/stories/placed"), "{s}");
+    // An order's story is two traces (delivery consumes the event in its own, linked trace).
+    assert!(n("/stories/traces") > n("/stories/placed"), "{s}");
+    assert!(n("/indexed/spans") >= n("/stories/spans") / 2, "{s}");
+    assert!(n("/indexed/logs") > 0, "{s}");
+    // The payment slowdown fired its alert, and the receiver got what the collector sent.
+    let rules = s.pointer("/alerts/rules").unwrap().to_string();
+    assert!(rules.contains("PaymentSlow"), "{s}");
+    assert!(n("/alerts/fired") >= 1, "{s}");
+    assert!(n("/webhooks/received") >= 1, "{s}");
+    assert_eq!(
+        n("/webhooks/received"),
+        n("/alerts/notifications_sent"),
+        "{s}"
+    );
+    assert!(err.contains("webhook: FIRING PaymentSlow"), "{err}");
+
+    // Nothing is left running or listening.
+    let left = processes_mentioning(&dir.display().to_string());
+    assert!(left.is_empty(), "left behind: {left:#?}");
+    assert!(closed(&api), "the query API {api} still listens");
+    assert!(closed(&gateway), "the gateway {gateway} still listens");
+    // The agent tailed the services' JSON log files.
+    let log = std::fs::read_to_string(dir.join("logs/order.log")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert!(
+        first["request_id"].is_string() && first["trace_id"].is_string(),
+        "{first}"
+    );
+}
+
+#[test]
+fn bad_data_directories_and_flags_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A directory that cannot be created (its parent is a file).
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = skein()
+        .args(["demo", "--headless", "--data"])
+        .arg(file.join("sub"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("cannot create data directory"), "{msg}");
+    assert!(msg.contains("a-file/sub"), "{msg}");
+
+    // Somebody else's directory is not emptied.
+    let theirs = tmp.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("notes.txt"), "keep me").unwrap();
+    let out = skein()
+        .args(["demo", "--headless", "--data"])
+        .arg(&theirs)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a demo's"));
+    assert!(theirs.join("notes.txt").exists());
+
+    // Without a terminal the dashboard cannot open: say so, suggest --headless.
+    let out = skein()
+        .args(["demo", "--data"])
+        .arg(tmp.path().join("d"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--headless"));
+
+    for bad in [
+        vec!["demo", "--headless", "--rate", "0"],
+        vec!["demo", "--headless", "--duration", "soon"],
+        vec!["demo", "--duration", "5s"],
+        vec!["demo", "fault", "everything-breaks"],
+    ] {
+        let out = skein().args(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+    // No demo there: a fault on demand says so.
+    let out = skein()
+        .args(["demo", "fault", "clear", "--data"])
+        .arg(tmp.path().join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no demo is running"));
+}
+
+#[test]
+fn the_dashboard_opens_on_the_overview_and_q_stops_everything() {
+    let _one = one_demo();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tui-demo");
+    let mut run = Command::new("script")
+        .args([
+            "-qfec",
+            &format!(
+                "stty cols 140 rows 40; {SKEIN} demo --rate 5 --faults off --data {}",
+                dir.display()
+            ),
+            "/dev/null",
+        ])
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux) runs the demo in a pseudo-terminal");
+    let bytes = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = bytes.clone();
+    let mut out = run.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let screen = || {
+        let mut p = vt100::Parser::new(40, 140, 0);
+        p.process(&bytes.lock().unwrap());
+        p.screen().contents()
+    };
+    let state = demo_state(&dir, Duration::from_secs(120));
+    let api = state["api"].as_str().unwrap().to_string();
+    // The overview fills with the five services as their spans arrive.
+    let end = Instant::now() + Duration::from_secs(90);
+    loop {
+        let t = screen();
+        if ["gateway", "order", "coupon", "payment", "delivery"]
+            .iter()
+            .all(|s| t.contains(s))
+            && t.contains("1 Overview")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "the overview never showed the services:\n{t}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let mut keys = run.stdin.take().unwrap();
+    keys.write_all(b"q").unwrap();
+    keys.flush().unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < end,
+            "the demo did not stop after q:\n{}",
+            screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(keys);
+    reader.join().unwrap();
+    assert!(status.success(), "{status}");
+    let raw = String::from_utf8_lossy(&bytes.lock().unwrap()).to_string();
+    assert!(raw.contains("stopped; data kept in"), "{raw}");
+    let left = processes_mentioning(&dir.display().to_string());
+    assert!(left.is_empty(), "left behind: {left:#?}");
+    assert!(closed(&api), "the query API {api} still listens");
+}
