@@ -194,10 +194,14 @@ fn headless_demo_tells_every_requests_story() {
     assert!(closed(&gateway), "the gateway {gateway} still listens");
     // The agent tailed the services' JSON log files.
     let log = std::fs::read_to_string(dir.join("logs/order.log")).unwrap();
-    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    let accepted = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["message"] == "order accepted")
+        .expect("an accepted order in order.log");
     assert!(
-        first["request_id"].is_string() && first["trace_id"].is_string(),
-        "{first}"
+        accepted["request_id"].is_string() && accepted["trace_id"].is_string(),
+        "{accepted}"
     );
 }
 
