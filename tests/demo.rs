@@ -3,7 +3,8 @@
 //! logs for a placed order), that an alert fires and its webhook arrives, that faults can be
 //! injected on demand, and that nothing is left running or listening afterwards. Bad input:
 //! a second demo on the same data directory, a taken port, a data directory that cannot be
-//! used. The dashboard run opens on the overview and `q` stops everything.
+//! used. The dashboard run opens on the overview and Ctrl-C stops everything; a demo killed
+//! with SIGKILL leaves no process behind either.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -263,7 +264,7 @@ fn bad_data_directories_and_flags_are_refused() {
 }
 
 #[test]
-fn the_dashboard_opens_on_the_overview_and_q_stops_everything() {
+fn the_dashboard_opens_on_the_overview_and_ctrl_c_stops_everything() {
     let _one = one_demo();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tui-demo");
@@ -319,7 +320,8 @@ fn the_dashboard_opens_on_the_overview_and_q_stops_everything() {
         std::thread::sleep(Duration::from_millis(250));
     }
     let mut keys = run.stdin.take().unwrap();
-    keys.write_all(b"q").unwrap();
+    // Ctrl-C reaches the dashboard as a key (raw mode); `q` does the same (tests/tui.rs).
+    keys.write_all(b"\x03").unwrap();
     keys.flush().unwrap();
     let end = Instant::now() + Duration::from_secs(60);
     let status = loop {
@@ -340,5 +342,38 @@ fn the_dashboard_opens_on_the_overview_and_q_stops_everything() {
     assert!(raw.contains("stopped; data kept in"), "{raw}");
     let left = processes_mentioning(&dir.display().to_string());
     assert!(left.is_empty(), "left behind: {left:#?}");
+    assert!(closed(&api), "the query API {api} still listens");
+}
+
+#[test]
+fn a_killed_demo_leaves_no_process_behind() {
+    let _one = one_demo();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("killed-demo");
+    let mut demo = skein()
+        .args(["demo", "--headless", "--faults", "off", "--data"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = demo_state(&dir, Duration::from_secs(120));
+    let api = state["api"].as_str().unwrap().to_string();
+    let pids = state["processes"].as_object().unwrap().clone();
+    assert_eq!(pids.len(), 6, "collector, agent and four services: {pids:?}");
+    assert!(!processes_mentioning(&dir.display().to_string()).is_empty());
+    // SIGKILL: the demo cannot stop anything itself. Its children see their standard input
+    // close and stop on their own.
+    demo.kill().unwrap();
+    demo.wait().unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = processes_mentioning(&dir.display().to_string());
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < end, "left behind after SIGKILL: {left:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(closed(&api), "the query API {api} still listens");
 }

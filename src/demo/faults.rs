@@ -32,6 +32,16 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    /// The name `skein demo fault` takes.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            FaultKind::PaymentSlow => "payment-slow",
+            FaultKind::CouponFailing => "coupon-failing",
+            FaultKind::DeliveryDown => "delivery-down",
+            FaultKind::Clear => "clear",
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             FaultKind::PaymentSlow => "payment slows down (+1.5 s per payment)",
@@ -42,15 +52,17 @@ impl FaultKind {
     }
 }
 
-/// The schedule's cycle: (seconds into the cycle, fault, on or off).
+/// The schedule's cycle: (seconds into the cycle, fault, on or off). Timed with the rules of
+/// `alerts/demo.toml` so that a 60 s run sees PaymentSlow fire and resolve, and a 2-minute run
+/// every fault's alert.
 const CYCLE: Duration = Duration::from_secs(120);
 const SCHEDULE: &[(u64, FaultKind, bool)] = &[
-    (10, FaultKind::PaymentSlow, true),
-    (30, FaultKind::PaymentSlow, false),
-    (40, FaultKind::CouponFailing, true),
-    (60, FaultKind::CouponFailing, false),
-    (70, FaultKind::DeliveryDown, true),
-    (110, FaultKind::DeliveryDown, false),
+    (5, FaultKind::PaymentSlow, true),
+    (20, FaultKind::PaymentSlow, false),
+    (30, FaultKind::CouponFailing, true),
+    (50, FaultKind::CouponFailing, false),
+    (60, FaultKind::DeliveryDown, true),
+    (105, FaultKind::DeliveryDown, false),
 ];
 
 /// Longest `--for` accepted.

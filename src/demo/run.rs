@@ -260,7 +260,7 @@ fn wait(rt: &Runtime, stack: &mut Stack, events: &Events, duration: Option<Durat
                             .map(|c| c.active())
                             .unwrap_or_default()
                             .iter()
-                            .map(|k| format!("{k:?}"))
+                            .map(|k| k.name().to_string())
                             .collect();
                         let faults = if faults.is_empty() { "none".to_string() } else { faults.join(", ") };
                         let load = stack_stats(stack);
