@@ -10,7 +10,8 @@
 mod common;
 
 use common::SKEIN;
-use std::io::{BufRead, BufReader, Read, Write};
+use common::pty::Pty;
+use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -268,44 +269,16 @@ fn the_dashboard_opens_on_the_overview_and_ctrl_c_stops_everything() {
     let _one = one_demo();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tui-demo");
-    let mut run = Command::new("script")
-        .args([
-            "-qfec",
-            &format!(
-                "stty cols 140 rows 40; {SKEIN} demo --rate 5 --faults off --data {}",
-                dir.display()
-            ),
-            "/dev/null",
-        ])
-        .env("TERM", "xterm-256color")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("script (util-linux) runs the demo in a pseudo-terminal");
-    let bytes = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let sink = bytes.clone();
-    let mut out = run.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let screen = || {
-        let mut p = vt100::Parser::new(40, 140, 0);
-        p.process(&bytes.lock().unwrap());
-        p.screen().contents()
-    };
+    let mut run = Pty::spawn(&format!(
+        "{SKEIN} demo --rate 5 --faults off --data {}",
+        dir.display()
+    ));
     let state = demo_state(&dir, Duration::from_secs(120));
     let api = state["api"].as_str().unwrap().to_string();
     // The overview fills with the five services as their spans arrive.
     let end = Instant::now() + Duration::from_secs(90);
     loop {
-        let t = screen();
+        let t = run.text();
         if ["gateway", "order", "coupon", "payment", "delivery"]
             .iter()
             .all(|s| t.contains(s))
@@ -319,26 +292,11 @@ fn the_dashboard_opens_on_the_overview_and_ctrl_c_stops_everything() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    let mut keys = run.stdin.take().unwrap();
     // Ctrl-C reaches the dashboard as a key (raw mode); `q` does the same (tests/tui.rs).
-    keys.write_all(b"\x03").unwrap();
-    keys.flush().unwrap();
-    let end = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = run.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < end,
-            "the demo did not stop after q:\n{}",
-            screen()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    drop(keys);
-    reader.join().unwrap();
+    run.send(b"\x03");
+    let status = run.wait_exit(Duration::from_secs(60));
     assert!(status.success(), "{status}");
-    let raw = String::from_utf8_lossy(&bytes.lock().unwrap()).to_string();
+    let raw = String::from_utf8_lossy(&run.raw()).to_string();
     assert!(raw.contains("stopped; data kept in"), "{raw}");
     let left = processes_mentioning(&dir.display().to_string());
     assert!(left.is_empty(), "left behind: {left:#?}");
@@ -360,7 +318,11 @@ fn a_killed_demo_leaves_no_process_behind() {
     let state = demo_state(&dir, Duration::from_secs(120));
     let api = state["api"].as_str().unwrap().to_string();
     let pids = state["processes"].as_object().unwrap().clone();
-    assert_eq!(pids.len(), 6, "collector, agent and four services: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        6,
+        "collector, agent and four services: {pids:?}"
+    );
     assert!(!processes_mentioning(&dir.display().to_string()).is_empty());
     // SIGKILL: the demo cannot stop anything itself. Its children see their standard input
     // close and stop on their own.

@@ -6,35 +6,11 @@
 
 mod common;
 
+use common::pty::Pty;
 use common::{Collector, SKEIN, client, hex, new_trace_id, now_nanos, post, span, traces_request};
 use prost::Message;
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-struct Screen {
-    bytes: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Screen {
-    fn text(&self) -> String {
-        let mut p = vt100::Parser::new(40, 140, 0);
-        p.process(&self.bytes.lock().unwrap());
-        p.screen().contents()
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration) -> String {
-        let end = Instant::now() + timeout;
-        loop {
-            let t = self.text();
-            if t.contains(what) || Instant::now() > end {
-                return t;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
+use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn the_dashboard_shows_a_trace_and_restores_the_terminal() {
@@ -64,33 +40,7 @@ fn the_dashboard_shows_a_trace_and_restores_the_terminal() {
         Duration::from_secs(20)
     ));
 
-    let mut tui = Command::new("script")
-        .args([
-            "-qfec",
-            &format!("stty cols 140 rows 40; {SKEIN} tui --api {}", c.api_base()),
-            "/dev/null",
-        ])
-        .env("TERM", "xterm-256color")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("script (util-linux) runs the TUI in a pseudo-terminal");
-    let screen = Screen {
-        bytes: Arc::new(Mutex::new(Vec::new())),
-    };
-    let sink = screen.bytes.clone();
-    let mut out = tui.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let mut keys = tui.stdin.take().unwrap();
+    let mut screen = Pty::spawn(&format!("{SKEIN} tui --api {}", c.api_base()));
     let t = screen.wait_for("Services", Duration::from_secs(20));
     assert!(t.contains("1 Overview"), "{t}");
     assert!(
@@ -101,12 +51,10 @@ fn the_dashboard_shows_a_trace_and_restores_the_terminal() {
         screen.text()
     );
 
-    keys.write_all(b"3").unwrap();
-    keys.flush().unwrap();
+    screen.send(b"3");
     let t = screen.wait_for("gateway: POST /checkout", Duration::from_secs(20));
     assert!(t.contains("gateway: POST /checkout"), "{t}");
-    keys.write_all(b"\r").unwrap();
-    keys.flush().unwrap();
+    screen.send(b"\r");
     let t = screen.wait_for("charge card", Duration::from_secs(20));
     assert!(t.contains(&format!("trace {}", hex(&tid))), "{t}");
     assert!(
@@ -115,24 +63,14 @@ fn the_dashboard_shows_a_trace_and_restores_the_terminal() {
     );
 
     // The metrics view draws the built-in dashboard's panels.
-    keys.write_all(b"5").unwrap();
-    keys.flush().unwrap();
+    screen.send(b"5");
     let t = screen.wait_for("Calls per second, by service", Duration::from_secs(20));
     assert!(t.contains("window 1h"), "{t}");
 
-    keys.write_all(b"q").unwrap();
-    keys.flush().unwrap();
-    let end = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = tui.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < end, "the TUI did not quit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    screen.send(b"q");
+    let status = screen.wait_exit(Duration::from_secs(10));
     assert!(status.success());
-    let _ = reader.join();
-    let raw = screen.bytes.lock().unwrap().clone();
+    let raw = screen.raw();
     let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(200)..]).to_string();
     assert!(
         tail.contains("\u{1b}[?1049l"),

@@ -10,8 +10,7 @@
 use crate::log_file::LogFile;
 use opentelemetry::trace::TraceContextExt;
 use serde_json::Value;
-use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -234,39 +233,7 @@ fn push_pair(line: &mut String, key: &str, value: &Value) {
 
 /// `t` as RFC 3339 in UTC with milliseconds, e.g. `2026-05-01T12:00:00.123Z`.
 pub(crate) fn rfc3339_millis(t: SystemTime) -> String {
-    let ms = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let secs = u64::try_from(ms / 1000).unwrap_or(u64::MAX / 2);
-    let millis = ms % 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    let mut s = String::with_capacity(24);
-    let _ = write!(
-        s,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
-    s
-}
-
-/// Year, month, day of the day `z` days after 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    (y, m as u32, d as u32)
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod pty;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;

@@ -252,6 +252,23 @@ fn query_escape(v: &str) -> String {
     out
 }
 
+/// A `POST` to coupon's `route` (redeem or release) for `code` and `order_id`.
+fn coupon_call<'a>(route: &'static str, code: &str, order_id: &str, rid: &'a str) -> Call<'a> {
+    Call {
+        callee: ServiceName::Coupon,
+        method: Method::POST,
+        route,
+        path: route.replace("{code}", code),
+        body: serde_json::to_value(CouponBody {
+            order_id: order_id.to_owned(),
+        })
+        .ok(),
+        request_id: rid,
+        timeout: CALL_TIMEOUT,
+        parent: None,
+    }
+}
+
 enum Redeem {
     Applied,
     NotApplied(String),
@@ -260,19 +277,7 @@ enum Redeem {
 }
 
 async fn redeem(common: &Common, code: &str, order_id: &str, rid: &str) -> Redeem {
-    let call = Call {
-        callee: ServiceName::Coupon,
-        method: Method::POST,
-        route: "/coupons/{code}/redeem",
-        path: format!("/coupons/{code}/redeem"),
-        body: serde_json::to_value(CouponBody {
-            order_id: order_id.to_owned(),
-        })
-        .ok(),
-        request_id: rid,
-        timeout: CALL_TIMEOUT,
-        parent: None,
-    };
+    let call = coupon_call("/coupons/{code}/redeem", code, order_id, rid);
     match common.peers.call(call).await {
         Ok(r) if r.status.is_success() => Redeem::Applied,
         Ok(r) if r.status == StatusCode::CONFLICT || r.status == StatusCode::NOT_FOUND => {
@@ -290,19 +295,7 @@ async fn redeem(common: &Common, code: &str, order_id: &str, rid: &str) -> Redee
 
 /// Gives a redeemed coupon back after a failed payment (the compensating step).
 async fn release(common: &Common, code: &str, order_id: &str, rid: &str) {
-    let call = Call {
-        callee: ServiceName::Coupon,
-        method: Method::POST,
-        route: "/coupons/{code}/release",
-        path: format!("/coupons/{code}/release"),
-        body: serde_json::to_value(CouponBody {
-            order_id: order_id.to_owned(),
-        })
-        .ok(),
-        request_id: rid,
-        timeout: CALL_TIMEOUT,
-        parent: None,
-    };
+    let call = coupon_call("/coupons/{code}/release", code, order_id, rid);
     match common.peers.call(call).await {
         Ok(r) if r.status.is_success() || r.status == StatusCode::NOT_FOUND => {
             tracing::info!(order_id, coupon = code, "coupon released (compensation)");
