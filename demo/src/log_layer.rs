@@ -345,6 +345,7 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc_with_millis() {
+        use std::time::UNIX_EPOCH;
         assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789); // leap day
         assert_eq!(rfc3339_millis(t), "2024-02-29T12:34:56.789Z");
