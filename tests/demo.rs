@@ -249,6 +249,7 @@ fn bad_data_directories_and_flags_are_refused() {
         vec!["demo", "--headless", "--rate", "0"],
         vec!["demo", "--headless", "--duration", "soon"],
         vec!["demo", "--duration", "5s"],
+        vec!["demo", "--json"],
         vec!["demo", "fault", "everything-breaks"],
     ] {
         let out = skein().args(&bad).output().unwrap();

@@ -74,7 +74,7 @@ pub(crate) struct RunArgs {
     #[arg(long, value_enum, default_value_t = FaultMode::Schedule)]
     pub(crate) faults: FaultMode,
     /// With --headless: print the summary as JSON on stdout (progress goes to stderr).
-    #[arg(long)]
+    #[arg(long, requires = "headless")]
     pub(crate) json: bool,
 }
 

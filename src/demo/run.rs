@@ -224,6 +224,8 @@ pub(crate) fn run(args: RunArgs, rt: &Runtime) -> ExitCode {
             }
         }
     };
+    // Nothing answers at its addresses any more: `skein demo fault` says no demo runs.
+    let _ = std::fs::remove_file(dir.join(setup::STATE_FILE));
     say(&format!("stopped; data kept in {}", dir.path.display()));
     code
 }
