@@ -31,6 +31,8 @@ pub(crate) struct Summary {
     pub(crate) rate: f64,
     /// What the load generator sent.
     pub(crate) requests: LoadSummary,
+    /// Ticks the load generator skipped because 64 requests were already in flight.
+    pub(crate) skipped: u64,
     /// Stories looked up.
     pub(crate) stories: Stories,
     /// What the collector took in (its own counters).
@@ -114,7 +116,7 @@ impl Summary {
         let w = &self.webhooks;
         let mut out = format!(
             "\nskein demo summary: {} s at {} requests/s\n\
-             requests sent      {} (2xx {}, 4xx {}, 5xx or no answer {})\n\
+             requests sent      {} (2xx {}, 4xx {}, 5xx or no answer {}; {} not sent: 64 in flight)\n\
              stories            {} of {} complete; {} of {} placed orders with all five services' spans and logs\n\
              in those stories   {} traces, {} spans, {} logs\n\
              collector took in  {} spans, {} logs\n\
@@ -126,6 +128,7 @@ impl Summary {
             r.ok,
             r.rejected,
             r.failed,
+            self.skipped,
             s.complete,
             s.checked,
             s.all_five,
@@ -301,6 +304,7 @@ pub(crate) async fn collect(
         seconds,
         rate,
         requests: stats.snapshot(),
+        skipped: stats.skipped(),
         stories,
         indexed,
         alerts,
