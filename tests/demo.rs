@@ -176,6 +176,10 @@ fn headless_demo_tells_every_requests_story() {
     // An order's story is two traces (delivery consumes the event in its own, linked trace).
     assert!(n("/stories/traces") > n("/stories/placed"), "{s}");
     assert!(n("/indexed/spans") >= n("/stories/spans") / 2, "{s}");
+    // Once a second the newest placed order was followed until its story was whole.
+    assert!(n("/freshness/whole") >= 10, "{s}");
+    assert_eq!(n("/freshness/late"), 0, "{s}");
+    assert!(n("/freshness/p50_ms") <= n("/freshness/p99_ms"), "{s}");
     assert!(n("/indexed/logs") > 0, "{s}");
     // The payment slowdown fired its alert, and the receiver got what the collector sent.
     let rules = s.pointer("/alerts/rules").unwrap().to_string();

@@ -113,6 +113,11 @@ impl LoadStats {
         self.kept().iter().cloned().collect()
     }
 
+    /// The newest kept record that passes `f`, looking at most at the newest `limit` records.
+    pub fn newest_matching(&self, limit: usize, f: impl Fn(&Sent) -> bool) -> Option<Sent> {
+        self.kept().iter().rev().take(limit).find(|s| f(s)).cloned()
+    }
+
     /// Ticks skipped because [`MAX_IN_FLIGHT`] requests were still in flight (not sent).
     pub fn skipped(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)

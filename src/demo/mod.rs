@@ -13,6 +13,7 @@
 
 mod events;
 mod faults;
+mod fresh;
 mod procs;
 mod run;
 mod service;

@@ -3,6 +3,7 @@
 
 use super::events::{Events, Sink};
 use super::faults::{self, Controller, FaultKind};
+use super::fresh::{self, Freshness};
 use super::procs::{Proc, STOP_TIMEOUT};
 use super::service::ServiceArgs;
 use super::setup::{self, DataDir, Ports};
@@ -24,8 +25,9 @@ use tokio::task::JoinHandle;
 const COLLECTOR_READY: Duration = Duration::from_secs(60);
 /// How long the agent and each service may take to be ready.
 const READY: Duration = Duration::from_secs(30);
-/// How long requests in flight may take to finish when the load stops.
-const LOAD_DRAIN: Duration = Duration::from_secs(15);
+/// How long requests in flight (10 s at most each) and freshness probes (30 s at most) may
+/// take to finish when the load stops.
+const PROBES_DRAIN: Duration = Duration::from_secs(35);
 /// Progress line interval, headless.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
@@ -41,14 +43,17 @@ struct Stack {
     tasks: Vec<JoinHandle<()>>,
     load: Option<(JoinHandle<()>, tokio::sync::oneshot::Sender<()>)>,
     stats: Option<Arc<LoadStats>>,
+    /// Headless: the freshness probes.
+    probes: Option<(JoinHandle<()>, tokio::sync::oneshot::Sender<()>)>,
 }
 
 impl Stack {
-    /// Stops the load generator and waits for its requests in flight.
+    /// Stops the load generator and waits for its requests in flight, then for the
+    /// freshness probes running (each ends within 30 s).
     fn stop_load(&mut self, rt: &Runtime) {
-        if let Some((task, stop)) = self.load.take() {
+        for (task, stop) in [self.load.take(), self.probes.take()].into_iter().flatten() {
             let _ = stop.send(());
-            let _ = rt.block_on(async { tokio::time::timeout(LOAD_DRAIN, task).await });
+            let _ = rt.block_on(async { tokio::time::timeout(PROBES_DRAIN, task).await });
         }
     }
 
@@ -86,6 +91,7 @@ struct Started {
     gateway: SocketAddr,
     stats: Arc<LoadStats>,
     received: Arc<Received>,
+    freshness: Arc<Freshness>,
 }
 
 /// Runs the demo.
@@ -185,6 +191,7 @@ pub(crate) fn run(args: RunArgs, rt: &Runtime) -> ExitCode {
             &started.received,
             events.elapsed_s(),
             args.rate,
+            started.freshness.summary(),
         ));
         say("stopping ...");
         stack.stop(rt, &say);
@@ -410,6 +417,19 @@ fn start(
     }));
     stack.load = Some((load_task, stop_tx));
     stack.stats = Some(stats.clone());
+    let freshness = Arc::new(Freshness::default());
+    if args.headless {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let probes = rt.spawn(fresh::run(
+            format!("http://{api}"),
+            stats.clone(),
+            freshness.clone(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        stack.probes = Some((probes, stop_tx));
+    }
     say(&format!("load: {} requests/s to the gateway", args.rate));
 
     let pids: serde_json::Map<String, serde_json::Value> =
@@ -436,6 +456,7 @@ fn start(
         gateway: addresses.gateway,
         stats,
         received,
+        freshness,
     })
 }
 

@@ -35,6 +35,8 @@ pub(crate) struct Summary {
     pub(crate) skipped: u64,
     /// Stories looked up.
     pub(crate) stories: Stories,
+    /// How soon after the gateway's answer placed orders' stories were whole.
+    pub(crate) freshness: super::fresh::FreshnessSummary,
     /// What the collector took in (its own counters).
     pub(crate) indexed: Indexed,
     /// Alert state changes (the collector's history).
@@ -119,6 +121,7 @@ impl Summary {
              requests sent      {} (2xx {}, 4xx {}, 5xx or no answer {}; {} not sent: 64 in flight)\n\
              stories            {} of {} complete; {} of {} placed orders with all five services' spans and logs\n\
              in those stories   {} traces, {} spans, {} logs\n\
+             story whole after  p50 {} ms, p90 {} ms, p99 {} ms, max {} ms from the gateway's answer ({} orders probed, {} not whole within 30 s)\n\
              collector took in  {} spans, {} logs\n\
              alerts             {} fired, {} resolved{}\n\
              webhooks received  {} notifications ({} firing, {} resolved alerts); the collector sent {}\n",
@@ -136,6 +139,12 @@ impl Summary {
             s.traces,
             s.spans,
             s.logs,
+            self.freshness.p50_ms,
+            self.freshness.p90_ms,
+            self.freshness.p99_ms,
+            self.freshness.max_ms,
+            self.freshness.probes,
+            self.freshness.late,
             self.indexed.spans,
             self.indexed.logs,
             a.fired,
@@ -171,7 +180,7 @@ fn expected(s: &Sent) -> &'static [&'static str] {
 }
 
 /// What a story lacks: services without spans, services without logs. Empty when whole.
-fn missing(s: &Sent, t: &skein_model::api::TraceResponse) -> Vec<String> {
+pub(crate) fn missing(s: &Sent, t: &skein_model::api::TraceResponse) -> Vec<String> {
     let mut out = Vec::new();
     for svc in expected(s) {
         if !t.spans.iter().any(|x| x.service == *svc) {
@@ -192,6 +201,7 @@ pub(crate) async fn collect(
     received: &Received,
     seconds: u64,
     rate: f64,
+    freshness: super::fresh::FreshnessSummary,
 ) -> Result<Summary, String> {
     let client = Client::new(api, None).map_err(|e| e.to_string())?;
     let mut sent: Vec<Sent> = stats.sent().into_iter().filter(|s| s.status != 0).collect();
@@ -306,6 +316,7 @@ pub(crate) async fn collect(
         requests: stats.snapshot(),
         skipped: stats.skipped(),
         stories,
+        freshness,
         indexed,
         alerts,
         webhooks,
