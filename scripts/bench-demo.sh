@@ -2,7 +2,8 @@
 # The whole stack under the demo's realistic traffic: for each rate, `skein demo --headless`
 # runs 60 s without faults; the script reads the summary (are all stories whole?) and the CPU
 # and memory of each process (collector, agent, the five services, the demo itself with its
-# load generator) between 20 s and 50 s into the run.
+# load generator) between 20 s and 50 s into the run, and how soon after the gateway's answer
+# a placed order's whole story could be read (the demo's freshness probes, one a second).
 #
 #   RATES="10 50 200" DURATION=60 scripts/bench-demo.sh      # about 1.5 minutes per rate
 #
@@ -74,5 +75,8 @@ print(f"  sent {r['sent']} (2xx {r['ok']}, 4xx {r['rejected']}, 5xx/none {r['fai
       f"stories whole {st['complete']}/{st['checked']}, placed orders with all five "
       f"{st['all_five']}/{st['placed']}; collector took in {s['indexed']['spans']} spans, "
       f"{s['indexed']['logs']} logs")
+f = s["freshness"]
+print(f"  story whole after the answer: p50 {f['p50_ms']} ms, p90 {f['p90_ms']} ms, "
+      f"p99 {f['p99_ms']} ms, max {f['max_ms']} ms ({f['probes']} probes, {f['late']} late)")
 EOF
 done
