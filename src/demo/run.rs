@@ -12,7 +12,7 @@ use super::webhook::{self, Received};
 use super::{FaultMode, RunArgs};
 use skein_demo::ServiceName;
 use skein_demo::load::{LoadConfig, LoadStats};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -132,11 +132,13 @@ pub(crate) fn run(args: RunArgs, rt: &Runtime) -> ExitCode {
         Err(e) => return bad(e),
     };
     let to_stderr = args.headless && args.json;
+    // A closed pipe (`skein demo --headless | head`) must not stop the demo half-way: write
+    // errors are ignored.
     let say = move |text: &str| {
         if to_stderr {
-            eprintln!("{text}");
+            let _ = writeln!(std::io::stderr(), "{text}");
         } else {
-            println!("{text}");
+            let _ = writeln!(std::io::stdout(), "{text}");
         }
     };
     let sink = if !args.headless {
@@ -198,9 +200,10 @@ pub(crate) fn run(args: RunArgs, rt: &Runtime) -> ExitCode {
         match figures {
             Ok(f) => {
                 if args.json {
-                    println!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
+                    let json = serde_json::to_string_pretty(&f).unwrap_or_default();
+                    let _ = writeln!(std::io::stdout(), "{json}");
                 } else {
-                    println!("{}", f.render());
+                    let _ = writeln!(std::io::stdout(), "{}", f.render());
                 }
                 if f.consistent() {
                     ExitCode::SUCCESS
