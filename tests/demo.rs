@@ -143,6 +143,24 @@ fn headless_demo_tells_every_requests_story() {
         String::from_utf8_lossy(&fault.stderr)
     );
 
+    // The demo's commentary reaches Skein too (the agent tails <data>/events.log): the
+    // on-demand fault is a log line of service skein-demo.
+    assert!(
+        common::wait_for(
+            || {
+                let (_, v) = common::get_json(&format!(
+                    "{api}/api/v1/logs?service=skein-demo&q=coupon&limit=20"
+                ));
+                v["logs"].as_array().is_some_and(|l| {
+                    l.iter()
+                        .any(|r| r.to_string().contains("fault on: coupon fails"))
+                })
+            },
+            Duration::from_secs(30)
+        ),
+        "no fault line from service skein-demo in the collector"
+    );
+
     let status = demo.wait().unwrap();
     err_reader.join().unwrap();
     let out = out_reader.join().unwrap();

@@ -1,5 +1,7 @@
-//! The demo's running commentary: faults switched, notifications received, progress. Printed
-//! when headless, written to `<data>/events.log` while the dashboard holds the terminal.
+//! The demo's running commentary: faults switched, notifications received, progress. Always
+//! written to `<data>/events.log` (the agent tails it as service `skein-demo`, so the
+//! dashboard's logs view shows faults and notifications among the services' lines), and
+//! printed as well when headless.
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -19,14 +21,17 @@ pub(crate) enum Sink {
 pub(crate) struct Events {
     start: Instant,
     sink: Sink,
+    /// The events file too, when `sink` is not it.
+    also: Option<Mutex<std::fs::File>>,
 }
 
 impl Events {
-    /// Lines to `sink`, timed from now.
-    pub(crate) fn new(sink: Sink) -> Events {
+    /// Lines to `sink` (and to `also`), timed from now.
+    pub(crate) fn new(sink: Sink, also: Option<std::fs::File>) -> Events {
         Events {
             start: Instant::now(),
             sink,
+            also: also.map(Mutex::new),
         }
     }
 
@@ -57,6 +62,11 @@ impl Events {
                     let _ = f.write_all(line.as_bytes());
                 }
             }
+        }
+        if let Some(f) = &self.also
+            && let Ok(mut f) = f.lock()
+        {
+            let _ = f.write_all(line.as_bytes());
         }
     }
 }

@@ -141,22 +141,20 @@ pub(crate) fn run(args: RunArgs, rt: &Runtime) -> ExitCode {
             let _ = writeln!(std::io::stdout(), "{text}");
         }
     };
-    let sink = if !args.headless {
-        match std::fs::File::create(dir.join("events.log")) {
-            Ok(f) => Sink::File(std::sync::Mutex::new(f)),
-            Err(e) => {
-                return bad(format!(
-                    "cannot write {}: {e}",
-                    dir.join("events.log").display()
-                ));
-            }
+    let file = match std::fs::File::create(dir.join(setup::EVENTS_FILE)) {
+        Ok(f) => f,
+        Err(e) => {
+            let path = dir.join(setup::EVENTS_FILE);
+            return bad(format!("cannot write {}: {e}", path.display()));
         }
-    } else if to_stderr {
-        Sink::Stderr
-    } else {
-        Sink::Stdout
     };
-    let events = Arc::new(Events::new(sink));
+    let events = Arc::new(if !args.headless {
+        Events::new(Sink::File(std::sync::Mutex::new(file)), None)
+    } else if to_stderr {
+        Events::new(Sink::Stderr, Some(file))
+    } else {
+        Events::new(Sink::Stdout, Some(file))
+    });
     let mut stack = Stack::default();
     let started = match start(&args, &dir, &exe, rt, &events, &mut stack, &say) {
         Ok(s) => s,

@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 /// The lock file that marks a directory as a demo's and keeps a second demo out.
 const LOCK_FILE: &str = "demo.lock";
+/// The demo's commentary (faults, notifications, progress); the agent tails it.
+pub(crate) const EVENTS_FILE: &str = "events.log";
+/// The service name of the commentary's lines.
+pub(crate) const EVENTS_SERVICE: &str = "skein-demo";
 /// What a running demo writes about itself (for `skein demo fault`).
 pub(crate) const STATE_FILE: &str = "demo.json";
 
@@ -320,6 +324,18 @@ read_from = "beginning"
             )),
         ));
     }
+    // The demo's own commentary, so the logs view shows faults and notifications in place.
+    text.push_str(&format!(
+        r#"
+[[source]]
+name = "{EVENTS_SERVICE}"
+paths = [{path}]
+service = "{EVENTS_SERVICE}"
+format = "plain"
+read_from = "beginning"
+"#,
+        path = q_path(&dir.join(EVENTS_FILE)),
+    ));
     let p = dir.join("agent.toml");
     std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     Ok(p)
@@ -377,7 +393,7 @@ mod tests {
         assert_eq!(cfg.alerts.rules, vec![rules]);
         let a = write_agent_config(&dir, &ports, ports.otlp_http).unwrap();
         let cfg = skein_agent::config::AgentConfig::from_file(&a).unwrap();
-        assert_eq!(cfg.sources.len(), 5);
+        assert_eq!(cfg.sources.len(), 6);
         assert_eq!(cfg.host_metrics.processes.len(), 5);
     }
 }

@@ -83,7 +83,7 @@ mod tests {
     #[tokio::test]
     async fn notifications_are_counted_and_bad_bodies_refused() {
         let received = Arc::new(Received::default());
-        let events = Arc::new(Events::new(Sink::Stderr));
+        let events = Arc::new(Events::new(Sink::Stderr, None));
         let app = router(received.clone(), events);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
