@@ -14,7 +14,7 @@ use skein_demo::ServiceName;
 use skein_demo::load::{LoadConfig, LoadStats};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,11 +74,10 @@ impl Stack {
             say(&format!("{}: {how}", p.name));
         }
         // The agent ships what the services wrote last before it stops.
-        for p in [self.agent.take(), self.collector.take()]
+        for mut p in [self.agent.take(), self.collector.take()]
             .into_iter()
             .flatten()
         {
-            let mut p = p;
             let how = p.stop(STOP_TIMEOUT);
             say(&format!("{}: {how}", p.name));
         }
@@ -263,36 +262,25 @@ fn wait(rt: &Runtime, stack: &mut Stack, events: &Events, duration: Option<Durat
                             return format!("the {} stopped on its own (see its .err file under logs/)", p.name);
                         }
                     }
-                    if let Some((_, _)) = &stack.load {
-                        let faults: Vec<String> = stack
-                            .controller
-                            .as_ref()
-                            .map(|c| c.active())
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|k| k.name().to_string())
-                            .collect();
-                        let faults = if faults.is_empty() { "none".to_string() } else { faults.join(", ") };
-                        let load = stack_stats(stack);
-                        events.say(&format!("{load} · faults: {faults}"));
+                    let faults: Vec<&str> = stack
+                        .controller
+                        .as_ref()
+                        .map(|c| c.active())
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|k| k.name())
+                        .collect();
+                    let faults = if faults.is_empty() { "none".to_string() } else { faults.join(", ") };
+                    if let Some(n) = stack.stats.as_ref().map(|s| s.snapshot()) {
+                        events.say(&format!(
+                            "sent {} (2xx {}, 4xx {}, 5xx or no answer {}) · faults: {faults}",
+                            n.sent, n.ok, n.rejected, n.failed
+                        ));
                     }
                 }
             }
         }
     })
-}
-
-fn stack_stats(stack: &Stack) -> String {
-    match &stack.stats {
-        Some(s) => {
-            let n = s.snapshot();
-            format!(
-                "sent {} (2xx {}, 4xx {}, 5xx or no answer {})",
-                n.sent, n.ok, n.rejected, n.failed
-            )
-        }
-        None => String::new(),
-    }
 }
 
 /// Starts everything in order: webhook receiver, collector, agent, the five services
@@ -353,16 +341,8 @@ fn start(
         let exe = exe.to_path_buf();
         let logs = logs.clone();
         let addresses = addresses.clone();
-        let files: Vec<(ServiceName, PathBuf)> = ServiceName::ALL
-            .iter()
-            .map(|&s| (s, setup::log_file(dir, s)))
-            .collect();
         move |s: ServiceName| -> Result<Proc, String> {
-            let log = files
-                .iter()
-                .find(|(n, _)| *n == s)
-                .map(|(_, p)| p.clone())
-                .unwrap_or_default();
+            let log = setup::log_file(&logs, s);
             let args = ServiceArgs::command_line(s, &addresses, &otlp, &log, "demo-host");
             let mut p = Proc::spawn(s.as_str(), &exe, &args, &logs)?;
             p.wait_ready(READY)?;

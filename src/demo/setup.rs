@@ -257,9 +257,9 @@ repeat_interval = "1h"
     Ok(p)
 }
 
-/// The log file of one service.
-pub(crate) fn log_file(dir: &DataDir, s: ServiceName) -> PathBuf {
-    dir.join("logs").join(format!("{}.log", s.as_str()))
+/// The log file of one service, in the logs directory `logs`.
+pub(crate) fn log_file(logs: &Path, s: ServiceName) -> PathBuf {
+    logs.join(format!("{}.log", s.as_str()))
 }
 
 /// Writes `<data>/agent.toml`: tails the five services' log files from their beginning,
@@ -316,11 +316,11 @@ service = "{name}"
 format = "json"
 read_from = "beginning"
 "#,
-            path = q_path(&log_file(dir, s)),
+            path = q_path(&log_file(&dir.join("logs"), s)),
             // This demo's processes only: the command line names the service and its log file.
             cmdline = q(&format!(
                 "demo service {name} .*{}",
-                regex::escape(&log_file(dir, s).display().to_string())
+                regex::escape(&log_file(&dir.join("logs"), s).display().to_string())
             )),
         ));
     }
