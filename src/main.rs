@@ -459,8 +459,8 @@ async fn collector(args: CollectorArgs) -> ExitCode {
     }
 }
 
-fn client(api: &ApiArgs) -> Result<skein_query::client::Client, ExitCode> {
-    skein_query::client::Client::new(&api.api, api.token.clone()).map_err(|e| {
+fn client(api: &ApiArgs) -> Result<skein_client::Client, ExitCode> {
+    skein_client::Client::new(&api.api, api.token.clone()).map_err(|e| {
         eprintln!("skein: {e}");
         ExitCode::from(cli::EXIT_ERROR)
     })

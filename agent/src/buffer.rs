@@ -2,13 +2,13 @@
 //! compressed, and sent from here. A collector outage only fills the buffer; nothing is lost
 //! until it is full, and then `buffer.when_full` decides (block, or drop the oldest).
 //!
-//! It is a segmented log ([`skein_store::wal::Wal`]) plus a cursor: the seq of the first
+//! It is a segmented log ([`skein_wal::Wal`]) plus a cursor: the seq of the first
 //! record the collector has not acknowledged, saved in `cursor` next to the segments. Each
 //! record also carries the file positions its lines end at, so on start the agent resumes
 //! every file after the last line already in the buffer (see [`Buffer::positions`]).
 
 use crate::tail::FileId;
-use skein_store::wal::{Entry, SyncPolicy, Wal, WalConfig, WalError};
+use skein_wal::{Entry, SyncPolicy, Wal, WalConfig, WalError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -347,20 +347,13 @@ impl Buffer {
         self.lock().map(|g| g.cursor).unwrap_or(0)
     }
 
-    /// Saves the cursor (write, fsync, rename), then deletes segments wholly before it.
-    /// Call after the checkpoints of the acknowledged lines are saved.
+    /// Saves the cursor durably ([`skein_wal::durable`]), then deletes segments wholly before
+    /// it. Call after the checkpoints of the acknowledged lines are saved.
     pub fn save_and_trim(&self) -> Result<(), BufferError> {
         let mut g = self.lock()?;
         if g.cursor != g.cursor_saved {
-            let tmp = self.cursor_file.with_extension("tmp");
-            let write = || -> std::io::Result<()> {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(g.cursor.to_string().as_bytes())?;
-                f.sync_data()?;
-                std::fs::rename(&tmp, &self.cursor_file)
-            };
-            write().map_err(|e| io(format!("{}: {e}", self.cursor_file.display())))?;
+            skein_wal::durable::write_file(&self.cursor_file, g.cursor.to_string().as_bytes())
+                .map_err(|e| io(format!("{}: {e}", self.cursor_file.display())))?;
             g.cursor_saved = g.cursor;
         }
         let c = g.cursor;

@@ -250,29 +250,19 @@ where
         }
     };
     if let (Some(hl), Some(gl)) = (http_l, grpc_l) {
-        let app = skein_collector::otlp_http::router(skein_collector::otlp_http::HttpState {
-            sink: sink.clone(),
-            max_body: cfg.receiver.max_request_bytes,
-            token: None,
-        });
-        let stop = wait(&stop_rx);
+        let serve = skein_otlp::serve(
+            sink,
+            hl,
+            gl,
+            skein_otlp::ServeConfig {
+                max_body: cfg.receiver.max_request_bytes,
+                token: None,
+                extra_http: axum::Router::new(),
+            },
+            stop_rx.clone(),
+        );
         servers.push(tokio::spawn(async move {
-            axum::serve(hl, app)
-                .with_graceful_shutdown(stop)
-                .await
-                .map_err(|e| format!("receiver.http: {e}"))
-        }));
-        let svc = skein_collector::otlp_grpc::GrpcIngest::new(sink, None);
-        let (a, b, c) = skein_collector::otlp_grpc::services(svc, cfg.receiver.max_request_bytes);
-        let stop = wait(&stop_rx);
-        servers.push(tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(a)
-                .add_service(b)
-                .add_service(c)
-                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(gl), stop)
-                .await
-                .map_err(|e| format!("receiver.grpc: {e}"))
+            serve.await.map_err(|e| format!("receiver: {e}"))
         }));
     }
     if let Some(tl) = tel_l {

@@ -1,7 +1,7 @@
 //! The local OTLP receiver: apps on this host send logs, spans and metrics here (HTTP on
 //! 127.0.0.1:4328, gRPC on 127.0.0.1:4327 by default, beside a collector's 4318/4317). The
-//! transports are the collector's own ([`skein_collector::otlp_http`],
-//! [`skein_collector::otlp_grpc`]); this module is their sink: it adds the host's resource
+//! transports are the collector's own ([`skein_otlp`]); this module is their sink: it adds
+//! the host's resource
 //! attributes, encodes and compresses the request, and appends it to the disk buffer before
 //! answering, so an acknowledged export survives an agent restart.
 
@@ -9,13 +9,12 @@ use crate::buffer::{Buffer, BufferError, Signal, compress};
 use crate::config::{Compression, WhenFull};
 use crate::telemetry::Telemetry;
 use prost::Message;
-use skein_collector::ingest::{Accepted, IngestError};
-use skein_collector::sink::OtlpSink;
 use skein_model::proto::collector::logs::v1::ExportLogsServiceRequest;
 use skein_model::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use skein_model::proto::collector::trace::v1::ExportTraceServiceRequest;
 use skein_model::proto::common::v1::{AnyValue, KeyValue, any_value};
 use skein_model::proto::resource::v1::Resource;
+use skein_otlp::{Accepted, IngestError, OtlpSink};
 use std::sync::Arc;
 
 /// The receiver's sink: resource attributes in, disk buffer out.

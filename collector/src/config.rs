@@ -34,7 +34,7 @@ pub struct CollectorConfig {
     /// The metrics store and the metrics derived from spans.
     pub metrics: MetricsSection,
     /// Alert rules, receivers, routing and silences' bounds.
-    pub alerts: crate::alert::config::AlertsSection,
+    pub alerts: skein_alert::config::AlertsSection,
 }
 
 impl Default for CollectorConfig {
@@ -51,7 +51,7 @@ impl Default for CollectorConfig {
             query: QuerySection::default(),
             agents: AgentsSection::default(),
             metrics: MetricsSection::default(),
-            alerts: crate::alert::config::AlertsSection::default(),
+            alerts: skein_alert::config::AlertsSection::default(),
         }
     }
 }

@@ -2,7 +2,6 @@
 //! with their id, host, version, sources and buffer fill. The registry behind it
 //! ([`AgentRegistry`]) is served by the query API at `GET /api/v1/agents`.
 
-use crate::otlp_http::{authorized, error};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -11,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
 use skein_model::api::Heartbeat;
-use skein_query::agents::{AgentRegistry, HeartbeatError};
+use skein_otlp::auth::authorized;
+use skein_otlp::http::error;
+use skein_store::agents::{AgentRegistry, HeartbeatError};
 use std::sync::Arc;
 
 /// Largest heartbeat body, bytes.

@@ -4,8 +4,8 @@
 //! (off the async reactor), writes the batch to the WAL and answers with the OTLP partial
 //! success counts. Only the transports map [`IngestError`] to status codes.
 
-use crate::monitor::DeriveSender;
 use crate::pipeline::{Batch, WriteError, Writer};
+use crate::spanmetrics::thread::DeriveSender;
 use crate::telemetry::Telemetry;
 use skein_model::keys::KeyExtractor;
 use skein_model::otlp::{logs_from_otlp, spans_from_otlp};
@@ -14,32 +14,11 @@ use skein_model::proto::collector::logs::v1::ExportLogsServiceRequest;
 use skein_model::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use skein_model::proto::collector::trace::v1::ExportTraceServiceRequest;
 use skein_model::{Limits, Rejection};
+use skein_otlp::{Accepted, IngestError, OtlpSink};
 use skein_store::StoreError;
 use skein_store::tsdb::Tsdb;
+use std::future::Future;
 use std::sync::Arc;
-
-/// What an accepted request gets back: how many records were rejected and why.
-#[derive(Debug, Clone, Default)]
-pub struct Accepted {
-    /// Records rejected inside the request (OTLP partial success).
-    pub rejected: u64,
-    /// The first rejection reason.
-    pub message: String,
-}
-
-/// Why a request was refused as a whole.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum IngestError {
-    /// The request is malformed or every record in it is invalid. Not retryable.
-    #[error("{0}")]
-    BadRequest(String),
-    /// The collector cannot take it now. Retryable.
-    #[error("{0}")]
-    Unavailable(String),
-    /// Something inside failed. Retryable.
-    #[error("{0}")]
-    Internal(String),
-}
 
 impl From<WriteError> for IngestError {
     fn from(e: WriteError) -> Self {
@@ -258,5 +237,35 @@ impl Ingest {
                 .received("metrics", stored, wire_bytes as u64);
         }
         self.finish("metrics", rejection, stored as usize)
+    }
+}
+
+impl OtlpSink for Ingest {
+    fn admit(&self, signal: &'static str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Ingest::admit(self, signal)
+    }
+    fn bad_request(&self, signal: &'static str) {
+        self.telemetry().ingest_error(signal, "bad_request");
+    }
+    fn logs(
+        &self,
+        req: ExportLogsServiceRequest,
+        wire_bytes: usize,
+    ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
+        Ingest::logs(self, req, wire_bytes)
+    }
+    fn traces(
+        &self,
+        req: ExportTraceServiceRequest,
+        wire_bytes: usize,
+    ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
+        Ingest::traces(self, req, wire_bytes)
+    }
+    fn metrics(
+        &self,
+        req: ExportMetricsServiceRequest,
+        wire_bytes: usize,
+    ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
+        Ingest::metrics(self, req, wire_bytes)
     }
 }

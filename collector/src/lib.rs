@@ -1,12 +1,16 @@
-//! The Skein collector: OTLP in (HTTP and gRPC), a write-ahead log before every
-//! acknowledgement, tantivy indexes of logs and spans, and the query API.
+//! The Skein collector: the ingest path (OTLP in over `skein-otlp`, a write-ahead log before
+//! every acknowledgement, tantivy indexes of logs and spans, the metrics store, span metrics)
+//! and the wiring of the whole server (query API from `skein-query`, alerts from
+//! `skein-alert`).
 //!
 //! - [`config`]: the TOML configuration and its validation.
-//! - [`otlp_http`], [`otlp_grpc`]: the transports; both hand decoded requests to an
-//!   [`sink::OtlpSink`], the collector's being [`ingest`] (the agent's receiver reuses them).
-//! - [`heartbeat`]: agents' heartbeats (`POST /skein/v1/heartbeat`), kept in the registry the
-//!   query API serves at `/api/v1/agents`.
+//! - [`ingest`]: the collector's [`skein_otlp::OtlpSink`]: OTLP to model records, validation,
+//!   correlation keys, then the WAL.
 //! - [`pipeline`]: WAL writer and indexer threads with bounded queues between them.
+//! - [`spanmetrics`]: RED figures and the service graph derived from accepted spans.
+//! - [`heartbeat`]: agents' heartbeats (`POST /skein/v1/heartbeat`), kept in the registry the
+//!   query API serves at `/api/v1/agents`; [`housekeeping`]: liveness series, block cuts,
+//!   retention, the registry saved.
 //! - [`telemetry`]: the collector's own counters at `/metrics`.
 //!
 //! [`run`] starts everything and stops it cleanly: on shutdown the servers stop accepting,
@@ -14,24 +18,20 @@
 //! The trade-off chosen: an acknowledgement waits for an fsync (shared by the batches that
 //! arrive together), so a 2xx always means the batch survives `kill -9` and power loss.
 
-pub mod alert;
 pub mod config;
-pub mod derive;
 pub mod heartbeat;
+pub mod housekeeping;
 pub mod ingest;
-pub mod monitor;
-pub mod otlp_grpc;
-pub mod otlp_http;
 pub mod pipeline;
-pub mod sink;
+pub mod spanmetrics;
 pub mod telemetry;
 
 use config::{CollectorConfig, WalSync};
 use skein_model::keys::KeyExtractor;
 use skein_query::api::{ApiState, router_with as api_router_with};
 use skein_query::engine::{Engine, QueryLimits};
-use skein_store::wal::{SyncPolicy, Wal, WalConfig};
 use skein_store::{Logs, Spans, SplitConfig, SplitStore};
+use skein_wal::{SyncPolicy, Wal, WalConfig};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,7 +120,7 @@ where
                 message,
             })?;
     let derived = Arc::new(tokio::sync::Notify::new());
-    let (derive_tx, derive_thread) = monitor::start_deriver(
+    let (derive_tx, derive_thread) = spanmetrics::thread::start_deriver(
         telemetry.clone(),
         tsdb.clone(),
         derive_interval,
@@ -162,15 +162,7 @@ where
     };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stop_rx_alerts = stop_rx.clone();
-    let wait = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }
-    };
-
-    let agents = skein_query::agents::AgentRegistry::open(
+    let agents = skein_store::agents::AgentRegistry::open(
         &cfg.data_dir.join("agents.json"),
         cfg.agents_down_after()
             .map_err(|message| config::ConfigError {
@@ -178,51 +170,22 @@ where
                 message,
             })?,
     );
-    let http_app = otlp_http::router(otlp_http::HttpState {
-        sink: ingest.clone(),
-        max_body: cfg.limits.max_request_bytes,
-        token: token(&cfg.auth.ingest_token),
-    })
-    .merge(heartbeat::router(
-        agents.clone(),
-        token(&cfg.auth.ingest_token),
-    ));
-    let saver = {
-        let agents = agents.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                let a = agents.clone();
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || a.save()).await {
-                    tracing::warn!(error = %e, "cannot save the agent registry");
-                }
-            }
-        })
-    };
-    let housekeeping = tokio::spawn(monitor::housekeeping(
+    let housekeeping = tokio::spawn(housekeeping::run(
         tsdb.clone(),
         agents.clone(),
         telemetry.clone(),
     ));
-    let http_task = tokio::spawn(
-        axum::serve(http_l, http_app)
-            .with_graceful_shutdown(wait())
-            .into_future(),
-    );
-
-    let grpc_svc = otlp_grpc::GrpcIngest::new(ingest.clone(), token(&cfg.auth.ingest_token));
-    let (gl, gt, gm) = otlp_grpc::services(grpc_svc, cfg.limits.max_request_bytes);
-    let grpc_task = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(gl)
-            .add_service(gt)
-            .add_service(gm)
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(grpc_l),
-                wait(),
-            ),
-    );
+    let otlp_task = tokio::spawn(skein_otlp::serve(
+        ingest.clone(),
+        http_l,
+        grpc_l,
+        skein_otlp::ServeConfig {
+            max_body: cfg.limits.max_request_bytes,
+            token: token(&cfg.auth.ingest_token),
+            extra_http: heartbeat::router(agents.clone(), token(&cfg.auth.ingest_token)),
+        },
+        stop_rx.clone(),
+    ));
     drop(ingest);
 
     let engine = Arc::new(engine);
@@ -235,19 +198,19 @@ where
     } else {
         alert_plan.external_url.clone()
     };
-    let alerts = alert::AlertEngine::open(
+    let alerts = skein_alert::AlertEngine::open(
         &cfg.data_dir.join("alerts"),
         alert_plan,
-        alert::cond::Sources {
+        skein_alert::cond::Sources {
             tsdb: tsdb.clone(),
             engine: engine.clone(),
             agents: agents.clone(),
         },
         external_url,
-        telemetry.clone(),
+        telemetry.alerts(),
     )
     .map_err(|e| CollectorError::Serve(format!("cannot open the alert state: {e}")))?;
-    let alert_task = tokio::spawn(alerts.clone().run(stop_rx_alerts, derived));
+    let alert_task = tokio::spawn(alerts.clone().run(stop_rx.clone(), derived));
 
     let tel_m = telemetry.clone();
     let tel_o = telemetry.clone();
@@ -262,11 +225,17 @@ where
             agents: agents.clone(),
             tsdb: tsdb.clone(),
         },
-        alert::http::routes(alerts),
+        skein_alert::http::routes(alerts),
     );
+    let api_stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
     let api_task = tokio::spawn(
         axum::serve(api_l, api_app)
-            .with_graceful_shutdown(wait())
+            .with_graceful_shutdown(api_stop)
             .into_future(),
     );
 
@@ -283,22 +252,19 @@ where
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop_tx.send(true);
     let mut failure = None;
-    for (name, task) in [("otlp_http", http_task), ("api", api_task)] {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failure = Some(format!("{name} server: {e}")),
-            Err(e) => failure = Some(format!("{name} server task: {e}")),
-        }
-    }
-    match grpc_task.await {
+    match otlp_task.await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => failure = Some(format!("otlp_grpc server: {e}")),
-        Err(e) => failure = Some(format!("otlp_grpc server task: {e}")),
+        Ok(Err(e)) => failure = Some(e.to_string()),
+        Err(e) => failure = Some(format!("otlp server task: {e}")),
+    }
+    match api_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => failure = Some(format!("api server: {e}")),
+        Err(e) => failure = Some(format!("api server task: {e}")),
     }
     if let Err(e) = alert_task.await {
         failure = Some(format!("alert engine task: {e}"));
     }
-    saver.abort();
     housekeeping.abort();
     if let Err(e) = agents.save() {
         tracing::warn!(error = %e, "cannot save the agent registry");

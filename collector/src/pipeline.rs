@@ -16,80 +16,16 @@
 //!   WAL reaches its size limit (disk full included), appends fail and handlers answer 503.
 
 use crate::telemetry::Telemetry;
-use skein_model::{LogRecord, Span};
-use skein_store::wal::{Entry, Wal};
+pub use skein_model::batch::Batch;
 use skein_store::{Logs, Spans, SplitStore, StoreError};
+use skein_wal::{Entry, Wal};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// WAL record kind of a log batch.
-pub const KIND_LOGS: u8 = 1;
-/// WAL record kind of a span batch.
-pub const KIND_SPANS: u8 = 2;
-
 /// Largest group of batches written with one fsync, in bytes.
 const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
-
-/// Records of one accepted batch.
-#[derive(Debug, Clone)]
-pub enum Batch {
-    /// Log records.
-    Logs(Arc<Vec<LogRecord>>),
-    /// Spans.
-    Spans(Arc<Vec<Span>>),
-}
-
-impl Batch {
-    fn kind(&self) -> u8 {
-        match self {
-            Batch::Logs(_) => KIND_LOGS,
-            Batch::Spans(_) => KIND_SPANS,
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Batch::Logs(v) => v.len(),
-            Batch::Spans(v) => v.len(),
-        }
-    }
-
-    /// The WAL payload: the records as NDJSON, one JSON object a line. The indexer stores
-    /// these same lines as the documents' stored records.
-    pub fn encode(&self) -> Vec<u8> {
-        fn ndjson<T: serde::Serialize>(v: &[T]) -> Vec<u8> {
-            let mut out = Vec::with_capacity(v.len() * 512);
-            for r in v {
-                // Serializing model records cannot fail (string keys, no non-finite floats).
-                if serde_json::to_writer(&mut out, r).is_ok() {
-                    out.push(b'\n');
-                }
-            }
-            out
-        }
-        match self {
-            Batch::Logs(v) => ndjson(v),
-            Batch::Spans(v) => ndjson(v),
-        }
-    }
-
-    fn decode(kind: u8, payload: &[u8]) -> Result<Batch, String> {
-        fn lines<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<Vec<T>, String> {
-            payload
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(|l| serde_json::from_slice(l).map_err(|e| e.to_string()))
-                .collect()
-        }
-        match kind {
-            KIND_LOGS => lines(payload).map(|v| Batch::Logs(Arc::new(v))),
-            KIND_SPANS => lines(payload).map(|v| Batch::Spans(Arc::new(v))),
-            k => Err(format!("unknown record kind {k}")),
-        }
-    }
-}
 
 /// Why a batch was not written.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -251,7 +187,7 @@ fn write_loop(
         let entries: Vec<Entry<'_>> = group
             .iter()
             .map(|r| Entry {
-                kind: r.batch.kind(),
+                kind: r.batch.kind().byte(),
                 payload: &r.payload,
             })
             .collect();
@@ -340,14 +276,8 @@ impl Indexer<'_> {
     fn add(&mut self, seq: u64, batch: &Batch, ndjson: &[u8]) -> Result<usize, StoreError> {
         match batch {
             Batch::Logs(v) if seq > self.logs.committed_seq() => {
-                // Ingest positions for the live tail: batch × 2^24 + place. A batch with more
-                // records than that (only with a limits.max_request_bytes far above the
-                // default) gets none: still searched, not tailed.
-                let first = if (v.len() as u64) < skein_store::schema::SEQ_BATCH {
-                    seq.saturating_mul(skein_store::schema::SEQ_BATCH)
-                } else {
-                    0
-                };
+                // Ingest positions for the live tail, as the store defines them.
+                let first = skein_store::schema::first_ingest_position(seq, v.len());
                 self.logs.add_sequenced(v, Some(ndjson), first)?
             }
             Batch::Spans(v) if seq > self.spans.committed_seq() => {

@@ -33,10 +33,8 @@ struct Inner {
     metric_samples_refused: Family<Labels, Counter>,
     tsdb: Family<Labels, Gauge<u64, AtomicU64>>,
     derive_skipped: Counter,
-    alerts: Family<Labels, Gauge<u64, AtomicU64>>,
-    alert_evaluations: Family<Labels, Counter>,
-    alert_notifications: Family<Labels, Counter>,
-    alert_outbox: Family<Labels, Gauge<u64, AtomicU64>>,
+    /// The alert engine's counters, in the same registry.
+    alerts: skein_alert::AlertTelemetry,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -123,30 +121,7 @@ impl Telemetry {
             "Query API latency, by route",
             query_seconds.clone(),
         );
-        let alerts = Family::<Labels, Gauge<u64, AtomicU64>>::default();
-        registry.register(
-            "alerts",
-            "Alerts now, by state (pending, firing)",
-            alerts.clone(),
-        );
-        let alert_evaluations = Family::<Labels, Counter>::default();
-        registry.register(
-            "alert_rule_evaluations",
-            "Rule evaluations, by result (ok, error)",
-            alert_evaluations.clone(),
-        );
-        let alert_notifications = Family::<Labels, Counter>::default();
-        registry.register(
-            "alert_notifications",
-            "Webhook notifications, by receiver and result (sent, failed, retried, dropped)",
-            alert_notifications.clone(),
-        );
-        let alert_outbox = Family::<Labels, Gauge<u64, AtomicU64>>::default();
-        registry.register(
-            "alert_outbox_pending",
-            "Notifications waiting in the outbox, by receiver",
-            alert_outbox.clone(),
-        );
+        let alerts = skein_alert::AlertTelemetry::register(&mut registry);
         Telemetry {
             inner: Arc::new(Inner {
                 registry,
@@ -163,9 +138,6 @@ impl Telemetry {
                 tsdb,
                 derive_skipped,
                 alerts,
-                alert_evaluations,
-                alert_notifications,
-                alert_outbox,
             }),
         }
     }
@@ -278,43 +250,9 @@ impl Telemetry {
             .observe(secs);
     }
 
-    /// Alerts now in each state.
-    pub fn alerts(&self, pending: u64, firing: u64) {
-        for (state, n) in [("pending", pending), ("firing", firing)] {
-            self.inner
-                .alerts
-                .get_or_create(&vec![("state", state.to_string())])
-                .set(n);
-        }
-    }
-
-    /// Rule evaluations that went well and that failed.
-    pub fn alert_evaluations(&self, ok: u64, failed: u64) {
-        for (result, n) in [("ok", ok), ("error", failed)] {
-            self.inner
-                .alert_evaluations
-                .get_or_create(&vec![("result", result.to_string())])
-                .inc_by(n);
-        }
-    }
-
-    /// More notifications of a receiver with a result (sent, failed, retried, dropped).
-    pub fn alert_notifications(&self, receiver: &str, result: &str, n: u64) {
-        self.inner
-            .alert_notifications
-            .get_or_create(&vec![
-                ("receiver", receiver.to_string()),
-                ("result", result.to_string()),
-            ])
-            .inc_by(n);
-    }
-
-    /// Notifications waiting for a receiver.
-    pub fn alert_outbox_pending(&self, receiver: &str, n: u64) {
-        self.inner
-            .alert_outbox
-            .get_or_create(&vec![("receiver", receiver.to_string())])
-            .set(n);
+    /// The alert engine's counters (registered in this registry).
+    pub fn alerts(&self) -> skein_alert::AlertTelemetry {
+        self.inner.alerts.clone()
     }
 
     /// Everything in Prometheus text format.

@@ -15,6 +15,8 @@
 
 pub mod alert_api;
 pub mod api;
+pub mod auth;
+pub mod batch;
 pub mod keys;
 pub mod metric;
 pub mod metrics_api;

@@ -7,7 +7,6 @@
 //! leak internals (those go to the log). Queries run on blocking threads with a time limit.
 
 use crate::QueryError;
-use crate::agents::AgentRegistry;
 use crate::engine::{Engine, LogQuery, TraceQuery};
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -16,7 +15,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use skein_model::api::ErrorBody;
+use skein_model::auth::bearer_matches;
 use skein_model::time::{now_unix_nano, parse_duration, parse_time};
+use skein_store::agents::AgentRegistry;
 use skein_store::search::{LogFilter, SpanFilter, TimeRange};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -119,7 +120,7 @@ fn build(state: ApiState, extra: Option<Router>) -> Router {
         .route("/api/v1/traces/{key}", get(trace))
         .route("/api/v1/traces", get(traces))
         .route("/api/v1/logs", get(logs))
-        .route("/api/v1/logs/tail", get(crate::tail::tail))
+        .route("/api/v1/logs/tail", get(crate::live::tail))
         .route("/api/v1/logs/context", get(context))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/hosts", get(hosts))
@@ -152,21 +153,6 @@ fn build(state: ApiState, extra: Option<Router>) -> Router {
         Some(e) => app.merge(e),
         None => app,
     }
-}
-
-/// True when an `Authorization` header value is `Bearer <token>`. Compares without an early
-/// exit, so timing does not tell how much of a token matched. Shared by the query API and the
-/// collector's OTLP servers.
-pub fn bearer_matches(header: Option<&str>, token: &str) -> bool {
-    header
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .is_some_and(|t| {
-            let (a, b) = (t.trim().as_bytes(), token.as_bytes());
-            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-        })
 }
 
 async fn auth(State(s): State<ApiState>, req: Request, next: Next) -> Response {
@@ -567,15 +553,6 @@ mod tests {
         // Routes added by the collector (alerts) sit behind the same token.
         let (s, _) = call(&app, "GET", "/api/v1/extra", None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
-    }
-
-    #[test]
-    fn bearer_tokens_must_match_exactly() {
-        assert!(bearer_matches(Some("Bearer s3cret"), "s3cret"));
-        assert!(bearer_matches(Some("bearer s3cret "), "s3cret"));
-        assert!(!bearer_matches(Some("Bearer s3cre"), "s3cret"));
-        assert!(!bearer_matches(Some("Basic s3cret"), "s3cret"));
-        assert!(!bearer_matches(None, "s3cret"));
     }
 
     #[tokio::test]

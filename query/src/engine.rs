@@ -167,14 +167,14 @@ impl Engine {
     }
 
     /// Logs after ingest position `after`, oldest first, at most `limit`; the flag says more
-    /// were there (see [`skein_store::tail`]).
+    /// were there (see [`skein_store::arrival`]).
     pub fn logs_after(
         &self,
         filter: &LogFilter,
         after: u64,
         limit: usize,
     ) -> Result<(Vec<(u64, LogRecord)>, bool), QueryError> {
-        Ok(skein_store::tail::logs_after(
+        Ok(skein_store::arrival::logs_after(
             &self.logs,
             &self.log_fields,
             filter,
@@ -189,7 +189,7 @@ impl Engine {
         filter: &LogFilter,
         n: usize,
     ) -> Result<Vec<(u64, LogRecord)>, QueryError> {
-        Ok(skein_store::tail::last_logs(
+        Ok(skein_store::arrival::last_logs(
             &self.logs,
             &self.log_fields,
             filter,
@@ -199,7 +199,7 @@ impl Engine {
 
     /// The largest ingest position of a searchable log.
     pub fn last_log_seq(&self) -> u64 {
-        skein_store::tail::last_seq(&self.logs)
+        skein_store::arrival::last_seq(&self.logs)
     }
 
     /// The lines around `time` matching `filter` (see [`search::logs_around`]).

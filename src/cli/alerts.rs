@@ -10,12 +10,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use skein_collector::alert::rules::{load_file, offline_known, rule_files};
+use skein_alert::rules::{load_file, offline_known, rule_files};
+use skein_client::Client;
 use skein_model::alert_api::{
     AlertsResponse, HistoryResponse, LabelMatcher, LabelSet, NewSilence, NotificationsResponse,
     RulesResponse, SilencesResponse, rfc3339_ms,
 };
-use skein_query::client::Client;
 
 use super::monitor::{emit, num};
 use super::render::sanitize;

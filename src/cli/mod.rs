@@ -3,7 +3,7 @@
 //! `skein alerts`, `skein rules`, `skein silence`.
 //!
 //! Each command talks to a running collector's query API through
-//! [`skein_query::client::Client`], writes to the given output and returns its exit code.
+//! [`skein_client::Client`], writes to the given output and returns its exit code.
 //! Rendering lives in [`render`], as pure functions.
 
 pub mod alerts;

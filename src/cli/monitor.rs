@@ -7,11 +7,11 @@
 use std::io::Write;
 
 use anyhow::Context;
+use skein_client::Client;
 use skein_model::api::HostsResponse;
 use skein_model::metrics_api::{
     DependenciesResponse, MetricQueryResponse, OperationsResponse, ServicesResponse,
 };
-use skein_query::client::Client;
 
 use super::render::sanitize;
 use super::{EXIT_FOUND, EXIT_NOT_FOUND};

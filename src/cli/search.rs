@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use anyhow::{Context, anyhow, bail};
+use skein_client::{Client, LogsQuery};
 use skein_model::time::{now_unix_nano, parse_time};
-use skein_query::client::{Client, LogsQuery};
 
 use super::render;
 use super::{EXIT_FOUND, EXIT_NOT_FOUND};

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use skein_query::client::{Client, ClientError};
+use skein_client::{Client, ClientError};
 
 use super::render;
 

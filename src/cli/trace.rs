@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::{Context, bail};
-use skein_query::client::Client;
+use skein_client::Client;
 
 use super::render::{self, BAR_WIDTH};
 use super::{EXIT_FOUND, EXIT_NOT_FOUND};

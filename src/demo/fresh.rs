@@ -5,8 +5,8 @@
 
 use super::summary::missing;
 use serde::Serialize;
+use skein_client::Client;
 use skein_demo::load::{Kind, LoadStats, Sent};
-use skein_query::client::Client;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -4,9 +4,9 @@
 
 use super::webhook::Received;
 use serde::Serialize;
+use skein_client::Client;
 use skein_demo::load::{Kind, LoadStats, LoadSummary, Sent};
 use skein_model::alert_api::AlertState;
-use skein_query::client::Client;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

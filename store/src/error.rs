@@ -27,7 +27,7 @@ pub enum StoreError {
     },
     /// The write-ahead log failed.
     #[error(transparent)]
-    Wal(#[from] crate::wal::WalError),
+    Wal(#[from] skein_wal::WalError),
     /// A stored record could not be read back.
     #[error("stored record is not valid: {0}")]
     Decode(String),

@@ -106,6 +106,18 @@ pub struct LogFields {
 /// Records one WAL batch may hold for [`LogFields::seq`] to stay unique (2^24).
 pub const SEQ_BATCH: u64 = 1 << 24;
 
+/// The ingest position of the first record of WAL record `wal_seq` holding `records` records:
+/// `wal_seq` × 2^24. A batch with more records than that (only with a
+/// `limits.max_request_bytes` far above the default) gets none (0): still searched, not
+/// tailed.
+pub fn first_ingest_position(wal_seq: u64, records: usize) -> u64 {
+    if (records as u64) < SEQ_BATCH {
+        wal_seq.saturating_mul(SEQ_BATCH)
+    } else {
+        0
+    }
+}
+
 impl LogFields {
     /// Builds the schema.
     pub fn new() -> Self {

@@ -357,7 +357,7 @@ impl<S: Signal> SplitStore<S> {
         first_seq: u64,
     ) -> Result<()> {
         let lines: Option<Vec<&[u8]>> = ndjson.and_then(|b| {
-            let v: Vec<&[u8]> = b.split(|c| *c == b'\n').filter(|l| !l.is_empty()).collect();
+            let v: Vec<&[u8]> = skein_model::batch::ndjson_lines(b).collect();
             (v.len() == records.len()).then_some(v)
         });
         let mut buf = std::mem::take(&mut self.json_buf);

@@ -26,7 +26,7 @@ pub mod waterfall;
 
 use app::{Cmd, Key, Model, Msg, Snapshot, update};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
-use skein_query::client::Client;
+use skein_client::Client;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -199,7 +199,7 @@ pub async fn host_series(c: &Client) -> std::collections::BTreeMap<String, app::
 /// Reads one dashboard panel over `window` (`1h`).
 async fn panel(c: &Client, p: &dashboard::Panel, window: &str) -> Result<app::PanelData, String> {
     if p.kind == dashboard::Kind::Logs {
-        let q = skein_query::client::LogsQuery {
+        let q = skein_client::LogsQuery {
             q: p.logs.clone(),
             start: Some(window.to_string()),
             limit: Some(50),
@@ -297,7 +297,7 @@ pub fn run(opts: Options) -> Result<(), String> {
                     Cmd::Search(q) => {
                         let (c, tx) = (search_client.clone(), search_tx.clone());
                         rt.spawn(async move {
-                            let query = skein_query::client::LogsQuery {
+                            let query = skein_client::LogsQuery {
                                 q: Some(q.clone()),
                                 limit: Some(1000),
                                 ..Default::default()
@@ -357,7 +357,7 @@ pub fn run(opts: Options) -> Result<(), String> {
                     } => {
                         let (c, tx) = (search_client.clone(), search_tx.clone());
                         rt.spawn(async move {
-                            let q = skein_query::client::TracesQuery {
+                            let q = skein_client::TracesQuery {
                                 min_duration,
                                 service,
                                 operation,

@@ -5,8 +5,6 @@
 use super::fingerprint::FileId;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -93,23 +91,7 @@ impl Checkpoints {
         files.sort_by_key(|e| e.id);
         let json = serde_json::to_vec_pretty(&OnDisk { version: 1, files })
             .map_err(|e| format!("{}: cannot encode checkpoints: {e}", path.display()))?;
-        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(".tmp");
-        let tmp = path.with_file_name(tmp_name);
-        let mut f = File::create(&tmp).map_err(|e| err("cannot create temporary file", e))?;
-        f.write_all(&json)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| err("cannot write temporary file", e))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| err("cannot rename temporary file", e))?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| err("cannot sync directory", e))?;
-        Ok(())
+        skein_wal::durable::write_file(path, &json).map_err(|e| err("cannot save", e))
     }
 
     /// Records a position. The latest call wins: acknowledgements arrive in file order, so

@@ -4,13 +4,13 @@
 #![allow(clippy::unwrap_used)]
 
 use super::routes;
-use crate::agents::AgentRegistry;
 use crate::api::ApiState;
 use crate::engine::{Engine, QueryLimits};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use skein_store::agents::AgentRegistry;
 use skein_store::{Logs, Spans, SplitConfig, SplitStore};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

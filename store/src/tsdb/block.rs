@@ -17,7 +17,6 @@ use super::select::ChunkRef;
 use crate::error::{Result, StoreError};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -145,13 +144,7 @@ impl Block {
         data.extend_from_slice(END);
 
         let path = dir.join(format!("{wal_seq:020}.blk"));
-        let tmp = dir.join(format!("{wal_seq:020}.blk.tmp"));
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io_err("create", &tmp, e))?;
-        f.write_all(&data).map_err(|e| io_err("write", &tmp, e))?;
-        f.sync_all().map_err(|e| io_err("fsync", &tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(|e| io_err("rename", &path, e))?;
-        sync_dir(dir)?;
+        skein_wal::durable::write_file(&path, &data).map_err(|e| io_err("write", &path, e))?;
         Ok(Block {
             path,
             min_ts,

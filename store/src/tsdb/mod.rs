@@ -35,8 +35,8 @@ mod tests;
 pub use select::{ChunkRef, MatchOp, Matcher, SelectedSeries};
 
 use crate::error::{Result, StoreError};
-use crate::wal::SyncPolicy;
 use skein_model::metric::{MetricBatch, MetricKind};
+use skein_wal::SyncPolicy;
 use std::path::PathBuf;
 use std::time::Duration;
 

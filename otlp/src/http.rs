@@ -5,8 +5,8 @@
 //! with the status the specification asks for: 400 malformed, 401 bad token, 413 too large,
 //! 415 unsupported type or encoding, 503 with `Retry-After` when the collector cannot take it.
 
-use crate::ingest::{Accepted, IngestError};
-use crate::sink::OtlpSink;
+use crate::auth::authorized;
+use crate::sink::{IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -14,15 +14,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
-use skein_model::proto::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use skein_model::proto::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use skein_model::proto::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use std::io::Read;
 use std::sync::Arc;
 
@@ -40,9 +31,9 @@ pub struct HttpState<S> {
 /// The OTLP/HTTP router.
 pub fn router<S: OtlpSink>(state: HttpState<S>) -> Router {
     Router::new()
-        .route("/v1/logs", post(logs))
-        .route("/v1/traces", post(traces))
-        .route("/v1/metrics", post(metrics))
+        .route("/v1/logs", post(export::<Logs, S>))
+        .route("/v1/traces", post(export::<Traces, S>))
+        .route("/v1/metrics", post(export::<Metrics, S>))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             error(
@@ -77,17 +68,6 @@ pub fn error(status: StatusCode, kind: &str, message: &str) -> Response {
 enum Encoding {
     Protobuf,
     Json,
-}
-
-/// Checks the bearer token.
-pub fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
-    let Some(token) = token else {
-        return true;
-    };
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    skein_query::api::bearer_matches(header, token)
 }
 
 /// Reads, checks and decompresses a request body.
@@ -159,55 +139,10 @@ async fn read_body<S>(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let limit = state.max_body as u64;
-    let decoded = match content_encoding.as_str() {
-        "" | "identity" | "none" => raw.to_vec(),
-        "gzip" | "x-gzip" => {
-            let max = state.max_body;
-            let raw = raw.clone();
-            bounded_decode(
-                move || {
-                    let mut out = Vec::new();
-                    flate2::read::MultiGzDecoder::new(&raw[..])
-                        .take(limit + 1)
-                        .read_to_end(&mut out)
-                        .map(|_| out)
-                },
-                max,
-            )
-            .await
-            .map_err(|e| match e {
-                DecodeFail::TooLarge => too_large(),
-                DecodeFail::Bad(m) => error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    &format!("the gzip body is not valid: {m}"),
-                ),
-            })?
-        }
-        "zstd" => {
-            let max = state.max_body;
-            let raw = raw.clone();
-            bounded_decode(
-                move || {
-                    let mut out = Vec::new();
-                    zstd::stream::read::Decoder::new(&raw[..])?
-                        .take(limit + 1)
-                        .read_to_end(&mut out)
-                        .map(|_| out)
-                },
-                max,
-            )
-            .await
-            .map_err(|e| match e {
-                DecodeFail::TooLarge => too_large(),
-                DecodeFail::Bad(m) => error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    &format!("the zstd body is not valid: {m}"),
-                ),
-            })?
-        }
+    let codec = match content_encoding.as_str() {
+        "" | "identity" | "none" => return Ok((encoding, raw.to_vec())),
+        "gzip" | "x-gzip" => Codec::Gzip,
+        "zstd" => Codec::Zstd,
         other => {
             return Err(error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -216,6 +151,16 @@ async fn read_body<S>(
             ));
         }
     };
+    let decoded = bounded_decode(codec, raw, state.max_body)
+        .await
+        .map_err(|e| match e {
+            DecodeFail::TooLarge => too_large(),
+            DecodeFail::Bad(m) => error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("the {} body is not valid: {m}", codec.name()),
+            ),
+        })?;
     Ok((encoding, decoded))
 }
 
@@ -224,12 +169,42 @@ enum DecodeFail {
     Bad(String),
 }
 
-/// Decompresses off the reactor and checks the size.
-async fn bounded_decode<F>(f: F, max: usize) -> Result<Vec<u8>, DecodeFail>
-where
-    F: FnOnce() -> std::io::Result<Vec<u8>> + Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
+#[derive(Clone, Copy)]
+enum Codec {
+    Gzip,
+    Zstd,
+}
+
+impl Codec {
+    fn name(self) -> &'static str {
+        match self {
+            Codec::Gzip => "gzip",
+            Codec::Zstd => "zstd",
+        }
+    }
+}
+
+/// Decompresses off the reactor, reading at most one byte past `max` so a small bomb cannot
+/// grow without bound, and checks the size.
+async fn bounded_decode(
+    codec: Codec,
+    raw: bytes::Bytes,
+    max: usize,
+) -> Result<Vec<u8>, DecodeFail> {
+    let limit = max as u64 + 1;
+    let work = move || -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        match codec {
+            Codec::Gzip => flate2::read::MultiGzDecoder::new(&raw[..])
+                .take(limit)
+                .read_to_end(&mut out)?,
+            Codec::Zstd => zstd::stream::read::Decoder::new(&raw[..])?
+                .take(limit)
+                .read_to_end(&mut out)?,
+        };
+        Ok(out)
+    };
+    match tokio::task::spawn_blocking(work).await {
         Ok(Ok(out)) if out.len() > max => Err(DecodeFail::TooLarge),
         Ok(Ok(out)) => Ok(out),
         Ok(Err(e)) => Err(DecodeFail::Bad(e.to_string())),
@@ -302,12 +277,13 @@ where
     }
 }
 
-async fn logs<S: OtlpSink>(
+/// One handler for every signal: admission, token, body, decoding, the sink, the answer.
+async fn export<G: Signal, S: OtlpSink>(
     State(s): State<HttpState<S>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(_permit) = s.sink.admit("logs") else {
+    let Some(_permit) = s.sink.admit(G::NAME) else {
         return too_busy();
     };
     let (enc, bytes) = match read_body(&s, &headers, body).await {
@@ -315,91 +291,15 @@ async fn logs<S: OtlpSink>(
         Err(r) => return r,
     };
     let n = bytes.len();
-    let req: ExportLogsServiceRequest = match decode(enc, bytes).await {
+    let req: G::Request = match decode(enc, bytes).await {
         Ok(r) => r,
         Err(r) => {
-            s.sink.bad_request("logs");
+            s.sink.bad_request(G::NAME);
             return r;
         }
     };
-    match s.sink.logs(req, n).await {
-        Ok(Accepted { rejected, message }) => answer(
-            enc,
-            ExportLogsServiceResponse {
-                partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
-                    rejected_log_records: i64::try_from(rejected).unwrap_or(i64::MAX),
-                    error_message: message,
-                }),
-            },
-        ),
-        Err(e) => ingest_error(e),
-    }
-}
-
-async fn traces<S: OtlpSink>(
-    State(s): State<HttpState<S>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let Some(_permit) = s.sink.admit("spans") else {
-        return too_busy();
-    };
-    let (enc, bytes) = match read_body(&s, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let n = bytes.len();
-    let req: ExportTraceServiceRequest = match decode(enc, bytes).await {
-        Ok(r) => r,
-        Err(r) => {
-            s.sink.bad_request("spans");
-            return r;
-        }
-    };
-    match s.sink.traces(req, n).await {
-        Ok(Accepted { rejected, message }) => answer(
-            enc,
-            ExportTraceServiceResponse {
-                partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
-                    rejected_spans: i64::try_from(rejected).unwrap_or(i64::MAX),
-                    error_message: message,
-                }),
-            },
-        ),
-        Err(e) => ingest_error(e),
-    }
-}
-
-async fn metrics<S: OtlpSink>(
-    State(s): State<HttpState<S>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let Some(_permit) = s.sink.admit("metrics") else {
-        return too_busy();
-    };
-    let (enc, bytes) = match read_body(&s, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let n = bytes.len();
-    let req: ExportMetricsServiceRequest = match decode(enc, bytes).await {
-        Ok(r) => r,
-        Err(r) => {
-            s.sink.bad_request("metrics");
-            return r;
-        }
-    };
-    match s.sink.metrics(req, n).await {
-        Ok(Accepted { rejected, message }) => answer(
-            enc,
-            ExportMetricsServiceResponse {
-                partial_success: (rejected > 0).then(|| ExportMetricsPartialSuccess {
-                    rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
-                    error_message: message,
-                }),
-            },
-        ),
+    match G::export(&s.sink, req, n).await {
+        Ok(accepted) => answer(enc, G::response(accepted)),
         Err(e) => ingest_error(e),
     }
 }

@@ -1,5 +1,7 @@
-//! Alerts: rules evaluated over the stores, states per rule and label set, silences, and
-//! notifications through a durable outbox to webhook receivers.
+//! Skein's alerts: rules evaluated over the stores (through the query crate's metric
+//! evaluation, the store's counts and the agent registry), states per rule and label set,
+//! silences, and notifications through a durable outbox to webhook receivers. The collector
+//! runs the engine and serves its routes; nothing here depends on the collector.
 //!
 //! - [`rules`]: rule files (TOML), checked at load with file and line; [`template`]:
 //!   annotation templates (`{{ $labels.service }}`, `{{ $value }}`).
@@ -11,7 +13,8 @@
 //!   Alertmanager does them, into webhook bodies of Alertmanager's version 4.
 //! - [`outbox`]: notifications on disk until a receiver takes them; [`deliver`]: one task per
 //!   receiver sends them in order with capped exponential backoff.
-//! - [`http`]: the API routes; [`config`]: the `[alerts]` section.
+//! - [`http`]: the API routes; [`config`]: the `[alerts]` section; [`telemetry`]: its own
+//!   counters, registered into the running process's `/metrics`.
 //!
 //! The loop ([`AlertEngine::run`]) evaluates every rule each `eval_interval` (5 s) on a
 //! blocking thread, then looks at the notification groups every second. A notification is
@@ -28,8 +31,10 @@ pub mod rule_types;
 pub mod rules;
 pub mod silence;
 pub mod state;
+pub mod telemetry;
 pub mod template;
 
 mod engine;
 
 pub use engine::AlertEngine;
+pub use telemetry::AlertTelemetry;

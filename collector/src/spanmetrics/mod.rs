@@ -1,4 +1,5 @@
-//! Metrics derived from spans: RED figures per service and operation, and the service graph.
+//! Span metrics: RED figures per service and operation, and the service graph, derived from
+//! accepted spans ([`thread`] runs it beside ingest).
 //!
 //! A [`Deriver`] is fed spans as the collector accepts them ([`Deriver::observe`]) and, once
 //! per interval, turns what it saw into plain metric samples for the metrics store
@@ -24,6 +25,7 @@ mod graph;
 mod red;
 #[cfg(test)]
 mod tests;
+pub mod thread;
 
 use skein_model::Span;
 use skein_model::metric::MetricBatch;

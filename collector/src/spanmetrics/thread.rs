@@ -1,20 +1,17 @@
-//! The collector's metrics plumbing around the store: the thread that derives RED figures and
-//! the service graph from accepted spans, the agents' `up` series, and store housekeeping.
+//! The deriver thread: accepted spans come in over a bounded queue and every interval the
+//! [`Deriver`]'s figures go to the metrics store.
 //!
 //! ```text
 //! Ingest::traces --(bounded: DERIVE_QUEUE batches; full = counted and skipped)--> deriver thread
 //!                                                       every interval: flush -> Tsdb::append
-//! every 5 s: agent registry -> skein.agent.up{agent,host} = 1 | 0 -> Tsdb::append
-//! every 5 s: Tsdb::maintain (block cut, retention)
 //! ```
 //!
 //! Derived figures are computed from spans after they are acknowledged; a crash loses at most
 //! the interval being counted (the spans themselves are in the WAL and the index).
 
-use crate::derive::{DeriveConfig, Deriver};
+use super::{DeriveConfig, Deriver};
 use skein_model::Span;
-use skein_model::metric::{Labels, MetricBatch, MetricKind, SeriesSpec};
-use skein_query::agents::AgentRegistry;
+use skein_model::metric::MetricBatch;
 use skein_store::tsdb::Tsdb;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -23,14 +20,6 @@ use std::time::{Duration, Instant};
 /// Span batches waiting for the deriver. When it falls this far behind, batches are skipped
 /// (and counted) rather than held: ingest must never wait on derived metrics.
 pub const DERIVE_QUEUE: usize = 1024;
-
-/// Name of the agent liveness series: 1 while heartbeats arrive, 0 once silent for
-/// `agents.down_after`.
-pub const AGENT_UP: &str = "skein.agent.up";
-
-fn now_ms() -> i64 {
-    (skein_model::time::now_unix_nano() / 1_000_000) as i64
-}
 
 /// Hands accepted spans to the deriver thread.
 #[derive(Clone)]
@@ -137,90 +126,6 @@ fn derive_loop(
     }
 }
 
-/// The `skein.agent.up` samples of every agent in the registry, at `now_ms`.
-pub fn agent_up_batch(agents: &AgentRegistry, now_ms: i64) -> MetricBatch {
-    let mut b = MetricBatch::default();
-    for a in agents.list().agents {
-        let id = b.add_series(SeriesSpec {
-            name: AGENT_UP.into(),
-            labels: Labels::from_pairs([
-                ("agent", a.heartbeat.id.as_str()),
-                ("host", a.heartbeat.host.as_str()),
-            ]),
-            kind: MetricKind::Gauge,
-            unit: "1".into(),
-            delta: false,
-        });
-        b.push(id, now_ms, if a.state == "up" { 1.0 } else { 0.0 });
-    }
-    b
-}
-
-/// Runs every 5 s until aborted: writes the agents' `up` series and lets the store cut blocks
-/// and apply retention.
-pub async fn housekeeping(
-    tsdb: Tsdb,
-    agents: AgentRegistry,
-    telemetry: crate::telemetry::Telemetry,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let (db, reg, tel) = (tsdb.clone(), agents.clone(), telemetry.clone());
-        let done = tokio::task::spawn_blocking(move || {
-            let up = agent_up_batch(&reg, now_ms());
-            if !up.is_empty()
-                && let Err(e) = db.append(&up)
-            {
-                tracing::warn!(error = %e, "cannot store agent liveness");
-            }
-            if let Err(e) = db.maintain() {
-                tracing::warn!(error = %e, "metrics store housekeeping failed");
-            }
-            tel.tsdb_stats(&db.stats());
-        })
-        .await;
-        if let Err(e) = done {
-            tracing::warn!(error = %e, "metrics housekeeping task failed");
-        }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use skein_model::api::Heartbeat;
-
-    #[test]
-    fn up_then_down() {
-        let reg = AgentRegistry::in_memory(Duration::from_secs(15));
-        let now = skein_model::time::now_unix_nano();
-        let hb = |id: &str| Heartbeat {
-            id: id.into(),
-            host: format!("{id}-host"),
-            version: "1".into(),
-            ..Default::default()
-        };
-        reg.heartbeat_at(hb("a"), now).unwrap();
-        reg.heartbeat_at(hb("b"), now - 60_000_000_000).unwrap();
-        let b = agent_up_batch(&reg, 5);
-        assert_eq!(b.samples.len(), 2);
-        let value_of = |id: &str| {
-            let i = b
-                .series
-                .iter()
-                .position(|s| s.labels.get("agent") == Some(id))
-                .unwrap();
-            b.samples
-                .iter()
-                .find(|s| s.series == i as u32)
-                .unwrap()
-                .value
-        };
-        assert_eq!(value_of("a"), 1.0);
-        assert_eq!(value_of("b"), 0.0);
-        assert_eq!(b.series[0].labels.get("host"), Some("a-host"));
-    }
+fn now_ms() -> i64 {
+    (skein_model::time::now_unix_nano() / 1_000_000) as i64
 }

@@ -1,7 +1,8 @@
-//! A typed HTTP client for the query API, used by the CLI and the TUI.
+//! A typed HTTP client for Skein's query API, used by the CLI and the TUI.
 //!
-//! It depends only on the model's API shapes, not on the server half of this crate, so the TUI
-//! can build it without the engine.
+//! It depends only on the model's API shapes (and reqwest), never on the query engine or the
+//! store, so the TUI cannot pull in tantivy: `cargo tree -p skein-client` has none. [`live`]
+//! reads the live tail (Server-Sent Events) and resumes after the last line it got.
 
 use std::fmt;
 use std::time::Duration;
@@ -514,8 +515,8 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
     }
 }
 
-mod tail;
-pub use tail::TailLine;
+mod live;
+pub use live::TailLine;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -6,10 +6,10 @@
 use super::rules::{AbsentCond, Condition, LogCond, MetricCond, MetricRef, Rule, TraceCond};
 use skein_model::alert_api::LabelSet;
 use skein_query::QueryError;
-use skein_query::agents::AgentRegistry;
 use skein_query::engine::Engine;
 use skein_query::metrics::eval::Grid;
 use skein_query::metrics::query::{MAX_SERIES, evaluate, resolve, select, stored_names};
+use skein_store::agents::AgentRegistry;
 use skein_store::search::{LogFilter, SpanFilter, TimeRange};
 use skein_store::tsdb::{Matcher, Tsdb};
 use std::collections::HashMap;

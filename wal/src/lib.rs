@@ -20,7 +20,14 @@
 //!
 //! The log assumes it is the only writer of its directory; it takes no lock,
 //! so opening the same directory twice at once corrupts it.
+//!
+//! [`durable`] is the one way Skein replaces a state file (checkpoints, cursors, registries,
+//! alert state, notifications, metric blocks): a temporary file, fsync, rename, then an fsync
+//! of the directory, so a crash leaves either the old file or the new one, never a torn one.
+//! The crate knows nothing of what the records hold: the payload contract (kinds, encoding)
+//! is the model's `skein_model::batch`.
 
+pub mod durable;
 mod error;
 mod reader;
 mod record;

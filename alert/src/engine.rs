@@ -82,7 +82,7 @@ pub(crate) struct Shared {
     pub(crate) outbox: Option<Outbox>,
     pub(crate) delivery: Mutex<Option<Delivery>>,
     state_file: PathBuf,
-    telemetry: crate::telemetry::Telemetry,
+    telemetry: crate::telemetry::AlertTelemetry,
     /// Delivery counts already added to telemetry, by (receiver, result).
     counted: Mutex<HashMap<(String, &'static str), u64>>,
 }
@@ -110,7 +110,7 @@ impl AlertEngine {
         plan: AlertsPlan,
         sources: Sources,
         external_url: String,
-        telemetry: crate::telemetry::Telemetry,
+        telemetry: crate::telemetry::AlertTelemetry,
     ) -> std::io::Result<AlertEngine> {
         std::fs::create_dir_all(dir)?;
         let state_file = dir.join("state.json");

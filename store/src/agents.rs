@@ -200,7 +200,9 @@ impl AgentRegistry {
         HostsResponse { hosts }
     }
 
-    /// Writes the registry to its file if it changed (write a temporary file, then rename).
+    /// Writes the registry to its file if it changed, durably and atomically
+    /// ([`skein_wal::durable`]). A failed write leaves it marked changed, so the next save tries
+    /// again.
     pub fn save(&self) -> std::io::Result<()> {
         let Some(file) = &self.file else {
             return Ok(());
@@ -215,9 +217,13 @@ impl AgentRegistry {
             g.dirty = false;
             serde_json::to_vec(&g.agents).map_err(std::io::Error::other)?
         };
-        let tmp = file.with_extension("json.tmp");
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, file)
+        let result = skein_wal::durable::write_file(file, &bytes);
+        if result.is_err()
+            && let Ok(mut g) = self.inner.lock()
+        {
+            g.dirty = true;
+        }
+        result
     }
 }
 

@@ -40,21 +40,10 @@ pub fn fingerprint(labels: &LabelSet) -> String {
     format!("{:016x}", fnv64(&buf))
 }
 
-/// Writes a file whole: a temporary file, fsync, rename, fsync of the directory.
+/// Writes a file whole ([`skein_wal::durable`]), creating its directory first.
 pub fn write_atomic(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = file.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = file.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, file)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    std::fs::create_dir_all(file.parent().unwrap_or(Path::new(".")))?;
+    skein_wal::durable::write_file(file, bytes)
 }
 
 /// One alert.

@@ -12,7 +12,7 @@ fn labels(pairs: &[(&str, &str)]) -> LabelSet {
 fn snap(name: &str, service: &str, starts: i64, ends: Option<i64>) -> Snapshot {
     let l = labels(&[("alertname", name), ("service", service)]);
     Snapshot {
-        fingerprint: crate::alert::state::fingerprint(&l),
+        fingerprint: crate::state::fingerprint(&l),
         rule: name.into(),
         labels: l,
         annotations: labels(&[("summary", "s")]),

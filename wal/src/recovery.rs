@@ -144,10 +144,8 @@ mod tests {
     use std::fs;
     use std::path::Path;
 
-    use crate::wal::tests::{
-        append, assert_records, cfg, file_len, read_all, rec_len, segment_files,
-    };
-    use crate::wal::{Entry, HEADER_LEN, Wal, WalError, segment};
+    use crate::tests::{append, assert_records, cfg, file_len, read_all, rec_len, segment_files};
+    use crate::{Entry, HEADER_LEN, Wal, WalError, segment};
 
     /// Writes records 1..=12 in segments of a few records each, lets `damage`
     /// mutate the last segment, reopens and checks that everything before the

@@ -10,8 +10,8 @@
 //! The directory name of a receiver is its name with every byte outside `[A-Za-z0-9_-]`
 //! written as `%XX`, so any name maps to a safe file name and back.
 //!
-//! A file is written as `<seq>.tmp`, synced, renamed to `<seq>.json` and the directory is
-//! synced: a notification is on disk before [`Outbox::push`] returns. On open, `.tmp` files
+//! A file is written as `<seq>.json.tmp`, synced, renamed to `<seq>.json` and the directory
+//! is synced: a notification is on disk before [`Outbox::push`] returns. On open, `.tmp` files
 //! are deleted and unreadable `.json` files are renamed to `.bad`.
 //!
 //! All methods do blocking file I/O (`std::fs`, with fsync) except [`Outbox::pending`],
@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -427,7 +427,8 @@ fn load_queue(receiver: &str, dir: PathBuf) -> io::Result<Queue> {
         };
         max_seq = max_seq.max(Some(seq));
         match ext {
-            "tmp" => {
+            // A write cut short by a crash (`.tmp` from older versions).
+            "json.tmp" | "tmp" => {
                 remove_if_exists(&path)?;
                 changed = true;
             }
@@ -461,7 +462,7 @@ fn load_queue(receiver: &str, dir: PathBuf) -> io::Result<Queue> {
                     failed.push(seq);
                     max_seq = max_seq.max(Some(seq));
                 }
-                Some((seq, "tmp")) => {
+                Some((seq, "json.tmp" | "tmp")) => {
                     max_seq = max_seq.max(Some(seq));
                     remove_if_exists(&path)?;
                 }
@@ -511,26 +512,12 @@ fn read_notification(path: &Path) -> io::Result<Notification> {
     serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-/// Writes `<seq>.tmp`, syncs it, renames it to `<seq>.json` and syncs the directory.
+/// Writes `<seq>.json` durably ([`skein_wal::durable`]: through `<seq>.json.tmp`).
 fn write_durable(dir: &Path, seq: u64, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{seq:020}.tmp"));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, json_path(dir, seq))?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    skein_wal::durable::write_file(&json_path(dir, seq), bytes)
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+use skein_wal::durable::sync_dir;
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {

@@ -1,24 +1,23 @@
 //! OTLP/gRPC: the Logs, Trace and Metrics services (tonic), gzip and zstd.
 
-use crate::ingest::IngestError;
-use crate::sink::OtlpSink;
+use crate::auth::check_grpc;
+use crate::sink::{IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
+use skein_model::proto::collector::logs::v1::ExportLogsServiceRequest;
+use skein_model::proto::collector::logs::v1::ExportLogsServiceResponse;
 use skein_model::proto::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
-};
-use skein_model::proto::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use skein_model::proto::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use skein_model::proto::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use skein_model::proto::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use skein_model::proto::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use std::sync::Arc;
 use tonic::codec::CompressionEncoding;
@@ -37,25 +36,19 @@ impl<S: OtlpSink> GrpcIngest<S> {
         GrpcIngest { ingest, token }
     }
 
-    fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let Some(token) = self.token.as_deref() else {
-            return Ok(());
-        };
-        let header = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        if skein_query::api::bearer_matches(header, token) {
-            Ok(())
-        } else {
-            Err(Status::unauthenticated(
-                "missing or wrong bearer token: send authorization: Bearer <ingest token>",
-            ))
-        }
+    /// One handler for every signal: token, admission, the sink, the answer.
+    async fn handle<G: Signal>(
+        &self,
+        request: Request<G::Request>,
+    ) -> Result<Response<G::Response>, Status> {
+        check_grpc(&request, self.token.as_deref())?;
+        let _permit = self.admit(G::NAME)?;
+        let req = request.into_inner();
+        let n = prost::Message::encoded_len(&req);
+        let accepted = G::export(&self.ingest, req, n).await.map_err(status)?;
+        Ok(Response::new(G::response(accepted)))
     }
-}
 
-impl<S: OtlpSink> GrpcIngest<S> {
     fn admit(&self, signal: &'static str) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
         self.ingest.admit(signal).ok_or_else(|| {
             Status::unavailable(
@@ -79,17 +72,7 @@ impl<S: OtlpSink> LogsService for GrpcIngest<S> {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.check(&request)?;
-        let _permit = self.admit("logs")?;
-        let req = request.into_inner();
-        let n = prost::Message::encoded_len(&req);
-        let a = self.ingest.logs(req, n).await.map_err(status)?;
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: (a.rejected > 0).then(|| ExportLogsPartialSuccess {
-                rejected_log_records: i64::try_from(a.rejected).unwrap_or(i64::MAX),
-                error_message: a.message,
-            }),
-        }))
+        self.handle::<Logs>(request).await
     }
 }
 
@@ -99,17 +82,7 @@ impl<S: OtlpSink> TraceService for GrpcIngest<S> {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.check(&request)?;
-        let _permit = self.admit("spans")?;
-        let req = request.into_inner();
-        let n = prost::Message::encoded_len(&req);
-        let a = self.ingest.traces(req, n).await.map_err(status)?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: (a.rejected > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: i64::try_from(a.rejected).unwrap_or(i64::MAX),
-                error_message: a.message,
-            }),
-        }))
+        self.handle::<Traces>(request).await
     }
 }
 
@@ -119,17 +92,7 @@ impl<S: OtlpSink> MetricsService for GrpcIngest<S> {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.check(&request)?;
-        let _permit = self.admit("metrics")?;
-        let req = request.into_inner();
-        let n = prost::Message::encoded_len(&req);
-        let a = self.ingest.metrics(req, n).await.map_err(status)?;
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: (a.rejected > 0).then(|| ExportMetricsPartialSuccess {
-                rejected_data_points: i64::try_from(a.rejected).unwrap_or(i64::MAX),
-                error_message: a.message,
-            }),
-        }))
+        self.handle::<Metrics>(request).await
     }
 }
 

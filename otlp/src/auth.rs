@@ -1,0 +1,34 @@
+//! The ingest token check, the same on every transport: `Authorization: Bearer <token>` on
+//! HTTP, the `authorization` metadata on gRPC. No token configured means no check.
+
+use axum::http::{HeaderMap, header};
+use skein_model::auth::bearer_matches;
+
+/// True when no token is required or the request's `Authorization` header carries it.
+pub fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    bearer_matches(header, token)
+}
+
+/// The gRPC form: UNAUTHENTICATED unless the metadata carries the token.
+pub fn check_grpc<T>(req: &tonic::Request<T>, token: Option<&str>) -> Result<(), tonic::Status> {
+    let Some(token) = token else {
+        return Ok(());
+    };
+    let header = req
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    if bearer_matches(header, token) {
+        Ok(())
+    } else {
+        Err(tonic::Status::unauthenticated(
+            "missing or wrong bearer token: send authorization: Bearer <ingest token>",
+        ))
+    }
+}

@@ -1,0 +1,93 @@
+//! Skein's OTLP transports: OTLP/HTTP ([`http`]: protobuf or JSON, gzip or zstd) and OTLP/gRPC
+//! ([`grpc`]: tonic, gzip or zstd) over one [`OtlpSink`].
+//!
+//! The collector's sink writes to its WAL and index; the agent's local receiver writes to its
+//! disk buffer. Both call [`serve`], so they accept exactly the same wire forms, apply the same
+//! limits and give the same errors. Each transport has one handler for all three signals
+//! ([`Signal`]), and the ingest token is checked the same way on both ([`auth`]).
+//!
+//! The trade-off: the sink sees decoded protobuf messages, not records, so the transports stay
+//! free of the model's validation and of any storage; the price is one decode per request
+//! before the sink can refuse it.
+
+pub mod auth;
+pub mod grpc;
+pub mod http;
+pub mod sink;
+
+pub use sink::{Accepted, IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
+
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// What [`serve`] needs besides the sink and the listeners.
+#[derive(Clone)]
+pub struct ServeConfig {
+    /// Largest request body or gRPC message, compressed or not, in bytes.
+    pub max_body: usize,
+    /// Required bearer token, if any.
+    pub token: Option<Arc<str>>,
+    /// More routes on the OTLP/HTTP listener (the collector's heartbeat route), behind their
+    /// own checks.
+    pub extra_http: axum::Router,
+}
+
+/// A transport that stopped with an error: which, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{transport} server: {message}")]
+pub struct ServeError {
+    /// `otlp_http` or `otlp_grpc`.
+    pub transport: &'static str,
+    /// The cause.
+    pub message: String,
+}
+
+/// Serves OTLP/HTTP on `http` and OTLP/gRPC on `grpc` over `sink` until `stop` turns true.
+/// Both stop accepting at once and finish the requests in flight before this returns.
+pub async fn serve<S: OtlpSink>(
+    sink: S,
+    http: TcpListener,
+    grpc: TcpListener,
+    cfg: ServeConfig,
+    stop: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let wait = |rx: &watch::Receiver<bool>| {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
+    let app = http::router(http::HttpState {
+        sink: sink.clone(),
+        max_body: cfg.max_body,
+        token: cfg.token.clone(),
+    })
+    .merge(cfg.extra_http);
+    let http_server = axum::serve(http, app).with_graceful_shutdown(wait(&stop));
+    let (logs, traces, metrics) =
+        grpc::services(grpc::GrpcIngest::new(sink, cfg.token), cfg.max_body);
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(logs)
+        .add_service(traces)
+        .add_service(metrics)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc),
+            wait(&stop),
+        );
+    let (h, g) = tokio::join!(
+        async {
+            http_server.await.map_err(|e| ServeError {
+                transport: "otlp_http",
+                message: e.to_string(),
+            })
+        },
+        async {
+            grpc_server.await.map_err(|e| ServeError {
+                transport: "otlp_grpc",
+                message: e.to_string(),
+            })
+        }
+    );
+    h.and(g)
+}

@@ -1,0 +1,163 @@
+//! [`OtlpSink`]: where the OTLP transports (HTTP in [`crate::http`], gRPC in [`crate::grpc`])
+//! hand decoded export requests. The collector's sink writes to its WAL, then its index; the
+//! agent's local receiver writes to its disk buffer. Both share one implementation of the OTLP
+//! wire rules through this trait.
+//!
+//! [`Signal`] names what differs between logs, traces and metrics (request and response types,
+//! which sink method takes them, how partial success is spelled), so each transport has one
+//! handler for all three.
+
+use skein_model::proto::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use skein_model::proto::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use skein_model::proto::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use std::future::Future;
+
+/// What an accepted request gets back: how many records were rejected and why.
+#[derive(Debug, Clone, Default)]
+pub struct Accepted {
+    /// Records rejected inside the request (OTLP partial success).
+    pub rejected: u64,
+    /// The first rejection reason.
+    pub message: String,
+}
+
+/// Why a request was refused as a whole. Transport-neutral: only the transports map it to
+/// status codes.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    /// The request is malformed or every record in it is invalid. Not retryable.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The sink cannot take it now. Retryable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something inside failed. Retryable.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// A destination for decoded OTLP export requests.
+pub trait OtlpSink: Clone + Send + Sync + 'static {
+    /// A place for one more request (`signal` is `logs`, `spans` or `metrics`), or None when
+    /// too many are in flight: the transport answers 503 / UNAVAILABLE. Hold it until the
+    /// answer is sent.
+    fn admit(&self, signal: &'static str) -> Option<tokio::sync::OwnedSemaphorePermit>;
+    /// Counts a request whose body could not be decoded.
+    fn bad_request(&self, signal: &'static str);
+    /// Takes a logs export; `wire_bytes` is the decoded body size.
+    fn logs(
+        &self,
+        req: ExportLogsServiceRequest,
+        wire_bytes: usize,
+    ) -> impl Future<Output = Result<Accepted, IngestError>> + Send;
+    /// Takes a traces export.
+    fn traces(
+        &self,
+        req: ExportTraceServiceRequest,
+        wire_bytes: usize,
+    ) -> impl Future<Output = Result<Accepted, IngestError>> + Send;
+    /// Takes a metrics export.
+    fn metrics(
+        &self,
+        req: ExportMetricsServiceRequest,
+        wire_bytes: usize,
+    ) -> impl Future<Output = Result<Accepted, IngestError>> + Send;
+}
+
+/// One OTLP signal as the transports see it.
+pub trait Signal: Send + Sync + 'static {
+    /// The name used in counters, admission and errors: `logs`, `spans` or `metrics`.
+    const NAME: &'static str;
+    /// The export request.
+    type Request: prost::Message + Default + serde::de::DeserializeOwned + Send + 'static;
+    /// The export response.
+    type Response: prost::Message + serde::Serialize + Send + 'static;
+    /// Hands a decoded request to the sink method for this signal.
+    fn export<S: OtlpSink>(
+        sink: &S,
+        req: Self::Request,
+        wire_bytes: usize,
+    ) -> impl Future<Output = Result<Accepted, IngestError>> + Send;
+    /// The response for an accepted request: partial success only when records were rejected.
+    fn response(accepted: Accepted) -> Self::Response;
+}
+
+fn rejected(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Log records (`/v1/logs`, `LogsService`).
+pub struct Logs;
+/// Spans (`/v1/traces`, `TraceService`).
+pub struct Traces;
+/// Metric data points (`/v1/metrics`, `MetricsService`).
+pub struct Metrics;
+
+impl Signal for Logs {
+    const NAME: &'static str = "logs";
+    type Request = ExportLogsServiceRequest;
+    type Response = ExportLogsServiceResponse;
+    fn export<S: OtlpSink>(
+        sink: &S,
+        req: Self::Request,
+        wire_bytes: usize,
+    ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
+        sink.logs(req, wire_bytes)
+    }
+    fn response(a: Accepted) -> Self::Response {
+        ExportLogsServiceResponse {
+            partial_success: (a.rejected > 0).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: rejected(a.rejected),
+                error_message: a.message,
+            }),
+        }
+    }
+}
+
+impl Signal for Traces {
+    const NAME: &'static str = "spans";
+    type Request = ExportTraceServiceRequest;
+    type Response = ExportTraceServiceResponse;
+    fn export<S: OtlpSink>(
+        sink: &S,
+        req: Self::Request,
+        wire_bytes: usize,
+    ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
+        sink.traces(req, wire_bytes)
+    }
+    fn response(a: Accepted) -> Self::Response {
+        ExportTraceServiceResponse {
+            partial_success: (a.rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: rejected(a.rejected),
+                error_message: a.message,
+            }),
+        }
+    }
+}
+
+impl Signal for Metrics {
+    const NAME: &'static str = "metrics";
+    type Request = ExportMetricsServiceRequest;
+    type Response = ExportMetricsServiceResponse;
+    fn export<S: OtlpSink>(
+        sink: &S,
+        req: Self::Request,
+        wire_bytes: usize,
+    ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
+        sink.metrics(req, wire_bytes)
+    }
+    fn response(a: Accepted) -> Self::Response {
+        ExportMetricsServiceResponse {
+            partial_success: (a.rejected > 0).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: rejected(a.rejected),
+                error_message: a.message,
+            }),
+        }
+    }
+}
