@@ -93,6 +93,7 @@ mod tests {
         let t = AlertTelemetry::register(&mut registry);
         t.alerts(1, 2);
         t.alert_notifications("ops", "sent", 3);
+        t.alert_outbox_pending("ops", 4);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("skein_alerts{state=\"firing\"} 2"), "{text}");
@@ -102,6 +103,10 @@ mod tests {
         );
         assert!(
             text.contains("# HELP skein_alert_outbox_pending "),
+            "{text}"
+        );
+        assert!(
+            text.contains("skein_alert_outbox_pending{receiver=\"ops\"} 4"),
             "{text}"
         );
     }
