@@ -163,8 +163,8 @@ impl Client {
     /// `GET /api/v1/services`: every service's rate, errors and latency over `window`
     /// (`1m`, `5m`).
     pub async fn services(&self, window: &str) -> Result<ServicesResponse, ClientError> {
-        let url = self.pairs_url(&["api", "v1", "services"], &[("window", window)]);
-        required(self.get(url, false).await?)
+        self.fetch(&["api", "v1", "services"], &[("window", window)])
+            .await
     }
 
     /// `GET /api/v1/services/{name}/operations`. `Ok(None)` for an unknown service.
@@ -193,8 +193,7 @@ impl Client {
         if let Some(e) = end {
             p.push(("end", e));
         }
-        let url = self.pairs_url(&["api", "v1", "dependencies"], &p);
-        required(self.get(url, false).await?)
+        self.fetch(&["api", "v1", "dependencies"], &p).await
     }
 
     /// `GET /api/v1/metrics/query`. `params` are the query pairs (`name`, `match` repeated,
@@ -203,20 +202,17 @@ impl Client {
         &self,
         params: &[(&str, &str)],
     ) -> Result<MetricQueryResponse, ClientError> {
-        let url = self.pairs_url(&["api", "v1", "metrics", "query"], params);
-        required(self.get(url, false).await?)
+        self.fetch(&["api", "v1", "metrics", "query"], params).await
     }
 
     /// `GET /api/v1/metrics/names`.
     pub async fn metric_names(&self) -> Result<MetricNamesResponse, ClientError> {
-        let url = self.endpoint(&["api", "v1", "metrics", "names"]);
-        required(self.get(url, false).await?)
+        self.fetch(&["api", "v1", "metrics", "names"], &[]).await
     }
 
     /// `GET /api/v1/hosts`.
     pub async fn hosts(&self) -> Result<HostsResponse, ClientError> {
-        let url = self.endpoint(&["api", "v1", "hosts"]);
-        required(self.get(url, false).await?)
+        self.fetch(&["api", "v1", "hosts"], &[]).await
     }
 
     /// `GET /api/v1/logs/context`: up to `before` and `after` lines around `time_unix_nano`
@@ -243,15 +239,13 @@ impl Client {
         if let Some(h) = host {
             p.push(("host", h));
         }
-        let url = self.pairs_url(&["api", "v1", "logs", "context"], &p);
-        required(self.get(url, false).await?)
+        self.fetch(&["api", "v1", "logs", "context"], &p).await
     }
 
     /// `GET /api/v1/alerts`, optionally only `pending` or `firing` ones.
     pub async fn alerts(&self, state: Option<&str>) -> Result<AlertsResponse, ClientError> {
         let p: Vec<(&str, &str)> = state.map(|s| ("state", s)).into_iter().collect();
-        let url = self.pairs_url(&["api", "v1", "alerts"], &p);
-        required(self.get(url, false).await?)
+        self.fetch(&["api", "v1", "alerts"], &p).await
     }
 
     /// `GET /api/v1/alerts/history` with query pairs (`rule`, `fingerprint`, `since`, `limit`).
@@ -259,26 +253,24 @@ impl Client {
         &self,
         params: &[(&str, &str)],
     ) -> Result<HistoryResponse, ClientError> {
-        let url = self.pairs_url(&["api", "v1", "alerts", "history"], params);
-        required(self.get(url, false).await?)
+        self.fetch(&["api", "v1", "alerts", "history"], params)
+            .await
     }
 
     /// `GET /api/v1/alerts/notifications`.
     pub async fn notifications(&self) -> Result<NotificationsResponse, ClientError> {
-        let url = self.endpoint(&["api", "v1", "alerts", "notifications"]);
-        required(self.get(url, false).await?)
+        self.fetch(&["api", "v1", "alerts", "notifications"], &[])
+            .await
     }
 
     /// `GET /api/v1/rules`.
     pub async fn rules(&self) -> Result<RulesResponse, ClientError> {
-        let url = self.endpoint(&["api", "v1", "rules"]);
-        required(self.get(url, false).await?)
+        self.fetch(&["api", "v1", "rules"], &[]).await
     }
 
     /// `GET /api/v1/silences`.
     pub async fn silences(&self) -> Result<SilencesResponse, ClientError> {
-        let url = self.endpoint(&["api", "v1", "silences"]);
-        required(self.get(url, false).await?)
+        self.fetch(&["api", "v1", "silences"], &[]).await
     }
 
     /// `POST /api/v1/silences`: returns the new silence's ID.
@@ -322,6 +314,15 @@ impl Client {
     }
 
     /// `segments` plus query pairs, kept in order (a name may repeat).
+    /// `GET` of an endpoint that must exist (a 404 means this is not a Skein API), as JSON.
+    async fn fetch<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        pairs: &[(&str, &str)],
+    ) -> Result<T, ClientError> {
+        required(self.get(self.pairs_url(segments, pairs), false).await?)
+    }
+
     fn pairs_url(&self, segments: &[&str], pairs: &[(&str, &str)]) -> Url {
         let mut url = self.endpoint(segments);
         if !pairs.is_empty() {

@@ -413,11 +413,7 @@ mod tests {
     use tower::ServiceExt;
 
     fn cfg() -> SplitConfig {
-        SplitConfig {
-            writer_memory_bytes: 32 * 1024 * 1024,
-            indexing_threads: 1,
-            ..SplitConfig::default()
-        }
+        SplitConfig::small()
     }
 
     /// A router over real (temporary) indexes holding one trace: a root span with a request

@@ -134,11 +134,7 @@ mod tests {
     use skein_model::LogRecord;
 
     fn cfg() -> SplitConfig {
-        SplitConfig {
-            writer_memory_bytes: 32 * 1024 * 1024,
-            indexing_threads: 1,
-            ..SplitConfig::default()
-        }
+        SplitConfig::small()
     }
 
     fn log(service: &str, body: &str) -> LogRecord {

@@ -181,11 +181,7 @@ mod tests {
     use skein_model::{LogRecord, Span};
 
     fn cfg() -> SplitConfig {
-        SplitConfig {
-            writer_memory_bytes: 32 * 1024 * 1024,
-            indexing_threads: 1,
-            ..SplitConfig::default()
-        }
+        SplitConfig::small()
     }
 
     fn log(t: u64, service: &str, sev: i32, body: &str) -> LogRecord {

@@ -58,6 +58,16 @@ impl Default for SplitConfig {
 }
 
 impl SplitConfig {
+    /// A small config for tests: a 32 MiB writer on one thread, so many indexes open at once
+    /// in one test process stay cheap.
+    pub fn small() -> Self {
+        SplitConfig {
+            writer_memory_bytes: 32 * 1024 * 1024,
+            indexing_threads: 1,
+            ..SplitConfig::default()
+        }
+    }
+
     /// The tantivy settings of a new split: a zstd doc store with this config's block size.
     pub fn index_settings(&self) -> IndexSettings {
         IndexSettings {
@@ -610,11 +620,7 @@ mod tests {
     }
 
     fn cfg() -> SplitConfig {
-        SplitConfig {
-            writer_memory_bytes: 32 * 1024 * 1024,
-            indexing_threads: 1,
-            ..SplitConfig::default()
-        }
+        SplitConfig::small()
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::params::{Params, ns_to_ms};
 use super::query::RangeQuery;
 use super::{deps, query, services};
+use crate::QueryError;
 use crate::api::{ApiError, ApiState, run_blocking};
 use axum::Json;
 use axum::Router;
@@ -14,6 +15,7 @@ use skein_model::metrics_api::{
     MetricQueryResponse, OperationsResponse, ServicesResponse,
 };
 use skein_model::time::now_unix_nano;
+use skein_store::tsdb::Tsdb;
 
 /// The routes (the caller adds authentication and the state):
 ///
@@ -35,37 +37,49 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/dependencies", get(dependencies))
 }
 
-async fn metric_query(
-    State(s): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Json<MetricQueryResponse>, ApiError> {
+/// The shape of every handler here: parse the query string, run `f` over the metrics store on
+/// a blocking thread under the time limit, answer JSON.
+async fn over_tsdb<T, F>(
+    s: &ApiState,
+    route: &'static str,
+    raw: Option<String>,
+    f: F,
+) -> Result<Json<T>, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Tsdb, &Params) -> Result<T, QueryError> + Send + 'static,
+{
     let tsdb = s.tsdb.clone();
-    let out = run_blocking(&s, "metrics_query", move || {
+    let out = run_blocking(s, route, move || {
         let p = Params::parse(raw.as_deref())?;
-        let q = RangeQuery::from_params(&p, now_unix_nano())?;
-        query::run(&tsdb, &q)
+        f(&tsdb, &p)
     })
     .await?;
     Ok(Json(out))
 }
 
+async fn metric_query(
+    State(s): State<ApiState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<MetricQueryResponse>, ApiError> {
+    over_tsdb(&s, "metrics_query", raw, |tsdb, p| {
+        query::run(tsdb, &RangeQuery::from_params(p, now_unix_nano())?)
+    })
+    .await
+}
+
 async fn metric_names(State(s): State<ApiState>) -> Result<Json<MetricNamesResponse>, ApiError> {
-    let tsdb = s.tsdb.clone();
-    let out = run_blocking(&s, "metrics_names", move || Ok(query::names(&tsdb))).await?;
-    Ok(Json(out))
+    over_tsdb(&s, "metrics_names", None, |tsdb, _| Ok(query::names(tsdb))).await
 }
 
 async fn metric_labels(
     State(s): State<ApiState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<LabelsResponse>, ApiError> {
-    let tsdb = s.tsdb.clone();
-    let out = run_blocking(&s, "metrics_labels", move || {
-        let p = Params::parse(raw.as_deref())?;
-        query::labels(&tsdb, p.get("name"))
+    over_tsdb(&s, "metrics_labels", raw, |tsdb, p| {
+        query::labels(tsdb, p.get("name"))
     })
-    .await?;
-    Ok(Json(out))
+    .await
 }
 
 async fn label_values(
@@ -73,16 +87,13 @@ async fn label_values(
     Path(label): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<LabelValuesResponse>, ApiError> {
-    let tsdb = s.tsdb.clone();
-    let out = run_blocking(&s, "metrics_label_values", move || {
-        let p = Params::parse(raw.as_deref())?;
-        query::label_values(&tsdb, &label, p.get("name"))
+    over_tsdb(&s, "metrics_label_values", raw, move |tsdb, p| {
+        query::label_values(tsdb, &label, p.get("name"))
     })
-    .await?;
-    Ok(Json(out))
+    .await
 }
 
-fn window(p: &Params) -> Result<i64, crate::QueryError> {
+fn window(p: &Params) -> Result<i64, QueryError> {
     Ok(p.duration_ms("window")?
         .unwrap_or(services::DEFAULT_WINDOW_MS))
 }
@@ -91,13 +102,10 @@ async fn services_list(
     State(s): State<ApiState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ServicesResponse>, ApiError> {
-    let tsdb = s.tsdb.clone();
-    let out = run_blocking(&s, "services", move || {
-        let p = Params::parse(raw.as_deref())?;
-        services::services(&tsdb, ns_to_ms(now_unix_nano()), window(&p)?)
+    over_tsdb(&s, "services", raw, |tsdb, p| {
+        services::services(tsdb, ns_to_ms(now_unix_nano()), window(p)?)
     })
-    .await?;
-    Ok(Json(out))
+    .await
 }
 
 async fn operations(
@@ -105,25 +113,19 @@ async fn operations(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<OperationsResponse>, ApiError> {
-    let tsdb = s.tsdb.clone();
-    let out = run_blocking(&s, "operations", move || {
-        let p = Params::parse(raw.as_deref())?;
-        services::operations(&tsdb, &name, ns_to_ms(now_unix_nano()), window(&p)?)
+    over_tsdb(&s, "operations", raw, move |tsdb, p| {
+        services::operations(tsdb, &name, ns_to_ms(now_unix_nano()), window(p)?)
     })
-    .await?;
-    Ok(Json(out))
+    .await
 }
 
 async fn dependencies(
     State(s): State<ApiState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<DependenciesResponse>, ApiError> {
-    let tsdb = s.tsdb.clone();
-    let out = run_blocking(&s, "dependencies", move || {
-        let p = Params::parse(raw.as_deref())?;
+    over_tsdb(&s, "dependencies", raw, |tsdb, p| {
         let (start, end) = p.range_ms(now_unix_nano(), deps::DEFAULT_RANGE_MS)?;
-        deps::run(&tsdb, start, end)
+        deps::run(tsdb, start, end)
     })
-    .await?;
-    Ok(Json(out))
+    .await
 }

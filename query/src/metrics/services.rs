@@ -13,6 +13,7 @@
 use super::eval::{Grid, Grouped, Op, Table, aggregate, bucket_quantiles, group};
 use super::query::select;
 use crate::QueryError;
+use skein_model::metric::Labels;
 use skein_model::metrics_api::{
     OperationHealth, OperationsResponse, RecentPoint, ServiceHealth, ServicesResponse,
 };
@@ -105,6 +106,22 @@ struct Window {
     pct: Vec<Table>,
 }
 
+impl Window {
+    /// Calls and errors of one group over the window (never negative).
+    fn counts(&self, labels: &Labels) -> (f64, f64) {
+        let get = |t: &Table| t.lookup(labels, 0).unwrap_or(0.0).max(0.0);
+        (get(&self.calls), get(&self.errors))
+    }
+
+    /// The `i`th requested percentile of one group; none without calls.
+    fn percentile(&self, labels: &Labels, i: usize, calls: f64) -> Option<f64> {
+        self.pct
+            .get(i)
+            .and_then(|t| t.lookup(labels, 0))
+            .filter(|_| calls > 0.0)
+    }
+}
+
 fn window_figures(
     input: &SpanSeries,
     service: Option<&str>,
@@ -160,14 +177,8 @@ pub fn services_health(
         if w.seen.get(g, 0).is_none() {
             continue;
         }
-        let calls = w.calls.lookup(labels, 0).unwrap_or(0.0).max(0.0);
-        let errors = w.errors.lookup(labels, 0).unwrap_or(0.0).max(0.0);
-        let pct = |i: usize| {
-            w.pct
-                .get(i)
-                .and_then(|t| t.lookup(labels, 0))
-                .filter(|_| calls > 0.0)
-        };
+        let (calls, errors) = w.counts(labels);
+        let pct = |i: usize| w.percentile(labels, i, calls);
         let recent_points = (0..recent.points)
             .map(|k| {
                 let c = r_calls.lookup(labels, k).unwrap_or(0.0).max(0.0);
@@ -221,14 +232,8 @@ pub fn operations_health(
         let Some(name) = labels.get("operation") else {
             continue;
         };
-        let calls = w.calls.lookup(labels, 0).unwrap_or(0.0).max(0.0);
-        let errors = w.errors.lookup(labels, 0).unwrap_or(0.0).max(0.0);
-        let pct = |i: usize| {
-            w.pct
-                .get(i)
-                .and_then(|t| t.lookup(labels, 0))
-                .filter(|_| calls > 0.0)
-        };
+        let (calls, errors) = w.counts(labels);
+        let pct = |i: usize| w.percentile(labels, i, calls);
         out.push(OperationHealth {
             name: name.to_string(),
             rate: calls / secs,

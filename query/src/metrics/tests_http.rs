@@ -29,11 +29,7 @@ fn app() -> (Router, tempfile::TempDir) {
 
 /// The routes over a store, with empty log and span indexes in `dir`.
 fn app_over(tsdb: skein_store::tsdb::Tsdb, dir: &std::path::Path) -> Router {
-    let cfg = SplitConfig {
-        writer_memory_bytes: 32 * 1024 * 1024,
-        indexing_threads: 1,
-        ..SplitConfig::default()
-    };
+    let cfg = SplitConfig::small();
     let logs = SplitStore::<Logs>::open(dir, cfg.clone()).unwrap();
     let spans = SplitStore::<Spans>::open(dir, cfg).unwrap();
     let engine = Engine::new(
