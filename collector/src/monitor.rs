@@ -14,6 +14,7 @@
 use crate::derive::{DeriveConfig, Deriver};
 use skein_model::Span;
 use skein_model::metric::{Labels, MetricBatch, MetricKind, SeriesSpec};
+use skein_model::time::now_ms;
 use skein_query::agents::AgentRegistry;
 use skein_store::tsdb::Tsdb;
 use std::sync::Arc;
@@ -27,10 +28,6 @@ pub const DERIVE_QUEUE: usize = 1024;
 /// Name of the agent liveness series: 1 while heartbeats arrive, 0 once silent for
 /// `agents.down_after`.
 pub const AGENT_UP: &str = "skein.agent.up";
-
-fn now_ms() -> i64 {
-    (skein_model::time::now_unix_nano() / 1_000_000) as i64
-}
 
 /// Hands accepted spans to the deriver thread.
 #[derive(Clone)]

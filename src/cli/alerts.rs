@@ -15,6 +15,7 @@ use skein_model::alert_api::{
     AlertsResponse, HistoryResponse, LabelMatcher, LabelSet, NewSilence, NotificationsResponse,
     RulesResponse, SilencesResponse, rfc3339_ms,
 };
+use skein_model::time::now_ms;
 use skein_query::client::Client;
 
 use super::monitor::{emit, num};
@@ -122,10 +123,6 @@ fn ago(now_ms: i64, t_ms: i64) -> String {
     } else {
         format!("{s}s")
     }
-}
-
-fn now_ms() -> i64 {
-    (skein_model::time::now_unix_nano() / 1_000_000) as i64
 }
 
 /// The alerts table.

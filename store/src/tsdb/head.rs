@@ -10,6 +10,7 @@ use super::*;
 use crate::wal::{Entry, Wal, WalConfig};
 use bytes::Bytes;
 use skein_model::metric::{Labels, SeriesSpec, family_name};
+use skein_model::time::now_ms;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
@@ -86,10 +87,6 @@ struct Writers {
 
 fn poisoned() -> StoreError {
     StoreError::Internal("metrics store lock poisoned".into())
-}
-
-fn now_ms() -> i64 {
-    (skein_model::time::now_unix_nano() / 1_000_000) as i64
 }
 
 impl State {
