@@ -12,9 +12,10 @@
 //! - other 4xx, 3xx, redirect loops, an invalid URL or header: permanent failure, the
 //!   notification moves to the outbox's `failed/`.
 
-use super::outbox::{Notification, Outbox, now_ms};
+use super::outbox::{Notification, Outbox};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{StatusCode, Url};
+use skein_model::time::now_ms;
 use std::collections::BTreeSet;
 use std::io;
 use std::sync::{Arc, Mutex};

@@ -10,6 +10,7 @@ use super::rules::{Rule, RuleError, load_file, offline_known, rule_files};
 use super::silence::Silences;
 use super::state::{Found, History, States, Timing, rule_key, write_atomic};
 use skein_model::alert_api::{AlertState, LabelSet};
+use skein_model::time::now_ms;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -92,10 +93,6 @@ pub(crate) struct Shared {
 pub struct AlertEngine {
     pub(crate) inner: Arc<Mutex<Inner>>,
     pub(crate) shared: Arc<Shared>,
-}
-
-pub(crate) fn now_ms() -> i64 {
-    (skein_model::time::now_unix_nano() / 1_000_000) as i64
 }
 
 fn ms(d: Duration) -> i64 {

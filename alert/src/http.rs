@@ -3,7 +3,7 @@
 //! `GET|DELETE /api/v1/silences/{id}`. Errors are JSON `{"error", "message"}` as in the rest
 //! of the API.
 
-use super::engine::{AlertEngine, now_ms};
+use super::engine::AlertEngine;
 use super::silence::SilenceError;
 use axum::Router;
 use axum::body::Bytes;
@@ -16,6 +16,7 @@ use skein_model::alert_api::{
     ReceiverInfo, RuleFileError, RuleInfo, RulesResponse, SilenceCreated, SilencesResponse,
 };
 use skein_model::api::ErrorBody;
+use skein_model::time::now_ms;
 use std::collections::HashMap;
 
 /// Largest silence request body (bytes).

@@ -19,13 +19,13 @@
 //! memory. Async callers run the others in `tokio::task::spawn_blocking`.
 
 use serde::{Deserialize, Serialize};
+use skein_model::time::now_ms;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 
 #[cfg(test)]
@@ -541,13 +541,6 @@ fn json_len(value: &serde_json::Value) -> io::Result<usize> {
     let mut counter = Counter(0);
     serde_json::to_writer(&mut counter, value)?;
     Ok(counter.0)
-}
-
-/// Current time in Unix milliseconds.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A receiver name as a directory name: bytes outside `[A-Za-z0-9_-]` become `%XX`.

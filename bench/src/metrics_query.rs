@@ -38,7 +38,7 @@ use clap::Args;
 use prost::Message;
 use skein_model::metric::{Labels, MetricBatch, MetricKind, SeriesSpec};
 use skein_model::proto::collector::metrics::v1::ExportMetricsServiceRequest;
-use skein_model::time::now_unix_nano;
+use skein_model::time::{now_ms, now_unix_nano};
 use skein_query::metrics::params::Params;
 use skein_query::metrics::query::{self as mquery, MAX_SERIES, RangeQuery};
 use skein_store::tsdb::{Tsdb, TsdbConfig};
@@ -137,8 +137,7 @@ impl Data {
             bail!("--series, --hosts, --interval-secs and --hours must be above 0");
         }
         let interval_ms = (a.interval_secs * 1000) as i64;
-        let now_ms = (now_unix_nano() / 1_000_000) as i64;
-        let end_ms = now_ms / interval_ms * interval_ms;
+        let end_ms = now_ms() / interval_ms * interval_ms;
         let n = (a.hours * 3600 / a.interval_secs) as usize;
         let mut rng = Rng::new(a.seed);
         let values = (0..a.series)

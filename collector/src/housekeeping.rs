@@ -8,6 +8,7 @@
 //! ```
 
 use skein_model::metric::{Labels, MetricBatch, MetricKind, SeriesSpec};
+use skein_model::time::now_ms;
 use skein_store::agents::AgentRegistry;
 use skein_store::tsdb::Tsdb;
 use std::time::Duration;
@@ -15,10 +16,6 @@ use std::time::Duration;
 /// Name of the agent liveness series: 1 while heartbeats arrive, 0 once silent for
 /// `agents.down_after`.
 pub const AGENT_UP: &str = "skein.agent.up";
-
-fn now_ms() -> i64 {
-    (skein_model::time::now_unix_nano() / 1_000_000) as i64
-}
 
 /// The `skein.agent.up` samples of every agent in the registry, at `now_ms`.
 pub fn agent_up_batch(agents: &AgentRegistry, now_ms: i64) -> MetricBatch {

@@ -8,6 +8,7 @@
 //! - [`otlp`] turns OTLP export requests (the `opentelemetry-proto` crate's generated types) into
 //!   model records, validating IDs and applying the per-record [`Limits`].
 //! - [`keys`] extracts a record's correlation keys (trace ID, request IDs, W3C `traceparent`).
+//! - [`severity`] holds the one table of level names and OTLP severity numbers.
 //! - [`api`] holds the JSON shapes of the query API, shared by the server and its client.
 //!
 //! The trade-off: attribute values are kept as JSON values ([`Attributes`]), not as OTLP
@@ -23,6 +24,7 @@ pub mod metrics_api;
 pub mod otlp;
 pub mod otlp_metrics;
 mod record;
+pub mod severity;
 pub mod text;
 pub mod time;
 

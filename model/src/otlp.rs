@@ -12,6 +12,8 @@ use crate::proto::common::v1::{AnyValue, KeyValue, any_value};
 use crate::proto::metrics::v1::metric;
 use crate::proto::resource::v1::Resource;
 use crate::{Attributes, LogRecord, Span, SpanEvent, SpanLink};
+// Re-exported so that callers of the severity names through `otlp` keep working.
+pub use crate::severity::{severity_name, severity_number_of};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -259,32 +261,6 @@ fn log_record(
         attributes,
         resource: res.attributes.clone(),
         keys: k,
-    })
-}
-
-/// The conventional name of an OTLP severity number (`ERROR` for 17 to 20, and so on).
-pub fn severity_name(n: i32) -> &'static str {
-    match n {
-        1..=4 => "TRACE",
-        5..=8 => "DEBUG",
-        9..=12 => "INFO",
-        13..=16 => "WARN",
-        17..=20 => "ERROR",
-        21..=24 => "FATAL",
-        _ => "",
-    }
-}
-
-/// The lowest severity number of a level name (`error` → 17), for severity filters.
-pub fn severity_number_of(name: &str) -> Option<i32> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "trace" => 1,
-        "debug" => 5,
-        "info" => 9,
-        "warn" | "warning" => 13,
-        "error" => 17,
-        "fatal" | "critical" => 21,
-        _ => return None,
     })
 }
 

@@ -11,6 +11,14 @@ pub fn now_unix_nano() -> u64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch, now: the wall clock, for timestamps that are stored or
+/// shown. A clock set before 1970 reads 0, as [`now_unix_nano`] does.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Parses a point in time. `now_nano` is what relative forms count back from.
 ///
 /// Accepts `now`, a duration (`90s`, `15m`, `2h`, `1d`, `1h30m`) meaning that long before now,
@@ -67,6 +75,17 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_800_000_000_000_000_000;
+
+    #[test]
+    fn now_ms_is_the_nanosecond_clock_in_milliseconds() {
+        let before = now_unix_nano() / 1_000_000;
+        let ms = now_ms();
+        let after = now_unix_nano() / 1_000_000;
+        assert!(
+            before as i64 <= ms && ms <= after as i64,
+            "{before} {ms} {after}"
+        );
+    }
 
     #[test]
     fn relative_times_count_back_from_now() {

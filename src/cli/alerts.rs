@@ -1,4 +1,5 @@
-//! `skein alerts`, `skein rules check|list` and `skein silence add|list|expire`.
+//! `skein alerts`, and the tables and file check behind `skein rules` and `skein silence`
+//! (their commands are in [`crate::cmd`]).
 //!
 //! `skein rules check` reads rule files on this machine, as the collector would, and prints
 //! each error with its file and line; with `--api` it also checks metric names against a
@@ -9,99 +10,29 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
-use skein_alert::rules::{load_file, offline_known, rule_files};
+use skein_alert::rules::{load_file, rule_files};
 use skein_client::Client;
 use skein_model::alert_api::{
-    AlertsResponse, HistoryResponse, LabelMatcher, LabelSet, NewSilence, NotificationsResponse,
-    RulesResponse, SilencesResponse, rfc3339_ms,
+    AlertsResponse, HistoryResponse, LabelSet, NotificationsResponse, RulesResponse,
+    SilencesResponse, rfc3339_ms,
 };
+use skein_model::time::now_ms;
 
 use super::monitor::{emit, num};
 use super::render::sanitize;
 use super::{EXIT_ERROR, EXIT_FOUND, EXIT_NOT_FOUND};
 
-/// `skein rules ...`.
-#[derive(Subcommand)]
-pub enum RulesCmd {
-    /// Check rule files (or directories of *.toml): exit 0 when all are good, 2 with each
-    /// error's file and line.
-    Check {
-        /// Files or directories.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Also check metric names against this collector's query API.
-        #[arg(long)]
-        api: Option<String>,
-        /// Bearer token for the query API.
-        #[arg(long, env = "SKEIN_QUERY_TOKEN")]
-        token: Option<String>,
-    },
-    /// The rules a collector runs, with their health and last evaluation.
-    List {
-        #[command(flatten)]
-        api: super::super::ApiArgs,
-    },
-}
-
-/// `skein silence ...`.
-#[derive(Subcommand)]
-pub enum SilenceCmd {
-    /// Silence alerts whose labels match every matcher
-    /// (`skein silence add alertname=HighErrorRate service=payment --for 2h --comment "deploy"`).
-    Add {
-        /// Matchers: name=value, name!=value, name=~regex, name!~regex.
-        #[arg(required = true)]
-        matchers: Vec<String>,
-        /// How long, from the start.
-        #[arg(long = "for", default_value = "1h")]
-        duration: String,
-        /// Start (RFC 3339); default now.
-        #[arg(long)]
-        start: Option<String>,
-        /// End (RFC 3339); instead of --for.
-        #[arg(long)]
-        end: Option<String>,
-        /// Why.
-        #[arg(long, default_value = "")]
-        comment: String,
-        /// Who; default $USER.
-        #[arg(long)]
-        author: Option<String>,
-        #[command(flatten)]
-        api: super::super::ApiArgs,
-    },
-    /// Silences: active and pending first, then expired.
-    List {
-        #[command(flatten)]
-        api: super::super::ApiArgs,
-    },
-    /// End a silence now.
-    Expire {
-        /// The silence's ID.
-        id: String,
-        #[command(flatten)]
-        api: super::super::ApiArgs,
-    },
-}
-
-/// `skein alerts` flags.
-#[derive(Args)]
+/// What `skein alerts` shows.
 pub struct AlertsArgs {
-    /// Only pending or firing.
-    #[arg(long, value_parser = ["pending", "firing"])]
+    /// Only alerts in this state (`pending` or `firing`).
     pub state: Option<String>,
-    /// Show state changes instead, newest first.
-    #[arg(long)]
+    /// State changes instead, newest first.
     pub history: bool,
-    /// With --history: only this rule.
-    #[arg(long)]
+    /// With `history`: only this rule.
     pub rule: Option<String>,
-    /// With --history: most changes.
-    #[arg(long, short = 'n', default_value_t = 50)]
+    /// With `history`: most changes.
     pub limit: usize,
-    /// Show the receivers' delivery state instead.
-    #[arg(long)]
+    /// The receivers' delivery state instead.
     pub notifications: bool,
 }
 
@@ -122,10 +53,6 @@ fn ago(now_ms: i64, t_ms: i64) -> String {
     } else {
         format!("{s}s")
     }
-}
-
-fn now_ms() -> i64 {
-    (skein_model::time::now_unix_nano() / 1_000_000) as i64
 }
 
 /// The alerts table.
@@ -305,49 +232,6 @@ pub async fn alerts(
     Ok(code)
 }
 
-/// `skein rules check|list`.
-pub async fn rules(cmd: RulesCmd, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<u8> {
-    match cmd {
-        RulesCmd::List { api } => {
-            let client = Client::new(&api.api, api.token.clone())?;
-            let r = client.rules().await.context("rules")?;
-            let now = now_ms();
-            emit(out, api.json, &r, |r| rules_text(r, now))?;
-            Ok(if r.errors.is_empty() {
-                EXIT_FOUND
-            } else {
-                EXIT_ERROR
-            })
-        }
-        RulesCmd::Check { files, api, token } => {
-            let names: Option<Vec<String>> = match api {
-                Some(a) => {
-                    let client = Client::new(&a, token)?;
-                    let r = client.metric_names().await.context("metric names")?;
-                    Some(r.metrics.into_iter().map(|m| m.name).collect())
-                }
-                None => None,
-            };
-            let known = |name: &str| {
-                let derived = ["skein.span.", "skein.edge.", "skein.agent."]
-                    .iter()
-                    .any(|p| name.starts_with(p));
-                match &names {
-                    _ if derived => offline_known(name),
-                    None => offline_known(name),
-                    Some(list) => list.iter().any(|n| {
-                        n == name
-                            || ["_bucket", "_sum", "_count"]
-                                .iter()
-                                .any(|s| name.strip_suffix(s) == Some(n.as_str()))
-                    }),
-                }
-            };
-            check(&files, &known, out, err)
-        }
-    }
-}
-
 /// Checks rule files; prints one line per good file and each error with file and line.
 pub fn check(
     paths: &[PathBuf],
@@ -381,75 +265,11 @@ pub fn check(
     Ok(if bad == 0 { EXIT_FOUND } else { EXIT_ERROR })
 }
 
-/// `skein silence add|list|expire`.
-pub async fn silence(cmd: SilenceCmd, out: &mut dyn Write) -> anyhow::Result<u8> {
-    match cmd {
-        SilenceCmd::Add {
-            matchers,
-            duration,
-            start,
-            end,
-            comment,
-            author,
-            api,
-        } => {
-            let client = Client::new(&api.api, api.token.clone())?;
-            let matchers = matchers
-                .iter()
-                .map(|m| LabelMatcher::parse(m).map_err(anyhow::Error::msg))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let now = skein_model::time::now_unix_nano();
-            let start = start
-                .map(|s| {
-                    skein_model::time::parse_time(&s, now)
-                        .map(|ns| rfc3339_ms((ns / 1_000_000) as i64))
-                        .map_err(|e| anyhow::anyhow!("--start: {e}"))
-                })
-                .transpose()?;
-            let new = NewSilence {
-                id: None,
-                matchers,
-                starts_at: start,
-                duration: if end.is_some() { None } else { Some(duration) },
-                ends_at: end,
-                created_by: author
-                    .or_else(|| std::env::var("USER").ok())
-                    .unwrap_or_else(|| "skein".into()),
-                comment,
-            };
-            let r = client.add_silence(&new).await.context("silence")?;
-            if api.json {
-                serde_json::to_writer_pretty(&mut *out, &r)?;
-                writeln!(out)?;
-            } else {
-                writeln!(out, "{}", r.silence_id)?;
-            }
-            Ok(EXIT_FOUND)
-        }
-        SilenceCmd::List { api } => {
-            let client = Client::new(&api.api, api.token.clone())?;
-            let r = client.silences().await.context("silences")?;
-            let code = if r.silences.is_empty() {
-                EXIT_NOT_FOUND
-            } else {
-                EXIT_FOUND
-            };
-            emit(out, api.json, &r, silences_text)?;
-            Ok(code)
-        }
-        SilenceCmd::Expire { id, api } => {
-            let client = Client::new(&api.api, api.token.clone())?;
-            client.expire_silence(&id).await.context("silence")?;
-            writeln!(out, "expired {id}")?;
-            Ok(EXIT_FOUND)
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use skein_alert::rules::offline_known;
 
     #[test]
     fn shipped_rule_files_check_clean() {

@@ -4,7 +4,8 @@
 //!
 //! Each command talks to a running collector's query API through
 //! [`skein_client::Client`], writes to the given output and returns its exit code.
-//! Rendering lives in [`render`], as pure functions.
+//! Rendering lives in [`render`], as pure functions. The commands' flags, and their stdout
+//! and exit codes, are in [`crate::cmd`].
 
 pub mod alerts;
 pub mod monitor;

@@ -248,7 +248,7 @@ fn wait(rt: &Runtime, stack: &mut Stack, events: &Events, duration: Option<Durat
             }
         };
         tokio::pin!(until);
-        let signals = crate::signals();
+        let signals = crate::shutdown::signals();
         tokio::pin!(signals);
         let mut tick = tokio::time::interval(PROGRESS_EVERY);
         tick.tick().await;

@@ -95,7 +95,7 @@ pub(crate) fn main(args: ServiceArgs, rt: &tokio::runtime::Runtime) -> ExitCode 
     };
     let result = rt.block_on(skein_demo::run_service(
         cfg,
-        crate::shutdown_signal(),
+        crate::shutdown::shutdown_signal(),
         move |addr| {
             let mut out = std::io::stdout();
             let _ = writeln!(

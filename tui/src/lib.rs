@@ -27,6 +27,7 @@ pub mod waterfall;
 use app::{Cmd, Key, Model, Msg, Snapshot, update};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use skein_client::Client;
+use skein_model::time::now_ms;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -41,10 +42,6 @@ pub struct Options {
     pub refresh: Duration,
     /// The dashboard file of the metrics view (None: the built-in `dashboards/default.toml`).
     pub dashboard: Option<std::path::PathBuf>,
-}
-
-fn now_ms() -> i64 {
-    (skein_model::time::now_unix_nano() / 1_000_000) as i64
 }
 
 /// One refresh of the overview: services, hosts and alerts, asked at once.

@@ -12,6 +12,7 @@
 use super::{DeriveConfig, Deriver};
 use skein_model::Span;
 use skein_model::metric::MetricBatch;
+use skein_model::time::now_ms;
 use skein_store::tsdb::Tsdb;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -124,8 +125,4 @@ fn derive_loop(
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    (skein_model::time::now_unix_nano() / 1_000_000) as i64
 }

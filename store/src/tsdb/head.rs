@@ -9,6 +9,7 @@ use super::log::{self, KIND_SAMPLES, KIND_SERIES};
 use super::*;
 use bytes::Bytes;
 use skein_model::metric::{Labels, SeriesSpec, family_name};
+use skein_model::time::now_ms;
 use skein_wal::{Entry, Wal, WalConfig};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, RwLock};
@@ -86,10 +87,6 @@ struct Writers {
 
 fn poisoned() -> StoreError {
     StoreError::Internal("metrics store lock poisoned".into())
-}
-
-fn now_ms() -> i64 {
-    (skein_model::time::now_unix_nano() / 1_000_000) as i64
 }
 
 impl State {
