@@ -1,8 +1,10 @@
 //! The disk: a full disk gets 503 and loses nothing acknowledged, and ingest recovers when space
 //! returns; a torn write at the end of the WAL is cut at start-up with a log line saying how much.
 //!
-//! The disk-full test mounts a small tmpfs, so it needs root (CI runs as root). It fails, not
-//! skips, when it cannot mount.
+//! The disk-full test needs a small disk, and an ordinary user can have one: the collector
+//! runs in its own user and mount namespaces (`unshare --user --map-root-user --mount`) and
+//! mounts a small tmpfs there. So it runs as root and as any other user alike. It fails, not
+//! skips, when it cannot get that disk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,36 +13,74 @@ mod common;
 use common::*;
 use prost::Message;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-/// A tmpfs of a fixed size, unmounted on drop.
+/// Mounts the tmpfs, writes the ballast, then execs the collector (the rest of the arguments).
+/// Arguments: the mount point, the tmpfs size in MiB, the ballast size in MiB.
+const MOUNT_THEN_RUN: &str = r#"set -e
+disk="$1"; size="$2"; ballast="$3"; shift 3
+mount -t tmpfs -o "size=${size}m" tmpfs "$disk"
+head -c "$((ballast * 1048576))" /dev/zero | tr '\000' '\007' > "$disk/ballast"
+exec "$@""#;
+
+/// A tmpfs of a fixed size that only the collector sees. The mount lives in the collector's
+/// own mount namespace, so it goes away with the collector; the test reaches the files through
+/// `/proc/<pid>/root`, which shows the collector's view.
 struct SmallDisk {
     path: PathBuf,
+    megabytes: u32,
     _tmp: tempfile::TempDir,
 }
 
 impl SmallDisk {
-    fn mount(megabytes: u32) -> SmallDisk {
+    fn new(megabytes: u32) -> SmallDisk {
         let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().to_path_buf();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-            .arg(&path)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "this test mounts a {megabytes} MiB tmpfs to fill a disk and needs root: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        SmallDisk { path, _tmp: tmp }
+        SmallDisk {
+            path: tmp.path().to_path_buf(),
+            megabytes,
+            _tmp: tmp,
+        }
     }
-}
 
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    /// Starts a collector on `data` (a path on the disk), with `ballast_mb` MiB of ballast in
+    /// `ballast` on the disk before it starts.
+    fn start_collector(&self, data: &Path, ballast_mb: u32, extra: &[&str]) -> Collector {
+        let disk = self.path.to_str().expect("a UTF-8 temp path");
+        let (size, ballast) = (self.megabytes.to_string(), ballast_mb.to_string());
+        let wrapper = [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            MOUNT_THEN_RUN,
+            "small-disk",
+            disk,
+            &size,
+            &ballast,
+        ];
+        Collector::start_wrapped(data, extra, &wrapper)
+    }
+
+    /// Panics unless the collector `c` sees the tmpfs mounted at the disk's path.
+    fn assert_mounted(&self, c: &Collector) {
+        let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", c.pid())).unwrap();
+        let at = format!(" {} ", self.path.display());
+        assert!(
+            mounts
+                .lines()
+                .any(|l| l.contains(&at) && l.contains(" - tmpfs ")),
+            "no tmpfs at {} for the collector:\n{mounts}",
+            self.path.display()
+        );
+    }
+
+    /// Where the collector `c` sees `name` on the disk, as a path the test can use.
+    fn seen_by(&self, c: &Collector, name: &str) -> PathBuf {
+        let inside = self.path.join(name);
+        let relative = inside.strip_prefix("/").unwrap_or(&inside);
+        PathBuf::from(format!("/proc/{}/root", c.pid())).join(relative)
     }
 }
 
@@ -69,12 +109,17 @@ fn logs_of(c: &Collector, key: &str) -> Vec<String> {
 
 #[test]
 fn full_disk_answers_503_loses_nothing_and_recovers() {
-    let disk = SmallDisk::mount(48);
-    // Ballast to delete later, as an operator frees space.
-    let ballast = disk.path.join("ballast");
-    std::fs::write(&ballast, vec![7u8; 20 * 1024 * 1024]).unwrap();
+    let disk = SmallDisk::new(48);
     let data = disk.path.join("data");
-    let c = Collector::start_in(&data, &["--commit-interval-ms", "100"]);
+    // 20 MiB of ballast to delete later, as an operator frees space.
+    let c = disk.start_collector(&data, 20, &["--commit-interval-ms", "100"]);
+    disk.assert_mounted(&c);
+    let ballast = disk.seen_by(&c, "ballast");
+    assert_eq!(
+        std::fs::metadata(&ballast).unwrap().len(),
+        20 * 1024 * 1024,
+        "the ballast on the small disk"
+    );
     let http = client();
     let url = format!("{}/v1/logs", c.http_base());
 

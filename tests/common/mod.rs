@@ -52,6 +52,7 @@ pub struct Collector {
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     extra: Vec<String>,
+    wrapper: Vec<String>,
     /// OTLP/HTTP address.
     pub otlp_http: SocketAddr,
     /// OTLP/gRPC address.
@@ -73,14 +74,24 @@ impl Collector {
 
     /// Starts a collector on `dir` (kept after the collector is gone).
     pub fn start_in(dir: &Path, extra_args: &[&str]) -> Collector {
+        Collector::start_wrapped(dir, extra_args, &[])
+    }
+
+    /// Starts a collector on `dir` under `wrapper`: the process started is the wrapper's
+    /// program with its arguments, then the `skein` binary and the collector's arguments. The
+    /// wrapper must end by exec'ing that command, so that the process is the collector.
+    /// Restarts run the wrapper again.
+    pub fn start_wrapped(dir: &Path, extra_args: &[&str], wrapper: &[&str]) -> Collector {
         let output = Arc::new(Mutex::new(String::new()));
         let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, [otlp_http, otlp_grpc, api]) = spawn(dir, &extra, &output, 0, None);
+        let wrapper: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
+        let (child, [otlp_http, otlp_grpc, api]) = spawn(dir, &extra, &wrapper, &output, 0, None);
         Collector {
             child: Some(child),
             dir: dir.to_path_buf(),
             _tmp: None,
             extra,
+            wrapper,
             otlp_http,
             otlp_grpc,
             api,
@@ -98,7 +109,14 @@ impl Collector {
             let _ = c.wait();
         }
         self.generation += 1;
-        let (child, [h, g, a]) = spawn(&self.dir, &self.extra, &self.output, self.generation, None);
+        let (child, [h, g, a]) = spawn(
+            &self.dir,
+            &self.extra,
+            &self.wrapper,
+            &self.output,
+            self.generation,
+            None,
+        );
         self.child = Some(child);
         self.otlp_http = h;
         self.otlp_grpc = g;
@@ -117,6 +135,7 @@ impl Collector {
         let (child, _) = spawn(
             &self.dir,
             &self.extra,
+            &self.wrapper,
             &self.output,
             self.generation,
             Some(fixed),
@@ -218,16 +237,25 @@ pub fn terminate(mut c: Child, what: &str, output: &Arc<Mutex<String>>) -> ExitS
     }
 }
 
-/// Spawns one collector process and waits for its ready line.
+/// Spawns one collector process (under `wrapper` when it is not empty) and waits for its ready
+/// line.
 fn spawn(
     dir: &Path,
     extra: &[String],
+    wrapper: &[String],
     output: &Arc<Mutex<String>>,
     generation: usize,
     fixed: Option<[SocketAddr; 3]>,
 ) -> (Child, [SocketAddr; 3]) {
     let addr = |i: usize| fixed.map_or("127.0.0.1:0".to_string(), |f| f[i].to_string());
-    let mut cmd = Command::new(SKEIN);
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(SKEIN);
+            cmd
+        }
+        None => Command::new(SKEIN),
+    };
     cmd.arg("collector")
         .arg("--data-dir")
         .arg(dir)

@@ -265,6 +265,10 @@ fn open_errors_are_logged_once_and_retried() {
     );
 }
 
+/// Set in the environment when [`permission_denied_is_retried`] runs itself again without
+/// capabilities.
+const WITHOUT_CAPABILITIES: &str = "SKEIN_TEST_WITHOUT_CAPABILITIES";
+
 #[test]
 fn permission_denied_is_retried() {
     use std::os::unix::fs::PermissionsExt;
@@ -272,7 +276,16 @@ fn permission_denied_is_retried() {
     let p = dir.path().join("secret.log");
     std::fs::write(&p, "hidden\n").unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let denied = File::open(&p).is_err(); // false when running as root
+    if File::open(&p).is_ok() {
+        // Root reads any file, so run this test again where it cannot: in a user namespace as
+        // uid 65534, which has no capabilities but still owns the files it makes.
+        assert!(
+            std::env::var_os(WITHOUT_CAPABILITIES).is_none(),
+            "a file of mode 000 is readable without capabilities"
+        );
+        rerun_without_capabilities("permission_denied_is_retried");
+        return;
+    }
     let (mut t, tel) = tailer(
         vec![source(
             "s",
@@ -283,17 +296,37 @@ fn permission_denied_is_retried() {
     );
     let first = drain(&mut t);
     drain(&mut t);
-    if denied {
-        assert!(first.is_empty());
-        assert_eq!(
-            metric(&tel, "skein_agent_read_errors_total{source=\"s\"}"),
-            1
-        );
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(texts(&drain(&mut t)), ["hidden"]);
-    } else {
-        assert_eq!(texts(&first), ["hidden"]);
-    }
+    assert!(first.is_empty());
+    assert_eq!(
+        metric(&tel, "skein_agent_read_errors_total{source=\"s\"}"),
+        1
+    );
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(texts(&drain(&mut t)), ["hidden"]);
+}
+
+/// Runs the test `name` of this module again, in this test binary, inside a new user namespace
+/// where the process is uid 65534 (`unshare --user --map-user=65534`), and panics unless it
+/// ran and passed.
+fn rerun_without_capabilities(name: &str) {
+    let module = module_path!()
+        .split_once("::")
+        .map_or(module_path!(), |(_, m)| m);
+    let test = format!("{module}::{name}");
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-user=65534", "--map-group=65534"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", &test, "--test-threads=1", "--nocapture"])
+        .env(WITHOUT_CAPABILITIES, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{test} without capabilities: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
