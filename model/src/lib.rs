@@ -9,6 +9,8 @@
 //!   model records, validating IDs and applying the per-record [`Limits`].
 //! - [`keys`] extracts a record's correlation keys (trace ID, request IDs, W3C `traceparent`).
 //! - [`api`] holds the JSON shapes of the query API, shared by the server and its client.
+//! - [`span_tree`] lays a trace's spans out as a tree, for the query engine's answers and for
+//!   the CLI's and the TUI's waterfalls.
 //!
 //! The trade-off: attribute values are kept as JSON values ([`Attributes`]), not as OTLP
 //! `AnyValue`s, so the API can return them as they are and the store can keep them as JSON.
@@ -21,6 +23,7 @@ pub mod metrics_api;
 pub mod otlp;
 pub mod otlp_metrics;
 mod record;
+pub mod span_tree;
 pub mod text;
 pub mod time;
 
