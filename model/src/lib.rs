@@ -11,6 +11,7 @@
 //! - [`api`] holds the JSON shapes of the query API, shared by the server and its client.
 //! - [`span_tree`] lays a trace's spans out as a tree, for the query engine's answers and for
 //!   the CLI's and the TUI's waterfalls.
+//! - [`sanitize`] makes text from outside safe to print on a terminal.
 //!
 //! The trade-off: attribute values are kept as JSON values ([`Attributes`]), not as OTLP
 //! `AnyValue`s, so the API can return them as they are and the store can keep them as JSON.
@@ -23,8 +24,8 @@ pub mod metrics_api;
 pub mod otlp;
 pub mod otlp_metrics;
 mod record;
+pub mod sanitize;
 pub mod span_tree;
-pub mod text;
 pub mod time;
 
 pub use keys::KeyConfig;

@@ -29,7 +29,7 @@ const CYAN: &str = "36";
 const DIM: &str = "2";
 const BOLD: &str = "1";
 
-pub use skein_model::text::sanitize;
+pub use skein_model::sanitize::sanitize;
 
 /// Wraps `text` in an SGR color when `color` is on.
 fn paint(text: &str, code: &str, color: bool) -> String {

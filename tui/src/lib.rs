@@ -18,6 +18,7 @@
 pub mod app;
 pub mod dashboard;
 pub mod logs;
+pub mod sparkline;
 pub mod view;
 mod view_logs;
 mod view_metrics;

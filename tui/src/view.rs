@@ -3,12 +3,13 @@
 //! that came from outside goes through [`sanitize`] first.
 
 use crate::app::{Conn, Model, View};
+use crate::sparkline::sparkline;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Tabs};
-use skein_model::text::{sanitize, sparkline};
+use skein_model::sanitize::sanitize;
 
 /// Every key, for `?`.
 pub const KEYS: &[(&str, &str)] = &[

@@ -3,6 +3,7 @@
 
 use crate::app::{Model, PanelData, WINDOWS};
 use crate::dashboard::{Kind, Panel};
+use crate::sparkline::sparkline;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -10,7 +11,7 @@ use ratatui::symbols::Marker;
 use ratatui::text::Line;
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph};
 use skein_model::metrics_api::ResultSeries;
-use skein_model::text::{sanitize, sparkline};
+use skein_model::sanitize::sanitize;
 
 const COLORS: [Color; 6] = [
     Color::Cyan,

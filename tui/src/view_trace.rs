@@ -10,7 +10,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row as TRow};
-use skein_model::text::sanitize;
+use skein_model::sanitize::sanitize;
 
 const PALETTE: [Color; 8] = [
     Color::Cyan,
