@@ -15,10 +15,14 @@
 //! (silence the selected alert), the status line, the key help and view switching are built;
 //! the metrics view and the dashboards in `dashboards/` are not yet.
 
+pub mod alerts;
 pub mod app;
 pub mod dashboard;
 pub mod logs;
+pub mod metrics;
+pub mod overview;
 pub mod sparkline;
+pub mod traces;
 pub mod view;
 mod view_logs;
 mod view_metrics;
@@ -149,7 +153,7 @@ async fn follow(client: Client, filter: logs::TailFilter, generation: u64, tx: m
 
 /// Hosts' resource figures over the last 15 minutes (30 s points): CPU, memory, the fullest
 /// filesystem and network bytes/s, by host. A metric with no data yet is left empty.
-pub async fn host_series(c: &Client) -> std::collections::BTreeMap<String, app::HostSeries> {
+pub async fn host_series(c: &Client) -> std::collections::BTreeMap<String, overview::HostSeries> {
     let q = |name: &'static str, agg: &'static str, matcher: Option<&'static str>| {
         let mut p = vec![
             ("name", name),
@@ -178,7 +182,7 @@ pub async fn host_series(c: &Client) -> std::collections::BTreeMap<String, app::
         q("system.filesystem.utilization", "max", None),
         q("system.network.io", "rate", None),
     );
-    let mut out: std::collections::BTreeMap<String, app::HostSeries> = Default::default();
+    let mut out: std::collections::BTreeMap<String, overview::HostSeries> = Default::default();
     for (which, series) in [(0, cpu), (1, mem), (2, disk), (3, net)] {
         for s in series {
             let Some(host) = s.labels.get("host").map(str::to_string) else {
@@ -198,7 +202,11 @@ pub async fn host_series(c: &Client) -> std::collections::BTreeMap<String, app::
 }
 
 /// Reads one dashboard panel over `window` (`1h`).
-async fn panel(c: &Client, p: &dashboard::Panel, window: &str) -> Result<app::PanelData, String> {
+async fn panel(
+    c: &Client,
+    p: &dashboard::Panel,
+    window: &str,
+) -> Result<metrics::PanelData, String> {
     if p.kind == dashboard::Kind::Logs {
         let q = skein_query::client::LogsQuery {
             q: p.logs.clone(),
@@ -209,7 +217,7 @@ async fn panel(c: &Client, p: &dashboard::Panel, window: &str) -> Result<app::Pa
         return c
             .logs(&q)
             .await
-            .map(|r| app::PanelData::Logs(r.logs))
+            .map(|r| metrics::PanelData::Logs(r.logs))
             .map_err(|e| e.to_string());
     }
     let by = p.by.join(",");
@@ -226,7 +234,7 @@ async fn panel(c: &Client, p: &dashboard::Panel, window: &str) -> Result<app::Pa
     }
     c.metric_query(&params)
         .await
-        .map(app::PanelData::Metric)
+        .map(metrics::PanelData::Metric)
         .map_err(|e| e.to_string())
 }
 
@@ -313,8 +321,8 @@ pub fn run(opts: Options) -> Result<(), String> {
                     }
                     Cmd::Copy(text) => copy(&text)?,
                     Cmd::LoadPanels(window) => {
-                        m.panels_asked_ms = now_ms();
-                        for (index, p) in m.dashboard.panels.iter().enumerate() {
+                        m.metrics.asked_ms = now_ms();
+                        for (index, p) in m.metrics.dashboard.panels.iter().enumerate() {
                             let (c, tx, p) = (search_client.clone(), search_tx.clone(), p.clone());
                             let window = p.window.clone().unwrap_or_else(|| window.clone());
                             rt.spawn(async move {

@@ -1,8 +1,9 @@
 //! Drawing the metrics view: the dashboard's panels in two columns, each drawn as its kind
 //! says (line chart, sparklines, gauges, table, log stream) over the chosen window.
 
-use crate::app::{Model, PanelData, WINDOWS};
+use crate::app::Model;
 use crate::dashboard::{Kind, Panel};
+use crate::metrics::{PanelData, WINDOWS};
 use crate::sparkline::sparkline;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -171,12 +172,12 @@ pub fn draw_metrics(f: &mut Frame<'_>, area: Rect, m: &Model) {
     f.render_widget(
         Paragraph::new(format!(
             " {} · window {} (w: change, r: reload)",
-            sanitize(&m.dashboard.title),
-            WINDOWS[m.window % WINDOWS.len()]
+            sanitize(&m.metrics.dashboard.title),
+            WINDOWS[m.metrics.window % WINDOWS.len()]
         )),
         head,
     );
-    let n = m.dashboard.panels.len();
+    let n = m.metrics.dashboard.panels.len();
     if n == 0 {
         return;
     }
@@ -187,8 +188,13 @@ pub fn draw_metrics(f: &mut Frame<'_>, area: Rect, m: &Model) {
             .split(*row_area);
         for (c, cell) in cols.iter().enumerate() {
             let i = r * 2 + c;
-            if let Some(p) = m.dashboard.panels.get(i) {
-                draw_panel(f, *cell, p, m.panels.get(i).and_then(|d| d.as_ref()));
+            if let Some(p) = m.metrics.dashboard.panels.get(i) {
+                draw_panel(
+                    f,
+                    *cell,
+                    p,
+                    m.metrics.panels.get(i).and_then(|d| d.as_ref()),
+                );
             }
         }
     }

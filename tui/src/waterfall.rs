@@ -1,12 +1,14 @@
-//! One trace laid out as a waterfall. On top of the span tree ([`SpanTree`], the one the API
-//! and the CLI use): times corrected for clock skew between hosts, the critical path, each
-//! span's logs under it, and collapsed subtrees. Built once when a trace is opened; the view
-//! then draws only the rows on screen, so a 10,000-span trace stays fluid.
+//! The trace view's state ([`Trace`]): one trace laid out as a waterfall. On top of the span
+//! tree ([`SpanTree`], the one the API and the CLI use): times corrected for clock skew
+//! between hosts, the critical path, each span's logs under it, and collapsed subtrees. Built
+//! once when a trace is opened; the view then draws only the rows on screen, so a
+//! 10,000-span trace stays fluid.
 //!
 //! Clock skew, as Jaeger does it: a child that starts before its parent or ends after it
 //! because host clocks disagree is shifted inside its parent, and so are its descendants; the
 //! span is marked adjusted. The API keeps the raw times.
 
+use crate::app::Key;
 use skein_model::api::TraceResponse;
 use skein_model::span_tree::SpanTree;
 use skein_model::{LogRecord, Span};
@@ -224,6 +226,47 @@ impl Waterfall {
         }
         let max_start = self.rows.len().saturating_sub(height);
         self.selected.saturating_sub(height / 2).min(max_start)
+    }
+
+    /// The trace view's keys: move, fold and unfold, jump to either end; false when the key
+    /// is not one of them.
+    pub fn key(&mut self, k: Key) -> bool {
+        match k {
+            Key::Down | Key::Char('j') => {
+                self.selected = (self.selected + 1).min(self.rows.len().saturating_sub(1))
+            }
+            Key::Up | Key::Char('k') => self.selected = self.selected.saturating_sub(1),
+            Key::Enter | Key::Char(' ') => self.toggle(),
+            Key::Char('h') => self.fold(true),
+            Key::Char('l') => self.fold(false),
+            Key::Char('G') => self.selected = self.rows.len().saturating_sub(1),
+            Key::Char('g') => self.selected = 0,
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// The trace view's state: the open trace, or why none is open.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    /// The open trace.
+    pub open: Option<Waterfall>,
+    /// Why the trace could not be opened, or that it is loading.
+    pub note: Option<String>,
+}
+
+impl Trace {
+    /// Takes a trace that came back (None: not found). A failure keeps the trace on screen.
+    pub fn loaded(&mut self, r: Result<Option<TraceResponse>, String>) {
+        match r {
+            Ok(Some(t)) => {
+                self.open = Some(Waterfall::new(t));
+                self.note = None;
+            }
+            Ok(None) => self.note = Some("no such trace".into()),
+            Err(e) => self.note = Some(e),
+        }
     }
 }
 
