@@ -27,7 +27,7 @@ pub enum View {
     Overview,
     /// Live tail and search over history.
     Logs,
-    /// Recent traces, filtered by errors and least duration.
+    /// Recent traces, filtered by errors, least duration, service and operation.
     Traces,
     /// One trace's waterfall with its logs.
     Trace,
@@ -139,7 +139,8 @@ pub enum Msg {
         /// When (Unix ms).
         at_ms: i64,
     },
-    /// New lines from the live tail.
+    /// New lines from the live tail, whichever tail they come from (the loop sends
+    /// [`Msg::TailBatch`], so that lines from a replaced tail are dropped).
     TailLines(Vec<Line>),
     /// New lines from the live tail number `generation`; dropped when a newer tail runs.
     TailBatch {

@@ -1,19 +1,24 @@
 //! skein-tui: the live terminal dashboard (ratatui), over the query API's typed client.
 //!
 //! Built as ratatui's Elm pattern: [`app`] holds the model, the messages and `update` (pure,
-//! unit-tested); [`view`] draws a model (tested by rendering into a `Buffer`); [`run`] is the
-//! loop: keys from the terminal and refreshes from the API become messages.
+//! unit-tested), with each view's own state and keys in its module ([`overview`], [`logs`],
+//! [`traces`], [`waterfall`] for the trace view, [`metrics`], [`alerts`]); [`view`] draws a
+//! model (tested by rendering into a `Buffer`); [`run`] is the loop: keys from the terminal
+//! and refreshes from the API become messages.
 //!
 //! The terminal is restored on quit, on Ctrl-C (a key in raw mode) and on panic (ratatui's
 //! panic hook). Text from logs, labels and names is stripped of control characters and
 //! escape sequences before it is drawn.
 //!
-//! State of this crate: the overview (services, hosts, alerts), the logs view (live tail with
-//! pause, selection, search over history with highlighted matches, copy, Enter opens the
-//! line's trace), the traces list, the trace waterfall ([`waterfall`]: tree, skew
-//! correction, critical path, logs under spans, folding, span details), the alerts view
-//! (silence the selected alert), the status line, the key help and view switching are built;
-//! the metrics view and the dashboards in `dashboards/` are not yet.
+//! The views: the overview (services, hosts with resource sparklines, alerts), the logs view
+//! (live tail with a filter and pause, selection, search over history with highlighted
+//! matches, the lines around a line, copy, Enter opens the line's trace), the traces list
+//! (errors only, least duration, service and operation), the trace waterfall ([`waterfall`]:
+//! tree, skew correction, critical path, logs under spans, folding, span details), the metrics
+//! view (the panels of a dashboard file, see [`dashboard`]; `dashboards/default.toml` is built
+//! in) and the alerts view (silence the selected alert); then the status line, the key help
+//! and view switching. [`sparkline`] draws series as text for these views and for the CLI's
+//! tables.
 
 pub mod alerts;
 pub mod app;

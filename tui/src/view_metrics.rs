@@ -23,7 +23,7 @@ const COLORS: [Color; 6] = [
     Color::Red,
 ];
 
-/// Series drawn in one chart at most (the rest are counted in the title).
+/// Series drawn in one chart at most (the rest are left out).
 pub const MAX_SERIES_DRAWN: usize = 6;
 
 fn label(s: &ResultSeries) -> String {

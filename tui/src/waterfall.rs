@@ -38,7 +38,7 @@ pub struct Waterfall {
     pub depth: Vec<usize>,
     /// Children of each span, by start.
     pub children: Vec<Vec<usize>>,
-    /// Start and end after the skew correction (ns).
+    /// Start after the skew correction (ns).
     pub start: Vec<u64>,
     /// End after the skew correction (ns).
     pub end: Vec<u64>,
