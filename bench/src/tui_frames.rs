@@ -189,11 +189,11 @@ pub fn run(a: TuiFramesArgs) -> Result<serde_json::Value> {
     let rows = w.rows.len();
     let mut m = Model::new("http://127.0.0.1:7700");
     m.view = View::Trace;
-    m.trace = Some(w);
+    m.trace.open = Some(w);
     let mut term = terminal()?;
     let mut trace_h = util::histogram()?;
     for i in 0..a.frames {
-        if let Some(w) = m.trace.as_mut() {
+        if let Some(w) = m.trace.open.as_mut() {
             w.selected = (i * 37) % rows;
         }
         frame(&mut term, &m, &mut trace_h)?;

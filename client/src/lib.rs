@@ -517,7 +517,7 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
 }
 
 mod live;
-pub use live::TailLine;
+pub use live::LiveLine;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

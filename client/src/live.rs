@@ -15,7 +15,7 @@ const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 /// One line of a live tail: its position (pass it back as the cursor to go on after it) and
 /// the record.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TailLine {
+pub struct LiveLine {
     /// Ingest position.
     pub seq: u64,
     /// The log record.
@@ -23,7 +23,7 @@ pub struct TailLine {
 }
 
 /// Parses one SSE event block; None for comments, keep-alives and other events.
-fn parse_event(block: &str) -> Option<Result<TailLine, ClientError>> {
+fn parse_event(block: &str) -> Option<Result<LiveLine, ClientError>> {
     let (mut id, mut event, mut data) = (None, None, String::new());
     for line in block.lines() {
         let (field, value) = match line.split_once(':') {
@@ -55,7 +55,7 @@ fn parse_event(block: &str) -> Option<Result<TailLine, ClientError>> {
     };
     Some(
         serde_json::from_str(&data)
-            .map(|record| TailLine { seq, record })
+            .map(|record| LiveLine { seq, record })
             .map_err(|e| ClientError::Decode(format!("a tail event: {e}"))),
     )
 }
@@ -68,7 +68,7 @@ impl Client {
         &self,
         params: &[(&str, &str)],
         cursor: Option<u64>,
-        mut on_line: impl FnMut(TailLine) -> bool,
+        mut on_line: impl FnMut(LiveLine) -> bool,
     ) -> Result<(), ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))

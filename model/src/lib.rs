@@ -10,6 +10,9 @@
 //! - [`keys`] extracts a record's correlation keys (trace ID, request IDs, W3C `traceparent`).
 //! - [`severity`] holds the one table of level names and OTLP severity numbers.
 //! - [`api`] holds the JSON shapes of the query API, shared by the server and its client.
+//! - [`span_tree`] lays a trace's spans out as a tree, for the query engine's answers and for
+//!   the CLI's and the TUI's waterfalls.
+//! - [`sanitize`] makes text from outside safe to print on a terminal.
 //!
 //! The trade-off: attribute values are kept as JSON values ([`Attributes`]), not as OTLP
 //! `AnyValue`s, so the API can return them as they are and the store can keep them as JSON.
@@ -24,8 +27,9 @@ pub mod metrics_api;
 pub mod otlp;
 pub mod otlp_metrics;
 mod record;
+pub mod sanitize;
 pub mod severity;
-pub mod text;
+pub mod span_tree;
 pub mod time;
 
 pub use keys::KeyConfig;

@@ -7,11 +7,12 @@
 
 use crate::QueryError;
 use skein_model::api::{LogsResponse, TraceResponse, TraceSummary, TracesResponse};
+use skein_model::span_tree::SpanTree;
 use skein_model::{LogRecord, Span};
 use skein_store::schema::{LogFields, SpanFields};
 use skein_store::search::{self, LogFilter, SpanFilter, TimeRange};
 use skein_store::{Logs, Spans, SplitList};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// Bounds of the engine.
 #[derive(Debug, Clone)]
@@ -332,50 +333,16 @@ pub fn assemble(spans: Vec<Span>, mut logs: Vec<LogRecord>, truncated: bool) -> 
     }
 }
 
-/// Parent before children, siblings (and roots) by start time. Spans whose parent is missing
-/// are roots. Cycles cannot loop: each span is placed once.
+/// Parent before children, siblings (and roots) by start time, then by span ID; the tree is
+/// [`SpanTree`]'s (spans whose parent is missing are roots, cycles cannot loop).
 pub fn tree_order(mut spans: Vec<Span>) -> Vec<Span> {
+    // Sorted first so that equal starts come out by span ID, whatever order the store gave.
     spans.sort_by(|a, b| {
         a.start_unix_nano
             .cmp(&b.start_unix_nano)
             .then(a.span_id.cmp(&b.span_id))
     });
-    let ids: HashSet<(String, String)> = spans
-        .iter()
-        .map(|s| (s.trace_id.clone(), s.span_id.clone()))
-        .collect();
-    let mut children: HashMap<(String, String), Vec<usize>> = HashMap::new();
-    let mut roots = Vec::new();
-    for (i, s) in spans.iter().enumerate() {
-        let parent = (s.trace_id.clone(), s.parent_span_id.clone());
-        if !s.parent_span_id.is_empty() && ids.contains(&parent) && s.parent_span_id != s.span_id {
-            children.entry(parent).or_default().push(i);
-        } else {
-            roots.push(i);
-        }
-    }
-    let mut order = Vec::with_capacity(spans.len());
-    let mut placed = vec![false; spans.len()];
-    let mut stack: Vec<usize> = roots.into_iter().rev().collect();
-    while let Some(i) = stack.pop() {
-        if placed[i] {
-            continue;
-        }
-        placed[i] = true;
-        order.push(i);
-        let key = (spans[i].trace_id.clone(), spans[i].span_id.clone());
-        if let Some(kids) = children.get(&key) {
-            for &k in kids.iter().rev() {
-                stack.push(k);
-            }
-        }
-    }
-    // Spans only reachable through a cycle were never placed; keep them, at the end.
-    for (i, p) in placed.iter().enumerate() {
-        if !p {
-            order.push(i);
-        }
-    }
+    let order = SpanTree::build(&spans).order;
     let mut slots: Vec<Option<Span>> = spans.into_iter().map(Some).collect();
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }

@@ -12,11 +12,10 @@ use skein_model::api::HostsResponse;
 use skein_model::metrics_api::{
     DependenciesResponse, MetricQueryResponse, OperationsResponse, ServicesResponse,
 };
+use skein_tui::sparkline::sparkline;
 
 use super::render::sanitize;
 use super::{EXIT_FOUND, EXIT_NOT_FOUND};
-
-pub use skein_model::text::sparkline;
 
 fn ms(v: Option<f64>) -> String {
     match v {
@@ -326,12 +325,6 @@ mod tests {
     use super::*;
     use skein_model::metric::Labels;
     use skein_model::metrics_api::{DepEdge, DepNode, RecentPoint, ResultSeries, ServiceHealth};
-
-    #[test]
-    fn sparkline_scales_and_gaps() {
-        assert_eq!(sparkline(&[Some(0.0), Some(5.0), None, Some(10.0)]), "▁▅ █");
-        assert_eq!(sparkline(&[Some(0.0), Some(0.0)]), "▁▁");
-    }
 
     #[test]
     fn tables_strip_escapes_and_show_figures() {

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 use skein_model::api::TraceResponse;
+use skein_model::span_tree::SpanTree;
 use skein_model::{LogRecord, Span};
 
 /// Width of the time-axis bar in `skein trace`, in columns.
@@ -28,7 +29,7 @@ const CYAN: &str = "36";
 const DIM: &str = "2";
 const BOLD: &str = "1";
 
-pub use skein_model::text::sanitize;
+pub use skein_model::sanitize::sanitize;
 
 /// Wraps `text` in an SGR color when `color` is on.
 fn paint(text: &str, code: &str, color: bool) -> String {
@@ -219,71 +220,36 @@ struct Row {
     has_children: bool,
 }
 
-/// Lays spans out as a tree: roots are spans whose parent is not in the set, children follow
-/// their parent in the given order. For the API's tree order this is the given order; it also
-/// copes with a parent listed after its child, and with parent cycles (each cycle is entered
-/// once, at its first listed span).
+/// Lays spans out as a tree ([`SpanTree`]: roots are spans whose parent is not in the set,
+/// siblings by start time, parent cycles entered once). For the API's tree order this is the
+/// given order; it also copes with a parent listed after its child.
 fn layout(spans: &[Span]) -> Vec<Row> {
-    let mut by_id: HashMap<&str, usize> = HashMap::new();
-    for (i, s) in spans.iter().enumerate() {
-        if !s.span_id.is_empty() {
-            by_id.entry(s.span_id.as_str()).or_insert(i);
-        }
-    }
-    let parent: Vec<Option<usize>> = spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            by_id
-                .get(s.parent_span_id.as_str())
-                .copied()
-                .filter(|&p| p != i && !s.parent_span_id.is_empty())
-        })
-        .collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
-    for (i, p) in parent.iter().enumerate() {
-        if let Some(p) = p {
-            children[*p].push(i);
-        }
-    }
-
-    let mut rows = Vec::with_capacity(spans.len());
-    let mut visited = vec![false; spans.len()];
-    // Roots first, then whatever a cycle kept out of reach.
-    let starts = (0..spans.len())
-        .filter(|&i| parent[i].is_none())
-        .chain(0..spans.len());
-    for start in starts {
-        if visited[start] {
-            continue;
-        }
-        visited[start] = true;
-        // An explicit stack: a hostile or broken trace may nest thousands deep.
-        let mut stack = vec![(start, 0usize, true, Vec::<bool>::new())];
-        while let Some((idx, depth, last, guides)) = stack.pop() {
-            let kids: Vec<usize> = children[idx]
-                .iter()
-                .copied()
-                .filter(|&c| !visited[c])
-                .collect();
-            for &k in &kids {
-                visited[k] = true;
+    let tree = SpanTree::build(spans);
+    let last = |i: usize| tree.parent[i].is_none_or(|p| tree.children[p].last() == Some(&i));
+    let mut rows: Vec<Row> = Vec::with_capacity(spans.len());
+    // Where each span's row is, so a child can read its parent's guides.
+    let mut row_of = vec![0usize; spans.len()];
+    for &idx in &tree.order {
+        // Parents come before their children, so the parent's row is already there.
+        let guides = match tree.parent[idx] {
+            Some(p) => {
+                let up = &rows[row_of[p]];
+                let mut g = up.guides.clone();
+                if up.depth >= 1 {
+                    g.push(up.last);
+                }
+                g
             }
-            let mut child_guides = guides.clone();
-            if depth >= 1 {
-                child_guides.push(last);
-            }
-            for (n, &k) in kids.iter().enumerate().rev() {
-                stack.push((k, depth + 1, n + 1 == kids.len(), child_guides.clone()));
-            }
-            rows.push(Row {
-                idx,
-                depth,
-                last,
-                guides,
-                has_children: !kids.is_empty(),
-            });
-        }
+            None => Vec::new(),
+        };
+        row_of[idx] = rows.len();
+        rows.push(Row {
+            idx,
+            depth: tree.depth[idx],
+            last: last(idx),
+            guides,
+            has_children: !tree.children[idx].is_empty(),
+        });
     }
     rows
 }

@@ -46,7 +46,7 @@ impl Events {
         let line = format!(
             "[+{}s] {}\n",
             self.elapsed_s(),
-            skein_model::text::sanitize(text)
+            skein_model::sanitize::sanitize(text)
         );
         match &self.sink {
             Sink::Stdout => {

@@ -58,7 +58,7 @@ fn keys_switch_views_sort_and_quit() {
     for _ in 0..5 {
         update(&mut m, Msg::Key(Key::Down));
     }
-    assert_eq!(m.selected, 2, "stops at the last row");
+    assert_eq!(m.overview.selected, 2, "stops at the last row");
     update(&mut m, Msg::Key(Key::Char('?')));
     assert!(m.help);
     update(&mut m, Msg::Key(Key::Char('x')));

@@ -15,7 +15,7 @@ pub const MAX_PANELS: usize = 24;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
-    /// A chart of every series over the window.
+    /// A chart of the series over the window (the first few when there are many).
     Line,
     /// One sparkline row per series.
     Sparkline,
@@ -88,7 +88,7 @@ pub fn parse(name: &str, text: &str) -> Result<Dashboard, String> {
             d.panels.len()
         ));
     }
-    // Semantic errors point at the panel's `title` line.
+    // Semantic errors point at the panel's `[[panel]]` line.
     let titles: Vec<usize> = text
         .match_indices("[[panel]]")
         .map(|(i, _)| line_of(text, i))

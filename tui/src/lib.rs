@@ -1,23 +1,33 @@
 //! skein-tui: the live terminal dashboard (ratatui), over the query API's typed client.
 //!
 //! Built as ratatui's Elm pattern: [`app`] holds the model, the messages and `update` (pure,
-//! unit-tested); [`view`] draws a model (tested by rendering into a `Buffer`); [`run`] is the
-//! loop: keys from the terminal and refreshes from the API become messages.
+//! unit-tested), with each view's own state and keys in its module ([`overview`], [`logs`],
+//! [`traces`], [`waterfall`] for the trace view, [`metrics`], [`alerts`]); [`view`] draws a
+//! model (tested by rendering into a `Buffer`); [`run`] is the loop: keys from the terminal
+//! and refreshes from the API become messages.
 //!
 //! The terminal is restored on quit, on Ctrl-C (a key in raw mode) and on panic (ratatui's
 //! panic hook). Text from logs, labels and names is stripped of control characters and
 //! escape sequences before it is drawn.
 //!
-//! State of this crate: the overview (services, hosts, alerts), the logs view (live tail with
-//! pause, selection, search over history with highlighted matches, copy, Enter opens the
-//! line's trace), the traces list, the trace waterfall ([`waterfall`]: tree, skew
-//! correction, critical path, logs under spans, folding, span details), the alerts view
-//! (silence the selected alert), the status line, the key help and view switching are built;
-//! the metrics view and the dashboards in `dashboards/` are not yet.
+//! The views: the overview (services, hosts with resource sparklines, alerts), the logs view
+//! (live tail with a filter and pause, selection, search over history with highlighted
+//! matches, the lines around a line, copy, Enter opens the line's trace), the traces list
+//! (errors only, least duration, service and operation), the trace waterfall ([`waterfall`]:
+//! tree, skew correction, critical path, logs under spans, folding, span details), the metrics
+//! view (the panels of a dashboard file, see [`dashboard`]; `dashboards/default.toml` is built
+//! in) and the alerts view (silence the selected alert); then the status line, the key help
+//! and view switching. [`sparkline`] draws series as text for these views and for the CLI's
+//! tables.
 
+pub mod alerts;
 pub mod app;
 pub mod dashboard;
 pub mod logs;
+pub mod metrics;
+pub mod overview;
+pub mod sparkline;
+pub mod traces;
 pub mod view;
 mod view_logs;
 mod view_metrics;
@@ -145,7 +155,7 @@ async fn follow(client: Client, filter: logs::TailFilter, generation: u64, tx: m
 
 /// Hosts' resource figures over the last 15 minutes (30 s points): CPU, memory, the fullest
 /// filesystem and network bytes/s, by host. A metric with no data yet is left empty.
-pub async fn host_series(c: &Client) -> std::collections::BTreeMap<String, app::HostSeries> {
+pub async fn host_series(c: &Client) -> std::collections::BTreeMap<String, overview::HostSeries> {
     let q = |name: &'static str, agg: &'static str, matcher: Option<&'static str>| {
         let mut p = vec![
             ("name", name),
@@ -174,7 +184,7 @@ pub async fn host_series(c: &Client) -> std::collections::BTreeMap<String, app::
         q("system.filesystem.utilization", "max", None),
         q("system.network.io", "rate", None),
     );
-    let mut out: std::collections::BTreeMap<String, app::HostSeries> = Default::default();
+    let mut out: std::collections::BTreeMap<String, overview::HostSeries> = Default::default();
     for (which, series) in [(0, cpu), (1, mem), (2, disk), (3, net)] {
         for s in series {
             let Some(host) = s.labels.get("host").map(str::to_string) else {
@@ -194,7 +204,11 @@ pub async fn host_series(c: &Client) -> std::collections::BTreeMap<String, app::
 }
 
 /// Reads one dashboard panel over `window` (`1h`).
-async fn panel(c: &Client, p: &dashboard::Panel, window: &str) -> Result<app::PanelData, String> {
+async fn panel(
+    c: &Client,
+    p: &dashboard::Panel,
+    window: &str,
+) -> Result<metrics::PanelData, String> {
     if p.kind == dashboard::Kind::Logs {
         let q = skein_client::LogsQuery {
             q: p.logs.clone(),
@@ -205,7 +219,7 @@ async fn panel(c: &Client, p: &dashboard::Panel, window: &str) -> Result<app::Pa
         return c
             .logs(&q)
             .await
-            .map(|r| app::PanelData::Logs(r.logs))
+            .map(|r| metrics::PanelData::Logs(r.logs))
             .map_err(|e| e.to_string());
     }
     let by = p.by.join(",");
@@ -222,7 +236,7 @@ async fn panel(c: &Client, p: &dashboard::Panel, window: &str) -> Result<app::Pa
     }
     c.metric_query(&params)
         .await
-        .map(app::PanelData::Metric)
+        .map(metrics::PanelData::Metric)
         .map_err(|e| e.to_string())
 }
 
@@ -309,8 +323,8 @@ pub fn run(opts: Options) -> Result<(), String> {
                     }
                     Cmd::Copy(text) => copy(&text)?,
                     Cmd::LoadPanels(window) => {
-                        m.panels_asked_ms = now_ms();
-                        for (index, p) in m.dashboard.panels.iter().enumerate() {
+                        m.metrics.asked_ms = now_ms();
+                        for (index, p) in m.metrics.dashboard.panels.iter().enumerate() {
                             let (c, tx, p) = (search_client.clone(), search_tx.clone(), p.clone());
                             let window = p.window.clone().unwrap_or_else(|| window.clone());
                             rt.spawn(async move {

@@ -1,6 +1,8 @@
-//! The logs view's state: the live tail's newest lines, pause, selection, and a search over
-//! history (`/`). Pure, like [`crate::app`]; the loop runs the tail and the searches.
+//! The logs view's state: the live tail's newest lines, pause, selection, a filter on the
+//! tail (`f`), the lines around a line (`c`), and a search over history (`/`). Pure, like
+//! [`crate::app`]; the loop runs the tail and the searches.
 
+use crate::app::{Cmd, Key};
 use skein_model::LogRecord;
 use std::collections::VecDeque;
 
@@ -160,6 +162,112 @@ impl Logs {
             Some(s) if s >= n => Some(s - n),
             _ => None,
         };
+    }
+
+    /// A search or a filter is being typed: keys are text.
+    pub fn typing(&self) -> bool {
+        self.input.is_some() || self.filter_input.is_some()
+    }
+
+    /// The trace of the selected line, if it has one.
+    pub fn selected_trace(&self) -> Option<String> {
+        self.selected_record()
+            .map(|r| r.trace_id.clone())
+            .filter(|t| !t.is_empty())
+    }
+
+    /// The view's keys but Enter on a line (it opens its trace, another view); None when the
+    /// key is not one of them.
+    pub fn key(&mut self, k: Key) -> Option<Option<Cmd>> {
+        if let Some(input) = self.filter_input.as_mut() {
+            match k {
+                Key::Char(c) => input.push(c),
+                Key::Backspace => {
+                    input.pop();
+                }
+                Key::Esc => self.filter_input = None,
+                Key::Enter => {
+                    let f = TailFilter::parse(&self.filter_input.take().unwrap_or_default());
+                    self.filter = f.clone();
+                    self.generation += 1;
+                    self.lines.clear();
+                    self.selected = None;
+                    return Some(Some(Cmd::Tail(f)));
+                }
+                _ => return None,
+            }
+            return Some(None);
+        }
+        if let Some(input) = self.input.as_mut() {
+            match k {
+                Key::Char(c) => input.push(c),
+                Key::Backspace => {
+                    input.pop();
+                }
+                Key::Esc => self.input = None,
+                Key::Enter => {
+                    let q = self.input.take().unwrap_or_default();
+                    self.selected = None;
+                    if q.trim().is_empty() {
+                        self.search = None;
+                        self.results = None;
+                        return Some(None);
+                    }
+                    self.search = Some(q.clone());
+                    self.results = None;
+                    return Some(Some(Cmd::Search(q)));
+                }
+                _ => return None,
+            }
+            return Some(None);
+        }
+        match k {
+            Key::Char('/') => self.input = Some(String::new()),
+            Key::Char('f') => self.filter_input = Some(self.filter.text()),
+            Key::Char('c') => {
+                let r = self.selected_record()?;
+                let cmd = Cmd::Context {
+                    service: r.service.clone(),
+                    host: Some(r.host.clone()).filter(|h| !h.is_empty()),
+                    time: r.time_unix_nano,
+                };
+                self.context = None;
+                return Some(Some(cmd));
+            }
+            Key::Char('p') | Key::Char(' ') => {
+                self.paused = !self.paused;
+                // Paused, the view holds on the newest line of the moment; resumed, it follows.
+                self.selected = if self.paused && !self.shown().is_empty() {
+                    Some(0)
+                } else {
+                    None
+                };
+            }
+            Key::Esc if self.context.is_some() => self.context = None,
+            Key::Esc => {
+                self.search = None;
+                self.results = None;
+                self.selected = None;
+            }
+            Key::Up | Key::Char('k') => {
+                self.paused = true;
+                self.up(1);
+            }
+            Key::Down | Key::Char('j') => self.down(1),
+            Key::Char('G') => {
+                self.selected = None;
+                self.paused = false;
+            }
+            Key::Char('y') => {
+                let r = self.selected_record()?;
+                return Some(Some(Cmd::Copy(format!(
+                    "{} {} {}",
+                    r.service, r.severity_text, r.body
+                ))));
+            }
+            _ => return None,
+        }
+        Some(None)
     }
 }
 

@@ -3,12 +3,13 @@
 //! that came from outside goes through [`sanitize`] first.
 
 use crate::app::{Conn, Model, View};
+use crate::sparkline::sparkline;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Tabs};
-use skein_model::text::{sanitize, sparkline};
+use skein_model::sanitize::sanitize;
 
 /// Every key, for `?`.
 pub const KEYS: &[(&str, &str)] = &[
@@ -177,7 +178,7 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
             if failing {
                 style = style.fg(Color::Red);
             }
-            if i == m.selected {
+            if i == m.overview.selected {
                 style = style.add_modifier(Modifier::REVERSED);
             }
             Row::new(vec![
@@ -191,7 +192,7 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
             .style(style)
         })
         .collect();
-    let title = format!(" Services (by {}, s to sort) ", m.sort.label());
+    let title = format!(" Services (by {}, s to sort) ", m.overview.sort.label());
     f.render_widget(
         table(
             rows,
@@ -228,7 +229,12 @@ fn overview(f: &mut Frame<'_>, area: Rect, m: &Model) {
                 (Some(u), Some(t)) if t > 0 => format!("{:.0}%", u as f64 / t as f64 * 100.0),
                 _ => "-".into(),
             };
-            let series = m.host_series.get(&h.host).cloned().unwrap_or_default();
+            let series = m
+                .overview
+                .host_series
+                .get(&h.host)
+                .cloned()
+                .unwrap_or_default();
             let disk = series
                 .disk
                 .last()
@@ -325,7 +331,7 @@ fn alerts_view(f: &mut Frame<'_>, area: Rect, m: &Model) {
                 skein_model::alert_api::AlertState::Firing => Style::default().fg(Color::Red),
                 _ => Style::default().fg(Color::Yellow),
             };
-            if i == m.alert_selected {
+            if i == m.alerts.selected {
                 style = style.add_modifier(Modifier::REVERSED);
             }
             Row::new(vec![
@@ -339,7 +345,7 @@ fn alerts_view(f: &mut Frame<'_>, area: Rect, m: &Model) {
         })
         .collect();
     let mut title = " Alerts (↑↓ select, S: silence 1h) ".to_string();
-    if let Some(n) = &m.alert_note {
+    if let Some(n) = &m.alerts.note {
         title = format!("{title}· {} ", sanitize(n));
     }
     f.render_widget(

@@ -11,7 +11,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use skein_model::LogRecord;
-use skein_model::text::sanitize;
+use skein_model::sanitize::sanitize;
 
 fn level(r: &LogRecord) -> (&'static str, Color) {
     match r.severity_number {

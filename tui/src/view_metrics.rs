@@ -1,8 +1,10 @@
 //! Drawing the metrics view: the dashboard's panels in two columns, each drawn as its kind
 //! says (line chart, sparklines, gauges, table, log stream) over the chosen window.
 
-use crate::app::{Model, PanelData, WINDOWS};
+use crate::app::Model;
 use crate::dashboard::{Kind, Panel};
+use crate::metrics::{PanelData, WINDOWS};
+use crate::sparkline::sparkline;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -10,7 +12,7 @@ use ratatui::symbols::Marker;
 use ratatui::text::Line;
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph};
 use skein_model::metrics_api::ResultSeries;
-use skein_model::text::{sanitize, sparkline};
+use skein_model::sanitize::sanitize;
 
 const COLORS: [Color; 6] = [
     Color::Cyan,
@@ -21,7 +23,7 @@ const COLORS: [Color; 6] = [
     Color::Red,
 ];
 
-/// Series drawn in one chart at most (the rest are counted in the title).
+/// Series drawn in one chart at most (the rest are left out).
 pub const MAX_SERIES_DRAWN: usize = 6;
 
 fn label(s: &ResultSeries) -> String {
@@ -170,12 +172,12 @@ pub fn draw_metrics(f: &mut Frame<'_>, area: Rect, m: &Model) {
     f.render_widget(
         Paragraph::new(format!(
             " {} · window {} (w: change, r: reload)",
-            sanitize(&m.dashboard.title),
-            WINDOWS[m.window % WINDOWS.len()]
+            sanitize(&m.metrics.dashboard.title),
+            WINDOWS[m.metrics.window % WINDOWS.len()]
         )),
         head,
     );
-    let n = m.dashboard.panels.len();
+    let n = m.metrics.dashboard.panels.len();
     if n == 0 {
         return;
     }
@@ -186,8 +188,13 @@ pub fn draw_metrics(f: &mut Frame<'_>, area: Rect, m: &Model) {
             .split(*row_area);
         for (c, cell) in cols.iter().enumerate() {
             let i = r * 2 + c;
-            if let Some(p) = m.dashboard.panels.get(i) {
-                draw_panel(f, *cell, p, m.panels.get(i).and_then(|d| d.as_ref()));
+            if let Some(p) = m.metrics.dashboard.panels.get(i) {
+                draw_panel(
+                    f,
+                    *cell,
+                    p,
+                    m.metrics.panels.get(i).and_then(|d| d.as_ref()),
+                );
             }
         }
     }

@@ -95,7 +95,7 @@ fn hosts_show_resource_sparklines() {
     let mut h = std::collections::BTreeMap::new();
     h.insert(
         "web-1".to_string(),
-        crate::app::HostSeries {
+        crate::overview::HostSeries {
             cpu: vec![0.1, 0.5, 0.9],
             mem: vec![0.4, 0.4, 0.5],
             disk: vec![0.73],
@@ -136,7 +136,8 @@ fn help_lists_every_key() {
 
 #[test]
 fn metrics_view_draws_each_panel_kind_and_changes_the_window() {
-    use crate::app::{Cmd, PanelData};
+    use crate::app::Cmd;
+    use crate::metrics::PanelData;
     use skein_model::metric::Labels;
     use skein_model::metrics_api::{MetricQueryResponse, ResultSeries};
     let mut m = model();
@@ -155,7 +156,7 @@ fn metrics_view_draws_each_panel_kind_and_changes_the_window() {
             points: (0..6).map(|i| (i * 10_000, v * i as f64 / 5.0)).collect(),
         }],
     };
-    for (i, p) in m.dashboard.panels.clone().iter().enumerate() {
+    for (i, p) in m.metrics.dashboard.panels.clone().iter().enumerate() {
         let result = match p.kind {
             crate::dashboard::Kind::Logs => {
                 Ok(PanelData::Logs(vec![rec("payment", 17, "declined")]))

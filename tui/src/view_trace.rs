@@ -3,14 +3,15 @@
 //! shifted for clock skew marked ~, each span's logs under it, and the selected span's
 //! details (attributes, events, links) below. Only the rows on screen are drawn.
 
-use crate::app::{MIN_DURATIONS, Model};
+use crate::app::Model;
+use crate::traces::MIN_DURATIONS;
 use crate::waterfall::{Row, Waterfall};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row as TRow};
-use skein_model::text::sanitize;
+use skein_model::sanitize::sanitize;
 
 const PALETTE: [Color; 8] = [
     Color::Cyan,
@@ -35,21 +36,22 @@ pub fn dur(ns: u64) -> String {
 
 /// Draws the traces list.
 pub fn draw_traces(f: &mut Frame<'_>, area: Rect, m: &Model) {
-    let min = MIN_DURATIONS[m.traces_min % MIN_DURATIONS.len()].unwrap_or("any");
-    let (svc, op) = &m.traces_filter;
+    let traces = &m.traces;
+    let min = MIN_DURATIONS[traces.min % MIN_DURATIONS.len()].unwrap_or("any");
+    let (svc, op) = &traces.filter;
     let mut title = format!(
         " Traces · errors only: {} (e) · at least: {min} (d) · service: {} · operation: {} (f) · Enter opens ",
-        if m.traces_errors_only { "yes" } else { "no" },
+        if traces.errors_only { "yes" } else { "no" },
         sanitize(svc.as_deref().unwrap_or("any")),
         sanitize(op.as_deref().unwrap_or("any"))
     );
-    if let Some(input) = &m.traces_input {
+    if let Some(input) = &traces.input {
         title = format!(
             " filter: {}▏ (service=… operation=…; Enter: apply, Esc: cancel) ",
             sanitize(input)
         );
     }
-    let list = match &m.traces {
+    let list = match &traces.list {
         None => {
             crate::view::note(f, area, &title, "loading…", Color::Reset);
             return;
@@ -69,7 +71,7 @@ pub fn draw_traces(f: &mut Frame<'_>, area: Rect, m: &Model) {
             } else {
                 Style::default()
             };
-            if i == m.traces_selected {
+            if i == traces.selected {
                 style = style.add_modifier(Modifier::REVERSED);
             }
             TRow::new(vec![
@@ -206,8 +208,8 @@ fn details(w: &Waterfall) -> Vec<Line<'static>> {
 
 /// Draws the open trace.
 pub fn draw_trace(f: &mut Frame<'_>, area: Rect, m: &Model) {
-    let Some(w) = &m.trace else {
-        let text = m.trace_note.clone().unwrap_or_else(|| {
+    let Some(w) = &m.trace.open else {
+        let text = m.trace.note.clone().unwrap_or_else(|| {
             "no trace open: Enter on a trace (3) or on a log line with ⤷trace (2)".into()
         });
         f.render_widget(

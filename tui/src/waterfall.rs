@@ -1,13 +1,16 @@
-//! One trace laid out as a waterfall: the span tree (parents before children), times
-//! corrected for clock skew between hosts, the critical path, each span's logs under it, and
-//! collapsed subtrees. Built once when a trace is opened (linear in its spans and logs); the
-//! view then draws only the rows on screen, so a 10,000-span trace stays fluid.
+//! The trace view's state ([`Trace`]): one trace laid out as a waterfall. On top of the span
+//! tree ([`SpanTree`], the one the API and the CLI use): times corrected for clock skew
+//! between hosts, the critical path, each span's logs under it, and collapsed subtrees. Built
+//! once when a trace is opened; the view then draws only the rows on screen, so a
+//! 10,000-span trace stays fluid.
 //!
 //! Clock skew, as Jaeger does it: a child that starts before its parent or ends after it
 //! because host clocks disagree is shifted inside its parent, and so are its descendants; the
 //! span is marked adjusted. The API keeps the raw times.
 
+use crate::app::Key;
 use skein_model::api::TraceResponse;
+use skein_model::span_tree::SpanTree;
 use skein_model::{LogRecord, Span};
 use std::collections::{HashMap, HashSet};
 
@@ -35,7 +38,7 @@ pub struct Waterfall {
     pub depth: Vec<usize>,
     /// Children of each span, by start.
     pub children: Vec<Vec<usize>>,
-    /// Start and end after the skew correction (ns).
+    /// Start after the skew correction (ns).
     pub start: Vec<u64>,
     /// End after the skew correction (ns).
     pub end: Vec<u64>,
@@ -68,50 +71,13 @@ impl Waterfall {
     pub fn new(resp: TraceResponse) -> Waterfall {
         let spans = resp.spans;
         let n = spans.len();
-        let by_id: HashMap<&str, usize> = spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.span_id.as_str(), i))
-            .collect();
-        let mut parent: Vec<Option<usize>> = vec![None; n];
-        let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (i, s) in spans.iter().enumerate() {
-            if let Some(&p) = by_id.get(s.parent_span_id.as_str())
-                && p != i
-            {
-                parent[i] = Some(p);
-                children[p].push(i);
-            }
-        }
-        for c in children.iter_mut() {
-            c.sort_by_key(|&i| spans[i].start_unix_nano);
-        }
-        // Depth-first order from the roots: parents before children.
-        let mut order = Vec::with_capacity(n);
-        let mut depth = vec![0usize; n];
-        let mut stack: Vec<(usize, usize)> = (0..n)
-            .filter(|&i| parent[i].is_none())
-            .rev()
-            .map(|i| (i, 0))
-            .collect();
-        let mut seen = vec![false; n];
-        while let Some((i, d)) = stack.pop() {
-            if seen[i] {
-                continue;
-            }
-            seen[i] = true;
-            depth[i] = d;
-            order.push(i);
-            for &c in children[i].iter().rev() {
-                stack.push((c, d + 1));
-            }
-        }
-        // A cycle of parents leaves spans unreached: show them as roots.
-        for (i, s) in seen.iter().enumerate() {
-            if !s {
-                order.push(i);
-            }
-        }
+        // The tree is the shared one, so the waterfall, the CLI and the API agree on it.
+        let SpanTree {
+            order,
+            parent,
+            children,
+            depth,
+        } = SpanTree::build(&spans);
         let mut start: Vec<u64> = spans.iter().map(|s| s.start_unix_nano).collect();
         let mut end: Vec<u64> = spans
             .iter()
@@ -143,7 +109,7 @@ impl Waterfall {
         }
         let t0 = start.iter().copied().min().unwrap_or(0);
         let t1 = end.iter().copied().max().unwrap_or(t0).max(t0 + 1);
-        // The critical path: from each root, the child that ended last, down the tree.
+        // The critical path: from the first root, the child that ended last, down the tree.
         let mut critical = vec![false; n];
         if let Some(&root) = order.first() {
             let mut at = Some(root);
@@ -152,6 +118,12 @@ impl Waterfall {
                 at = children[i].iter().copied().max_by_key(|&c| end[c]);
             }
         }
+        // Logs name only a span ID; when spans share one, its logs go under the last of them.
+        let by_id: HashMap<&str, usize> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.span_id.as_str(), i))
+            .collect();
         let mut logs_of: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut loose_logs = Vec::new();
         for (li, l) in resp.logs.iter().enumerate() {
@@ -254,6 +226,47 @@ impl Waterfall {
         }
         let max_start = self.rows.len().saturating_sub(height);
         self.selected.saturating_sub(height / 2).min(max_start)
+    }
+
+    /// The trace view's keys: move, fold and unfold, jump to either end; false when the key
+    /// is not one of them.
+    pub fn key(&mut self, k: Key) -> bool {
+        match k {
+            Key::Down | Key::Char('j') => {
+                self.selected = (self.selected + 1).min(self.rows.len().saturating_sub(1))
+            }
+            Key::Up | Key::Char('k') => self.selected = self.selected.saturating_sub(1),
+            Key::Enter | Key::Char(' ') => self.toggle(),
+            Key::Char('h') => self.fold(true),
+            Key::Char('l') => self.fold(false),
+            Key::Char('G') => self.selected = self.rows.len().saturating_sub(1),
+            Key::Char('g') => self.selected = 0,
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// The trace view's state: the open trace, or why none is open.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    /// The open trace.
+    pub open: Option<Waterfall>,
+    /// Why the trace could not be opened, or that it is loading.
+    pub note: Option<String>,
+}
+
+impl Trace {
+    /// Takes a trace that came back (None: not found). A failure keeps the trace on screen.
+    pub fn loaded(&mut self, r: Result<Option<TraceResponse>, String>) {
+        match r {
+            Ok(Some(t)) => {
+                self.open = Some(Waterfall::new(t));
+                self.note = None;
+            }
+            Ok(None) => self.note = Some("no such trace".into()),
+            Err(e) => self.note = Some(e),
+        }
     }
 }
 

@@ -140,3 +140,17 @@ fn fold_and_unfold_are_idempotent() {
     w.fold(false);
     assert_eq!(ids(&w).len(), 6);
 }
+
+#[test]
+fn a_parent_cycle_is_shown_from_its_earliest_span_and_skew_correction_ends() {
+    // x and y name each other; y's clock puts it after its parent ends.
+    let w = Waterfall::new(TraceResponse {
+        trace_id: "t".into(),
+        spans: vec![span("y", "x", "b", 100, 200), span("x", "y", "a", 0, 10)],
+        ..Default::default()
+    });
+    assert_eq!(ids(&w), ["x", "y"]);
+    assert_eq!(w.depth, [1, 0]);
+    assert!(w.adjusted[0]);
+    assert_eq!((w.start[0], w.end[0]), (0, 100));
+}
