@@ -276,7 +276,7 @@ where
                         (
                             [(
                                 axum::http::header::CONTENT_TYPE,
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                skein_telemetry::CONTENT_TYPE,
                             )],
                             t.encode(),
                         )

@@ -1,15 +1,9 @@
 //! The agent's own counters, served at `/metrics` in Prometheus text format on
-//! `telemetry.listen` (default 127.0.0.1:7701). Every name starts with `skein_agent_`.
+//! `telemetry.listen` (default 127.0.0.1:7701). Every name starts with `skein_agent_`. Every
+//! metric is registered with HELP text, and rendered, through `skein_telemetry`.
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use skein_telemetry::{CounterFamily, Gauge, GaugeU64, Metrics, label};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-
-type Labels = Vec<(&'static str, String)>;
 
 /// Counters shared by every part of the agent. Cheap to clone.
 #[derive(Clone)]
@@ -18,23 +12,23 @@ pub struct Telemetry {
 }
 
 struct Inner {
-    registry: Registry,
-    lines_read: Family<Labels, Counter>,
-    bytes_read: Family<Labels, Counter>,
-    lines_truncated: Family<Labels, Counter>,
-    parse_failures: Family<Labels, Counter>,
-    read_errors: Family<Labels, Counter>,
-    rotations: Family<Labels, Counter>,
+    metrics: Metrics,
+    lines_read: CounterFamily,
+    bytes_read: CounterFamily,
+    lines_truncated: CounterFamily,
+    parse_failures: CounterFamily,
+    read_errors: CounterFamily,
+    rotations: CounterFamily,
     files_open: Gauge<i64>,
-    records_buffered: Family<Labels, Counter>,
-    records_sent: Family<Labels, Counter>,
-    requests_failed: Family<Labels, Counter>,
-    retries: Family<Labels, Counter>,
-    records_rejected: Family<Labels, Counter>,
-    dropped: Family<Labels, Counter>,
-    buffer_bytes: Gauge<u64, AtomicU64>,
-    buffer_max_bytes: Gauge<u64, AtomicU64>,
-    received: Family<Labels, Counter>,
+    records_buffered: CounterFamily,
+    records_sent: CounterFamily,
+    requests_failed: CounterFamily,
+    retries: CounterFamily,
+    records_rejected: CounterFamily,
+    dropped: CounterFamily,
+    buffer_bytes: GaugeU64,
+    buffer_max_bytes: GaugeU64,
+    received: CounterFamily,
 }
 
 impl Default for Telemetry {
@@ -43,125 +37,84 @@ impl Default for Telemetry {
     }
 }
 
-fn fam() -> Family<Labels, Counter> {
-    Family::default()
-}
-
 impl Telemetry {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("skein_agent");
-        let inner = Inner {
-            lines_read: fam(),
-            bytes_read: fam(),
-            lines_truncated: fam(),
-            parse_failures: fam(),
-            read_errors: fam(),
-            rotations: fam(),
-            files_open: Gauge::default(),
-            records_buffered: fam(),
-            records_sent: fam(),
-            requests_failed: fam(),
-            retries: fam(),
-            records_rejected: fam(),
-            dropped: fam(),
-            buffer_bytes: Gauge::default(),
-            buffer_max_bytes: Gauge::default(),
-            received: fam(),
-            registry: Registry::default(),
-        };
-        let reg: [(&str, &str, &Family<Labels, Counter>); 12] = [
-            (
-                "lines_read",
-                "Log records read from files (after multiline joining), by source",
-                &inner.lines_read,
-            ),
-            (
-                "bytes_read",
-                "Bytes read from files, by source",
-                &inner.bytes_read,
-            ),
-            (
-                "lines_truncated",
-                "Lines longer than max_line_bytes, cut to the limit, by source",
-                &inner.lines_truncated,
-            ),
-            (
-                "parse_failures",
-                "Lines that did not parse in the source's format and were shipped as plain text, by source",
-                &inner.parse_failures,
-            ),
-            (
-                "read_errors",
-                "Files that could not be opened or read (permission, I/O), by source",
-                &inner.read_errors,
-            ),
-            (
-                "rotations",
-                "File rotations seen, by source and kind (rename, truncate)",
-                &inner.rotations,
-            ),
-            (
-                "records_buffered",
-                "Records written to the disk buffer, by signal",
-                &inner.records_buffered,
-            ),
-            (
-                "records_sent",
-                "Records the collector acknowledged, by signal",
-                &inner.records_sent,
-            ),
-            (
-                "requests_failed",
-                "Requests to the collector that failed, by signal and reason",
-                &inner.requests_failed,
-            ),
-            (
-                "retries",
-                "Requests retried after a failure, by signal",
-                &inner.retries,
-            ),
-            (
-                "records_rejected",
-                "Records the collector refused with a 4xx (dropped, not retried), by signal",
-                &inner.records_rejected,
-            ),
-            (
-                "dropped",
-                "Records dropped, by reason (buffer_full under when_full = drop_oldest, rejected)",
-                &inner.dropped,
-            ),
-        ];
-        for (name, help, f) in reg {
-            registry.register(name, help, f.clone());
-        }
-        registry.register(
+        let mut m = Metrics::new("skein_agent");
+        let lines_read = m.counter_family(
+            "lines_read",
+            "Log records read from files (after multiline joining), by source",
+        );
+        let bytes_read = m.counter_family("bytes_read", "Bytes read from files, by source");
+        let lines_truncated = m.counter_family(
+            "lines_truncated",
+            "Lines longer than max_line_bytes, cut to the limit, by source",
+        );
+        let parse_failures = m.counter_family(
+            "parse_failures",
+            "Lines that did not parse in the source's format and were shipped as plain text, by source",
+        );
+        let read_errors = m.counter_family(
+            "read_errors",
+            "Files that could not be opened or read (permission, I/O), by source",
+        );
+        let rotations = m.counter_family(
+            "rotations",
+            "File rotations seen, by source and kind (rename, truncate)",
+        );
+        let records_buffered = m.counter_family(
+            "records_buffered",
+            "Records written to the disk buffer, by signal",
+        );
+        let records_sent = m.counter_family(
+            "records_sent",
+            "Records the collector acknowledged, by signal",
+        );
+        let requests_failed = m.counter_family(
+            "requests_failed",
+            "Requests to the collector that failed, by signal and reason",
+        );
+        let retries = m.counter_family("retries", "Requests retried after a failure, by signal");
+        let records_rejected = m.counter_family(
+            "records_rejected",
+            "Records the collector refused with a 4xx (dropped, not retried), by signal",
+        );
+        let dropped = m.counter_family(
+            "dropped",
+            "Records dropped, by reason (buffer_full under when_full = drop_oldest, rejected)",
+        );
+        let received = m.counter_family(
             "received",
             "Records received by the local OTLP receiver, by signal",
-            inner.received.clone(),
         );
-        registry.register(
-            "files_open",
-            "Files being tailed now",
-            inner.files_open.clone(),
-        );
-        registry.register(
-            "buffer_bytes",
-            "Bytes in the disk buffer (unsent data)",
-            inner.buffer_bytes.clone(),
-        );
-        registry.register(
-            "buffer_max_bytes",
-            "Size limit of the disk buffer",
-            inner.buffer_max_bytes.clone(),
-        );
+        let files_open = m.register("files_open", "Files being tailed now", Gauge::default());
+        let buffer_bytes = m.gauge("buffer_bytes", "Bytes in the disk buffer (unsent data)");
+        let buffer_max_bytes = m.gauge("buffer_max_bytes", "Size limit of the disk buffer");
         Telemetry {
-            inner: Arc::new(Inner { registry, ..inner }),
+            inner: Arc::new(Inner {
+                metrics: m,
+                lines_read,
+                bytes_read,
+                lines_truncated,
+                parse_failures,
+                read_errors,
+                rotations,
+                files_open,
+                records_buffered,
+                records_sent,
+                requests_failed,
+                retries,
+                records_rejected,
+                dropped,
+                buffer_bytes,
+                buffer_max_bytes,
+                received,
+            }),
         }
     }
 
-    fn by(f: &Family<Labels, Counter>, k: &'static str, v: &str, n: u64) {
-        f.get_or_create(&vec![(k, v.to_string())]).inc_by(n);
+    fn by(f: &CounterFamily, k: &'static str, v: &str, n: u64) {
+        f.get_or_create(&label(k, v)).inc_by(n);
     }
 
     /// Records read from a source's files.
@@ -236,11 +189,7 @@ impl Telemetry {
 
     /// Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if encode(&mut out, &self.inner.registry).is_err() {
-            out.clear();
-        }
-        out
+        self.inner.metrics.render()
     }
 }
 
@@ -262,5 +211,20 @@ mod tests {
         );
         assert!(s.contains("skein_agent_dropped_total{reason=\"buffer_full\"} 2"));
         assert!(s.contains("skein_agent_buffer_bytes 10"));
+    }
+
+    #[test]
+    fn every_metric_has_help() {
+        let t = Telemetry::new();
+        t.lines_read("payment", 1);
+        t.rotation("payment", "rename");
+        t.set_files_open(2);
+        t.set_buffer(10, 100);
+        let text = t.encode();
+        assert_eq!(
+            skein_telemetry::families_without_help(&text),
+            Vec::<String>::new(),
+            "{text}"
+        );
     }
 }

@@ -2,56 +2,41 @@
 //! runs the engine (the collector), so its `/metrics` shows them beside its other counters
 //! under the same `skein_` prefix.
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
-
-type Labels = Vec<(&'static str, String)>;
+use skein_telemetry::{CounterFamily, GaugeFamily, Metrics, label};
 
 /// The alert counters; cheap to clone (every metric is shared).
 #[derive(Clone, Default)]
 pub struct AlertTelemetry {
-    alerts: Family<Labels, Gauge<u64, AtomicU64>>,
-    evaluations: Family<Labels, Counter>,
-    notifications: Family<Labels, Counter>,
-    outbox: Family<Labels, Gauge<u64, AtomicU64>>,
+    alerts: GaugeFamily,
+    evaluations: CounterFamily,
+    notifications: CounterFamily,
+    outbox: GaugeFamily,
 }
 
 impl AlertTelemetry {
-    /// Creates the counters and registers them, with help text, into `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let t = AlertTelemetry::default();
-        registry.register(
-            "alerts",
-            "Alerts now, by state (pending, firing)",
-            t.alerts.clone(),
-        );
-        registry.register(
-            "alert_rule_evaluations",
-            "Rule evaluations, by result (ok, error)",
-            t.evaluations.clone(),
-        );
-        registry.register(
-            "alert_notifications",
-            "Webhook notifications, by receiver and result (sent, failed, retried, dropped)",
-            t.notifications.clone(),
-        );
-        registry.register(
-            "alert_outbox_pending",
-            "Notifications waiting in the outbox, by receiver",
-            t.outbox.clone(),
-        );
-        t
+    /// Creates the counters and registers them, with help text, into `m`.
+    pub fn register(m: &mut Metrics) -> Self {
+        AlertTelemetry {
+            alerts: m.gauge_family("alerts", "Alerts now, by state (pending, firing)"),
+            evaluations: m.counter_family(
+                "alert_rule_evaluations",
+                "Rule evaluations, by result (ok, error)",
+            ),
+            notifications: m.counter_family(
+                "alert_notifications",
+                "Webhook notifications, by receiver and result (sent, failed, retried, dropped)",
+            ),
+            outbox: m.gauge_family(
+                "alert_outbox_pending",
+                "Notifications waiting in the outbox, by receiver",
+            ),
+        }
     }
 
     /// Alerts now in each state.
     pub fn alerts(&self, pending: u64, firing: u64) {
         for (state, n) in [("pending", pending), ("firing", firing)] {
-            self.alerts
-                .get_or_create(&vec![("state", state.to_string())])
-                .set(n);
+            self.alerts.get_or_create(&label("state", state)).set(n);
         }
     }
 
@@ -59,7 +44,7 @@ impl AlertTelemetry {
     pub fn alert_evaluations(&self, ok: u64, failed: u64) {
         for (result, n) in [("ok", ok), ("error", failed)] {
             self.evaluations
-                .get_or_create(&vec![("result", result.to_string())])
+                .get_or_create(&label("result", result))
                 .inc_by(n);
         }
     }
@@ -77,7 +62,7 @@ impl AlertTelemetry {
     /// Notifications waiting for a receiver.
     pub fn alert_outbox_pending(&self, receiver: &str, n: u64) {
         self.outbox
-            .get_or_create(&vec![("receiver", receiver.to_string())])
+            .get_or_create(&label("receiver", receiver))
             .set(n);
     }
 }
@@ -89,25 +74,25 @@ mod tests {
 
     #[test]
     fn counters_are_registered_with_help() {
-        let mut registry = Registry::with_prefix("skein");
-        let t = AlertTelemetry::register(&mut registry);
+        let mut m = Metrics::new("skein");
+        let t = AlertTelemetry::register(&mut m);
         t.alerts(1, 2);
+        t.alert_evaluations(5, 1);
         t.alert_notifications("ops", "sent", 3);
         t.alert_outbox_pending("ops", 4);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let text = m.render();
         assert!(text.contains("skein_alerts{state=\"firing\"} 2"), "{text}");
         assert!(
             text.contains("skein_alert_notifications_total{receiver=\"ops\",result=\"sent\"} 3"),
             "{text}"
         );
         assert!(
-            text.contains("# HELP skein_alert_outbox_pending "),
-            "{text}"
-        );
-        assert!(
             text.contains("skein_alert_outbox_pending{receiver=\"ops\"} 4"),
             "{text}"
+        );
+        assert_eq!(
+            skein_telemetry::families_without_help(&text),
+            Vec::<String>::new()
         );
     }
 }

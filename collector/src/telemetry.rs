@@ -1,17 +1,13 @@
 //! The collector's own counters, served at `/metrics` in Prometheus text format.
 //!
-//! Each stage counts what it received, accepted, rejected and failed, per signal.
+//! Each stage counts what it received, accepted, rejected and failed, per signal. Every metric
+//! is registered with HELP text, and rendered, through `skein_telemetry`.
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use skein_telemetry::{
+    Counter, CounterFamily, Family, GaugeFamily, GaugeU64, Histogram, Labels, Metrics,
+    exponential_buckets, label,
+};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-
-type Labels = Vec<(&'static str, String)>;
 
 /// Counters shared by every part of the collector.
 #[derive(Clone)]
@@ -20,18 +16,18 @@ pub struct Telemetry {
 }
 
 struct Inner {
-    registry: Registry,
-    received_records: Family<Labels, Counter>,
-    received_bytes: Family<Labels, Counter>,
-    rejected_records: Family<Labels, Counter>,
-    ingest_errors: Family<Labels, Counter>,
-    indexed_records: Family<Labels, Counter>,
-    wal_bytes: Gauge<u64, AtomicU64>,
-    index_lag: Gauge<u64, AtomicU64>,
+    metrics: Metrics,
+    received_records: CounterFamily,
+    received_bytes: CounterFamily,
+    rejected_records: CounterFamily,
+    ingest_errors: CounterFamily,
+    indexed_records: CounterFamily,
+    wal_bytes: GaugeU64,
+    index_lag: GaugeU64,
     commit_seconds: Histogram,
     query_seconds: Family<Labels, Histogram>,
-    metric_samples_refused: Family<Labels, Counter>,
-    tsdb: Family<Labels, Gauge<u64, AtomicU64>>,
+    metric_samples_refused: CounterFamily,
+    tsdb: GaugeFamily,
     derive_skipped: Counter,
     /// The alert engine's counters, in the same registry.
     alerts: skein_alert::AlertTelemetry,
@@ -50,81 +46,60 @@ impl Default for Telemetry {
 impl Telemetry {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("skein");
-        let received_records = Family::<Labels, Counter>::default();
-        let received_bytes = Family::<Labels, Counter>::default();
-        let rejected_records = Family::<Labels, Counter>::default();
-        let ingest_errors = Family::<Labels, Counter>::default();
-        let indexed_records = Family::<Labels, Counter>::default();
-        let wal_bytes = Gauge::<u64, AtomicU64>::default();
-        let index_lag = Gauge::<u64, AtomicU64>::default();
-        let commit_seconds = seconds_histogram();
-        let query_seconds = Family::<Labels, Histogram>::new_with_constructor(
-            seconds_histogram as fn() -> Histogram,
-        );
-        registry.register(
+        let mut m = Metrics::new("skein");
+        let received_records = m.counter_family(
             "received_records",
             "Records accepted into the WAL, by signal",
-            received_records.clone(),
         );
-        registry.register(
+        let received_bytes = m.counter_family(
             "received_bytes",
             "Request bytes received after decompression, by signal",
-            received_bytes.clone(),
         );
-        registry.register(
+        let rejected_records = m.counter_family(
             "rejected_records",
             "Records rejected for bad IDs or limits (OTLP partial success), by signal",
-            rejected_records.clone(),
         );
-        registry.register(
+        let ingest_errors = m.counter_family(
             "ingest_errors",
             "Ingest requests answered with an error, by signal and reason",
-            ingest_errors.clone(),
         );
-        registry.register(
+        let indexed_records = m.counter_family(
             "indexed_records",
             "Records committed to the index, by signal",
-            indexed_records.clone(),
         );
-        registry.register("wal_bytes", "Bytes in WAL segments", wal_bytes.clone());
-        registry.register(
+        let wal_bytes = m.gauge("wal_bytes", "Bytes in WAL segments");
+        let index_lag = m.gauge(
             "index_lag_records",
             "Records acknowledged but not yet searchable",
-            index_lag.clone(),
         );
-        registry.register(
+        let commit_seconds = m.register(
             "commit_seconds",
             "Time of one index commit round",
-            commit_seconds.clone(),
+            seconds_histogram(),
         );
-        let metric_samples_refused = Family::<Labels, Counter>::default();
-        registry.register(
+        let metric_samples_refused = m.counter_family(
             "metric_samples_refused",
             "Metric samples the store refused, by reason (non_finite, out_of_order, series_limit); repeats of stored samples are counted as duplicate",
-            metric_samples_refused.clone(),
         );
-        let tsdb = Family::<Labels, Gauge<u64, AtomicU64>>::default();
-        registry.register(
+        let tsdb = m.gauge_family(
             "tsdb",
             "Metrics store sizes: series, head_samples, blocks, block_samples, block_bytes, block_chunk_bytes, wal_bytes",
-            tsdb.clone(),
         );
-        let derive_skipped = Counter::default();
-        registry.register(
+        let derive_skipped = m.counter(
             "derive_skipped_batches",
             "Span batches not used for RED figures and the service graph because the deriver was behind",
-            derive_skipped.clone(),
         );
-        registry.register(
+        let query_seconds = m.register(
             "query_seconds",
             "Query API latency, by route",
-            query_seconds.clone(),
+            Family::<Labels, Histogram>::new_with_constructor(
+                seconds_histogram as fn() -> Histogram,
+            ),
         );
-        let alerts = skein_alert::AlertTelemetry::register(&mut registry);
+        let alerts = skein_alert::AlertTelemetry::register(&mut m);
         Telemetry {
             inner: Arc::new(Inner {
-                registry,
+                metrics: m,
                 received_records,
                 received_bytes,
                 rejected_records,
@@ -143,7 +118,7 @@ impl Telemetry {
     }
 
     fn sig(signal: &str) -> Labels {
-        vec![("signal", signal.to_string())]
+        label("signal", signal)
     }
 
     /// A batch was acknowledged.
@@ -179,7 +154,7 @@ impl Telemetry {
             if n > 0 {
                 self.inner
                     .metric_samples_refused
-                    .get_or_create(&vec![("reason", reason.to_string())])
+                    .get_or_create(&label("reason", reason))
                     .inc_by(n);
             }
         }
@@ -196,10 +171,7 @@ impl Telemetry {
             ("block_chunk_bytes", st.block_chunk_bytes),
             ("wal_bytes", st.wal_bytes),
         ] {
-            self.inner
-                .tsdb
-                .get_or_create(&vec![("size", what.to_string())])
-                .set(v);
+            self.inner.tsdb.get_or_create(&label("size", what)).set(v);
         }
     }
 
@@ -246,7 +218,7 @@ impl Telemetry {
     pub fn query_took(&self, route: &str, secs: f64) {
         self.inner
             .query_seconds
-            .get_or_create(&vec![("route", route.to_string())])
+            .get_or_create(&label("route", route))
             .observe(secs);
     }
 
@@ -257,11 +229,7 @@ impl Telemetry {
 
     /// Everything in Prometheus text format.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        if encode(&mut out, &self.inner.registry).is_err() {
-            out.clear();
-        }
-        out
+        self.inner.metrics.render()
     }
 }
 
@@ -282,6 +250,22 @@ mod tests {
         );
         assert!(
             text.contains("skein_ingest_errors_total{signal=\"spans\",reason=\"bad_request\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_metric_has_help() {
+        let t = Telemetry::new();
+        t.received("logs", 1, 10);
+        t.commit_took(0.01);
+        t.query_took("search", 0.01);
+        t.alerts().alerts(1, 0);
+        t.alerts().alert_notifications("ops", "sent", 1);
+        let text = t.render();
+        assert_eq!(
+            skein_telemetry::families_without_help(&text),
+            Vec::<String>::new(),
             "{text}"
         );
     }

@@ -196,10 +196,7 @@ async fn hosts(State(s): State<ApiState>) -> Response {
 
 async fn metrics(State(s): State<ApiState>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, skein_telemetry::CONTENT_TYPE)],
         (s.metrics)(),
     )
         .into_response()
