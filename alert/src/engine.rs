@@ -414,15 +414,19 @@ impl AlertEngine {
             .collect()
     }
 
-    /// Copies the receivers' delivery counts into the collector's telemetry.
-    fn count_deliveries(&self) {
-        let status = self
-            .shared
+    /// Each receiver's delivery figures (none before delivery started).
+    pub(crate) fn delivery_status(&self) -> Vec<crate::deliver::ReceiverStatus> {
+        self.shared
             .delivery
             .lock()
             .ok()
             .and_then(|g| g.as_ref().map(|d| d.status()))
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// Copies the receivers' delivery counts into the collector's telemetry.
+    fn count_deliveries(&self) {
+        let status = self.delivery_status();
         let Ok(mut counted) = self.shared.counted.lock() else {
             return;
         };

@@ -140,13 +140,7 @@ async fn notifications(State(e): State<AlertEngine>) -> Response {
         })
         .into_response();
     };
-    let status = e
-        .shared
-        .delivery
-        .lock()
-        .ok()
-        .and_then(|g| g.as_ref().map(|d| d.status()))
-        .unwrap_or_default();
+    let status = e.delivery_status();
     let receivers = tokio::task::spawn_blocking(move || {
         let mut out: Vec<ReceiverInfo> = status
             .into_iter()

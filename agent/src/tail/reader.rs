@@ -19,6 +19,17 @@ pub struct RawLine<'a> {
     pub end: u64,
 }
 
+impl RawLine<'_> {
+    /// The line as text (invalid UTF-8 replaced), ready for multiline joining.
+    pub fn to_line(&self) -> super::multiline::Line {
+        super::multiline::Line {
+            text: String::from_utf8_lossy(self.bytes).into_owned(),
+            truncated: self.truncated,
+            end: self.end,
+        }
+    }
+}
+
 /// Reads one file line by line.
 pub struct Reader {
     file: File,

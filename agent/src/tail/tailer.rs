@@ -238,12 +238,7 @@ impl Tailer {
             let Tracked { reader, joiner, .. } = &mut *t;
             let res = reader.read(&mut buf[..want], &mut |raw| {
                 truncated += u32::from(raw.truncated);
-                let line = Line {
-                    text: String::from_utf8_lossy(raw.bytes).into_owned(),
-                    truncated: raw.truncated,
-                    end: raw.end,
-                };
-                joiner.push(line, now, &mut |l| {
+                joiner.push(raw.to_line(), now, &mut |l| {
                     records += 1;
                     emit(head.record(l));
                 });
@@ -292,12 +287,7 @@ impl Tailer {
             let mut cut = false;
             reader.take_partial(&mut |raw| {
                 cut = raw.truncated;
-                let line = Line {
-                    text: String::from_utf8_lossy(raw.bytes).into_owned(),
-                    truncated: raw.truncated,
-                    end: raw.end,
-                };
-                joiner.push(line, now, &mut |l| {
+                joiner.push(raw.to_line(), now, &mut |l| {
                     records += 1;
                     emit(head.record(l));
                 });
