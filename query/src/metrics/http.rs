@@ -1,5 +1,5 @@
 //! The HTTP routes of metrics, services and dependencies. Each handler does its work on a
-//! blocking thread with the query time limit ([`run_blocking`]).
+//! blocking thread with the query time limit (`crate::api::run_blocking`).
 
 use super::params::{Params, ns_to_ms};
 use super::query::RangeQuery;
