@@ -20,6 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 use skein_model::time::now_ms;
+use skein_wal::durable::sync_dir;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
 use std::io::{self, Write};
@@ -516,8 +517,6 @@ fn read_notification(path: &Path) -> io::Result<Notification> {
 fn write_durable(dir: &Path, seq: u64, bytes: &[u8]) -> io::Result<()> {
     skein_wal::durable::write_file(&json_path(dir, seq), bytes)
 }
-
-use skein_wal::durable::sync_dir;
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {

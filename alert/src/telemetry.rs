@@ -5,7 +5,7 @@
 use skein_telemetry::{CounterFamily, GaugeFamily, Metrics, label};
 
 /// The alert counters; cheap to clone (every metric is shared).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AlertTelemetry {
     alerts: GaugeFamily,
     evaluations: CounterFamily,
