@@ -32,23 +32,8 @@ cargo build --release -p skein -p skein-bench
 BIN="${CARGO_TARGET_DIR:-target}/release/skein-bench"
 SKEIN="${CARGO_TARGET_DIR:-target}/release/skein"
 
-{
-  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo " + uncommitted changes ($(git diff | sha1sum | cut -c1-8))")"
-  echo "nproc: $(nproc)"
-  lscpu | grep 'Model name' || true
-  echo "memory: $(free -g | awk '/Mem:/ {print $2 " GiB"}')"
-  echo "disk: $(df -h /tmp | awk 'NR==2 {print $1 " " $2 " (" $5 " used)"}')"
-  echo "rustc: $(rustc --version)"
-  echo "node_exporter: $(/usr/bin/prometheus-node-exporter --version 2>&1 | head -1)"
-} | tee "$OUT/summary.txt"
-
-run() {
-  local name="$1"; shift
-  echo "== $name: $* (load: $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$OUT/summary.txt"
-  "$BIN" "$@" 2>&1 | tee "$OUT/$name.txt"
-  tail -n 1 "$OUT/$name.txt" >> "$OUT/results.jsonl"
-}
+. "$(dirname "$0")/lib/bench-common.sh"
+echo "node_exporter: $(/usr/bin/prometheus-node-exporter --version 2>&1 | head -1)" | machine_summary
 
 # Each benchmark waits (up to 10 minutes) for the 1-minute load to fall below MAX_LOAD.
 run overhead agent-overhead --skein "$SKEIN" --secs "$SECS" --max-load "$MAX_LOAD"

@@ -25,22 +25,8 @@ mkdir -p "$OUT"
 cargo build --release -p skein-bench
 BIN="${CARGO_TARGET_DIR:-target}/release/skein-bench"
 
-{
-  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo " + uncommitted changes ($(git diff | sha1sum | cut -c1-8))")"
-  echo "nproc: $(nproc)"
-  lscpu | grep 'Model name' || true
-  echo "memory: $(free -g | awk '/Mem:/ {print $2 " GiB"}')"
-  echo "disk: $(df -h /tmp | awk 'NR==2 {print $1 " " $2 " (" $5 " used)"}')"
-  echo "rustc: $(rustc --version)"
-} | tee "$OUT/summary.txt"
-
-run() {
-  local name="$1"; shift
-  echo "== $name: $* (load: $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$OUT/summary.txt"
-  "$BIN" "$@" 2>&1 | tee "$OUT/$name.txt"
-  tail -n 1 "$OUT/$name.txt" >> "$OUT/results.jsonl"
-}
+. "$(dirname "$0")/lib/bench-common.sh"
+machine_summary </dev/null
 
 for i in $(seq 1 "$RUNS"); do
   # The single-threaded parts and the tantivy experiment are slow and stable: first run only.
