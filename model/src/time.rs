@@ -49,9 +49,24 @@ pub fn parse_time(text: &str, now_nano: u64) -> Result<u64, String> {
     }
 }
 
-/// Parses a duration such as `250ms`, `1.5s`, `15m`, `2h`, `1d`.
+/// The longest duration [`parse_duration`] accepts: 100 years. Every duration a person
+/// types (a time range, a retention, a rule's `for`, a silence) is far shorter; the bound keeps
+/// arithmetic on instants, Unix nanoseconds (`i64` and `u64`) and timers from overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Parses a duration such as `250ms`, `1.5s`, `15m`, `2h`, `1d`, at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
+    let d = parse_duration_unbounded(t)?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "duration '{t}' is too long: the most is 100 years (36500d)"
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_duration_unbounded(t: &str) -> Result<Duration, String> {
     // humantime does not take fractions; "1.5s" is common enough to support here.
     if let Some(num) = t.strip_suffix('s')
         && !num.ends_with('m')
@@ -62,7 +77,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         && secs.is_finite()
         && secs >= 0.0
     {
-        return Ok(Duration::from_secs_f64(secs));
+        // try_: a finite number can still be past what a Duration holds (1e20s).
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("duration '{t}' is too long: the most is 100 years (36500d)"));
     }
     humantime::parse_duration(t).map_err(|e| {
         format!("cannot read duration '{t}': {e}; use forms such as 250ms, 2s, 15m, 2h, 1d")
@@ -120,5 +137,26 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn huge_durations_are_an_error_not_a_panic() {
+        for t in [
+            "1e20s",
+            "1e300s",
+            "18446744073709551615s",
+            "99999999999999d",
+            "36501d",
+        ] {
+            let e = parse_duration(t).unwrap_err();
+            assert!(
+                e.contains("too long") || e.contains("cannot read"),
+                "{t}: {e}"
+            );
+            // The same text as a point in time is refused too, never a panic.
+            assert!(parse_time(t, NOW).is_err(), "{t}");
+        }
+        assert_eq!(parse_duration("36500d").unwrap(), MAX_DURATION);
+        assert!(parse_duration("1e9s").is_ok());
     }
 }

@@ -285,6 +285,55 @@ pub struct LogFilter {
     pub host: Option<String>,
 }
 
+/// Longest query text, in bytes. Longer text is refused before it is parsed.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+
+/// Most groups and negations in one query: `(` and `NOT` together. The query parser recurses
+/// once per each, on a blocking thread with a small stack; past a few thousand the stack
+/// overflows and the whole process aborts, so they are counted before parsing.
+pub const MAX_QUERY_NESTING: usize = 64;
+
+/// Refuses a query too long or too deeply nested to parse safely. Counts `(` and `NOT`
+/// outside double-quoted phrases; the count bounds the nesting depth from above.
+fn check_query_shape(text: &str) -> Result<()> {
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(StoreError::BadQuery(format!(
+            "the query is {} bytes, more than the limit of {MAX_QUERY_BYTES}; search for fewer terms",
+            text.len()
+        )));
+    }
+    let mut nesting = 0usize;
+    let mut in_phrase = false;
+    let mut escaped = false;
+    let mut word_start = true;
+    let b = text.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        if escaped {
+            escaped = false;
+            word_start = false;
+            continue;
+        }
+        match c {
+            b'\\' => escaped = true,
+            b'"' => in_phrase = !in_phrase,
+            b'(' if !in_phrase => nesting += 1,
+            b'N' if !in_phrase && word_start && b[i..].starts_with(b"NOT") => {
+                if b.get(i + 3).is_none_or(|n| n.is_ascii_whitespace()) {
+                    nesting += 1;
+                }
+            }
+            _ => {}
+        }
+        word_start = c.is_ascii_whitespace() || c == b'(' || c == b'+' || c == b'-';
+    }
+    if nesting > MAX_QUERY_NESTING {
+        return Err(StoreError::BadQuery(format!(
+            "the query has {nesting} groups and NOTs, more than the limit of {MAX_QUERY_NESTING}; write it with fewer parentheses"
+        )));
+    }
+    Ok(())
+}
+
 /// Parses a user query against one split's schema: bare words search the body and attribute
 /// values; `field:value` targets a field or an attribute (`http.status_code:500`).
 fn parse_user_query(
@@ -292,6 +341,7 @@ fn parse_user_query(
     default_fields: Vec<Field>,
     text: &str,
 ) -> Result<Box<dyn Query>> {
+    check_query_shape(text)?;
     // Parsed against the schema, not a split, so a bad query is refused even before any
     // data has arrived.
     let tokenizers = tantivy::tokenizer::TokenizerManager::default();
@@ -433,4 +483,60 @@ pub fn search_spans(
 ) -> Result<Found<skein_model::Span>> {
     let query = span_query(fields, filter, range);
     newest::<crate::Spans>(list, fields, &query, range, limit)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::schema::LogFields;
+
+    /// Builds the log query of `text` the way a search does, on a thread with the 2 MiB stack
+    /// of a blocking worker, so that a stack overflow would abort this test.
+    fn parse(text: String) -> Result<BooleanQuery> {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let filter = LogFilter {
+                    text: Some(text),
+                    ..Default::default()
+                };
+                log_query(&LogFields::new(), &filter, TimeRange::ALL)
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn deeply_nested_queries_are_refused_before_parsing() {
+        let n = 3_000;
+        for text in [
+            format!("{}a{}", "(".repeat(n), ")".repeat(n)),
+            format!("{}a", "NOT ".repeat(n)),
+            format!("{}a{}", "(NOT ".repeat(n / 2), ")".repeat(n / 2)),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains("limit of 64"), "{err}");
+        }
+        let err = parse("x ".repeat(MAX_QUERY_BYTES)).unwrap_err().to_string();
+        assert!(err.contains("bytes"), "{err}");
+    }
+
+    #[test]
+    fn ordinary_queries_with_parentheses_quotes_and_dashes_still_parse() {
+        let nested = format!("{}timeout{}", "(".repeat(64), ")".repeat(64));
+        for ok in [
+            "timeout",
+            "service:payment AND (timeout OR refused) AND NOT debug",
+            "req-7f3a-11ee-b2c4 -NOTICE",
+            "\"(((( NOT NOT ((\" AND x",
+            "NOTHING NOTE",
+            nested.as_str(),
+        ] {
+            assert!(parse(ok.to_string()).is_ok(), "{ok}");
+        }
+        let deeper = format!("{}timeout{}", "(".repeat(65), ")".repeat(65));
+        assert!(parse(deeper).is_err());
+    }
 }

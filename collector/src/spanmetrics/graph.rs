@@ -163,7 +163,12 @@ fn url_host(url: &str) -> Option<String> {
 }
 
 /// What an uninstrumented callee is, from the caller span's attributes: (name, callee type).
+/// The name is cut to a label's length.
 fn peer_of(attrs: &Attributes) -> Option<(String, &'static str)> {
+    peer_of_uncut(attrs).map(|(name, kind)| (super::label_value(&name).to_string(), kind))
+}
+
+fn peer_of_uncut(attrs: &Attributes) -> Option<(String, &'static str)> {
     let db = attr(attrs, "db.system.name").or_else(|| attr(attrs, "db.system"));
     let messaging = attr(attrs, "messaging.system");
     if let Some(peer) = attr(attrs, "peer.service") {

@@ -147,11 +147,21 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The service of a span, never empty.
+/// Longest label value of a span-derived series, in bytes: the same bound as OTLP metric
+/// labels (`MetricLimits::max_label_value_bytes`). Span names and service names may be up to
+/// the record limit (1 MiB); as labels they are cut at a char boundary.
+pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
+
+/// `s` cut to [`MAX_LABEL_VALUE_BYTES`] at a char boundary.
+fn label_value(s: &str) -> &str {
+    &s[..s.floor_char_boundary(MAX_LABEL_VALUE_BYTES)]
+}
+
+/// The service of a span, never empty, cut to a label's length.
 fn service_of(span: &Span) -> &str {
     if span.service.is_empty() {
         "unknown_service"
     } else {
-        &span.service
+        label_value(&span.service)
     }
 }

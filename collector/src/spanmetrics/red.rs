@@ -200,7 +200,7 @@ impl Red {
         let operation = if span.name.is_empty() {
             "unknown_operation"
         } else {
-            span.name.as_str()
+            super::label_value(&span.name)
         };
         let key = (service_of(span).to_string(), operation.to_string());
         if !self.ops.contains_key(&key) && self.ops.len() >= self.max_series {

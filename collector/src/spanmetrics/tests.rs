@@ -720,3 +720,43 @@ fn service_quantiles_merge_its_operations() {
         5000.0
     ));
 }
+
+#[test]
+fn long_names_become_label_values_cut_at_a_char_boundary() {
+    // A span name and a service name far over a label's length, with a two-byte character
+    // across the cut: every derived label value is at most the bound and valid UTF-8.
+    let long = format!(
+        "{}é{}",
+        "a".repeat(MAX_LABEL_VALUE_BYTES - 1),
+        "b".repeat(70_000)
+    );
+    let mut d = Deriver::new(DeriveConfig::default());
+    d.observe(
+        &[
+            span("t1", "c", "r", &long, "call", "client", 1.0),
+            attrs(
+                span("t1", "c2", "r", &long, "q", "client", 1.0),
+                &[("peer.service", long.as_str())],
+            ),
+            span("t1", "s", "c", "svc", &long, "server", 1.0),
+        ],
+        T0,
+    );
+    let b = d.flush(T0 + SEC);
+    check(&b, T0 + SEC);
+    let cut = "a".repeat(MAX_LABEL_VALUE_BYTES - 1);
+    assert_eq!(val(&b, "skein.span.calls", &op("svc", &cut)), Some(1.0));
+    let mut saw_edge = false;
+    for s in &b.series {
+        for (k, v) in s.labels.iter() {
+            assert!(
+                v.len() <= MAX_LABEL_VALUE_BYTES,
+                "{} {k}: {} bytes",
+                s.name,
+                v.len()
+            );
+            saw_edge |= k == "caller" && v == cut;
+        }
+    }
+    assert!(saw_edge, "the caller service is cut the same way");
+}

@@ -295,6 +295,11 @@ impl Shared {
                     slots.push(Some((st.series.len() + k) as u32));
                     continue;
                 }
+                if let Err(why) = super::log::fits(spec) {
+                    limited[i] = Some(why);
+                    slots.push(None);
+                    continue;
+                }
                 let family = family_name(&spec.name, spec.kind).to_string();
                 let have = st.families.get(&family).map_or(0, |f| f.series)
                     + new_per_family.get(&family).copied().unwrap_or(0);

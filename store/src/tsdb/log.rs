@@ -12,9 +12,41 @@ pub(crate) const KIND_SAMPLES: u8 = 2;
 /// Bytes of one encoded sample: u32 series, i64 time, f64 value.
 pub(crate) const SAMPLE_BYTES: usize = 20;
 
+/// Longest name, unit, label name or label value the series log holds, in bytes (a u16
+/// length). [`fits`] refuses a longer one before it is stored, so nothing is cut.
+pub(crate) const MAX_STR_BYTES: usize = u16::MAX as usize;
+
+/// Most labels on one series the series log holds.
+pub(crate) const MAX_LABELS: usize = u16::MAX as usize;
+
+/// Whether the series log can hold `spec` whole; the reason when it cannot.
+pub(crate) fn fits(spec: &SeriesSpec) -> Result<(), String> {
+    if spec.labels.len() > MAX_LABELS {
+        return Err(format!(
+            "series of {} has {} labels, more than the store holds ({MAX_LABELS})",
+            spec.name,
+            spec.labels.len()
+        ));
+    }
+    let strings = [spec.name.as_str(), spec.unit.as_str()]
+        .into_iter()
+        .chain(spec.labels.iter().flat_map(|(k, v)| [k, v]));
+    for s in strings {
+        if s.len() > MAX_STR_BYTES {
+            return Err(format!(
+                "a name or label of a series of {} is {} bytes, more than the store holds ({MAX_STR_BYTES})",
+                &spec.name[..spec.name.floor_char_boundary(128)],
+                s.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    // Names and values are capped well below 64 KiB by the converters; cut defensively.
-    let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+    // [`fits`] refuses longer strings before they get here; cut at a char boundary all the
+    // same, so that a record is always valid UTF-8 and the store always opens again.
+    let b = &s.as_bytes()[..s.floor_char_boundary(MAX_STR_BYTES)];
     out.extend_from_slice(&(b.len() as u16).to_le_bytes());
     out.extend_from_slice(b);
 }
@@ -27,8 +59,8 @@ pub(crate) fn encode_series(id: u32, spec: &SeriesSpec) -> Vec<u8> {
     out.push(spec.delta as u8);
     put_str(&mut out, &spec.name);
     put_str(&mut out, &spec.unit);
-    out.extend_from_slice(&(spec.labels.len().min(u16::MAX as usize) as u16).to_le_bytes());
-    for (k, v) in spec.labels.iter().take(u16::MAX as usize) {
+    out.extend_from_slice(&(spec.labels.len().min(MAX_LABELS) as u16).to_le_bytes());
+    for (k, v) in spec.labels.iter().take(MAX_LABELS) {
         put_str(&mut out, k);
         put_str(&mut out, v);
     }
@@ -57,7 +89,9 @@ impl<'a> Cursor<'a> {
     fn string(&mut self) -> Result<String, String> {
         let n = self.u16()? as usize;
         let b = self.take(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| "series record holds invalid UTF-8".into())
+        // Lossy: stores written before strings were cut at char boundaries may hold a cut
+        // character; the store must still open (the series keeps its number).
+        Ok(String::from_utf8_lossy(b).into_owned())
     }
 }
 
@@ -139,5 +173,30 @@ mod tests {
         out.push(9);
         let s: Vec<_> = samples(&out).collect();
         assert_eq!(s, vec![(1, -5, 2.5), (u32::MAX, i64::MAX, f64::MIN)]);
+    }
+
+    #[test]
+    fn a_cut_string_stays_valid_utf8_and_bad_bytes_still_decode() {
+        let spec = SeriesSpec {
+            name: "calls".into(),
+            labels: Labels::from_pairs([("op", format!("{}é", "a".repeat(65_534)).as_str())]),
+            kind: MetricKind::Counter,
+            unit: String::new(),
+            delta: false,
+        };
+        assert!(fits(&spec).is_err());
+        let (_, back) = decode_series(&encode_series(1, &spec)).unwrap();
+        let v = back.labels.iter().next().unwrap().1.to_string();
+        assert_eq!(v, "a".repeat(65_534), "cut before the character, not in it");
+        // A record written by an older version, cut inside a character, still opens.
+        let mut rec = Vec::new();
+        rec.extend_from_slice(&3u32.to_le_bytes());
+        rec.extend_from_slice(&[MetricKind::Counter.code(), 0]);
+        rec.extend_from_slice(&2u16.to_le_bytes());
+        rec.extend_from_slice(&[b'a', 0xC3]);
+        rec.extend_from_slice(&0u16.to_le_bytes());
+        rec.extend_from_slice(&0u16.to_le_bytes());
+        let (id, s) = decode_series(&rec).unwrap();
+        assert_eq!((id, s.name.as_str()), (3, "a\u{fffd}"));
     }
 }

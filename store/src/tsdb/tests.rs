@@ -252,3 +252,37 @@ fn a_new_counter_starts_from_zero_at_its_start_time() {
     );
     assert_eq!(read(&db, "temp", ""), vec![(5000, 7.0)]);
 }
+
+#[test]
+fn a_label_too_long_for_the_series_log_is_refused_and_the_store_opens_again() {
+    // One label value of 65,534 ASCII bytes and a two-byte character: over the log's u16
+    // length. Before, the log cut it mid-character and the store then refused to open.
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("{}é", "a".repeat(65_534));
+    let fits = format!("{}é", "a".repeat(65_533));
+    {
+        let db = Tsdb::open(cfg(dir.path())).unwrap();
+        for (v, derived) in [(&long, false), (&long, true), (&fits, true)] {
+            let mut b = MetricBatch::default();
+            let id = b.add_series(SeriesSpec {
+                labels: Labels::from_pairs([("span_name", v.as_str())]),
+                ..spec("calls", "a", MetricKind::Counter)
+            });
+            b.push(id, now(), 1.0);
+            let r = if derived {
+                db.append_derived(&b).unwrap()
+            } else {
+                db.append(&b).unwrap()
+            };
+            if v.len() > u16::MAX as usize {
+                assert_eq!((r.accepted, r.rejected), (0, 1), "{} bytes", v.len());
+                assert!(r.first_reason.unwrap().contains("65535"));
+            } else {
+                assert_eq!(r.accepted, 1, "{} bytes", v.len());
+            }
+        }
+    }
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    assert_eq!(db.stats().series, 1);
+    assert_eq!(db.label_values("span_name", None), vec![fits]);
+}
