@@ -9,6 +9,9 @@
 /// BEL or ST, other `ESC x` sequences, and their 8-bit C1 forms), C0 control characters, DEL
 /// and C1 controls. A tab becomes a space and a newline the visible `⏎`, so one record stays
 /// one line; a carriage return is dropped (it could hide the start of the line).
+/// Bidirectional controls (embeddings, overrides, isolates and the direction marks) are
+/// removed too: U+202E would show `txt.exe` as `exe.txt`, and an unclosed one reorders the
+/// rest of the terminal line. Right-to-left letters themselves are kept.
 pub fn sanitize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut it = text.chars().peekable();
@@ -40,10 +43,20 @@ pub fn sanitize(text: &str) -> String {
             '\n' => out.push('⏎'),
             // Cc: C0 (\r included), DEL and C1.
             c if c.is_control() => {}
+            c if is_bidi_control(c) => {}
             c => out.push(c),
         }
     }
     out
+}
+
+/// U+202A–U+202E (embeddings, overrides), U+2066–U+2069 (isolates), U+200E and U+200F
+/// (left-to-right and right-to-left marks) and U+061C (Arabic letter mark).
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+    )
 }
 
 /// Skips the rest of a CSI sequence: parameter and intermediate bytes, then the final byte.
@@ -113,6 +126,20 @@ mod tests {
         assert_eq!(sanitize("\x1b[12é"), "é");
         // Printable text, Unicode included, is untouched.
         assert_eq!(sanitize("héllo 世界 ✓ [ok] ~"), "héllo 世界 ✓ [ok] ~");
+    }
+
+    #[test]
+    fn sanitize_strips_bidirectional_controls() {
+        // U+202E would draw "exe.txt" as "txt.exe"; isolates and marks reorder text too.
+        assert_eq!(sanitize("invoice\u{202E}txt.exe"), "invoicetxt.exe");
+        for c in ('\u{202A}'..='\u{202E}')
+            .chain('\u{2066}'..='\u{2069}')
+            .chain(['\u{200E}', '\u{200F}', '\u{061C}'])
+        {
+            assert_eq!(sanitize(&format!("a{c}b")), "ab", "U+{:04X}", c as u32);
+        }
+        // Right-to-left text itself is kept.
+        assert_eq!(sanitize("שלום مرحبا"), "שלום مرحبا");
     }
 
     #[test]
