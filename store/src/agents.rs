@@ -3,7 +3,11 @@
 //! Agents post heartbeats to the collector; the API serves them at `GET /api/v1/agents`. An
 //! agent silent for longer than `down_after` is down. The registry is kept in memory and
 //! written to a JSON file (`<data>/agents.json`) so a restarted collector still knows its
-//! agents; it holds at most [`MAX_AGENTS`] agents.
+//! agents; it holds at most [`MAX_AGENTS`] agents. When it is full, a new agent takes the
+//! place of the one heard from least recently if that one is down (silent longer than
+//! `down_after`); only while all of them are up is a new agent refused. So IDs that stop
+//! sending heartbeats (made-up ones included) cannot keep real agents out for longer than
+//! `down_after`, and agents that are up are never forgotten.
 
 use skein_model::api::{AgentStatus, AgentsResponse, Heartbeat, HostStatus, HostsResponse};
 use skein_model::time::now_unix_nano;
@@ -12,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Most agents the registry holds; heartbeats from further agents are refused.
+/// Most agents the registry holds; past it a new agent replaces the least recently heard
+/// one that is down, and is refused when none is.
 pub const MAX_AGENTS: usize = 10_000;
 /// Longest id or host name, bytes.
 pub const MAX_NAME_BYTES: usize = 256;
@@ -25,8 +30,8 @@ pub enum HeartbeatError {
     /// The heartbeat is malformed; the message says how.
     #[error("{0}")]
     Invalid(String),
-    /// The registry is full.
-    #[error("the registry already holds {MAX_AGENTS} agents")]
+    /// The registry is full of agents that are up.
+    #[error("the registry already holds {MAX_AGENTS} agents, all of them up")]
     Full,
 }
 
@@ -122,7 +127,22 @@ impl AgentRegistry {
             ));
         };
         if !g.agents.contains_key(&hb.id) && g.agents.len() >= MAX_AGENTS {
-            return Err(HeartbeatError::Full);
+            // Room is made by forgetting the agent heard from least recently, if it is down:
+            // agents that are up are never pushed out, and IDs that went quiet (a flood of
+            // made-up ones included) give their place to new agents.
+            let down_ns = u64::try_from(self.down_after.as_nanos()).unwrap_or(u64::MAX);
+            let oldest = g
+                .agents
+                .iter()
+                .min_by_key(|(_, e)| e.last_seen_unix_nano)
+                .filter(|(_, e)| now.saturating_sub(e.last_seen_unix_nano) > down_ns)
+                .map(|(id, _)| id.clone());
+            match oldest {
+                Some(id) => {
+                    g.agents.remove(&id);
+                }
+                None => return Err(HeartbeatError::Full),
+            }
         }
         g.agents.insert(
             hb.id.clone(),
@@ -191,7 +211,9 @@ impl AgentRegistry {
                     memory_used_bytes: summary.map(|s| s.memory_used_bytes),
                     memory_total_bytes: summary.map(|s| s.memory_total_bytes),
                     load1: summary.map(|s| s.load1),
-                    buffer_bytes: agents.iter().map(|a| a.heartbeat.buffer.bytes).sum(),
+                    buffer_bytes: agents
+                        .iter()
+                        .fold(0u64, |sum, a| sum.saturating_add(a.heartbeat.buffer.bytes)),
                     agents: agents.into_iter().map(|a| a.heartbeat.id).collect(),
                     host,
                 }
@@ -274,6 +296,51 @@ mod tests {
             Err(HeartbeatError::Invalid(_))
         ));
         assert!(r.list().agents.is_empty());
+    }
+
+    #[test]
+    fn a_full_registry_makes_room_for_new_agents_by_forgetting_down_ones() {
+        let down = Duration::from_secs(15);
+        let r = AgentRegistry::in_memory(down);
+        let t0 = 1_000_000_000_000;
+        r.heartbeat_at(hb("real"), t0).unwrap();
+        for i in 1..MAX_AGENTS {
+            r.heartbeat_at(hb(&format!("fake-{i}")), t0 + 1).unwrap();
+        }
+        // While every agent is up, a new one is refused, and one already known is not.
+        assert_eq!(
+            r.heartbeat_at(hb("new-1"), t0 + 2),
+            Err(HeartbeatError::Full)
+        );
+        r.heartbeat_at(hb("real"), t0 + 10_000_000_000).unwrap();
+        // Once the fakes went quiet past `down_after`, a new agent replaces the one heard
+        // from least recently; the real agent, still up, is kept.
+        let later = t0 + 20_000_000_000;
+        r.heartbeat_at(hb("new-1"), later).unwrap();
+        r.heartbeat_at(hb("new-2"), later).unwrap();
+        let ids: Vec<String> = r
+            .list_at(later)
+            .agents
+            .into_iter()
+            .map(|a| a.heartbeat.id)
+            .collect();
+        assert_eq!(ids.len(), MAX_AGENTS);
+        for id in ["real", "new-1", "new-2"] {
+            assert!(ids.iter().any(|i| i == id), "{id} missing");
+        }
+    }
+
+    #[test]
+    fn host_sums_do_not_overflow() {
+        let r = AgentRegistry::in_memory(Duration::from_secs(15));
+        for id in ["a", "b"] {
+            let mut h = hb(id);
+            h.buffer.bytes = u64::MAX - 1;
+            r.heartbeat_at(h, 5).unwrap();
+        }
+        let hosts = r.hosts().hosts;
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].buffer_bytes, u64::MAX);
     }
 
     #[test]
