@@ -6,7 +6,9 @@
 //!
 //! Clock skew, as Jaeger does it: a child that starts before its parent or ends after it
 //! because host clocks disagree is shifted inside its parent, and so are its descendants; the
-//! span is marked adjusted. The API keeps the raw times.
+//! span is marked adjusted. The API keeps the raw times. Lying clocks (an end before the
+//! start, times near `u64::MAX`) are laid out with saturating and clamped arithmetic, so for
+//! every span `t0 <= start <= end <= t1` holds and the view's subtractions cannot overflow.
 
 use crate::app::Key;
 use skein_model::api::TraceResponse;
@@ -87,7 +89,7 @@ impl Waterfall {
         for &i in &order {
             let Some(p) = parent[i] else { continue };
             let (ps, pe) = (start[p], end[p]);
-            let len = end[i] - start[i];
+            let len = end[i].saturating_sub(start[i]);
             let mut s = start[i];
             if s < ps {
                 s = ps;
@@ -101,14 +103,20 @@ impl Waterfall {
                 // The whole subtree moves with it (same host clock, most likely).
                 let mut todo = vec![i];
                 while let Some(j) = todo.pop() {
-                    start[j] = (start[j] as i128 + shift).max(0) as u64;
-                    end[j] = (end[j] as i128 + shift).max(0) as u64;
+                    start[j] = shifted(start[j], shift);
+                    end[j] = shifted(end[j], shift);
                     todo.extend(children[j].iter().copied());
                 }
             }
         }
         let t0 = start.iter().copied().min().unwrap_or(0);
-        let t1 = end.iter().copied().max().unwrap_or(t0).max(t0 + 1);
+        // At most u64::MAX: the view divides by `t1 - t0`, at least 1 when it can be.
+        let t1 = end
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(t0)
+            .max(t0.saturating_add(1));
         // The critical path: from the first root, the child that ended last, down the tree.
         let mut critical = vec![false; n];
         if let Some(&root) = order.first() {
@@ -245,6 +253,12 @@ impl Waterfall {
         }
         true
     }
+}
+
+/// A time moved by `shift` ns, kept within 0..=u64::MAX: clocks can lie by any amount, and
+/// clamping both ends of a span keeps its end at or after its start.
+fn shifted(t: u64, shift: i128) -> u64 {
+    u64::try_from((i128::from(t) + shift).clamp(0, i128::from(u64::MAX))).unwrap_or(u64::MAX)
 }
 
 /// The trace view's state: the open trace, or why none is open.

@@ -154,3 +154,57 @@ fn a_parent_cycle_is_shown_from_its_earliest_span_and_skew_correction_ends() {
     assert!(w.adjusted[0]);
     assert_eq!((w.start[0], w.end[0]), (0, 100));
 }
+
+/// A span as a lying clock sends it: any start and end, the end possibly before the start.
+fn raw(id: &str, parent: &str, start: u64, end: u64) -> Span {
+    Span {
+        trace_id: "t".into(),
+        span_id: id.into(),
+        parent_span_id: parent.into(),
+        service: "s".into(),
+        start_unix_nano: start,
+        end_unix_nano: end,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn lying_clocks_lay_out_without_overflow() {
+    let max = u64::MAX;
+    let cases = vec![
+        vec![raw("a", "", max, max)],
+        vec![raw("a", "", max, 0)],
+        vec![raw("a", "", 5, 1), raw("b", "a", max - 1, max)],
+        // c starts before its parent and is moved right; its child ends near the top.
+        vec![
+            raw("a", "", 100, max),
+            raw("c", "a", 50, max - 10),
+            raw("d", "c", 60, max - 5),
+        ],
+        // c ends after its parent and is moved left, below zero for its child.
+        vec![
+            raw("a", "", 0, 10),
+            raw("c", "a", 5, 30),
+            raw("d", "c", 0, 1),
+        ],
+    ];
+    for spans in cases {
+        let what = format!("{spans:?}");
+        let w = Waterfall::new(TraceResponse {
+            trace_id: "t".into(),
+            spans,
+            ..Default::default()
+        });
+        assert!(w.t0 <= w.t1, "{what}");
+        for i in 0..w.spans.len() {
+            assert!(
+                w.t0 <= w.start[i] && w.start[i] <= w.end[i] && w.end[i] <= w.t1,
+                "span {i}: {} {} in {} {} of {what}",
+                w.start[i],
+                w.end[i],
+                w.t0,
+                w.t1
+            );
+        }
+    }
+}
