@@ -53,17 +53,18 @@ fn parse_event(block: &str) -> Option<Result<LiveLine, ClientError>> {
             )));
         }
     };
-    Some(
-        serde_json::from_str(&data)
-            .map(|record| LiveLine { seq, record })
-            .map_err(|e| ClientError::Decode(format!("a tail event: {e}"))),
-    )
+    Some(Ok(match serde_json::from_str(&data) {
+        Ok(record) => LiveLine { seq, record },
+        Err(e) => left_out(seq, &format!("not a log record: {e}")),
+    }))
 }
 
 impl Client {
     /// Follows new log lines (`params`: `q`, `service`, `severity`, `back`), after `cursor`
     /// when given. Calls `on_line` for each until it returns false (then Ok) or the
-    /// connection ends (an error: reconnect with the last line's `seq` as the cursor).
+    /// connection ends (an error: reconnect with the last line's `seq` as the cursor). A line
+    /// over 16 MiB or not a log record comes as a placeholder at its position (its body says
+    /// why), so going on after it never asks for it again.
     pub async fn tail(
         &self,
         params: &[(&str, &str)],
@@ -90,33 +91,107 @@ impl Client {
             let body = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
             return Err(api_error(status, &body));
         }
-        let mut buf: Vec<u8> = Vec::new();
+        let mut reader = EventReader::default();
         loop {
             let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(&e))? else {
                 return Err(ClientError::Transport("the tail connection ended".into()));
             };
-            buf.extend_from_slice(&chunk);
-            // Events end with a blank line.
-            while let Some(end) = find_blank_line(&buf) {
-                let block: Vec<u8> = buf.drain(..end.1).collect();
-                let text = String::from_utf8_lossy(&block[..end.0]).replace("\r\n", "\n");
-                match parse_event(&text) {
-                    Some(Ok(line)) => {
-                        let go_on = on_line(line);
-                        if !go_on {
-                            return Ok(());
-                        }
-                    }
-                    Some(Err(e)) => return Err(e),
-                    None => {}
+            for line in reader.push(&chunk) {
+                if !on_line(line?) {
+                    return Ok(());
                 }
             }
-            if buf.len() > MAX_EVENT_BYTES {
-                return Err(ClientError::Decode(format!(
-                    "a tail event over {MAX_EVENT_BYTES} bytes"
+        }
+    }
+}
+
+/// Cuts the byte stream of a tail into events.
+#[derive(Default)]
+struct EventReader {
+    buf: Vec<u8>,
+    /// Bytes at the start of `buf` already searched for a blank line.
+    scanned: usize,
+    /// The position of an event over [`MAX_EVENT_BYTES`] whose rest is being passed over.
+    skipping: Option<u64>,
+}
+
+impl EventReader {
+    /// Takes the next bytes; returns the lines of the events they complete, in order. An
+    /// event too big or unreadable becomes a placeholder line at its position
+    /// ([`left_out`]), so the cursor moves past it. An error ends the connection.
+    fn push(&mut self, chunk: &[u8]) -> Vec<Result<LiveLine, ClientError>> {
+        let mut out = Vec::new();
+        self.buf.extend_from_slice(chunk);
+        loop {
+            // A separator may have begun in the bytes already searched.
+            let from = self.scanned.saturating_sub(3);
+            let Some((end, sep_end)) = find_blank_line(&self.buf[from..]) else {
+                self.scanned = self.buf.len();
+                break;
+            };
+            // Events end with a blank line.
+            let block: Vec<u8> = self.buf.drain(..from + sep_end).collect();
+            self.scanned = 0;
+            if let Some(seq) = self.skipping.take() {
+                out.push(Ok(left_out(
+                    seq,
+                    &format!("over the {MAX_EVENT_BYTES} bytes a tail event may have"),
                 )));
+                continue;
+            }
+            let text = String::from_utf8_lossy(&block[..from + end]).replace("\r\n", "\n");
+            match parse_event(&text) {
+                Some(Ok(line)) => out.push(Ok(line)),
+                Some(Err(e)) => {
+                    out.push(Err(e));
+                    return out;
+                }
+                None => {}
             }
         }
+        if self.skipping.is_none() && self.buf.len() > MAX_EVENT_BYTES {
+            match leading_id(&self.buf) {
+                Some(seq) => self.skipping = Some(seq),
+                None => {
+                    out.push(Err(ClientError::Decode(format!(
+                        "a tail event over {MAX_EVENT_BYTES} bytes without a position"
+                    ))));
+                    return out;
+                }
+            }
+        }
+        if self.skipping.is_some() {
+            // Only the last bytes are kept: the start of a separator.
+            let keep_from = self.buf.len().saturating_sub(3);
+            self.buf.drain(..keep_from);
+            self.scanned = self.buf.len();
+        }
+        out
+    }
+}
+
+/// The `id` of an event from its first lines (the server writes it before the data).
+fn leading_id(buf: &[u8]) -> Option<u64> {
+    for line in buf.split(|&b| b == b'\n').take(8) {
+        if line.starts_with(b"data") {
+            return None;
+        }
+        if let Some(v) = line.strip_prefix(b"id:") {
+            return std::str::from_utf8(v).ok()?.trim().parse().ok();
+        }
+    }
+    None
+}
+
+/// The line shown in place of an event that cannot be read, at its position.
+fn left_out(seq: u64, why: &str) -> LiveLine {
+    LiveLine {
+        seq,
+        record: LogRecord {
+            time_unix_nano: skein_model::time::now_unix_nano(),
+            body: format!("[log line at position {seq} left out: {why}]"),
+            ..Default::default()
+        },
     }
 }
 
@@ -164,5 +239,50 @@ mod tests {
         assert_eq!(find_blank_line(b"a\n\nb"), Some((1, 3)));
         assert_eq!(find_blank_line(b"a\r\n\r\nb"), Some((1, 5)));
         assert_eq!(find_blank_line(b"a\n"), None);
+    }
+
+    fn event(seq: u64, body: &str) -> Vec<u8> {
+        let rec = LogRecord {
+            body: body.into(),
+            ..Default::default()
+        };
+        format!(
+            "id: {seq}\nevent: log\ndata: {}\n\n",
+            serde_json::to_string(&rec).unwrap()
+        )
+        .into_bytes()
+    }
+
+    /// Every line read from `stream` fed in chunks of `chunk` bytes, up to the first error.
+    fn read_all(stream: &[u8], chunk: usize) -> (Vec<(u64, String)>, Option<ClientError>) {
+        let mut r = EventReader::default();
+        let mut lines = Vec::new();
+        for c in stream.chunks(chunk) {
+            for l in r.push(c) {
+                match l {
+                    Ok(l) => lines.push((l.seq, l.record.body)),
+                    Err(e) => return (lines, Some(e)),
+                }
+            }
+        }
+        (lines, None)
+    }
+
+    #[test]
+    fn an_event_too_big_or_unreadable_is_passed_over_and_the_position_moves_on() {
+        let mut stream = event(6, "before");
+        stream.extend(event(7, &"x".repeat(2 * MAX_EVENT_BYTES)));
+        stream.extend(b"id: 8\nevent: log\ndata: {not json\n\n");
+        stream.extend(event(9, "after"));
+        for chunk in [1 << 20, 64 * 1024] {
+            let (lines, err) = read_all(&stream, chunk);
+            assert!(err.is_none(), "{err:?}");
+            let seqs: Vec<u64> = lines.iter().map(|l| l.0).collect();
+            assert_eq!(seqs, [6, 7, 8, 9], "chunks of {chunk}");
+            assert_eq!(lines[0].1, "before");
+            assert!(lines[1].1.contains("left out"), "{}", &lines[1].1);
+            assert!(lines[2].1.contains("left out"), "{}", &lines[2].1);
+            assert_eq!(lines[3].1, "after");
+        }
     }
 }

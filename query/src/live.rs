@@ -9,7 +9,9 @@
 //!
 //! Bounds: at most [`MAX_TAILS`] tails at once (503 past it, with Retry-After); each read
 //! takes at most [`BATCH`] lines; a slow client holds up only its own stream (the next read
-//! waits until it has taken the last one).
+//! waits until it has taken the last one); a record whose JSON is over [`MAX_EVENT_DATA`]
+//! (half of what the client takes) is sent cut and marked, never whole, so no client is
+//! handed an event it cannot read.
 
 use crate::api::{ApiError, ApiState};
 use crate::engine::Engine;
@@ -33,6 +35,14 @@ pub const BATCH: usize = 500;
 pub const MAX_BACK: usize = 1000;
 /// How often an idle tail looks for new lines (the index commits every 500 ms by default).
 pub const POLL: Duration = Duration::from_millis(250);
+
+/// Largest event data sent (half the 16 MiB a client takes): a bigger record is sent cut
+/// (see [`cut_record`]).
+pub const MAX_EVENT_DATA: usize = 8 * 1024 * 1024;
+/// Put at the end of a log body cut for the live tail.
+pub const CUT_MARK: &str = "…[cut for the live tail]";
+/// Attribute of a record cut for the live tail: its size as JSON.
+pub const CUT_ATTRIBUTE: &str = "skein.tail.cut_bytes";
 
 static OPEN: AtomicUsize = AtomicUsize::new(0);
 
@@ -64,8 +74,61 @@ struct Tail {
 }
 
 fn event(seq: u64, rec: &LogRecord) -> Event {
+    Event::default()
+        .id(seq.to_string())
+        .event("log")
+        .data(event_data(rec))
+}
+
+/// The record as an event's JSON; over [`MAX_EVENT_DATA`], the record cut by [`cut_record`].
+fn event_data(rec: &LogRecord) -> String {
     let data = serde_json::to_string(rec).unwrap_or_else(|_| "{}".into());
-    Event::default().id(seq.to_string()).event("log").data(data)
+    if data.len() <= MAX_EVENT_DATA {
+        return data;
+    }
+    serde_json::to_string(&cut_record(rec, data.len())).unwrap_or_else(|_| "{}".into())
+}
+
+/// Longest body of a cut record, bytes.
+const CUT_BODY_BYTES: usize = 64 * 1024;
+/// Longest other text of a cut record (service, host, IDs, each key), bytes.
+const CUT_TEXT_BYTES: usize = 1024;
+
+/// A record too big for a client, for the live stream: its times, severity, names, IDs and
+/// keys (each cut to [`CUT_TEXT_BYTES`]), the body cut to [`CUT_BODY_BYTES`] and ended with
+/// [`CUT_MARK`], no attributes but [`CUT_ATTRIBUTE`] (the whole record's size as JSON) and no
+/// resource. Even escaped, that is far below [`MAX_EVENT_DATA`]; search shows the record whole.
+fn cut_record(rec: &LogRecord, json_bytes: usize) -> LogRecord {
+    let mut attributes = skein_model::Attributes::new();
+    attributes.insert(CUT_ATTRIBUTE.into(), serde_json::Value::from(json_bytes));
+    LogRecord {
+        time_unix_nano: rec.time_unix_nano,
+        observed_time_unix_nano: rec.observed_time_unix_nano,
+        service: cut(&rec.service, CUT_TEXT_BYTES),
+        host: cut(&rec.host, CUT_TEXT_BYTES),
+        severity_text: cut(&rec.severity_text, CUT_TEXT_BYTES),
+        severity_number: rec.severity_number,
+        body: format!("{}{CUT_MARK}", cut(&rec.body, CUT_BODY_BYTES)),
+        trace_id: cut(&rec.trace_id, CUT_TEXT_BYTES),
+        span_id: cut(&rec.span_id, CUT_TEXT_BYTES),
+        attributes,
+        resource: Arc::default(),
+        keys: rec
+            .keys
+            .iter()
+            .take(skein_model::keys::MAX_KEYS_PER_RECORD)
+            .map(|k| cut(k, CUT_TEXT_BYTES))
+            .collect(),
+    }
+}
+
+/// The longest start of `s` of at most `max` bytes that ends on a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 async fn next(mut t: Tail) -> Option<(Result<Event, Infallible>, Tail)> {
@@ -190,4 +253,35 @@ async fn open(
         pending: pending.into(),
         _slot: slot,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_too_big_for_clients_is_sent_cut_and_marked() {
+        let mut rec = LogRecord {
+            service: "pay".into(),
+            body: "\u{1}".repeat(4 * 1024 * 1024),
+            trace_id: "ab".repeat(16),
+            ..Default::default()
+        };
+        rec.attributes
+            .insert("big".into(), serde_json::Value::String("x".repeat(1 << 20)));
+        let data = event_data(&rec);
+        assert!(data.len() <= MAX_EVENT_DATA, "{}", data.len());
+        let back: LogRecord = serde_json::from_str(&data).unwrap();
+        assert_eq!(back.service, "pay");
+        assert_eq!(back.trace_id, rec.trace_id);
+        assert!(back.body.ends_with(CUT_MARK), "{}", back.body.len());
+        assert!(back.attributes.contains_key(CUT_ATTRIBUTE));
+        // A record that fits is sent as it is.
+        let small = LogRecord {
+            body: "hello".into(),
+            ..Default::default()
+        };
+        assert_eq!(event_data(&small), serde_json::to_string(&small).unwrap());
+    }
 }
