@@ -2,7 +2,7 @@
 //! run, receivers, the routing tree, inhibition and the outbox's bounds. Validation names the
 //! key and the value, as the rest of the configuration does.
 
-use super::deliver::{ReceiverConfig, RetryPolicy};
+use super::deliver::{ReceiverConfig, RetryPolicy, redact_url};
 use super::dispatch::{Inhibit, Route, RouteTiming};
 use super::silence::CompiledMatcher;
 use serde::{Deserialize, Serialize};
@@ -235,7 +235,7 @@ impl AlertsSection {
             if !r.url.starts_with("http://") || r.url.len() <= "http://".len() {
                 return Err(format!(
                     "key {key}.url: value \"{}\" is not an http:// URL",
-                    r.url
+                    redact_url(&r.url)
                 ));
             }
             for (h, v) in &r.headers {

@@ -9,8 +9,12 @@
 //! - 5xx, 408, 429, connect errors, timeouts: retried after a capped exponential backoff
 //!   (or the `Retry-After` seconds the receiver asked for), until the notification is older
 //!   than [`RetryPolicy::give_up_after`].
-//! - other 4xx, 3xx, redirect loops, an invalid URL or header: permanent failure, the
+//! - other 4xx, 3xx (redirects are never followed: the body and the configured headers go
+//!   to the configured URL only), an invalid URL or header: permanent failure, the
 //!   notification moves to the outbox's `failed/`.
+//!
+//! A receiver URL is shown (API, logs, failure reasons) only through [`redact_url`]: no
+//! user, password, query value or fragment.
 
 use super::outbox::{Notification, Outbox};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
@@ -127,7 +131,7 @@ impl Delivery {
             let sender = Sender::build(&cfg);
             let status = Arc::new(Mutex::new(ReceiverStatus {
                 receiver: cfg.name.clone(),
-                url: cfg.url.clone(),
+                url: redact_url(&cfg.url),
                 last_error: sender.as_ref().err().cloned(),
                 ..ReceiverStatus::default()
             }));
@@ -226,13 +230,11 @@ struct Sender {
 impl Sender {
     /// Checks the URL and headers and builds the client; the error is the failure reason.
     fn build(cfg: &ReceiverConfig) -> Result<Sender, String> {
-        let url = Url::parse(&cfg.url).map_err(|e| format!("invalid URL {:?}: {e}", cfg.url))?;
+        let shown = redact_url(&cfg.url);
+        let url = Url::parse(&cfg.url).map_err(|e| format!("invalid URL {shown:?}: {e}"))?;
         if url.scheme() != "http" {
             // This build has no TLS: an https:// URL could never be reached.
-            return Err(format!(
-                "invalid URL {:?}: only http:// is supported",
-                cfg.url
-            ));
+            return Err(format!("invalid URL {shown:?}: only http:// is supported"));
         }
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -253,7 +255,9 @@ impl Sender {
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(MAX_CONNECT_TIMEOUT))
-            .redirect(reqwest::redirect::Policy::limited(3))
+            // A 3xx is a permanent failure: following it would send the body and the
+            // configured (secret) headers to another address.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build HTTP client: {}", error_chain(&e)))?;
         Ok(Sender {
@@ -282,7 +286,8 @@ impl Sender {
             .await;
         let resp = match sent {
             Ok(resp) => resp,
-            Err(e) => return classify_error(&e),
+            // The URL may hold credentials: errors never show it.
+            Err(e) => return classify_error(&e.without_url()),
         };
         let status = resp.status();
         let after = retry_after(resp.headers());
@@ -364,6 +369,60 @@ async fn read_snippet(mut resp: reqwest::Response) -> String {
         .chars()
         .take(MAX_SNIPPET_CHARS)
         .collect()
+}
+
+/// A receiver URL as it may be shown (API, logs, failure reasons): the user and password
+/// become `***`, and so does every query value and the fragment, since any of them may hold
+/// a secret: `http://u:p@host/hook?token=abc` is shown as `http://***@host/hook?token=***`.
+/// Works on text that is not a valid URL too.
+pub fn redact_url(url: &str) -> String {
+    let (before_frag, frag) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let (before_query, query) = match before_frag.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (before_frag, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    let (scheme, rest) = match before_query.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, before_query),
+    };
+    if let Some(scheme) = scheme {
+        out.push_str(scheme);
+        out.push_str("://");
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        match authority.rsplit_once('@') {
+            Some((_, host)) => {
+                out.push_str("***@");
+                out.push_str(host);
+            }
+            None => out.push_str(authority),
+        }
+        out.push_str(path);
+    } else {
+        out.push_str(rest);
+    }
+    if let Some(q) = query {
+        out.push('?');
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) => format!("{k}=***"),
+                None if p.is_empty() => String::new(),
+                None => format!("{p}=***"),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    if frag.is_some_and(|f| !f.is_empty()) {
+        out.push_str("#***");
+    }
+    out
 }
 
 /// An error with its sources, e.g. `error sending request: connection refused`.

@@ -388,31 +388,103 @@ async fn a_receiver_that_never_answers_does_not_delay_another() {
 }
 
 #[tokio::test]
-async fn a_redirect_loop_is_a_permanent_failure() {
+async fn a_redirect_is_a_permanent_failure_and_is_not_followed() {
     let dir = tempfile::tempdir().unwrap();
     let ob = outbox(&dir);
-    let srv = Srv::new(|_, body| {
+    // The redirect target is another server: it must see neither the body nor the secret.
+    let target = Srv::new(|_, _| ok());
+    let (tl, taddr) = listener().await;
+    target.serve(tl);
+    let location = format!("http://{taddr}/hook");
+    let srv = Srv::new(move |_, body| {
         if body["n"] == 1 {
             ok()
         } else {
-            (StatusCode::TEMPORARY_REDIRECT, [("location", "/hook")]).into_response()
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [("location", location.clone())],
+            )
+                .into_response()
         }
     });
     let (l, addr) = listener().await;
     srv.serve(l);
     let first = push(&ob, "ops", 0);
     push(&ob, "ops", 1);
+    let mut cfg = receiver("ops", addr);
+    cfg.headers = vec![("authorization".into(), "Bearer secret".into())];
     let (tx, rx) = watch::channel(false);
-    let d = Delivery::start(ob.clone(), vec![receiver("ops", addr)], policy(), rx);
+    let d = Delivery::start(ob.clone(), vec![cfg], policy(), rx);
     wait_until("1 sent", || status_of(&d, "ops").sent == 1).await;
     let failed = ob.failed("ops", 10);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].id, first);
     assert!(failed[0].reason.contains("redirect"), "{failed:?}");
-    // 1 request and 3 redirects followed, then the one that is delivered.
-    assert_eq!(srv.ns(), vec![0, 0, 0, 0, 1]);
+    assert_eq!(srv.ns(), vec![0, 1]);
+    assert!(target.hits().is_empty(), "{:?}", target.hits());
     assert_eq!(status_of(&d, "ops").failed, 1);
     stop(&tx, d).await;
+}
+
+#[tokio::test]
+async fn receiver_urls_are_shown_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = outbox(&dir);
+    let url = "http://user:pa55@127.0.0.1:1/hook?token=s3cret&team=ops";
+    let bad = "http://user:pa55@[::1/hook?token=s3cret";
+    push(&ob, "down", 0);
+    push(&ob, "bad", 0);
+    let cfg = ReceiverConfig {
+        timeout: Duration::from_millis(500),
+        ..ReceiverConfig::new("down", url)
+    };
+    let p = RetryPolicy {
+        give_up_after: Duration::ZERO,
+        ..policy()
+    };
+    let (tx, rx) = watch::channel(false);
+    let d = Delivery::start(
+        ob.clone(),
+        vec![cfg, ReceiverConfig::new("bad", bad)],
+        p,
+        rx,
+    );
+    wait_until("both failed", || {
+        status_of(&d, "down").failed == 1 && status_of(&d, "bad").failed == 1
+    })
+    .await;
+    let shown = format!(
+        "{:?} {:?} {:?} {:?}",
+        d.status(),
+        ob.failed("down", 10),
+        ob.failed("bad", 10),
+        Sender::build(&ReceiverConfig::new("bad", bad)).err()
+    );
+    for secret in ["user", "pa55", "s3cret", "ops"] {
+        assert!(!shown.contains(secret), "{secret} shown in {shown}");
+    }
+    assert_eq!(
+        status_of(&d, "down").url,
+        "http://***@127.0.0.1:1/hook?token=***&team=***"
+    );
+    stop(&tx, d).await;
+}
+
+#[test]
+fn urls_are_redacted() {
+    for (url, shown) in [
+        ("http://h:1/p", "http://h:1/p"),
+        (
+            "http://u:p@h/p?a=1&b&c=",
+            "http://***@h/p?a=***&b=***&c=***",
+        ),
+        ("http://u@h?x=1#frag", "http://***@h?x=***#***"),
+        ("http://h/a@b", "http://h/a@b"),
+        ("not a url?k=v", "not a url?k=***"),
+        ("", ""),
+    ] {
+        assert_eq!(redact_url(url), shown, "{url}");
+    }
 }
 
 #[tokio::test]

@@ -10,6 +10,13 @@ use skein_model::alert_api::{LabelSet, WebhookAlert, WebhookMessage, ZERO_TIME, 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// Put at the end of a value cut short to make a notification fit the body limit.
+pub const CUT_MARK: &str = "…[cut]";
+
+/// Wait before a notification that could not be queued is made again (at most the
+/// route's `group_interval`).
+pub const PUSH_RETRY: Duration = Duration::from_secs(10);
+
 /// Grouping and timing of a route.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteTiming {
@@ -231,6 +238,27 @@ impl Dispatcher {
         opts: &ReceiverOpts,
         external_url: &str,
     ) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        self.tick_with(now_ms, alerts, root, opts, external_url, |o| {
+            out.push(o.clone());
+            true
+        });
+        out
+    }
+
+    /// As [`Dispatcher::tick`], handing each notification due to `push`, which queues it
+    /// and says whether it did. A group is marked as notified only once its notification is
+    /// queued; one that could not be (false) is made again after [`PUSH_RETRY`] (or the
+    /// route's `group_interval` when shorter), its resolved alerts kept until then.
+    pub fn tick_with(
+        &mut self,
+        now_ms: i64,
+        alerts: &[Snapshot],
+        root: &Route,
+        opts: &ReceiverOpts,
+        external_url: &str,
+        mut push: impl FnMut(&Outgoing) -> bool,
+    ) {
         let mut present: BTreeSet<String> = BTreeSet::new();
         for a in alerts {
             for r in root.matching(&a.labels) {
@@ -260,7 +288,6 @@ impl Dispatcher {
                 }
             }
         }
-        let mut out = Vec::new();
         let mut empty = Vec::new();
         for (key, g) in self.groups.iter_mut() {
             if now_ms < g.next_flush_ms {
@@ -352,10 +379,16 @@ impl Dispatcher {
                         group_key: key.clone(),
                         truncated_alerts: truncated as u64,
                     };
-                    out.push(Outgoing {
+                    if !push(&Outgoing {
                         receiver: g.receiver.clone(),
                         message,
-                    });
+                    }) {
+                        // Not queued (a full disk, say): nothing is marked as told, and the
+                        // resolved alerts are kept, so the same notice is made again soon.
+                        g.next_flush_ms =
+                            now_ms + route.timing.group_interval.min(PUSH_RETRY).as_millis() as i64;
+                        continue;
+                    }
                     g.sent_firing = firing.clone();
                     g.last_sent_ms = Some(now_ms);
                 }
@@ -373,13 +406,111 @@ impl Dispatcher {
         for k in empty {
             self.groups.remove(&k);
         }
-        out
     }
 
     /// When the next group is due (ms), to sleep until then.
     pub fn next_due(&self) -> Option<i64> {
         self.groups.values().map(|g| g.next_flush_ms).min()
     }
+}
+
+/// Caps tried in turn on the values of a notification that is over the body limit (bytes).
+const CUT_CAPS: [usize; 3] = [64 * 1024, 4 * 1024, 256];
+
+/// Makes a notification fit in `max_bytes` of JSON; false when it cannot. Alerts are left
+/// out from the end of the list (resolved ones, then the latest to fire), as many as needed,
+/// and counted in `truncatedAlerts`; while even one alert is too big, label and annotation
+/// values (and the group key and links) are cut to 64 KiB, then 4 KiB, then 256 bytes, each
+/// ended with [`CUT_MARK`]. A notification that fits is left as it is.
+pub fn fit(message: &mut WebhookMessage, max_bytes: usize) -> bool {
+    let fits = |m: &WebhookMessage| json_len(m).is_some_and(|n| n <= max_bytes);
+    if fits(message) {
+        return true;
+    }
+    let total = message.alerts.len();
+    for cap in [None].into_iter().chain(CUT_CAPS.into_iter().map(Some)) {
+        let mut m = message.clone();
+        if let Some(cap) = cap {
+            cut_values(&mut m, cap);
+        }
+        // The most alerts that fit: fewer alerts, fewer bytes.
+        let with = |k: usize| {
+            let mut t = m.clone();
+            t.alerts.truncate(k);
+            t.truncated_alerts = m.truncated_alerts + (total - k) as u64;
+            t
+        };
+        if total == 0 || !fits(&with(1)) {
+            continue;
+        }
+        let (mut lo, mut hi) = (1, total);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if fits(&with(mid)) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        *message = with(lo);
+        return true;
+    }
+    // Not one alert fits, even cut: the group's notice without its alerts, as a last resort.
+    let mut m = message.clone();
+    cut_values(&mut m, CUT_CAPS[CUT_CAPS.len() - 1]);
+    m.truncated_alerts += total as u64;
+    m.alerts.clear();
+    if fits(&m) {
+        *message = m;
+        return true;
+    }
+    false
+}
+
+/// Size of a value as JSON; None when it cannot be written.
+fn json_len<T: serde::Serialize>(value: &T) -> Option<usize> {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, value).ok()?;
+    Some(counter.0)
+}
+
+/// Cuts every label and annotation value, the group key and the links longer than `cap`
+/// bytes.
+fn cut_values(m: &mut WebhookMessage, cap: usize) {
+    let cut_map = |l: &mut LabelSet| l.values_mut().for_each(|v| cut_text(v, cap));
+    for a in &mut m.alerts {
+        cut_map(&mut a.labels);
+        cut_map(&mut a.annotations);
+        cut_text(&mut a.generator_url, cap);
+    }
+    cut_map(&mut m.group_labels);
+    cut_map(&mut m.common_labels);
+    cut_map(&mut m.common_annotations);
+    cut_text(&mut m.group_key, cap);
+    cut_text(&mut m.external_url, cap);
+}
+
+/// Cuts `s` to at most `cap` bytes on a character boundary, ended with [`CUT_MARK`].
+fn cut_text(s: &mut String, cap: usize) {
+    if s.len() <= cap {
+        return;
+    }
+    let mut end = cap.saturating_sub(CUT_MARK.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push_str(CUT_MARK);
 }
 
 fn find(r: &Route, id: usize) -> Option<&Route> {

@@ -237,3 +237,36 @@ fn inhibition_needs_source_target_and_equal_labels() {
     assert!(inhibited_by(std::slice::from_ref(&rule), &firing, &t2).is_empty());
     assert!(inhibited_by(&[rule], &firing, &t3).is_empty());
 }
+
+#[test]
+fn a_notice_that_could_not_be_queued_is_tried_again() {
+    let r = route(&["alertname"], 0, 5_000, 1_000_000);
+    let mut d = Dispatcher::default();
+    let a = snap("HighErrorRate", "payment", 0, None);
+    // Queues each notice when `ok`, returns what was offered.
+    let mut round = |d: &mut Dispatcher, now: i64, alerts: &[Snapshot], ok: bool| {
+        let mut offered = Vec::new();
+        d.tick_with(now, alerts, &r, &opts(), "", |o| {
+            offered.push(o.message.status.clone());
+            ok
+        });
+        offered
+    };
+    // The firing notice cannot be queued (a full disk): it is offered again later.
+    assert_eq!(
+        round(&mut d, 0, std::slice::from_ref(&a), false),
+        ["firing"]
+    );
+    assert_eq!(
+        round(&mut d, 5_000, std::slice::from_ref(&a), true),
+        ["firing"]
+    );
+    assert!(round(&mut d, 10_000, std::slice::from_ref(&a), true).is_empty());
+    // The resolved notice fails too, and is not lost.
+    let done = snap("HighErrorRate", "payment", 0, Some(12_000));
+    assert_eq!(round(&mut d, 15_000, &[done], false), ["resolved"]);
+    assert_eq!(round(&mut d, 20_000, &[], false), ["resolved"]);
+    assert_eq!(round(&mut d, 25_000, &[], true), ["resolved"]);
+    assert!(round(&mut d, 30_000, &[], true).is_empty());
+    assert!(d.groups.is_empty());
+}

@@ -4,7 +4,7 @@
 use super::cond::{Sources, evaluate_rule};
 use super::config::AlertsPlan;
 use super::deliver::Delivery;
-use super::dispatch::{Dispatcher, Snapshot, inhibited_by};
+use super::dispatch::{Dispatcher, Outgoing, Snapshot, fit, inhibited_by};
 use super::outbox::{Outbox, OutboxLimits};
 use super::rules::{Rule, RuleError, load_file, offline_known, rule_files};
 use super::silence::Silences;
@@ -18,6 +18,38 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Rule files with errors are read again this often (ms): a metric unknown now may exist later.
 const RETRY_BAD_FILES_MS: i64 = 30_000;
+
+/// Queues one notification in the outbox; false when it could not be queued (it is then
+/// tried again at a later round).
+/// A body over the outbox's limit is made to fit first ([`fit`]); one that cannot be is
+/// logged and counts as queued, as trying again would not help.
+fn queue(outbox: &Outbox, o: &Outgoing) -> bool {
+    let mut message = o.message.clone();
+    if !fit(&mut message, outbox.max_body_bytes()) {
+        tracing::error!(receiver = %o.receiver, status = %o.message.status, "a notification cannot be made to fit the body limit; not sent");
+        return true;
+    }
+    if message != o.message {
+        tracing::warn!(receiver = %o.receiver, alerts = message.alerts.len(), left_out = message.truncated_alerts, "notification over the body limit: alerts left out or values cut to fit");
+    }
+    let body = match serde_json::to_value(&message) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(receiver = %o.receiver, error = %e, "cannot encode a notification");
+            return false;
+        }
+    };
+    match outbox.push(&o.receiver, body) {
+        Ok(id) => {
+            tracing::info!(receiver = %o.receiver, id = %id, status = %o.message.status, alerts = o.message.alerts.len(), "notification queued");
+            true
+        }
+        Err(e) => {
+            tracing::error!(receiver = %o.receiver, error = %e, "cannot queue a notification");
+            false
+        }
+    }
+}
 
 /// How the last evaluation of a rule went.
 #[derive(Debug, Clone, Default)]
@@ -456,33 +488,21 @@ impl AlertEngine {
         };
         let mut g = self.lock();
         let snaps = Self::snapshots(&g, now, &self.shared.plan.inhibit);
-        let out = g.dispatcher.tick(
+        let mut pushed = false;
+        g.dispatcher.tick_with(
             now,
             &snaps,
             route,
             &self.shared.plan.receiver_opts,
             &self.shared.external_url,
+            |o| {
+                pushed = true;
+                queue(outbox, o)
+            },
         );
         let due = g.dispatcher.next_due();
-        if out.is_empty() {
+        if !pushed {
             return due;
-        }
-        for o in &out {
-            let body = match serde_json::to_value(&o.message) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot encode a notification");
-                    continue;
-                }
-            };
-            match outbox.push(&o.receiver, body) {
-                Ok(id) => {
-                    tracing::info!(receiver = %o.receiver, id = %id, status = %o.message.status, alerts = o.message.alerts.len(), "notification queued")
-                }
-                Err(e) => {
-                    tracing::error!(receiver = %o.receiver, error = %e, "cannot queue a notification")
-                }
-            }
         }
         g.dirty = true;
         drop(g);
@@ -523,3 +543,7 @@ impl AlertEngine {
         )
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

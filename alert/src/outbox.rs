@@ -363,6 +363,11 @@ impl Outbox {
         Ok(())
     }
 
+    /// Largest body [`Outbox::push`] takes, in bytes of JSON.
+    pub fn max_body_bytes(&self) -> usize {
+        self.inner.limits.max_body_bytes
+    }
+
     /// Number of pending notifications of a receiver.
     pub fn pending(&self, receiver: &str) -> usize {
         self.existing(receiver)
