@@ -219,6 +219,17 @@ where
         otlp_grpc: grpc_l.as_ref().and_then(|l| l.local_addr().ok()),
         telemetry: tel_l.as_ref().and_then(|l| l.local_addr().ok()),
     };
+    for (what, addr) in [
+        ("receiver.http", bound.otlp_http),
+        ("receiver.grpc", bound.otlp_grpc),
+    ] {
+        let fix = "the agent's receiver takes no token: listen on 127.0.0.1 or firewall the port";
+        if let Some(w) =
+            addr.and_then(|a| skein_model::auth::open_listener_warning(what, a, None, fix))
+        {
+            tracing::warn!("{w}");
+        }
+    }
 
     let client = reqwest::Client::builder()
         .timeout(cfg.collector.timeout.0)

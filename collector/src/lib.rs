@@ -160,6 +160,18 @@ where
         otlp_grpc: local(&grpc_l)?,
         api: local(&api_l)?,
     };
+    let (in_t, q_t) = (&cfg.auth.ingest_token, &cfg.auth.query_token);
+    for (what, addr, key, token) in [
+        ("listen.otlp_http", bound.otlp_http, "ingest", in_t),
+        ("listen.otlp_grpc", bound.otlp_grpc, "ingest", in_t),
+        ("listen.api", bound.api, "query", q_t),
+    ] {
+        let fix = format!("set auth.{key}_token or listen on 127.0.0.1");
+        let token = token.as_deref();
+        if let Some(w) = skein_model::auth::open_listener_warning(what, addr, token, &fix) {
+            tracing::warn!("{w}");
+        }
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let agents = skein_store::agents::AgentRegistry::open(
