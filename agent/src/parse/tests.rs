@@ -261,6 +261,47 @@ fn auto_picks_the_format() {
 }
 
 #[test]
+fn deeply_nested_json_still_decodes_at_the_collector() {
+    use prost::Message;
+    use skein_model::proto::collector::logs::v1::ExportLogsServiceRequest;
+    use skein_model::proto::logs::v1::{ResourceLogs, ScopeLogs};
+    // Objects and arrays as deep as serde_json takes (128 levels, the line itself is one).
+    for line in [
+        format!(
+            r#"{{"msg":"deep","a":{}1{}}}"#,
+            r#"{"k":"#.repeat(120),
+            "}".repeat(120)
+        ),
+        format!(
+            r#"{{"msg":"deep","a":{}1{}}}"#,
+            "[".repeat(126),
+            "]".repeat(126)
+        ),
+        format!(
+            r#"{{"message":{}1{}}}"#,
+            r#"{"k":[{"j":"#.repeat(40),
+            "}]}".repeat(40)
+        ),
+    ] {
+        let parsed = p(Format::Json, &line);
+        assert!(parsed.parsed, "{}", &line[..40]);
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![parsed.record],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let wire = req.encode_to_vec();
+        // The collector decodes with prost's default recursion limit.
+        let back = ExportLogsServiceRequest::decode(&wire[..]);
+        assert!(back.is_ok(), "{back:?}");
+    }
+}
+
+#[test]
 fn odd_input_never_panics() {
     let deep_arr = format!("{{\"a\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
     let deep_obj = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
