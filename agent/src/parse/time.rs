@@ -6,7 +6,9 @@
 //! (`+0000 UTC`, as Go prints times); the Apache access-log form `22/Nov/2026:10:00:00 +0000`;
 //! and Unix seconds, milliseconds, microseconds or nanoseconds as numbers, told apart by
 //! magnitude. Times before 1973 are not accepted as numbers (a small number is more likely a
-//! duration or a counter than a timestamp). No allocation anywhere.
+//! duration or a counter than a timestamp). No allocation anywhere. A time that Unix
+//! nanoseconds in a `u64` cannot hold (before 1970, after 2554) is not a time: every
+//! step is checked, so no input overflows.
 
 /// Nanoseconds in one second.
 const NANOS: u64 = 1_000_000_000;
@@ -91,7 +93,7 @@ fn parse_unix_text(t: &str) -> Option<u64> {
             if secs >= 100_000_000_000 {
                 return Some(base);
             }
-            Some(base + frac_nanos(frac.as_bytes()))
+            base.checked_add(frac_nanos(frac.as_bytes()))
         }
     }
 }
@@ -154,8 +156,11 @@ fn to_unix(
     {
         return None;
     }
-    let secs = days_from_civil(y, mo, d) * 86_400 + i64::from(h * 3600 + mi * 60 + s.min(59))
-        - offset_secs;
+    // Years have four digits here, but the sums are checked all the same.
+    let secs = days_from_civil(y, mo, d)
+        .checked_mul(86_400)?
+        .checked_add(i64::from(h * 3600 + mi * 60 + s.min(59)))?
+        .checked_sub(offset_secs)?;
     let secs = u64::try_from(secs).ok()?;
     secs.checked_mul(NANOS)?.checked_add(nanos)
 }
@@ -348,6 +353,27 @@ mod tests {
         assert_eq!(from_unix_float(f64::NAN), None);
         assert_eq!(parse_timestamp("1.2.3"), None);
         assert_eq!(parse_timestamp("99999999999999999999999"), None);
+    }
+
+    #[test]
+    fn numbers_at_the_top_of_the_range_do_not_overflow() {
+        // Whole seconds that just fit in u64 nanoseconds, plus a fraction that does not.
+        assert_eq!(parse_timestamp("18446744073.999999999"), None);
+        assert_eq!(parse_timestamp("18446744073.709551615"), Some(u64::MAX));
+        assert_eq!(parse_timestamp("99999999999.9"), None);
+        assert_eq!(from_unix_int(i64::MAX), Some(i64::MAX as u64));
+        assert_eq!(from_unix_float(1.8446744073e10 + 0.9999), None);
+        assert_eq!(from_unix_float(f64::MAX), None);
+        assert_eq!(from_unix_float(f64::INFINITY), None);
+        for s in [
+            "9999-12-31T23:59:59.999999999-23:59",
+            "9999-12-31T23:59:59Z",
+            "0000-01-01T00:00:00+23:59",
+            "31/Dec/9999:23:59:59 -2359",
+        ] {
+            // Past what u64 nanoseconds hold, or before 1970: no time, no panic.
+            let _ = parse_timestamp(s);
+        }
     }
 
     #[test]
