@@ -124,8 +124,9 @@ impl Default for BatchSection {
 }
 
 /// Retries with exponential backoff and full jitter; `Retry-After` wins when the collector
-/// sends one. Retries never end for retryable errors (the disk buffer holds the data);
-/// a 4xx other than 408 and 429 drops the batch with a log line and a counter.
+/// sends one. Retries never end for retryable errors and for answers about the setup
+/// rather than the data (401, 403, 404, ...): the disk buffer holds the data. A batch
+/// refused for its content (413, 400, 422) is split instead; see [`crate::ship`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrySection {
@@ -378,7 +379,8 @@ pub struct SourceConfig {
     /// Name of the source, used in counters and the heartbeat. Must be unique.
     pub name: String,
     /// Glob patterns of files, e.g. `/var/log/payment/*.log`. Files that appear later are
-    /// picked up at the next scan.
+    /// picked up at the next scan. Links are followed only within a pattern's base directory
+    /// (the part before the first wildcard): a matched link leading elsewhere is skipped.
     pub paths: Vec<String>,
     /// Glob patterns of files to leave out (for example compressed rotations `*.gz`).
     #[serde(default)]

@@ -2,8 +2,8 @@
 //! `telemetry.listen` (default 127.0.0.1:7701). Every name starts with `skein_agent_`. Every
 //! metric is registered with HELP text, and rendered, through `skein_telemetry`.
 
-use skein_telemetry::{CounterFamily, Gauge, GaugeU64, Metrics, label};
-use std::sync::Arc;
+use skein_telemetry::{CounterFamily, Gauge, GaugeFamily, GaugeU64, Metrics, label};
+use std::sync::{Arc, Mutex};
 
 /// Counters shared by every part of the agent. Cheap to clone.
 #[derive(Clone)]
@@ -29,6 +29,9 @@ struct Inner {
     buffer_bytes: GaugeU64,
     buffer_max_bytes: GaugeU64,
     received: CounterFamily,
+    shipping_blocked: GaugeFamily,
+    /// Why shipping is blocked now: the gauge's reason and a sentence for people.
+    blocked: Mutex<Option<(String, String)>>,
 }
 
 impl Default for Telemetry {
@@ -77,15 +80,19 @@ impl Telemetry {
         let retries = m.counter_family("retries", "Requests retried after a failure, by signal");
         let records_rejected = m.counter_family(
             "records_rejected",
-            "Records the collector refused with a 4xx (dropped, not retried), by signal",
+            "Records the collector refused for their content, alone or in a partial success (dropped, not retried), by signal",
         );
         let dropped = m.counter_family(
             "dropped",
-            "Records dropped, by reason (buffer_full under when_full = drop_oldest, rejected)",
+            "Records dropped, by reason (buffer_full under when_full = drop_oldest; too_large or bad_request: one record the collector refused on its own; partial_success; undecodable)",
         );
         let received = m.counter_family(
             "received",
             "Records received by the local OTLP receiver, by signal",
+        );
+        let shipping_blocked = m.gauge_family(
+            "shipping_blocked",
+            "1 while the collector refuses batches for a reason that is not their content (401, 403, 404, ...): nothing is dropped, batches wait and are retried; by reason",
         );
         let files_open = m.register("files_open", "Files being tailed now", Gauge::default());
         let buffer_bytes = m.gauge("buffer_bytes", "Bytes in the disk buffer (unsent data)");
@@ -109,6 +116,8 @@ impl Telemetry {
                 buffer_bytes,
                 buffer_max_bytes,
                 received,
+                shipping_blocked,
+                blocked: Mutex::new(None),
             }),
         }
     }
@@ -169,7 +178,7 @@ impl Telemetry {
     pub fn retry(&self, signal: &str) {
         Self::by(&self.inner.retries, "signal", signal, 1);
     }
-    /// Records refused by the collector with a 4xx.
+    /// Records refused by the collector for their content.
     pub fn records_rejected(&self, signal: &str, n: u64) {
         Self::by(&self.inner.records_rejected, "signal", signal, n);
     }
@@ -185,6 +194,40 @@ impl Telemetry {
     pub fn set_buffer(&self, bytes: u64, max: u64) {
         self.inner.buffer_bytes.set(bytes);
         self.inner.buffer_max_bytes.set(max);
+    }
+
+    /// Shipping blocked by a configuration problem (`reason` such as `status_401`, and a
+    /// sentence naming it), or no longer blocked (`None`).
+    pub fn set_shipping_blocked(&self, now: Option<(&str, &str)>) {
+        let Ok(mut g) = self.inner.blocked.lock() else {
+            return;
+        };
+        if let Some((old, _)) = g.as_ref() {
+            if now.is_some_and(|(r, _)| r == old) {
+                *g = now.map(|(r, d)| (r.to_string(), d.to_string()));
+                return;
+            }
+            self.inner
+                .shipping_blocked
+                .get_or_create(&label("reason", old))
+                .set(0);
+        }
+        if let Some((reason, _)) = now {
+            self.inner
+                .shipping_blocked
+                .get_or_create(&label("reason", reason))
+                .set(1);
+        }
+        *g = now.map(|(r, d)| (r.to_string(), d.to_string()));
+    }
+
+    /// What blocks shipping now, in a sentence, if anything.
+    pub fn shipping_blocked(&self) -> Option<String> {
+        self.inner
+            .blocked
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|(_, d)| d.clone()))
     }
 
     /// Prometheus text exposition of every metric.
@@ -204,7 +247,19 @@ mod tests {
         t.lines_read("payment", 3);
         t.dropped("buffer_full", 2);
         t.set_buffer(10, 100);
+        t.set_shipping_blocked(Some(("status_401", "the collector answers 401")));
+        t.set_shipping_blocked(Some(("status_404", "the collector answers 404")));
+        assert_eq!(
+            t.shipping_blocked().as_deref(),
+            Some("the collector answers 404")
+        );
         let s = t.encode();
+        assert!(s.contains("skein_agent_shipping_blocked{reason=\"status_401\"} 0"));
+        assert!(s.contains("skein_agent_shipping_blocked{reason=\"status_404\"} 1"));
+        t.set_shipping_blocked(None);
+        assert_eq!(t.shipping_blocked(), None);
+        let s = t.encode();
+        assert!(s.contains("skein_agent_shipping_blocked{reason=\"status_404\"} 0"));
         assert!(
             s.contains("skein_agent_lines_read_total{source=\"payment\"} 3"),
             "{s}"
