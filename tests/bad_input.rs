@@ -5,10 +5,10 @@
 mod common;
 
 use common::{
-    Collector, assert_error_body, client, get_json, get_json_with, hex, kv, log_record,
-    logs_request, new_trace_id, now_nanos, post, span, traces_request, unique, url_with, wait_for,
+    Collector, RawLogsRequest, assert_error_body, client, get_json, get_json_with, hex, kv,
+    log_record, logs_request, new_trace_id, now_nanos, post, raw_logs_export, span, traces_request,
+    unique, url_with, wait_for,
 };
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -408,34 +408,6 @@ fn bad_query_is_refused_before_any_data_arrived() {
     assert_error_body(&url, &body);
 }
 
-/// Logs export request of `raw` bytes in `resource_logs`: lets a test put malformed bytes where
-/// a `ResourceLogs` message belongs.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RawLogsRequest {
-    #[prost(bytes = "vec", repeated, tag = "1")]
-    resource_logs: Vec<Vec<u8>>,
-}
-
-async fn raw_logs_export(endpoint: &str, raw: Vec<Vec<u8>>) -> Result<(), tonic::Status> {
-    let channel = tonic::transport::Channel::from_shared(endpoint.to_string())
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.expect("ready");
-    let codec = tonic_prost::ProstCodec::<RawLogsRequest, ExportLogsServiceResponse>::default();
-    grpc.unary(
-        tonic::Request::new(RawLogsRequest { resource_logs: raw }),
-        tonic::codegen::http::uri::PathAndQuery::from_static(
-            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-        ),
-        codec,
-    )
-    .await
-    .map(|_| ())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_grpc_refuses_bad_requests_and_keeps_serving() {
     let c = tokio::task::spawn_blocking(|| {
@@ -508,14 +480,14 @@ async fn otlp_grpc_refuses_bad_requests_and_keeps_serving() {
     );
 
     // Malformed protobuf inside the message, and invalid UTF-8 in a string field.
-    let err = raw_logs_export(&endpoint, vec![vec![0x0a, 0xff, 0xff, 0xff, 0x0f]])
+    let err = raw_logs_export(&endpoint, vec![vec![0x0a, 0xff, 0xff, 0xff, 0x0f]], false)
         .await
         .expect_err("malformed message");
     assert_ne!(err.code(), tonic::Code::Ok, "{err:?}");
     // The outer message still reads with `resource_logs` as bytes; those bytes hold the bad
     // string.
     let raw = RawLogsRequest::decode(&invalid_utf8_logs()[..]).expect("outer message");
-    let err = raw_logs_export(&endpoint, raw.resource_logs)
+    let err = raw_logs_export(&endpoint, raw.resource_logs, false)
         .await
         .expect_err("invalid UTF-8");
     assert_ne!(err.code(), tonic::Code::Ok, "{err:?}");

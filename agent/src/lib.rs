@@ -268,6 +268,7 @@ where
             skein_otlp::ServeConfig {
                 max_body: cfg.receiver.max_request_bytes,
                 token: None,
+                admission: skein_otlp::AdmissionLimits::default(),
                 extra_http: axum::Router::new(),
             },
             stop_rx.clone(),

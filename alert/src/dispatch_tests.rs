@@ -244,7 +244,7 @@ fn a_notice_that_could_not_be_queued_is_tried_again() {
     let mut d = Dispatcher::default();
     let a = snap("HighErrorRate", "payment", 0, None);
     // Queues each notice when `ok`, returns what was offered.
-    let mut round = |d: &mut Dispatcher, now: i64, alerts: &[Snapshot], ok: bool| {
+    let round = |d: &mut Dispatcher, now: i64, alerts: &[Snapshot], ok: bool| {
         let mut offered = Vec::new();
         d.tick_with(now, alerts, &r, &opts(), "", |o| {
             offered.push(o.message.status.clone());

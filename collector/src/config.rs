@@ -145,15 +145,37 @@ pub struct LimitsConfig {
     pub max_value_bytes: usize,
     /// Most events plus links on one span. Default 1024.
     pub max_span_events: usize,
+    /// Largest resource (its attributes, encoded) of a log record or span, in bytes; records
+    /// under a larger one are rejected. Every stored record repeats its resource. Default
+    /// 64 KiB.
+    pub max_resource_bytes: usize,
+    /// Most records (log records, spans or metric samples: one per histogram bucket) in one
+    /// OTLP request; a larger request is refused with 413 before it is decoded. Default
+    /// 100,000.
+    pub max_records_per_request: u64,
+    /// Memory for OTLP requests being decoded and converted at once, in MiB, estimated from
+    /// each request's records and sizes before it is decoded. A request that does not fit now
+    /// gets 429 (gRPC: RESOURCE_EXHAUSTED with retry info); one larger than the whole budget
+    /// gets 413. Default 256.
+    pub memory_budget_mb: u64,
 }
 
 impl LimitsConfig {
+    /// The admission limits of the OTLP transports.
+    pub fn admission(&self) -> skein_otlp::AdmissionLimits {
+        skein_otlp::AdmissionLimits {
+            max_records_per_request: self.max_records_per_request,
+            memory_budget_bytes: self.memory_budget_mb.saturating_mul(1024 * 1024),
+        }
+    }
+
     /// The per-record limits.
     pub fn record(&self) -> Limits {
         Limits {
             max_attributes: self.max_attributes,
             max_value_bytes: self.max_value_bytes,
             max_span_events: self.max_span_events,
+            max_resource_bytes: self.max_resource_bytes,
         }
     }
 }
@@ -168,6 +190,9 @@ impl Default for LimitsConfig {
             max_attributes: Limits::default().max_attributes,
             max_value_bytes: Limits::default().max_value_bytes,
             max_span_events: Limits::default().max_span_events,
+            max_resource_bytes: Limits::default().max_resource_bytes,
+            max_records_per_request: skein_otlp::AdmissionLimits::default().max_records_per_request,
+            memory_budget_mb: skein_otlp::AdmissionLimits::default().memory_budget_bytes >> 20,
         }
     }
 }
@@ -354,6 +379,15 @@ impl CollectorConfig {
             ),
             ("limits.max_attributes", self.limits.max_attributes as u64),
             ("limits.max_value_bytes", self.limits.max_value_bytes as u64),
+            (
+                "limits.max_resource_bytes",
+                self.limits.max_resource_bytes as u64,
+            ),
+            (
+                "limits.max_records_per_request",
+                self.limits.max_records_per_request,
+            ),
+            ("limits.memory_budget_mb", self.limits.memory_budget_mb),
             ("wal.sync_interval_ms", self.wal.sync_interval_ms),
             ("wal.segment_mb", self.wal.segment_mb),
             ("wal.max_mb", self.wal.max_mb),

@@ -194,6 +194,7 @@ where
         skein_otlp::ServeConfig {
             max_body: cfg.limits.max_request_bytes,
             token: token(&cfg.auth.ingest_token),
+            admission: cfg.limits.admission(),
             extra_http: heartbeat::router(agents.clone(), token(&cfg.auth.ingest_token)),
         },
         stop_rx.clone(),

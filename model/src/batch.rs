@@ -86,7 +86,8 @@ impl Batch {
     /// The WAL payload: the records as NDJSON.
     pub fn encode(&self) -> Vec<u8> {
         fn ndjson<T: serde::Serialize>(v: &[T]) -> Vec<u8> {
-            let mut out = Vec::with_capacity(v.len() * 512);
+            // Grows as it is written: a guess per record over-reserves for small records.
+            let mut out = Vec::new();
             for r in v {
                 // Serializing model records cannot fail (string keys, no non-finite floats).
                 if serde_json::to_writer(&mut out, r).is_ok() {

@@ -34,6 +34,7 @@ pub mod time;
 
 pub use keys::KeyConfig;
 pub use otlp::{Limits, Rejection};
+pub use otlp_metrics::cut_at_char_boundary;
 pub use record::{Attributes, LogRecord, Span, SpanEvent, SpanLink};
 
 /// The whole OTLP generated API, re-exported so that users of the model use the same version.

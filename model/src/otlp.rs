@@ -28,6 +28,9 @@ pub struct Limits {
     pub max_value_bytes: usize,
     /// Most events plus links on one span. Default 1024.
     pub max_span_events: usize,
+    /// Largest resource of a record (its attributes, protobuf-encoded), in bytes. Every
+    /// stored record repeats its resource, so a large one multiplies. Default 64 KiB.
+    pub max_resource_bytes: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +39,7 @@ impl Default for Limits {
             max_attributes: 512,
             max_value_bytes: 1024 * 1024,
             max_span_events: 1024,
+            max_resource_bytes: 64 * 1024,
         }
     }
 }
@@ -129,6 +133,18 @@ fn attributes(kvs: &[KeyValue], limits: &Limits) -> Result<Attributes, String> {
     Ok(kvs_to_map(kvs, 0))
 }
 
+/// Whether a resource is within `limits.max_resource_bytes`.
+fn resource_fits(r: Option<&Resource>, limits: &Limits) -> Result<(), String> {
+    let n = r.map_or(0, prost::Message::encoded_len);
+    if n > limits.max_resource_bytes {
+        return Err(format!(
+            "its resource is {n} bytes, more than the limit of {} (limits.max_resource_bytes)",
+            limits.max_resource_bytes
+        ));
+    }
+    Ok(())
+}
+
 /// Service and host of a resource, and all its attributes.
 struct ResourceInfo {
     service: String,
@@ -198,6 +214,14 @@ pub fn logs_from_otlp(
     let mut rejected = Rejection::default();
     let mut index = 0usize;
     for rl in &req.resource_logs {
+        if let Err(e) = resource_fits(rl.resource.as_ref(), limits) {
+            for _ in rl.scope_logs.iter().flat_map(|sl| &sl.log_records) {
+                let i = index;
+                index += 1;
+                rejected.add(|| format!("log record {i}: {e}"));
+            }
+            continue;
+        }
         let res = resource_info(rl.resource.as_ref());
         let mut res_keys = Vec::new();
         keys.add_from_attributes(&res.attributes, &mut res_keys);
@@ -274,6 +298,14 @@ pub fn spans_from_otlp(
     let mut rejected = Rejection::default();
     let mut index = 0usize;
     for rs in &req.resource_spans {
+        if let Err(e) = resource_fits(rs.resource.as_ref(), limits) {
+            for _ in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+                let i = index;
+                index += 1;
+                rejected.add(|| format!("span {i}: {e}"));
+            }
+            continue;
+        }
         let res = resource_info(rs.resource.as_ref());
         let mut res_keys = Vec::new();
         keys.add_from_attributes(&res.attributes, &mut res_keys);

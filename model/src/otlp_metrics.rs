@@ -128,7 +128,7 @@ impl Ctx<'_> {
             if kv.key.len() > limits.max_label_name_bytes {
                 return Err(format!(
                     "label name '{}' is {} bytes, more than the limit of {}",
-                    cut(&kv.key, 64),
+                    cut_at_char_boundary(&kv.key, 64),
                     kv.key.len(),
                     limits.max_label_name_bytes
                 ));
@@ -182,7 +182,7 @@ fn value_text(v: Option<&AnyValue>, max: usize) -> String {
     use any_value::Value as V;
     let mut s = match v.and_then(|v| v.value.as_ref()) {
         None => return String::new(),
-        Some(V::StringValue(s)) => return cut(s, max).to_owned(),
+        Some(V::StringValue(s)) => return cut_at_char_boundary(s, max).to_owned(),
         Some(V::BoolValue(b)) => b.to_string(),
         Some(V::IntValue(i)) => i.to_string(),
         Some(V::DoubleValue(d)) => d.to_string(),
@@ -191,13 +191,13 @@ fn value_text(v: Option<&AnyValue>, max: usize) -> String {
             .map(|v| crate::otlp::any_to_json(v).to_string())
             .unwrap_or_default(),
     };
-    let n = cut(&s, max).len();
+    let n = cut_at_char_boundary(&s, max).len();
     s.truncate(n);
     s
 }
 
 /// The longest start of `s` of at most `max` bytes that ends on a char boundary.
-fn cut(s: &str, max: usize) -> &str {
+pub fn cut_at_char_boundary(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
@@ -379,7 +379,7 @@ fn convert_metric<'a>(m: &'a Metric, cx: &Ctx, out: &mut Builder<'a>, rej: &mut 
                 } else {
                     format!(
                         "metric '{}...': name is {} bytes, more than the limit of {}",
-                        cut(name, 64),
+                        cut_at_char_boundary(name, 64),
                         name.len(),
                         limits.max_name_bytes
                     )

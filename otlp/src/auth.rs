@@ -1,5 +1,5 @@
 //! The ingest token check, the same on every transport: `Authorization: Bearer <token>` on
-//! HTTP, the `authorization` metadata on gRPC. No token configured means no check.
+//! HTTP, the `authorization` metadata (the same header) on gRPC. No token configured means no check.
 
 use axum::http::{HeaderMap, header};
 use skein_model::auth::bearer_matches;
@@ -13,22 +13,4 @@ pub fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     bearer_matches(header, token)
-}
-
-/// The gRPC form: UNAUTHENTICATED unless the metadata carries the token.
-pub fn check_grpc<T>(req: &tonic::Request<T>, token: Option<&str>) -> Result<(), tonic::Status> {
-    let Some(token) = token else {
-        return Ok(());
-    };
-    let header = req
-        .metadata()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok());
-    if bearer_matches(header, token) {
-        Ok(())
-    } else {
-        Err(tonic::Status::unauthenticated(
-            "missing or wrong bearer token: send authorization: Bearer <ingest token>",
-        ))
-    }
 }

@@ -1,60 +1,47 @@
-//! OTLP/gRPC: the Logs, Trace and Metrics services (tonic), gzip and zstd.
+//! OTLP/gRPC: the Logs, Trace and Metrics services, gzip and zstd.
+//!
+//! The services are written over tonic's server parts rather than generated, so that the
+//! checks come in the order that protects the collector: the token and a place in flight are
+//! checked on the headers, before the body is read; tonic then reads and decompresses one
+//! message (at most `max_message` bytes after decompression) and hands over its bytes; the
+//! cost of those bytes is measured and reserved ([`crate::admission`]) before they are decoded
+//! off the async workers. A generated service decodes first and checks after.
+//!
+//! Status codes: UNAUTHENTICATED (token), UNAVAILABLE (too many in flight, or the sink cannot
+//! take it now), INVALID_ARGUMENT (malformed), RESOURCE_EXHAUSTED without retry information
+//! (too large: will never fit) and RESOURCE_EXHAUSTED with `google.rpc.RetryInfo` (the memory
+//! budget is in use: retry), which OTLP exporters read as retryable.
 
-use crate::auth::check_grpc;
+use crate::admission::{Admission, Encoding, Refusal, admit_and_decode};
+use crate::auth::authorized;
 use crate::sink::{IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
-use skein_model::proto::collector::logs::v1::ExportLogsServiceRequest;
-use skein_model::proto::collector::logs::v1::ExportLogsServiceResponse;
-use skein_model::proto::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use skein_model::proto::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use skein_model::proto::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use skein_model::proto::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use skein_model::proto::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use bytes::{Buf, Bytes};
+use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::Arc;
-use tonic::codec::CompressionEncoding;
-use tonic::{Request, Response, Status};
+use tonic::codec::{
+    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
+};
+use tonic::codegen::{BoxFuture, Context, Poll, Service, StdError, http};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::{Code, Request, Response, Status};
 
 /// The gRPC services' shared state.
 #[derive(Clone)]
 pub struct GrpcIngest<S> {
     ingest: S,
     token: Option<Arc<str>>,
+    admission: Admission,
 }
 
 impl<S: OtlpSink> GrpcIngest<S> {
     /// Wraps the sink.
-    pub fn new(ingest: S, token: Option<Arc<str>>) -> Self {
-        GrpcIngest { ingest, token }
-    }
-
-    /// One handler for every signal: token, admission, the sink, the answer.
-    async fn handle<G: Signal>(
-        &self,
-        request: Request<G::Request>,
-    ) -> Result<Response<G::Response>, Status> {
-        check_grpc(&request, self.token.as_deref())?;
-        let _permit = self.admit(G::NAME)?;
-        let req = request.into_inner();
-        let n = prost::Message::encoded_len(&req);
-        let accepted = G::export(&self.ingest, req, n).await.map_err(status)?;
-        Ok(Response::new(G::response(accepted)))
-    }
-
-    fn admit(&self, signal: &'static str) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
-        self.ingest.admit(signal).ok_or_else(|| {
-            Status::unavailable(
-                "too many requests in flight (limits.max_inflight_requests); retry later",
-            )
-        })
+    pub fn new(ingest: S, token: Option<Arc<str>>, admission: Admission) -> Self {
+        GrpcIngest {
+            ingest,
+            token,
+            admission,
+        }
     }
 }
 
@@ -66,56 +53,236 @@ fn status(e: IngestError) -> Status {
     }
 }
 
-#[tonic::async_trait]
-impl<S: OtlpSink> LogsService for GrpcIngest<S> {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.handle::<Logs>(request).await
+/// `google.rpc.Status`, to carry [`RetryInfo`] in `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types_any::Any>,
+}
+
+/// The few well-known types the status details need, written out here.
+mod prost_types_any {
+    /// `google.protobuf.Any`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Any {
+        #[prost(string, tag = "1")]
+        pub type_url: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub value: Vec<u8>,
+    }
+    /// `google.protobuf.Duration`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Duration {
+        #[prost(int64, tag = "1")]
+        pub seconds: i64,
+        #[prost(int32, tag = "2")]
+        pub nanos: i32,
+    }
+    /// `google.rpc.RetryInfo`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct RetryInfo {
+        #[prost(message, optional, tag = "1")]
+        pub retry_delay: Option<Duration>,
     }
 }
 
-#[tonic::async_trait]
-impl<S: OtlpSink> TraceService for GrpcIngest<S> {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.handle::<Traces>(request).await
+/// RESOURCE_EXHAUSTED that tells the client to retry after `seconds`.
+fn retry_later(message: String, seconds: i64) -> Status {
+    use prost::Message;
+    let info = prost_types_any::RetryInfo {
+        retry_delay: Some(prost_types_any::Duration { seconds, nanos: 0 }),
+    };
+    let details = RpcStatus {
+        code: Code::ResourceExhausted as i32,
+        message: message.clone(),
+        details: vec![prost_types_any::Any {
+            type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+            value: info.encode_to_vec(),
+        }],
+    };
+    Status::with_details(
+        Code::ResourceExhausted,
+        message,
+        Bytes::from(details.encode_to_vec()),
+    )
+}
+
+fn refused(r: Refusal) -> Status {
+    match r {
+        Refusal::Malformed(m) => Status::invalid_argument(m),
+        Refusal::TooLarge(m) => Status::resource_exhausted(m),
+        Refusal::Busy(m) => retry_later(m, 1),
     }
 }
 
-#[tonic::async_trait]
-impl<S: OtlpSink> MetricsService for GrpcIngest<S> {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.handle::<Metrics>(request).await
+/// Hands tonic's decompressed message bytes over undecoded; encodes the response.
+struct RawCodec<R>(PhantomData<fn() -> R>);
+
+struct RawEncoder<R>(PhantomData<fn() -> R>);
+
+struct RawDecoder;
+
+impl<R: prost::Message + Send + 'static> Codec for RawCodec<R> {
+    type Encode = R;
+    type Decode = Bytes;
+    type Encoder = RawEncoder<R>;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> Self::Encoder {
+        RawEncoder(PhantomData)
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawDecoder
+    }
+}
+
+impl<R: prost::Message> Encoder for RawEncoder<R> {
+    type Item = R;
+    type Error = Status;
+    fn encode(&mut self, item: R, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the answer: {e}")))
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// One export call: holds the place in flight until it is answered.
+struct Export<G, S> {
+    state: GrpcIngest<S>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    _signal: PhantomData<fn() -> G>,
+}
+
+impl<G: Signal, S: OtlpSink> UnaryService<Bytes> for Export<G, S> {
+    type Response = G::Response;
+    type Future = BoxFuture<Response<G::Response>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let state = self.state.clone();
+        let permit = self.permit.take();
+        Box::pin(async move {
+            let _permit = permit;
+            let body = request.into_inner().to_vec();
+            let n = body.len();
+            let (req, _budget) =
+                match admit_and_decode::<G>(&state.admission, Encoding::Protobuf, body).await {
+                    Ok(r) => r,
+                    Err(r) => {
+                        state.ingest.refused(G::NAME, &r);
+                        return Err(refused(r));
+                    }
+                };
+            let accepted = G::export(&state.ingest, req, n).await.map_err(status)?;
+            Ok(Response::new(G::response(accepted)))
+        })
+    }
+}
+
+/// The gRPC service of one signal.
+pub struct SignalService<G, S> {
+    state: GrpcIngest<S>,
+    max_message: usize,
+    _signal: PhantomData<fn() -> G>,
+}
+
+impl<G, S: Clone> Clone for SignalService<G, S> {
+    fn clone(&self) -> Self {
+        SignalService {
+            state: self.state.clone(),
+            max_message: self.max_message,
+            _signal: PhantomData,
+        }
+    }
+}
+
+impl<G: Signal, S> NamedService for SignalService<G, S> {
+    const NAME: &'static str = G::GRPC_SERVICE;
+}
+
+impl<G, S, B> Service<http::Request<B>> for SignalService<G, S>
+where
+    G: Signal,
+    S: OtlpSink,
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let state = self.state.clone();
+        let max_message = self.max_message;
+        Box::pin(async move {
+            if req.uri().path().strip_suffix("/Export") != Some(&format!("/{}", G::GRPC_SERVICE)) {
+                return Ok(Status::unimplemented("no such method").into_http());
+            }
+            // Checked on the headers, before the body is read or decompressed.
+            if !authorized(req.headers(), state.token.as_deref()) {
+                return Ok(Status::unauthenticated(
+                    "missing or wrong bearer token: send authorization: Bearer <ingest token>",
+                )
+                .into_http());
+            }
+            let Some(permit) = state.ingest.admit(G::NAME) else {
+                return Ok(Status::unavailable(
+                    "too many requests in flight (limits.max_inflight_requests); retry later",
+                )
+                .into_http());
+            };
+            let mut accept = EnabledCompressionEncodings::default();
+            accept.enable(CompressionEncoding::Gzip);
+            accept.enable(CompressionEncoding::Zstd);
+            let mut grpc = Grpc::new(RawCodec::<G::Response>(PhantomData))
+                .apply_compression_config(accept, EnabledCompressionEncodings::default())
+                .apply_max_message_size_config(Some(max_message), None);
+            let export = Export::<G, S> {
+                state,
+                permit: Some(permit),
+                _signal: PhantomData,
+            };
+            Ok(grpc.unary(export, req).await)
+        })
     }
 }
 
 /// The three OTLP gRPC services over one sink.
 pub type Services<S> = (
-    LogsServiceServer<GrpcIngest<S>>,
-    TraceServiceServer<GrpcIngest<S>>,
-    MetricsServiceServer<GrpcIngest<S>>,
+    SignalService<Logs, S>,
+    SignalService<Traces, S>,
+    SignalService<Metrics, S>,
 );
 
-/// The three services, with compression and the message size limit set.
+/// The three services; `max_message` bounds a message after decompression.
 pub fn services<S: OtlpSink>(svc: GrpcIngest<S>, max_message: usize) -> Services<S> {
-    let logs = LogsServiceServer::new(svc.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(max_message);
-    let traces = TraceServiceServer::new(svc.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(max_message);
-    let metrics = MetricsServiceServer::new(svc)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(max_message);
-    (logs, traces, metrics)
+    (
+        service(svc.clone(), max_message),
+        service(svc.clone(), max_message),
+        service(svc, max_message),
+    )
+}
+
+fn service<G: Signal, S: OtlpSink>(
+    state: GrpcIngest<S>,
+    max_message: usize,
+) -> SignalService<G, S> {
+    SignalService {
+        state,
+        max_message,
+        _signal: PhantomData,
+    }
 }

@@ -2,9 +2,12 @@
 //! zstd or no compression, as the OTLP specification says.
 //!
 //! Successful answers use the request's encoding. Errors are JSON (`{"error", "message"}`)
-//! with the status the specification asks for: 400 malformed, 401 bad token, 413 too large,
-//! 415 unsupported type or encoding, 503 with `Retry-After` when the collector cannot take it.
+//! with the status the specification asks for: 400 malformed, 401 bad token, 413 too large
+//! (the body, its records or its cost: [`crate::admission`]), 415 unsupported type or
+//! encoding, 429 with `Retry-After` when the memory budget is in use, 503 with `Retry-After`
+//! when the collector cannot take it.
 
+use crate::admission::{Admission, Encoding, Refusal, admit_and_decode};
 use crate::auth::authorized;
 use crate::sink::{IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
 use axum::Router;
@@ -26,6 +29,8 @@ pub struct HttpState<S> {
     pub max_body: usize,
     /// Required bearer token, if any.
     pub token: Option<Arc<str>>,
+    /// The memory budget and record limit, shared with the gRPC transport.
+    pub admission: Admission,
 }
 
 /// The OTLP/HTTP router.
@@ -62,12 +67,6 @@ pub fn error(status: StatusCode, kind: &str, message: &str) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     r
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Encoding {
-    Protobuf,
-    Json,
 }
 
 /// Reads, checks and decompresses a request body.
@@ -212,26 +211,12 @@ async fn bounded_decode(
     }
 }
 
-/// Decodes an export request in either encoding, off the reactor for large bodies.
-async fn decode<T>(encoding: Encoding, body: Vec<u8>) -> Result<T, Response>
-where
-    T: prost::Message + Default + serde::de::DeserializeOwned + Send + 'static,
-{
-    let result = tokio::task::spawn_blocking(move || match encoding {
-        Encoding::Protobuf => T::decode(&body[..])
-            .map_err(|e| format!("the body is not a valid OTLP protobuf message: {e}")),
-        Encoding::Json => serde_json::from_slice::<T>(&body)
-            .map_err(|e| format!("the body is not valid OTLP JSON: {e}")),
-    })
-    .await;
-    match result {
-        Ok(Ok(t)) => Ok(t),
-        Ok(Err(m)) => Err(error(StatusCode::BAD_REQUEST, "bad_request", &m)),
-        Err(e) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            &format!("decoding failed: {e}"),
-        )),
+/// The answer to a request the admission check refused.
+fn refused(r: Refusal) -> Response {
+    match r {
+        Refusal::Malformed(m) => error(StatusCode::BAD_REQUEST, "bad_request", &m),
+        Refusal::TooLarge(m) => error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &m),
+        Refusal::Busy(m) => error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", &m),
     }
 }
 
@@ -277,7 +262,8 @@ where
     }
 }
 
-/// One handler for every signal: admission, token, body, decoding, the sink, the answer.
+/// One handler for every signal: a place in flight, token, body, cost and decoding, the
+/// sink, the answer.
 async fn export<G: Signal, S: OtlpSink>(
     State(s): State<HttpState<S>>,
     headers: HeaderMap,
@@ -291,11 +277,11 @@ async fn export<G: Signal, S: OtlpSink>(
         Err(r) => return r,
     };
     let n = bytes.len();
-    let req: G::Request = match decode(enc, bytes).await {
+    let (req, _budget) = match admit_and_decode::<G>(&s.admission, enc, bytes).await {
         Ok(r) => r,
         Err(r) => {
-            s.sink.bad_request(G::NAME);
-            return r;
+            s.sink.refused(G::NAME, &r);
+            return refused(r);
         }
     };
     match G::export(&s.sink, req, n).await {

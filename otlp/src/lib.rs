@@ -10,11 +10,13 @@
 //! free of the model's validation and of any storage; the price is one decode per request
 //! before the sink can refuse it.
 
+pub mod admission;
 pub mod auth;
 pub mod grpc;
 pub mod http;
 pub mod sink;
 
+pub use admission::{Admission, AdmissionLimits};
 pub use sink::{Accepted, IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
 
 use std::sync::Arc;
@@ -28,6 +30,9 @@ pub struct ServeConfig {
     pub max_body: usize,
     /// Required bearer token, if any.
     pub token: Option<Arc<str>>,
+    /// Records per request and the memory budget of requests in flight, shared by both
+    /// transports.
+    pub admission: AdmissionLimits,
     /// More routes on the OTLP/HTTP listener (the collector's heartbeat route), behind their
     /// own checks.
     pub extra_http: axum::Router,
@@ -58,15 +63,19 @@ pub async fn serve<S: OtlpSink>(
             let _ = rx.wait_for(|v| *v).await;
         }
     };
+    let admission = Admission::new(cfg.admission);
     let app = http::router(http::HttpState {
         sink: sink.clone(),
         max_body: cfg.max_body,
         token: cfg.token.clone(),
+        admission: admission.clone(),
     })
     .merge(cfg.extra_http);
     let http_server = axum::serve(http, app).with_graceful_shutdown(wait(&stop));
-    let (logs, traces, metrics) =
-        grpc::services(grpc::GrpcIngest::new(sink, cfg.token), cfg.max_body);
+    let (logs, traces, metrics) = grpc::services(
+        grpc::GrpcIngest::new(sink, cfg.token, admission),
+        cfg.max_body,
+    );
     let grpc_server = tonic::transport::Server::builder()
         .add_service(logs)
         .add_service(traces)

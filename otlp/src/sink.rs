@@ -50,6 +50,13 @@ pub trait OtlpSink: Clone + Send + Sync + 'static {
     fn admit(&self, signal: &'static str) -> Option<tokio::sync::OwnedSemaphorePermit>;
     /// Counts a request whose body could not be decoded.
     fn bad_request(&self, signal: &'static str);
+    /// Counts a request refused before decoding (malformed, too large, over the memory
+    /// budget). The default counts malformed ones as bad requests.
+    fn refused(&self, signal: &'static str, why: &crate::admission::Refusal) {
+        if matches!(why, crate::admission::Refusal::Malformed(_)) {
+            self.bad_request(signal);
+        }
+    }
     /// Takes a logs export; `wire_bytes` is the decoded body size.
     fn logs(
         &self,
@@ -74,6 +81,8 @@ pub trait OtlpSink: Clone + Send + Sync + 'static {
 pub trait Signal: Send + Sync + 'static {
     /// The name used in counters, admission and errors: `logs`, `spans` or `metrics`.
     const NAME: &'static str;
+    /// The gRPC service that takes it, as in its path (`/<service>/Export`).
+    const GRPC_SERVICE: &'static str;
     /// The export request.
     type Request: prost::Message + Default + serde::de::DeserializeOwned + Send + 'static;
     /// The export response.
@@ -86,6 +95,10 @@ pub trait Signal: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send;
     /// The response for an accepted request: partial success only when records were rejected.
     fn response(accepted: Accepted) -> Self::Response;
+    /// What a protobuf body of this signal costs to handle, measured before decoding.
+    fn wire_cost(body: &[u8]) -> Result<crate::admission::Cost, String> {
+        crate::admission::records_cost(body)
+    }
 }
 
 fn rejected(n: u64) -> i64 {
@@ -101,6 +114,7 @@ pub struct Metrics;
 
 impl Signal for Logs {
     const NAME: &'static str = "logs";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
     fn export<S: OtlpSink>(
@@ -122,6 +136,7 @@ impl Signal for Logs {
 
 impl Signal for Traces {
     const NAME: &'static str = "spans";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
     fn export<S: OtlpSink>(
@@ -143,6 +158,7 @@ impl Signal for Traces {
 
 impl Signal for Metrics {
     const NAME: &'static str = "metrics";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
     fn export<S: OtlpSink>(
@@ -151,6 +167,9 @@ impl Signal for Metrics {
         wire_bytes: usize,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
         sink.metrics(req, wire_bytes)
+    }
+    fn wire_cost(body: &[u8]) -> Result<crate::admission::Cost, String> {
+        crate::admission::metrics_cost(body)
     }
     fn response(a: Accepted) -> Self::Response {
         ExportMetricsServiceResponse {

@@ -317,10 +317,12 @@ fn check_query_shape(text: &str) -> Result<()> {
             b'\\' => escaped = true,
             b'"' => in_phrase = !in_phrase,
             b'(' if !in_phrase => nesting += 1,
-            b'N' if !in_phrase && word_start && b[i..].starts_with(b"NOT") => {
-                if b.get(i + 3).is_none_or(|n| n.is_ascii_whitespace()) {
-                    nesting += 1;
-                }
+            b'N' if !in_phrase
+                && word_start
+                && b[i..].starts_with(b"NOT")
+                && b.get(i + 3).is_none_or(|n| n.is_ascii_whitespace()) =>
+            {
+                nesting += 1;
             }
             _ => {}
         }

@@ -587,3 +587,41 @@ pub fn assert_error_body(what: &str, body: &serde_json::Value) {
         "{what}: the answer is not an error body {{\"error\", \"message\"}}: {body}"
     );
 }
+
+/// Logs export request of `raw` bytes in `resource_logs`: lets a test put malformed bytes where
+/// a `ResourceLogs` message belongs, or send a request too large to build as structs.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RawLogsRequest {
+    /// Each element is sent as one `ResourceLogs` message, as it is.
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub resource_logs: Vec<Vec<u8>>,
+}
+
+/// Sends a [`RawLogsRequest`] to the gRPC logs service, gzipped when `gzip` is set.
+pub async fn raw_logs_export(
+    endpoint: &str,
+    raw: Vec<Vec<u8>>,
+    gzip: bool,
+) -> Result<(), tonic::Status> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+    let channel = tonic::transport::Channel::from_shared(endpoint.to_string())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(usize::MAX);
+    if gzip {
+        grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    }
+    grpc.ready().await.expect("ready");
+    let codec = tonic_prost::ProstCodec::<RawLogsRequest, ExportLogsServiceResponse>::default();
+    grpc.unary(
+        tonic::Request::new(RawLogsRequest { resource_logs: raw }),
+        tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        ),
+        codec,
+    )
+    .await
+    .map(|_| ())
+}

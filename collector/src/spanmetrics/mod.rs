@@ -154,7 +154,7 @@ pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
 
 /// `s` cut to [`MAX_LABEL_VALUE_BYTES`] at a char boundary.
 fn label_value(s: &str) -> &str {
-    &s[..s.floor_char_boundary(MAX_LABEL_VALUE_BYTES)]
+    skein_model::cut_at_char_boundary(s, MAX_LABEL_VALUE_BYTES)
 }
 
 /// The service of a span, never empty, cut to a label's length.

@@ -35,7 +35,7 @@ pub(crate) fn fits(spec: &SeriesSpec) -> Result<(), String> {
         if s.len() > MAX_STR_BYTES {
             return Err(format!(
                 "a name or label of a series of {} is {} bytes, more than the store holds ({MAX_STR_BYTES})",
-                &spec.name[..spec.name.floor_char_boundary(128)],
+                skein_model::cut_at_char_boundary(&spec.name, 128),
                 s.len()
             ));
         }
@@ -46,7 +46,7 @@ pub(crate) fn fits(spec: &SeriesSpec) -> Result<(), String> {
 fn put_str(out: &mut Vec<u8>, s: &str) {
     // [`fits`] refuses longer strings before they get here; cut at a char boundary all the
     // same, so that a record is always valid UTF-8 and the store always opens again.
-    let b = &s.as_bytes()[..s.floor_char_boundary(MAX_STR_BYTES)];
+    let b = skein_model::cut_at_char_boundary(s, MAX_STR_BYTES).as_bytes();
     out.extend_from_slice(&(b.len() as u16).to_le_bytes());
     out.extend_from_slice(b);
 }
