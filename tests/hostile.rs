@@ -286,3 +286,23 @@ fn a_span_name_cut_mid_character_by_a_limit_does_not_stop_the_next_start() {
     assert_eq!(status, 200, "{body}");
     assert!(body.to_string().contains("aaaa"), "{body}");
 }
+
+#[test]
+fn a_batch_too_large_for_the_wal_is_refused_with_413_not_503() {
+    let c = Collector::start(&["--commit-interval-ms", "100"]);
+    // 1,100 records under a 60 KiB resource: a small request within every limit, whose NDJSON
+    // (each line repeats the resource) is over the WAL's 64 MiB record limit. Before, it got
+    // 503 "retry later", which it never could, and failed its fsync group.
+    let res = kv("k8s.pod.annotations", &"a".repeat(60 * 1024));
+    let req = empty_records(1_100, "wide", vec![res]);
+    let (status, body) = send_logs(&c, None, req.encode_to_vec());
+    assert_eq!(status, 413, "{body}");
+    let msg = body["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("write-ahead log record"), "{msg}");
+    // Half of it fits, as a client that splits on 413 sends it.
+    let res = kv("k8s.pod.annotations", &"a".repeat(60 * 1024));
+    let req = empty_records(550, "wide", vec![res]);
+    let (status, body) = send_logs(&c, None, req.encode_to_vec());
+    assert_eq!(status, 200, "{body}");
+    assert_serving(&c);
+}

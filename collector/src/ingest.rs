@@ -24,6 +24,7 @@ impl From<WriteError> for IngestError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Failed => IngestError::Internal(e.to_string()),
+            WriteError::TooLarge { .. } => IngestError::TooLarge(e.to_string()),
             _ => IngestError::Unavailable(e.to_string()),
         }
     }
@@ -104,6 +105,7 @@ impl Ingest {
     fn fail(&self, signal: &str, e: IngestError) -> IngestError {
         let reason = match &e {
             IngestError::BadRequest(_) => "bad_request",
+            IngestError::TooLarge(_) => "too_large",
             IngestError::Unavailable(_) => "unavailable",
             IngestError::Internal(_) => "internal",
         };

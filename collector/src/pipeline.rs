@@ -44,6 +44,17 @@ pub enum WriteError {
     /// The WAL failed otherwise.
     #[error("the write-ahead log failed")]
     Failed,
+    /// The batch is larger than one WAL record can hold; it never will fit. Refused before it
+    /// joins a group, so the batches written with it are not failed too.
+    #[error(
+        "the batch is {len} bytes once encoded, more than one write-ahead log record holds ({limit}); send smaller batches"
+    )]
+    TooLarge {
+        /// Encoded size.
+        len: usize,
+        /// The WAL's record limit.
+        limit: usize,
+    },
 }
 
 /// A batch on its way to the indexer: WAL sequence number, records, their NDJSON.
@@ -65,6 +76,12 @@ impl Writer {
     /// Writes a batch to the WAL; returns its sequence number once it is durable.
     /// The payload is encoded on the caller's thread (call it from a blocking task).
     pub async fn write(&self, batch: Batch, payload: Vec<u8>) -> Result<u64, WriteError> {
+        if payload.len() > skein_wal::MAX_PAYLOAD {
+            return Err(WriteError::TooLarge {
+                len: payload.len(),
+                limit: skein_wal::MAX_PAYLOAD,
+            });
+        }
         let (ack, rx) = oneshot::channel();
         self.tx
             .try_send(WriteRequest {

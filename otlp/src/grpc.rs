@@ -48,6 +48,7 @@ impl<S: OtlpSink> GrpcIngest<S> {
 fn status(e: IngestError) -> Status {
     match e {
         IngestError::BadRequest(m) => Status::invalid_argument(m),
+        IngestError::TooLarge(m) => Status::resource_exhausted(m),
         IngestError::Unavailable(m) => Status::unavailable(m),
         IngestError::Internal(m) => Status::unavailable(format!("{m}; retry later")),
     }

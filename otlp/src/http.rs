@@ -231,6 +231,7 @@ fn too_busy() -> Response {
 fn ingest_error(e: IngestError) -> Response {
     match e {
         IngestError::BadRequest(m) => error(StatusCode::BAD_REQUEST, "bad_request", &m),
+        IngestError::TooLarge(m) => error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &m),
         IngestError::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &m),
         IngestError::Internal(m) => error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -34,6 +34,10 @@ pub enum IngestError {
     /// The request is malformed or every record in it is invalid. Not retryable.
     #[error("{0}")]
     BadRequest(String),
+    /// The request can never be taken as it is (it would not fit a limit such as the WAL's
+    /// record size); send it in smaller pieces. Not retryable as it is.
+    #[error("{0}")]
+    TooLarge(String),
     /// The sink cannot take it now. Retryable.
     #[error("{0}")]
     Unavailable(String),
