@@ -149,6 +149,7 @@ impl Telemetry {
             ("non_finite", r.non_finite),
             ("out_of_order", r.out_of_order),
             ("series_limit", r.series_limited),
+            ("too_far_ahead", r.too_far_ahead),
             ("duplicate", r.duplicates),
         ] {
             if n > 0 {

@@ -490,9 +490,17 @@ impl<S: Signal> SplitStore<S> {
         let mut doomed: Vec<String> = Vec::new();
         if let Some(max_age) = self.cfg.retention_max_age {
             let cutoff = now.saturating_sub(u64::try_from(max_age.as_nanos()).unwrap_or(u64::MAX));
+            // Records arrive while their split is active (at most split_max_age after it was
+            // created). An event time more than another split_max_age past that is a lying
+            // clock: it must not keep the split forever, so the split's age counts from the
+            // latest time its records can honestly hold.
+            let span = u64::try_from(self.cfg.split_max_age.as_nanos()).unwrap_or(u64::MAX);
             for s in &splits {
                 let m = s.meta();
-                if Some(&s.id) != active_id.as_ref() && m.max_time < cutoff && m.created < cutoff {
+                let honest_max = m
+                    .max_time
+                    .min(m.created.saturating_add(span.saturating_mul(2)));
+                if Some(&s.id) != active_id.as_ref() && honest_max < cutoff && m.created < cutoff {
                     doomed.push(s.id.clone());
                 }
             }
@@ -755,5 +763,38 @@ mod tests {
             1
         );
         assert_eq!(s.committed_seq(), 2);
+    }
+
+    #[test]
+    fn a_far_future_event_time_does_not_keep_its_split_past_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg();
+        c.split_max_age = Duration::from_millis(1);
+        c.retention_max_age = Some(Duration::from_millis(20));
+        let mut s = SplitStore::<Logs>::open(dir.path(), c).unwrap();
+        let mut liar = log(0, "order", "from the year 2200", "liar");
+        liar.time_unix_nano = 7_258_118_400_000_000_000;
+        s.add(&[liar]).unwrap();
+        s.commit(1).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        s.maybe_roll();
+        let mut fresh = log(1, "order", "fresh", "new");
+        fresh.time_unix_nano = now_nano();
+        s.add(&[fresh]).unwrap();
+        s.commit(2).unwrap();
+        assert_eq!(current_splits(&s.split_list()).len(), 2);
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(
+            s.apply_retention().unwrap(),
+            1,
+            "the future-dated split goes"
+        );
+        let list = s.split_list();
+        assert!(
+            by_keys::<Logs>(&list, s.fields(), &["liar".into()], 10)
+                .unwrap()
+                .records
+                .is_empty()
+        );
     }
 }

@@ -111,22 +111,16 @@ impl State {
         id
     }
 
-    /// Whether series `id` holds a sample at `ts` (with value `v`, when given). Reads chunks:
-    /// only for samples older than the series' last, which are rare.
+    /// Whether series `id` holds a sample at `ts` (with value `v`, when given) in the head,
+    /// for samples older than the series' last, which are rare. Only memory is read: blocks
+    /// are on disk, and this runs under the write lock, where one back-dated sample per
+    /// request would stall every append behind disk reads. A resent sample older than the
+    /// head is refused as out of order; it is stored already, so nothing is lost.
     fn has_sample(&self, id: u32, ts: i64, v: Option<f64>) -> bool {
         let Some(s) = self.series.get(id as usize) else {
             return false;
         };
         let mut chunks = Vec::new();
-        for b in self
-            .blocks
-            .iter()
-            .filter(|b| b.max_ts >= ts && b.min_ts <= ts)
-        {
-            if b.chunks(id, ts, ts, &mut chunks).is_err() {
-                return false;
-            }
-        }
         for (lo, hi, _, bytes) in &s.closed {
             if *lo <= ts && ts <= *hi {
                 chunks.push(ChunkRef {
@@ -325,6 +319,8 @@ impl Shared {
                 new_specs.push(spec.clone());
             }
 
+            let latest_ms = skein_model::time::now_ms()
+                .saturating_add(i64::try_from(super::MAX_FUTURE.as_millis()).unwrap_or(i64::MAX));
             // Check each sample against its series' last one (and the batch's earlier ones).
             let mut last: HashMap<u32, Option<(i64, f64)>> = HashMap::new();
             let mut accepted: Vec<(u32, i64, f64)> = Vec::with_capacity(batch.samples.len());
@@ -347,6 +343,19 @@ impl Shared {
                         format!(
                             "{}{}: value {} is not a finite number; send a number or leave the point out",
                             spec.name, spec.labels, s.value
+                        )
+                    });
+                    continue;
+                }
+                if s.ts_ms > latest_ms {
+                    report.too_far_ahead += 1;
+                    refuse(&mut report, &|| {
+                        format!(
+                            "{}{}: sample at {} ms is more than {} s ahead of the collector's clock; check the sender's clock",
+                            spec.name,
+                            spec.labels,
+                            s.ts_ms,
+                            super::MAX_FUTURE.as_secs()
                         )
                     });
                     continue;

@@ -32,6 +32,9 @@ pub mod select;
 #[cfg(test)]
 mod tests;
 
+/// For the fuzz targets (`crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) use log::{decode_series, encode_series, fits, put_sample, samples};
 pub use select::{ChunkRef, MatchOp, Matcher, SelectedSeries};
 
 use crate::error::{Result, StoreError};
@@ -39,6 +42,11 @@ use skein_model::metric::{MetricBatch, MetricKind};
 use skein_wal::SyncPolicy;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// How far ahead of the store's clock a sample may be. One sample from a clock years ahead
+/// would otherwise make every later sample of its series "out of order" and keep its block
+/// past retention. Ten minutes, as Prometheus-compatible stores allow for clock skew.
+pub const MAX_FUTURE: Duration = Duration::from_secs(600);
 
 /// Configuration of [`Tsdb::open`].
 #[derive(Debug, Clone)]
@@ -96,6 +104,8 @@ pub struct AppendReport {
     pub out_of_order: u64,
     /// New series past a series limit.
     pub series_limited: u64,
+    /// More than [`MAX_FUTURE`] ahead of the store's clock.
+    pub too_far_ahead: u64,
     /// The first refusal, in words a sender can act on.
     pub first_reason: Option<String>,
 }

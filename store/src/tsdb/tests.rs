@@ -286,3 +286,42 @@ fn a_label_too_long_for_the_series_log_is_refused_and_the_store_opens_again() {
     assert_eq!(db.stats().series, 1);
     assert_eq!(db.label_values("span_name", None), vec![fits]);
 }
+
+#[test]
+fn a_sample_from_a_clock_years_ahead_is_refused_and_the_series_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    let t = now();
+    let year_ms = 365 * 24 * 3_600_000;
+    let mut b = MetricBatch::default();
+    let id = b.add_series(spec("cpu", "skewed", MetricKind::Gauge));
+    b.push(id, t + 5 * year_ms, 1.0);
+    let r = db.append(&b).unwrap();
+    assert_eq!((r.accepted, r.too_far_ahead), (0, 1));
+    assert!(
+        r.first_reason
+            .unwrap()
+            .contains("ahead of the collector's clock")
+    );
+    // Before, the future sample was stored and every later one was "out of order".
+    let mut b = MetricBatch::default();
+    let id = b.add_series(spec("cpu", "skewed", MetricKind::Gauge));
+    b.push(id, t, 2.0);
+    b.push(id, t + 60_000, 3.0); // a minute ahead: within the allowed skew
+    assert_eq!(db.append(&b).unwrap().accepted, 2);
+}
+
+#[test]
+fn a_back_dated_sample_older_than_the_head_is_refused_without_reading_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    let t0 = now() - 3_600_000;
+    assert_eq!(db.append(&batch(1, t0, 10)).unwrap().accepted, 10);
+    db.persist().unwrap();
+    assert_eq!(db.append(&batch(1, t0 + 100_000, 1)).unwrap().accepted, 1);
+    // t0 + 10 s lives only in the block on disk: the append does not read it under the
+    // write lock, and reports the sample as out of order (it is stored once already).
+    let r = db.append(&batch(1, t0 + 10_000, 1)).unwrap();
+    assert_eq!((r.accepted, r.duplicates, r.out_of_order), (0, 0, 1));
+    assert_eq!(read(&db, "cpu", "").len(), 11);
+}
