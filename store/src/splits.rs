@@ -387,7 +387,7 @@ impl<S: Signal> SplitStore<S> {
                 let seq = if first_seq == 0 {
                     0
                 } else {
-                    first_seq + i as u64
+                    first_seq.saturating_add(i as u64)
                 };
                 let doc = S::document(&fields, r, json, seq);
                 active
