@@ -1,11 +1,13 @@
 //! Heartbeats: every `heartbeat.interval` the agent posts its id, host, version, sources,
-//! buffer fill and latest host figures to the collector (`POST /skein/v1/heartbeat`). The
+//! buffer fill, latest host figures and, when the collector refuses its batches for a
+//! reason other than their content, what blocks shipping, to the collector (`POST /skein/v1/heartbeat`). The
 //! collector lists agents at `GET /api/v1/agents` and marks a silent one down. A failed
 //! heartbeat is only logged (at most once a minute): the next one is a few seconds away.
 
 use crate::buffer::Buffer;
 use crate::pipeline::SourceFiles;
 use crate::ship::Target;
+use crate::telemetry::Telemetry;
 use skein_model::api::{BufferStatus, Heartbeat, HostSummary, SourceStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +27,8 @@ pub struct HeartbeatParts {
     pub buffer: Arc<Buffer>,
     /// Latest host figures.
     pub host_summary: Arc<Mutex<Option<HostSummary>>>,
+    /// Counters, and whether shipping is blocked.
+    pub telemetry: Telemetry,
 }
 
 impl HeartbeatParts {
@@ -51,6 +55,7 @@ impl HeartbeatParts {
                 .unwrap_or_default(),
             buffer: BufferStatus { bytes, max_bytes },
             host_summary: self.host_summary.lock().ok().and_then(|g| *g),
+            shipping_blocked: self.telemetry.shipping_blocked(),
         }
     }
 }
@@ -87,5 +92,41 @@ pub async fn run(
             _ = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|v| *v) => return,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocked_shipper_is_named_in_the_heartbeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let telemetry = Telemetry::new();
+        let parts = HeartbeatParts {
+            id: "a1".into(),
+            host: "h1".into(),
+            started_unix_nano: 1,
+            sources: Arc::default(),
+            buffer: Arc::new(Buffer::open(dir.path(), 1 << 20, 1 << 16).unwrap()),
+            host_summary: Arc::default(),
+            telemetry: telemetry.clone(),
+        };
+        assert_eq!(parts.snapshot().shipping_blocked, None);
+        let json = serde_json::to_value(parts.snapshot()).unwrap();
+        assert!(json.get("shipping_blocked").is_none(), "{json}");
+        telemetry.set_shipping_blocked(Some(("status_401", "the collector answers 401")));
+        let hb = parts.snapshot();
+        assert_eq!(
+            hb.shipping_blocked.as_deref(),
+            Some("the collector answers 401")
+        );
+        // A collector that predates the field reads the rest; one that has it reads it.
+        let json = serde_json::to_string(&hb).unwrap();
+        let back: Heartbeat = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, hb);
+        telemetry.set_shipping_blocked(None);
+        assert_eq!(parts.snapshot().shipping_blocked, None);
     }
 }

@@ -399,6 +399,7 @@ where
             sources: source_files,
             buffer: buffer.clone(),
             host_summary,
+            telemetry: telemetry.clone(),
         },
         target,
         cfg.heartbeat.interval.0,

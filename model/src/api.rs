@@ -98,6 +98,11 @@ pub struct Heartbeat {
     /// Latest host figures, when host metrics are on.
     #[serde(default)]
     pub host_summary: Option<HostSummary>,
+    /// Why the agent holds its batches, when the collector refuses them for a reason other
+    /// than their content (a token it does not take, a path a proxy does not know): one
+    /// sentence. Absent while shipping works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_blocked: Option<String>,
 }
 
 /// One file source in a heartbeat.
