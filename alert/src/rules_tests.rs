@@ -735,3 +735,20 @@ fn load_file_and_rule_files() {
     assert_eq!(errs[0].line, 0);
     assert!(errs[0].message.contains("over"), "{errs:?}");
 }
+
+#[test]
+fn durations_past_any_clock_are_rule_errors_not_panics() {
+    // `for = "1e20s"` panicked when read, and evaluation then panicked every round.
+    for (key, from) in [
+        ("for", "for = \"30s\""),
+        ("keep_firing_for", "keep_firing_for = \"1m\""),
+        ("window", "window = \"2m\""),
+    ] {
+        let text = FULL_METRIC.replacen(from, &format!("{key} = \"1e20s\""), 1);
+        let errs = errors(&text);
+        assert!(
+            errs.iter().any(|(_, m)| m.contains("too long")),
+            "{key}: {errs:?}"
+        );
+    }
+}
