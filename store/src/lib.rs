@@ -17,6 +17,9 @@ pub mod agents;
 pub mod arrival;
 pub mod count;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod schema;
 pub mod search;
 pub mod signal;
