@@ -372,6 +372,35 @@ impl Iterator for ChunkIter<'_> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_increasing_samples_round_trip(
+            t0 in any::<i64>(),
+            steps in proptest::collection::vec(
+                (prop_oneof![0i64..100, 0i64..100_000, 0i64..=i64::from(u32::MAX) * 4], any::<f64>()),
+                1..(MAX_SAMPLES as usize),
+            ),
+        ) {
+            let mut t = t0;
+            let mut s = Vec::new();
+            for (dt, v) in steps {
+                // Times strictly increase (the caller's rule) and stay in range.
+                let Some(next) = t.checked_add(dt + 1) else { break };
+                t = next;
+                s.push((t, v));
+            }
+            if !s.is_empty() {
+                roundtrip(&s);
+            }
+        }
+
+        #[test]
+        fn any_bytes_decode_without_panic(b in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = ChunkIter::new(&b).count();
+        }
+    }
 
     fn roundtrip(samples: &[(i64, f64)]) -> Vec<u8> {
         let mut w = ChunkWriter::new();

@@ -199,4 +199,43 @@ mod tests {
         let (id, s) = decode_series(&rec).unwrap();
         assert_eq!((id, s.name.as_str()), (3, "a\u{fffd}"));
     }
+
+    fn kind() -> impl proptest::strategy::Strategy<Value = MetricKind> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(MetricKind::Gauge),
+            Just(MetricKind::Counter),
+            Just(MetricKind::UpDownCounter),
+            Just(MetricKind::Histogram),
+            Just(MetricKind::Summary),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_series_round_trips(
+            id in proptest::prelude::any::<u32>(),
+            name in "\\PC{0,80}",
+            unit in "\\PC{0,10}",
+            pairs in proptest::collection::vec(("\\PC{0,20}", "\\PC{0,200}"), 0..20),
+            kind in kind(),
+            delta in proptest::prelude::any::<bool>(),
+        ) {
+            let spec = SeriesSpec {
+                name,
+                labels: Labels::from_pairs(pairs),
+                kind,
+                unit,
+                delta,
+            };
+            proptest::prop_assert!(fits(&spec).is_ok());
+            proptest::prop_assert_eq!(decode_series(&encode_series(id, &spec)).unwrap(), (id, spec));
+        }
+
+        #[test]
+        fn any_bytes_decode_without_panic(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = decode_series(&b);
+            let _ = samples(&b).count();
+        }
+    }
 }
