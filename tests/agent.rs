@@ -274,16 +274,17 @@ fn lines_survive_kill_9_at_least_once() {
 }
 
 #[test]
-fn a_silent_agent_turns_down_and_a_4xx_batch_is_dropped_not_retried() {
+fn a_silent_agent_turns_down_and_a_record_too_large_alone_is_dropped_not_retried() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let collector = Collector::start(&["--max-request-bytes", "4096"]);
-    // Lines large enough that a batch of them is over the collector's 4 KiB body limit: 413.
+    // Lines each over the collector's 4 KiB body limit on their own: 413. The agent splits a
+    // refused batch down to single records; a record still refused alone is dropped, counted.
     let big: Vec<String> = (0..20)
         .map(|i| {
             format!(
                 r#"{{"msg":"{}","seq":{i},"phase":"big"}}"#,
-                "x".repeat(2000)
+                "x".repeat(5000)
             )
         })
         .collect();
@@ -300,7 +301,7 @@ fn a_silent_agent_turns_down_and_a_4xx_batch_is_dropped_not_retried() {
         "rejected batches are counted:\n{}",
         agent.metrics()
     );
-    // Small lines after them still get through: the refused batches did not block the queue.
+    // Small lines after them still get through: the refused records did not block the queue.
     append(&dir.join("alpha.log"), &alpha("after", 0, 5));
     wait_all(&collector, "alpha", "after", 0..5);
     assert!(wait_for(
