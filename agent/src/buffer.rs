@@ -481,4 +481,41 @@ mod tests {
         assert!(after.len() < before + 1);
         assert!(b.fill().0 <= 64 * 1024);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn the_cursor_survives_a_reopen_wherever_it_is(n in 1u64..12, acked in 0u64..14) {
+            let dir = tempfile::tempdir().unwrap();
+            let b = Buffer::open(dir.path(), 1 << 20, 1 << 12).unwrap();
+            for i in 0..n {
+                b.append(Signal::Logs, 1, &[(id(1), i + 1)], BodyEncoding::Identity, &[i as u8; 700], false)
+                    .unwrap();
+            }
+            let all = b.read(0, 100).unwrap();
+            proptest::prop_assert_eq!(all.len() as u64, n);
+            let first = all[0].seq;
+            let upto = first + acked.min(n);
+            b.ack(upto).unwrap();
+            b.save_and_trim().unwrap();
+            drop(b);
+            let b = Buffer::open(dir.path(), 1 << 20, 1 << 12).unwrap();
+            let left = b.read(0, 100).unwrap();
+            proptest::prop_assert_eq!(left.len() as u64, n - acked.min(n));
+            if let Some(l) = left.first() {
+                proptest::prop_assert_eq!(l.seq, upto);
+            }
+        }
+
+        #[test]
+        fn any_cursor_file_opens_or_names_the_file(text in "\\PC{0,30}") {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("cursor"), &text).unwrap();
+            match Buffer::open(dir.path(), 1 << 20, 1 << 16) {
+                Ok(b) => proptest::prop_assert!(b.read(0, 10).unwrap().is_empty()),
+                Err(e) => proptest::prop_assert!(e.to_string().contains("cursor"), "{}", e),
+            }
+        }
+    }
 }

@@ -212,4 +212,37 @@ mod tests {
         c.prune(Duration::from_secs(600));
         assert_eq!(c.len(), 1);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_positions_round_trip_through_the_file(
+            files in proptest::collection::vec(
+                (proptest::prelude::any::<(u64, u64, u64, u64)>(), "\\PC{0,60}"),
+                0..30,
+            ),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("checkpoints.json");
+            let mut c = Checkpoints::new();
+            for ((dev, ino, fp, offset), path) in files {
+                c.set(FileId { dev, ino, fp }, offset, &path);
+            }
+            c.save(&p).unwrap();
+            proptest::prop_assert_eq!(Checkpoints::load(&p).unwrap(), c);
+        }
+
+        #[test]
+        fn any_file_content_loads_or_names_the_file(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("checkpoints.json");
+            std::fs::write(&p, &bytes).unwrap();
+            if let Err(e) = Checkpoints::load(&p) {
+                proptest::prop_assert!(e.contains("checkpoints.json"), "{}", e);
+            }
+        }
+    }
 }
