@@ -176,6 +176,7 @@ fn compression_bombs_and_huge_resources_are_refused_within_the_memory_bound() {
 
     assert_serving(&c);
     let peak = peak_rss(c.pid());
+    eprintln!("peak RSS after the bombs: {} MiB", peak / MIB);
     assert!(
         peak < RSS_BOUND,
         "peak RSS {} MiB is over the bound of {} MiB",
