@@ -211,27 +211,39 @@ fn length_of(b: &[u8], number: u64) -> Result<u64, String> {
     Ok(n)
 }
 
-/// The cost of a logs or traces export in protobuf: `ResourceX` (1) → `ScopeX` (2) →
-/// records (2), each record's cost counting its own bytes and its resource's, which every
-/// NDJSON line repeats.
-pub fn records_cost(body: &[u8]) -> Result<Cost, String> {
-    let mut c = Cost {
-        records: 0,
-        bytes: body.len() as u64,
-    };
+/// Calls `f(record, resource_len)` for every record of an export request in protobuf:
+/// `ResourceX` (1) → `ScopeX` (2) → records (2), with the length of the record's resource.
+/// The three OTLP signals share this shape.
+fn each_record(
+    body: &[u8],
+    mut f: impl FnMut(&[u8], u64) -> Result<(), String>,
+) -> Result<(), String> {
     for resource in messages(body, 1) {
         let resource = resource?;
         let resource_len = length_of(resource, 1)?;
         for scope in messages(resource, 2) {
             for record in messages(scope?, 2) {
-                let len = record?.len() as u64;
-                c.records += 1;
-                c.bytes = c
-                    .bytes
-                    .saturating_add(RECORD_OVERHEAD + 4 * len + 2 * resource_len);
+                f(record?, resource_len)?;
             }
         }
     }
+    Ok(())
+}
+
+/// The cost of a logs or traces export in protobuf: each record's cost counts its own bytes
+/// and its resource's, which every NDJSON line repeats.
+pub fn records_cost(body: &[u8]) -> Result<Cost, String> {
+    let mut c = Cost {
+        records: 0,
+        bytes: body.len() as u64,
+    };
+    each_record(body, |record, resource_len| {
+        c.records += 1;
+        c.bytes = c
+            .bytes
+            .saturating_add(RECORD_OVERHEAD + 4 * record.len() as u64 + 2 * resource_len);
+        Ok(())
+    })?;
     Ok(c)
 }
 
@@ -293,26 +305,21 @@ pub fn metrics_cost(body: &[u8]) -> Result<Cost, String> {
         records: 0,
         bytes: body.len() as u64,
     };
-    for resource in messages(body, 1) {
-        let resource = resource?;
-        let resource_len = length_of(resource, 1)?;
-        for scope in messages(resource, 2) {
-            for metric in messages(scope?, 2) {
-                for f in fields(metric?) {
-                    let (data_field, data) = match f? {
-                        (n @ (5 | 7 | 9 | 10 | 11), Field::Bytes(d)) => (n, d),
-                        _ => continue,
-                    };
-                    for point in messages(data, 1) {
-                        let (samples, attrs) = point_shape(data_field, point?)?;
-                        c.records = c.records.saturating_add(samples);
-                        let each = SAMPLE_OVERHEAD + 2 * (attrs + resource_len);
-                        c.bytes = c.bytes.saturating_add(samples.saturating_mul(each));
-                    }
-                }
+    each_record(body, |metric, resource_len| {
+        for f in fields(metric) {
+            let (data_field, data) = match f? {
+                (n @ (5 | 7 | 9 | 10 | 11), Field::Bytes(d)) => (n, d),
+                _ => continue,
+            };
+            for point in messages(data, 1) {
+                let (samples, attrs) = point_shape(data_field, point?)?;
+                c.records = c.records.saturating_add(samples);
+                let each = SAMPLE_OVERHEAD + 2 * (attrs + resource_len);
+                c.bytes = c.bytes.saturating_add(samples.saturating_mul(each));
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(c)
 }
 
