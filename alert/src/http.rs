@@ -69,39 +69,42 @@ async fn alerts(
             ));
         }
     };
-    let now = now_ms();
-    let g = e.lock();
-    let mut list: Vec<AlertInfo> = g
-        .states
-        .alerts
-        .values()
-        .filter(|a| matches!(a.state, AlertState::Pending | AlertState::Firing))
-        .filter(|a| want.is_none_or(|w| a.state == w))
-        .filter(|a| q.get("rule").is_none_or(|r| &a.rule == r))
-        .map(|a| {
-            let (silenced_by, inhibited_by) = e.mutes(&g, &a.labels, now);
-            AlertInfo {
-                rule: a.rule.clone(),
-                state: a.state,
-                labels: a.labels.clone(),
-                annotations: a.annotations.clone(),
-                value: a.value,
-                active_since_ms: a.active_ms,
-                firing_since_ms: a.fired_ms,
-                fingerprint: a.fingerprint.clone(),
-                silenced_by,
-                inhibited_by,
-            }
-        })
-        .collect();
-    list.sort_by(|a, b| {
-        (a.state != AlertState::Firing, &a.rule, &a.labels).cmp(&(
-            b.state != AlertState::Firing,
-            &b.rule,
-            &b.labels,
-        ))
-    });
-    axum::Json(AlertsResponse { alerts: list }).into_response()
+    off_workers(e, move |e| {
+        let now = now_ms();
+        let g = e.lock();
+        let mut list: Vec<AlertInfo> = g
+            .states
+            .alerts
+            .values()
+            .filter(|a| matches!(a.state, AlertState::Pending | AlertState::Firing))
+            .filter(|a| want.is_none_or(|w| a.state == w))
+            .filter(|a| q.get("rule").is_none_or(|r| &a.rule == r))
+            .map(|a| {
+                let (silenced_by, inhibited_by) = e.mutes(&g, &a.labels, now);
+                AlertInfo {
+                    rule: a.rule.clone(),
+                    state: a.state,
+                    labels: a.labels.clone(),
+                    annotations: a.annotations.clone(),
+                    value: a.value,
+                    active_since_ms: a.active_ms,
+                    firing_since_ms: a.fired_ms,
+                    fingerprint: a.fingerprint.clone(),
+                    silenced_by,
+                    inhibited_by,
+                }
+            })
+            .collect();
+        list.sort_by(|a, b| {
+            (a.state != AlertState::Firing, &a.rule, &a.labels).cmp(&(
+                b.state != AlertState::Firing,
+                &b.rule,
+                &b.labels,
+            ))
+        });
+        axum::Json(AlertsResponse { alerts: list }).into_response()
+    })
+    .await
 }
 
 async fn history(
@@ -123,14 +126,17 @@ async fn history(
             }
         }
     };
-    let g = e.lock();
-    let transitions = g.history.list(
-        q.get("rule").map(String::as_str),
-        q.get("fingerprint").map(String::as_str),
-        since,
-        limit,
-    );
-    axum::Json(HistoryResponse { transitions }).into_response()
+    off_workers(e, move |e| {
+        let g = e.lock();
+        let transitions = g.history.list(
+            q.get("rule").map(String::as_str),
+            q.get("fingerprint").map(String::as_str),
+            since,
+            limit,
+        );
+        axum::Json(HistoryResponse { transitions }).into_response()
+    })
+    .await
 }
 
 async fn notifications(State(e): State<AlertEngine>) -> Response {
@@ -158,6 +164,10 @@ async fn notifications(State(e): State<AlertEngine>) -> Response {
 }
 
 async fn rules(State(e): State<AlertEngine>, Query(q): Query<HashMap<String, String>>) -> Response {
+    off_workers(e, move |e| rules_answer(&e, &q)).await
+}
+
+fn rules_answer(e: &AlertEngine, q: &HashMap<String, String>) -> Response {
     let g = e.lock();
     let mut counts: HashMap<&str, (usize, usize)> = HashMap::new();
     for a in g.states.alerts.values() {
@@ -217,21 +227,44 @@ async fn rules(State(e): State<AlertEngine>, Query(q): Query<HashMap<String, Str
 }
 
 async fn silences(State(e): State<AlertEngine>) -> Response {
-    let g = e.lock();
-    axum::Json(SilencesResponse {
-        silences: g.silences.list(now_ms()),
+    off_workers(e, |e| {
+        let g = e.lock();
+        axum::Json(SilencesResponse {
+            silences: g.silences.list(now_ms()),
+        })
+        .into_response()
     })
-    .into_response()
+    .await
 }
 
 async fn one_silence(State(e): State<AlertEngine>, Path(id): Path<String>) -> Response {
-    let g = e.lock();
-    match g.silences.list(now_ms()).into_iter().find(|s| s.id == id) {
-        Some(s) => axum::Json(s).into_response(),
-        None => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no silence with id {id}; GET /api/v1/silences lists them"),
+    off_workers(e, move |e| {
+        let g = e.lock();
+        match g.silences.list(now_ms()).into_iter().find(|s| s.id == id) {
+            Some(s) => axum::Json(s).into_response(),
+            None => error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no silence with id {id}; GET /api/v1/silences lists them"),
+            ),
+        }
+    })
+    .await
+}
+
+/// Runs `f` on a blocking thread. The engine's lock is held by evaluation, dispatch and
+/// silence changes while they write and fsync their files; a handler waiting for it on an
+/// async worker would stall every other request on that worker.
+async fn off_workers(
+    e: AlertEngine,
+    f: impl FnOnce(AlertEngine) -> Response + Send + 'static,
+) -> Response {
+    match tokio::task::spawn_blocking(move || f(e)).await {
+        Ok(r) => r,
+        Err(err) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the alert request failed: {err}"),
         ),
     }
 }
