@@ -180,10 +180,8 @@ fuzz_target!(|input: Input| {
         assert_eq!(read, written.len() as u64);
     }
     // The recovered log takes a record and opens again with it.
+    // Near the end of the seqs (a segment renamed to a huge seq) the append is refused.
     let next = wal.next_seq();
-    if next == u64::MAX {
-        return;
-    }
     let Ok(_) = wal.append_batch(&[Entry {
         kind: 7,
         payload: b"after recovery",

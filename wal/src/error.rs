@@ -47,6 +47,15 @@ pub enum WalError {
         /// Largest accepted payload length.
         limit: usize,
     },
+    /// The batch would take seqs past the last one (`u64::MAX - 1`): only a log whose files
+    /// were renamed or edited gets there. Nothing was written.
+    #[error("wal has no seqs left: a batch of {count} at seq {next_seq} would pass u64::MAX - 1")]
+    SeqsExhausted {
+        /// The seq the batch would have started at.
+        next_seq: u64,
+        /// Records in the batch.
+        count: u64,
+    },
     /// An earlier failure left the on-disk state unknown (a failed append
     /// could not be rolled back, or an fsync of acknowledged data failed).
     /// The WAL refuses further work until it is reopened, which re-runs

@@ -249,6 +249,15 @@ impl Wal {
         if entries.is_empty() {
             return Ok((first, first.saturating_sub(1)));
         }
+        let count = entries.len() as u64;
+        // Seqs run up to u64::MAX - 1, so that `next_seq` always fits: only a log whose newest
+        // segment was renamed or edited gets near the end.
+        if first.checked_add(count).is_none() {
+            return Err(WalError::SeqsExhausted {
+                next_seq: first,
+                count,
+            });
+        }
         let mut batch_bytes = 0u64;
         for e in entries {
             if e.payload.len() > MAX_PAYLOAD {
@@ -274,8 +283,8 @@ impl Wal {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         buf.reserve(batch_bytes as usize);
-        for (seq, e) in (first..).zip(entries) {
-            record::encode(&mut buf, seq, e.kind, e.payload);
+        for (i, e) in entries.iter().enumerate() {
+            record::encode(&mut buf, first + i as u64, e.kind, e.payload);
         }
         let before = self.active.len;
         let written = self.write_batch(&buf);
@@ -308,7 +317,6 @@ impl Wal {
             self.unsynced = true;
         }
 
-        let count = entries.len() as u64;
         self.active.len += batch_bytes;
         self.total_bytes += batch_bytes;
         self.next_seq += count;

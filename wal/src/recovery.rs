@@ -72,7 +72,18 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, WalError> {
         let mut cursor = SegmentCursor::open(&path, None)?;
         let file_len = cursor.limit();
         loop {
-            match cursor.step(expected, Some(&mut payload))? {
+            let at = cursor.offset();
+            let step = cursor.step(expected, Some(&mut payload))?;
+            if matches!(step, Step::Record { .. } | Step::Skipped) && expected == u64::MAX {
+                // Appends never write this seq (the next one would not fit): the file was
+                // edited. Refused rather than cut, as it is not what a crash leaves.
+                return Err(WalError::Corrupt {
+                    path,
+                    offset: at,
+                    reason: "a record carries seq u64::MAX, which the log never writes".into(),
+                });
+            }
+            match step {
                 Step::Record { .. } => {
                     expected += 1;
                     records += 1;
@@ -340,5 +351,26 @@ mod tests {
             .unwrap(),
             (42, 42)
         );
+    }
+
+    #[test]
+    fn a_record_at_the_largest_seq_is_refused_not_a_panic() {
+        // Appends never hand out u64::MAX (the next seq would not fit); a record carrying it
+        // can only come from an edited file, and recovery must say so instead of
+        // overflowing.
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = Vec::new();
+        crate::record::encode(&mut bytes, u64::MAX, 1, b"edited");
+        let path = dir.path().join(segment::file_name(u64::MAX));
+        fs::write(&path, &bytes).unwrap();
+        match Wal::open(cfg(dir.path())) {
+            Err(WalError::Corrupt {
+                path: p, offset, ..
+            }) => {
+                assert_eq!((p, offset), (path, 0));
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("a record at u64::MAX was accepted"),
+        }
     }
 }

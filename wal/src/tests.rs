@@ -119,6 +119,40 @@ fn empty_batch_writes_nothing() {
 }
 
 #[test]
+fn appends_past_the_last_seq_are_refused_not_a_panic() {
+    // A newest segment named after a seq near u64::MAX (a damaged or edited file name) opens
+    // as an empty log at that seq. Found by the wal_recovery fuzz target: the next append
+    // panicked on an overflow. Seqs run up to u64::MAX - 1, so `next_seq` always fits.
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join(segment::file_name(u64::MAX - 2)), b"").unwrap();
+    let (mut wal, report) = Wal::open(cfg(dir.path())).unwrap();
+    assert_eq!(report.next_seq, u64::MAX - 2);
+    let e = Entry {
+        kind: 1,
+        payload: b"x",
+    };
+    assert!(matches!(
+        wal.append_batch(&[e, e, e]),
+        Err(WalError::SeqsExhausted { next_seq, count: 3 }) if next_seq == u64::MAX - 2
+    ));
+    assert_eq!(wal.next_seq(), u64::MAX - 2, "a refused batch takes no seq");
+    assert_eq!(
+        wal.append_batch(&[e, e]).unwrap(),
+        (u64::MAX - 2, u64::MAX - 1)
+    );
+    assert_eq!(wal.next_seq(), u64::MAX);
+    assert!(matches!(
+        wal.append_batch(&[e]),
+        Err(WalError::SeqsExhausted { .. })
+    ));
+    drop(wal);
+    let (wal, report) = Wal::open(cfg(dir.path())).unwrap();
+    assert_eq!((report.records, report.next_seq), (2, u64::MAX));
+    let seqs: Vec<u64> = read_all(&wal, u64::MAX - 2).iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [u64::MAX - 2, u64::MAX - 1]);
+}
+
+#[test]
 fn open_creates_missing_dir_and_ignores_foreign_files() {
     let dir = tempfile::tempdir().unwrap();
     let nested = dir.path().join("a/b/wal");
