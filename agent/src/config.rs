@@ -87,6 +87,60 @@ pub struct CollectorSection {
     /// Requests in flight at once; batches are acknowledged in order. Default 4 (measured
     /// best of 2 and 4 in BENCHMARKS.md).
     pub max_in_flight: usize,
+    /// With an `https://` endpoint: a PEM file of CA certificates trusted besides the
+    /// system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// With an `https://` endpoint: a PEM client certificate to present (mTLS), with
+    /// `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// The PEM private key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+    /// Do not check the collector's certificate. For tests only; logged as a warning.
+    pub insecure_skip_verify: bool,
+}
+
+impl CollectorSection {
+    /// The TLS settings of the connection to the collector.
+    pub fn tls(&self) -> skein_otlp::tls::ClientTls {
+        skein_otlp::tls::ClientTls {
+            ca_file: self.ca_file.clone(),
+            client_cert_file: self.client_cert_file.clone(),
+            client_key_file: self.client_key_file.clone(),
+            insecure_skip_verify: self.insecure_skip_verify,
+        }
+    }
+
+    /// The rustls config for an `https://` endpoint; None for `http://`. The error names the
+    /// key and the file.
+    pub fn tls_config(&self) -> Result<Option<skein_otlp::tls::rustls::ClientConfig>, String> {
+        let tls = self.tls();
+        if !self.endpoint.starts_with("https://") {
+            if tls != skein_otlp::tls::ClientTls::default() {
+                return Err(format!(
+                    "key collector.endpoint: value \"{}\" is not https://, but TLS keys \
+                     (ca_file, client_cert_file, client_key_file, insecure_skip_verify) are set",
+                    self.endpoint
+                ));
+            }
+            return Ok(None);
+        }
+        skein_otlp::tls::client_config(&tls).map(Some).map_err(|e| {
+            let key = match e.path() {
+                Some(p) if Some(p) == self.ca_file.as_deref() => "collector.ca_file",
+                Some(p) if Some(p) == self.client_cert_file.as_deref() => {
+                    "collector.client_cert_file"
+                }
+                Some(p) if Some(p) == self.client_key_file.as_deref() => {
+                    "collector.client_key_file"
+                }
+                _ => "collector.endpoint",
+            };
+            match e.path() {
+                Some(p) => format!("key {key}: value \"{}\": {e}", p.display()),
+                None => format!("key {key}: {e}"),
+            }
+        })
+    }
 }
 
 impl Default for CollectorSection {
@@ -97,6 +151,10 @@ impl Default for CollectorSection {
             timeout: Dur::secs(10),
             compression: Compression::Zstd,
             max_in_flight: 4,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            insecure_skip_verify: false,
         }
     }
 }
@@ -509,6 +567,7 @@ impl AgentConfig {
                 "key collector.endpoint: value \"{ep}\" must start with http:// or https://"
             ));
         }
+        self.collector.tls_config()?;
         if let Some(t) = &self.collector.token
             && (t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
         {

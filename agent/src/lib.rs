@@ -231,9 +231,13 @@ where
         }
     }
 
-    let client = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder()
         .timeout(cfg.collector.timeout.0)
-        .connect_timeout(cfg.collector.timeout.0.min(Duration::from_secs(5)))
+        .connect_timeout(cfg.collector.timeout.0.min(Duration::from_secs(5)));
+    if let Some(tls) = cfg.collector.tls_config().map_err(AgentError::Run)? {
+        client = client.tls_backend_preconfigured(tls);
+    }
+    let client = client
         .build()
         .map_err(|e| AgentError::Run(format!("cannot build the HTTP client: {e}")))?;
     let target = ship::Target {
@@ -263,8 +267,8 @@ where
     if let (Some(hl), Some(gl)) = (http_l, grpc_l) {
         let serve = skein_otlp::serve(
             sink,
-            hl,
-            gl,
+            skein_otlp::tls::server::Listener::Plain(hl),
+            skein_otlp::tls::server::Listener::Plain(gl),
             skein_otlp::ServeConfig {
                 max_body: cfg.receiver.max_request_bytes,
                 token: None,

@@ -5,6 +5,7 @@
 //! reads the live tail (Server-Sent Events) and resumes after the last line it got.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
@@ -108,6 +109,8 @@ pub struct Client {
     base: Url,
     token: Option<String>,
     http: reqwest::Client,
+    /// The TLS config of `https://` APIs with a CA file; the live tail's client uses it too.
+    tls: Option<skein_tls::rustls::ClientConfig>,
 }
 
 // Written by hand so that the bearer token never ends up in a log line or a panic message.
@@ -124,14 +127,45 @@ impl Client {
     /// A client of the API at `base_url`, for example `http://127.0.0.1:7700`. A trailing slash
     /// and a missing scheme (`127.0.0.1:7700`, meaning `http://`) are accepted; a path prefix
     /// (`http://proxy/skein`) is kept. `token` is sent as a bearer token.
+    ///
+    /// A CA file named by the `SKEIN_CA_FILE` environment variable is trusted as in
+    /// [`Client::with_ca`].
     pub fn new(base_url: &str, token: Option<String>) -> Result<Client, ClientError> {
+        let ca = std::env::var_os("SKEIN_CA_FILE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from);
+        Client::with_ca(base_url, token, ca.as_deref())
+    }
+
+    /// Like [`Client::new`], trusting the CA certificates of the PEM file `ca_file` besides the
+    /// system's roots for an `https://` API.
+    pub fn with_ca(
+        base_url: &str,
+        token: Option<String>,
+        ca_file: Option<&Path>,
+    ) -> Result<Client, ClientError> {
         let base = normalize_base(base_url)?;
-        let http = reqwest::Client::builder()
+        let tls = match ca_file {
+            Some(ca) => Some(
+                skein_tls::client_config(&skein_tls::ClientTls {
+                    ca_file: Some(ca.to_path_buf()),
+                    ..skein_tls::ClientTls::default()
+                })
+                .map_err(|e| ClientError::Transport(format!("CA file: {e}")))?,
+            ),
+            None => None,
+        };
+        let http = with_tls(reqwest::Client::builder(), &tls)
             .timeout(TIMEOUT)
             .user_agent(concat!("skein/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Transport(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(Client { base, token, http })
+        Ok(Client {
+            base,
+            token,
+            http,
+            tls,
+        })
     }
 
     /// The normalized base URL.
@@ -444,6 +478,17 @@ fn required<T>(answer: Option<T>) -> Result<T, ClientError> {
 
 /// Parses and normalizes a base URL: adds `http://` when there is no scheme, and checks that
 /// paths can be appended.
+/// Uses `tls` when given, else reqwest's own TLS set-up (the system's roots).
+fn with_tls(
+    b: reqwest::ClientBuilder,
+    tls: &Option<skein_tls::rustls::ClientConfig>,
+) -> reqwest::ClientBuilder {
+    match tls {
+        Some(t) => b.tls_backend_preconfigured(t.clone()),
+        None => b,
+    }
+}
+
 fn normalize_base(base_url: &str) -> Result<Url, ClientError> {
     let text = base_url.trim();
     if text.is_empty() {

@@ -71,7 +71,7 @@ impl Client {
         cursor: Option<u64>,
         mut on_line: impl FnMut(LiveLine) -> bool,
     ) -> Result<(), ClientError> {
-        let http = reqwest::Client::builder()
+        let http = crate::with_tls(reqwest::Client::builder(), &self.tls)
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(READ_TIMEOUT)
             .user_agent(concat!("skein/", env!("CARGO_PKG_VERSION")))

@@ -28,6 +28,7 @@ pub mod telemetry;
 
 use config::{CollectorConfig, WalSync};
 use skein_model::keys::KeyExtractor;
+use skein_otlp::tls::server::Listener;
 use skein_query::api::{ApiState, router_with as api_router_with};
 use skein_query::engine::{Engine, QueryLimits};
 use skein_store::{Logs, Spans, SplitConfig, SplitStore};
@@ -160,6 +161,7 @@ where
         otlp_grpc: local(&grpc_l)?,
         api: local(&api_l)?,
     };
+    let (http_l, grpc_l, api_l) = tls_listeners(&cfg, http_l, grpc_l, api_l)?;
     let (in_t, q_t) = (&cfg.auth.ingest_token, &cfg.auth.query_token);
     for (what, addr, key, token) in [
         ("listen.otlp_http", bound.otlp_http, "ingest", in_t),
@@ -207,7 +209,12 @@ where
         message,
     })?;
     let external_url = if alert_plan.external_url.is_empty() {
-        format!("http://{}", bound.api)
+        let scheme = if cfg.tls.cert_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", bound.api)
     } else {
         alert_plan.external_url.clone()
     };
@@ -295,6 +302,38 @@ where
         Some(f) => Err(CollectorError::Serve(f)),
         None => Ok(()),
     }
+}
+
+/// Wraps the three listeners in TLS when `[tls]` is set (OTLP/gRPC offers `h2` only).
+fn tls_listeners(
+    cfg: &CollectorConfig,
+    http: TcpListener,
+    grpc: TcpListener,
+    api: TcpListener,
+) -> Result<(Listener, Listener, Listener), CollectorError> {
+    let server = cfg.tls.server().map_err(|message| config::ConfigError {
+        source_name: "configuration".into(),
+        message,
+    })?;
+    let acceptor = |alpn: &[&[u8]]| match &server {
+        None => Ok(None),
+        Some(tls) => skein_otlp::tls::server::Acceptor::new(tls, alpn)
+            .map(Some)
+            .map_err(|e| CollectorError::Serve(format!("TLS: {e}"))),
+    };
+    let wrap = |l: TcpListener, a: Option<skein_otlp::tls::server::Acceptor>| {
+        Listener::new(l, a).map_err(|e| CollectorError::Serve(e.to_string()))
+    };
+    let both: &[&[u8]] = &[b"h2", b"http/1.1"];
+    let listeners = (
+        wrap(http, acceptor(both)?)?,
+        wrap(grpc, acceptor(&[b"h2"])?)?,
+        wrap(api, acceptor(both)?)?,
+    );
+    if server.is_some() {
+        tracing::info!("TLS on the OTLP/HTTP, OTLP/gRPC and API listeners");
+    }
+    Ok(listeners)
 }
 
 type Opened = (

@@ -18,9 +18,11 @@ pub mod sink;
 
 pub use admission::{Admission, AdmissionLimits};
 pub use sink::{Accepted, IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
+/// The TLS set-up the listeners are built with, for the collector and the agent.
+pub use skein_tls as tls;
 
+use skein_tls::server::Listener;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// What [`serve`] needs besides the sink and the listeners.
@@ -49,11 +51,12 @@ pub struct ServeError {
 }
 
 /// Serves OTLP/HTTP on `http` and OTLP/gRPC on `grpc` over `sink` until `stop` turns true.
-/// Both stop accepting at once and finish the requests in flight before this returns.
+/// Each listener is plain TCP or TLS ([`skein_tls::server::Listener`]). Both stop accepting at
+/// once and finish the requests in flight before this returns.
 pub async fn serve<S: OtlpSink>(
     sink: S,
-    http: TcpListener,
-    grpc: TcpListener,
+    http: Listener,
+    grpc: Listener,
     cfg: ServeConfig,
     stop: watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
@@ -80,10 +83,7 @@ pub async fn serve<S: OtlpSink>(
         .add_service(logs)
         .add_service(traces)
         .add_service(metrics)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(grpc),
-            wait(&stop),
-        );
+        .serve_with_incoming_shutdown(grpc.into_incoming(), wait(&stop));
     let (h, g) = tokio::join!(
         async {
             http_server.await.map_err(|e| ServeError {

@@ -31,6 +31,9 @@ pub(crate) struct ApiArgs {
     /// Bearer token for the query API.
     #[arg(long, env = "SKEIN_QUERY_TOKEN")]
     pub(crate) token: Option<String>,
+    /// PEM file of CA certificates trusted for an https:// API, besides the system's roots.
+    #[arg(long, env = "SKEIN_CA_FILE")]
+    pub(crate) ca_file: Option<std::path::PathBuf>,
     /// Print the API's JSON answer.
     #[arg(long)]
     pub(crate) json: bool,
@@ -52,10 +55,12 @@ impl ApiArgs {
 
 /// A query API client, or the exit code after saying why there is none.
 pub(crate) fn client(api: &ApiArgs) -> Result<skein_client::Client, ExitCode> {
-    skein_client::Client::new(&api.api, api.token.clone()).map_err(|e| {
-        eprintln!("skein: {e}");
-        ExitCode::from(EXIT_ERROR)
-    })
+    skein_client::Client::with_ca(&api.api, api.token.clone(), api.ca_file.as_deref()).map_err(
+        |e| {
+            eprintln!("skein: {e}");
+            ExitCode::from(EXIT_ERROR)
+        },
+    )
 }
 
 /// A command's result as the process's exit code; an error is printed with its causes.

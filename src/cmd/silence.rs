@@ -69,7 +69,7 @@ async fn silence(cmd: SilenceCmd, out: &mut dyn Write) -> anyhow::Result<u8> {
             author,
             api,
         } => {
-            let client = Client::new(&api.api, api.token.clone())?;
+            let client = Client::with_ca(&api.api, api.token.clone(), api.ca_file.as_deref())?;
             let matchers = matchers
                 .iter()
                 .map(|m| LabelMatcher::parse(m).map_err(anyhow::Error::msg))
@@ -103,7 +103,7 @@ async fn silence(cmd: SilenceCmd, out: &mut dyn Write) -> anyhow::Result<u8> {
             Ok(EXIT_FOUND)
         }
         SilenceCmd::List { api } => {
-            let client = Client::new(&api.api, api.token.clone())?;
+            let client = Client::with_ca(&api.api, api.token.clone(), api.ca_file.as_deref())?;
             let r = client.silences().await.context("silences")?;
             let code = if r.silences.is_empty() {
                 EXIT_NOT_FOUND
@@ -114,7 +114,7 @@ async fn silence(cmd: SilenceCmd, out: &mut dyn Write) -> anyhow::Result<u8> {
             Ok(code)
         }
         SilenceCmd::Expire { id, api } => {
-            let client = Client::new(&api.api, api.token.clone())?;
+            let client = Client::with_ca(&api.api, api.token.clone(), api.ca_file.as_deref())?;
             client.expire_silence(&id).await.context("silence")?;
             writeln!(out, "expired {id}")?;
             Ok(EXIT_FOUND)

@@ -43,6 +43,7 @@ pub const SKEIN_ENV: &[&str] = &[
     "SKEIN_AGENT_CONFIG",
     "SKEIN_AGENT_DATA_DIR",
     "SKEIN_COLLECTOR",
+    "SKEIN_CA_FILE",
 ];
 
 /// A running `skein collector` process.
