@@ -773,6 +773,18 @@ mod tests {
             ),
             ("[agent]\nfavourite_colour = \"blue\"", "favourite_colour"),
             (
+                "[collector]\nendpoint = \"https://c:4318\"\nca_file = \"/no/such/ca.pem\"",
+                "collector.ca_file: value \"/no/such/ca.pem\"",
+            ),
+            (
+                "[collector]\nendpoint = \"http://c:4318\"\ninsecure_skip_verify = true",
+                "is not https://",
+            ),
+            (
+                "[collector]\nendpoint = \"https://c:4318\"\nclient_key_file = \"/k.pem\"",
+                "collector.client_key_file",
+            ),
+            (
                 "[[host_metrics.process]]\nservice = \"x\"",
                 "host_metrics.process[0]",
             ),

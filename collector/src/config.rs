@@ -648,6 +648,23 @@ mod tests {
         let mut c = CollectorConfig::default();
         c.wal.max_mb = 0;
         assert!(c.validate().unwrap_err().contains("wal.max_mb"));
+
+        let mut c = CollectorConfig::default();
+        c.tls.cert_file = Some("/no/such/cert.pem".into());
+        let e = c.validate().unwrap_err();
+        assert!(
+            e.contains("tls.cert_file") && e.contains("needs tls.key_file"),
+            "{e}"
+        );
+        c.tls.key_file = Some("/no/such/key.pem".into());
+        let e = c.validate().unwrap_err();
+        assert!(
+            e.contains("tls.cert_file") && e.contains("/no/such/cert.pem"),
+            "{e}"
+        );
+        let mut c = CollectorConfig::default();
+        c.tls.client_ca_file = Some("/ca.pem".into());
+        assert!(c.validate().unwrap_err().contains("tls.client_ca_file"));
     }
 
     #[test]

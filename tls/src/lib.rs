@@ -130,6 +130,19 @@ pub struct ClientTls {
 /// when both its files are given, ALPN `http/1.1`. A system root that cannot be read is
 /// skipped; having no root at all is an error unless a CA file or the insecure switch is set.
 pub fn client_config(tls: &ClientTls) -> Result<rustls::ClientConfig, TlsError> {
+    let alone = |path: &PathBuf, message: &str| TlsError::Content {
+        path: path.clone(),
+        message: message.into(),
+    };
+    match (&tls.client_cert_file, &tls.client_key_file) {
+        (Some(cert), None) => {
+            return Err(alone(cert, "a client certificate needs its key file too"));
+        }
+        (None, Some(key)) => {
+            return Err(alone(key, "a client key needs its certificate file too"));
+        }
+        _ => {}
+    }
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -165,19 +178,8 @@ pub fn client_config(tls: &ClientTls) -> Result<rustls::ClientConfig, TlsError> 
                 path: key.clone(),
                 message: format!("does not go with {}: {e}", cert.display()),
             })?,
-        (None, None) => builder.with_no_client_auth(),
-        (Some(cert), None) => {
-            return Err(TlsError::Content {
-                path: cert.clone(),
-                message: "a client certificate needs its key file too".into(),
-            });
-        }
-        (None, Some(key)) => {
-            return Err(TlsError::Content {
-                path: key.clone(),
-                message: "a client key needs its certificate file too".into(),
-            });
-        }
+        // One without the other was refused above.
+        _ => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
