@@ -110,6 +110,42 @@ fn handshake(
     Ok((cn, conn.alpn_protocol().map(|p| p.to_vec())))
 }
 
+/// One OTLP/gRPC logs export over TLS (h2 by ALPN) to `addr`.
+fn grpc_export(
+    addr: SocketAddr,
+    mut tls: rustls::ClientConfig,
+    req: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+) -> Result<(), String> {
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let connect = tower::service_fn(move |_: tonic::codegen::http::Uri| {
+            let connector = connector.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+                let s = connector.connect(name, tcp).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+            }
+        });
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_with_connector(connect)
+            .await
+            .map_err(|e| format!("connect: {e:?}"))?;
+        LogsServiceClient::new(channel)
+            .export(req)
+            .await
+            .map_err(|e| format!("export: {e:?}"))?;
+        Ok(())
+    })
+}
+
 fn tls_config_file(dir: &Path, cert: &Path, key: &Path, client_ca: Option<&Path>) -> PathBuf {
     let mut text = format!(
         "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
@@ -308,6 +344,26 @@ fn cli_reads_the_api_over_tls_and_a_replaced_certificate_is_served_without_a_res
         collector.output()
     );
 
+    // OTLP/gRPC over TLS: an export is acknowledged and found.
+    let grpc_body = format!("sent by grpc over tls {request_id}");
+    let record = log_record(
+        &grpc_body,
+        9,
+        now_nanos(),
+        vec![kv("request_id", &request_id)],
+    );
+    grpc_export(
+        collector.otlp_grpc,
+        client_tls(&pki.ca_file, None),
+        logs_request("payment", vec![record]),
+    )
+    .unwrap();
+    assert!(
+        wait_for(|| count_logs(&http, &api, &q) == 2, ARRIVAL),
+        "the gRPC log is not searchable\n{}",
+        collector.output()
+    );
+
     // The CLI with --ca-file, and with SKEIN_CA_FILE.
     let ca = pki.ca_file.to_str().unwrap();
     let r = skein(&["trace", &request_id, "--api", &api, "--ca-file", ca], &[]);
@@ -363,7 +419,7 @@ fn cli_reads_the_api_over_tls_and_a_replaced_certificate_is_served_without_a_res
         );
     }
     // Requests go on over the new certificate.
-    assert_eq!(count_logs(&http, &api, &q), 1);
+    assert_eq!(count_logs(&http, &api, &q), 2);
 }
 
 #[test]
