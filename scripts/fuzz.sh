@@ -5,7 +5,9 @@
 #
 #   scripts/fuzz.sh                          # every target, 600 s each, two at a time
 #   FUZZ_SECONDS=60 scripts/fuzz.sh wal_recovery tsdb_chunk   # some targets, one minute
-#   scripts/fuzz.sh --build-only             # build only (what CI runs); so does FUZZ_SECONDS=0
+#   scripts/fuzz.sh --build-only             # build only; so does FUZZ_SECONDS=0
+#   scripts/fuzz.sh --replay                 # build, then run every target once over its seeds
+#                                            # and its kept crashes (seconds; what CI runs)
 #   scripts/fuzz.sh --list                   # the target names
 #
 # Settings (environment):
@@ -20,7 +22,7 @@
 # Each target keeps a corpus in fuzz/corpus/<target>/ (git-ignored; grows run after run),
 # seeded from fuzz/seeds/<target>/ when present. A crash stops that target's run and leaves
 # the input in fuzz/artifacts/<target>/ (named in the summary); reproduce it with
-#   fuzz/target/x86_64-unknown-linux-gnu/release/<target> <file>
+#   fuzz/target/x86_64-unknown-linux-gnu/release/<target> <file>    (or under $CARGO_TARGET_DIR)
 # and keep the minimized input (`cargo +nightly fuzz tmin <target> <file>`) in
 # fuzz/crashes/<target>/ beside the unit test that reproduces it.
 #
@@ -41,10 +43,12 @@ all_targets() {
 }
 
 build_only=0
+replay=0
 targets=()
 for arg in "$@"; do
     case "$arg" in
         --build-only) build_only=1 ;;
+        --replay) replay=1 ;;
         --list) all_targets; exit 0 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         -*) echo "fuzz.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
@@ -72,13 +76,41 @@ fi
 build_args=()
 [ ${#targets[@]} -eq 1 ] && build_args=("${targets[0]}")
 nice -n "$FUZZ_NICE" cargo +nightly fuzz build "${build_args[@]}"
+triple="$(rustc +nightly -vV | sed -n 's/^host: //p')"
+bin_dir="${CARGO_TARGET_DIR:-fuzz/target}/$triple/release"
+
+# Scratch folders of target processes that have ended (file targets work under /dev/shm).
+clean_scratch() {
+    local d
+    for d in /dev/shm/skein-fuzz-* "${TMPDIR:-/tmp}"/skein-fuzz-*; do
+        [ -d "$d" ] || continue
+        kill -0 "${d##*-}" 2>/dev/null || rm -rf "$d"
+    done
+}
+
+if [ "$replay" = 1 ]; then
+    # Every seed and every kept crash input, once each: a crash fixed stays fixed.
+    for t in "${targets[@]}"; do
+        files=()
+        for f in "fuzz/seeds/$t"/* "fuzz/crashes/$t"/*; do
+            [ -f "$f" ] && files+=("$f")
+        done
+        [ ${#files[@]} -gt 0 ] || continue
+        if ! "$bin_dir/$t" -rss_limit_mb="$FUZZ_RSS_MB" -timeout="$FUZZ_TIMEOUT" "${files[@]}" \
+            >"${TMPDIR:-/tmp}/skein-fuzz-replay-$t.log" 2>&1; then
+            cat "${TMPDIR:-/tmp}/skein-fuzz-replay-$t.log" >&2
+            echo "fuzz.sh: $t fails on a kept input" >&2
+            exit 1
+        fi
+        echo "fuzz.sh: $t: ${#files[@]} kept inputs pass"
+    done
+    clean_scratch
+    exit 0
+fi
 if [ "$build_only" = 1 ]; then
     echo "fuzz.sh: built ${#targets[@]} targets"
     exit 0
 fi
-
-triple="$(rustc +nightly -vV | sed -n 's/^host: //p')"
-bin_dir="fuzz/target/$triple/release"
 OUT="${OUT:-fuzz/runs/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
 
@@ -101,8 +133,10 @@ run_one() {
     execs="${execs:-0}"
     local rss
     rss="$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)"
+    # Corpus: the entries libFuzzer keeps (its last status line), else the files in the folder.
     local corpus_n
-    corpus_n="$(find "$corpus" -type f | wc -l)"
+    corpus_n="$(grep -oE 'corp: [0-9]+' "$log" | tail -1 | tr -dc '0-9')"
+    [ -n "$corpus_n" ] || corpus_n="$(find "$corpus" -type f | wc -l)"
     local after crashes artifact=""
     after="$(find "$artifacts" -type f | wc -l)"
     crashes=$((after - before))
@@ -130,6 +164,7 @@ for t in "${targets[@]}"; do
     running=$((running + 1))
 done
 wait
+clean_scratch
 
 {
     printf 'target\tseconds\texecutions\texec_per_s\tcorpus\tpeak_rss_mb\tcrashes\tartifact\n'
