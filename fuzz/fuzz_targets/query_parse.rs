@@ -42,12 +42,6 @@ fuzz_target!(|data: &[u8]| {
     if data.len() > 20 * 1024 {
         return;
     }
-    // Known, handed over and not fixed here (fuzz/crashes/query_parse/, RELIABILITY.md): a
-    // field name holding a NUL byte (`\0:b`) trips an assertion in the query parser. Left out
-    // so that the run goes on to find other faults; drop this line once the store refuses it.
-    if data.contains(&0) {
-        return;
-    }
     let text = String::from_utf8_lossy(data).into_owned();
     let w = worker();
     w.to.send(text).expect("query thread alive");

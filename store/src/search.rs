@@ -302,6 +302,18 @@ fn check_query_shape(text: &str) -> Result<()> {
             text.len()
         )));
     }
+    // Tantivy ends a JSON path at a NUL byte and separates its segments with 0x01: a field
+    // name holding either fails an assertion inside it (found by the query_parse fuzz
+    // target). No query needs control characters besides white space.
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(StoreError::BadQuery(format!(
+            "the query holds the control character U+{:04X}; remove it",
+            c as u32
+        )));
+    }
     let mut nesting = 0usize;
     let mut in_phrase = false;
     let mut escaped = false;
@@ -523,6 +535,16 @@ mod tests {
         }
         let err = parse("x ".repeat(MAX_QUERY_BYTES)).unwrap_err().to_string();
         assert!(err.contains("bytes"), "{err}");
+    }
+
+    #[test]
+    fn control_characters_in_a_query_are_refused_not_a_panic() {
+        // Found by the query_parse fuzz target: tantivy asserted on a NUL in a field name.
+        for text in ["\0:b", "a\u{1}b:c", "x AND \u{7f}:y"] {
+            let err = parse(text.to_string()).unwrap_err().to_string();
+            assert!(err.contains("control character"), "{text:?}: {err}");
+        }
+        assert!(parse("timeout\tservice:order\n".to_string()).is_ok());
     }
 
     #[test]
