@@ -6,12 +6,19 @@
 //! record the collector has not acknowledged, saved in `cursor` next to the segments. Each
 //! record also carries the file positions its lines end at, so on start the agent resumes
 //! every file after the last line already in the buffer (see [`Buffer::positions`]).
+//!
+//! Locks: the log sits behind one mutex, held across an append's fsync and a trim's
+//! deletions, so only blocking threads take it ([`Buffer::append`], [`Buffer::read`],
+//! [`Buffer::save_and_trim`]). What async code touches is lock-free: the cursor
+//! ([`Buffer::ack`], [`Buffer::cursor`]), the fill ([`Buffer::fill`]) and the `appended`
+//! notice. The cursor file is written under its own mutex, not the log's.
 
 use crate::tail::FileId;
 use skein_wal::{Entry, SyncPolicy, Wal, WalConfig, WalError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What a buffered batch holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,16 +212,16 @@ pub enum BufferError {
     Io(String),
 }
 
-struct Inner {
-    wal: Wal,
-    /// First seq not acknowledged by the collector.
-    cursor: u64,
-    cursor_saved: u64,
-}
-
 /// The disk buffer. Shared by the batcher, the receiver, host metrics and the shipper.
 pub struct Buffer {
-    inner: Mutex<Inner>,
+    /// The log. Held across fsyncs and file deletions: blocking threads only.
+    wal: Mutex<Wal>,
+    /// First seq not acknowledged by the collector. Only ever grows.
+    cursor: AtomicU64,
+    /// The cursor last written to `cursor_file`; the mutex also keeps two saves apart.
+    cursor_saved: Mutex<u64>,
+    /// Bytes of the log on disk, updated after each append and trim.
+    disk_bytes: AtomicU64,
     cursor_file: PathBuf,
     max_bytes: u64,
     /// Wakes the shipper after an append.
@@ -254,21 +261,30 @@ impl Buffer {
         };
         let cursor = saved.clamp(wal.first_seq(), wal.next_seq());
         Ok(Buffer {
-            inner: Mutex::new(Inner {
-                wal,
-                cursor,
-                cursor_saved: saved,
-            }),
+            disk_bytes: AtomicU64::new(wal.disk_bytes()),
+            wal: Mutex::new(wal),
+            cursor: AtomicU64::new(cursor),
+            cursor_saved: Mutex::new(saved),
             cursor_file,
             max_bytes,
             appended: tokio::sync::Notify::new(),
         })
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, BufferError> {
-        self.inner
+    /// The log's lock. Held across fsyncs: never call from async code.
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Wal>, BufferError> {
+        self.wal
             .lock()
             .map_err(|_| BufferError::Io("buffer lock poisoned".into()))
+    }
+
+    /// Holds the log's lock as a slow fsync would, for tests of who waits on it.
+    #[cfg(test)]
+    pub(crate) fn hold_log_lock(&self) -> std::sync::MutexGuard<'_, Wal> {
+        match self.wal.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
     }
 
     /// Appends a batch (durably: fsynced). With `drop_oldest`, makes room by deleting the
@@ -285,36 +301,42 @@ impl Buffer {
         let payload = encode(records, positions, encoding, body);
         let mut dropped = 0u64;
         let mut g = self.lock()?;
-        loop {
-            match g.wal.append_batch(&[Entry {
+        let res = loop {
+            match g.append_batch(&[Entry {
                 kind: signal.kind(),
                 payload: &payload,
             }]) {
-                Ok(_) => break,
+                Ok(_) => break Ok(()),
                 Err(WalError::Full { .. }) if drop_oldest => {
-                    let Some(end) = g.wal.oldest_segment_end() else {
-                        return Err(BufferError::Full);
+                    let Some(end) = g.oldest_segment_end() else {
+                        break Err(BufferError::Full);
                     };
-                    let cursor = g.cursor;
-                    dropped += count_unsent(&g.wal, cursor, end);
-                    g.wal.truncate_before(end).map_err(io)?;
-                    g.cursor = g.cursor.max(g.wal.first_seq());
+                    let cursor = self.cursor.load(Ordering::SeqCst);
+                    dropped += count_unsent(&g, cursor, end);
+                    if let Err(e) = g.truncate_before(end) {
+                        break Err(io(e));
+                    }
+                    self.cursor.fetch_max(g.first_seq(), Ordering::SeqCst);
                 }
-                Err(WalError::Full { .. }) => return Err(BufferError::Full),
-                Err(e) if e.is_disk_full() => return Err(BufferError::Full),
-                Err(e) => return Err(io(e)),
+                Err(WalError::Full { .. }) => break Err(BufferError::Full),
+                Err(e) if e.is_disk_full() => break Err(BufferError::Full),
+                Err(e) => break Err(io(e)),
             }
-        }
+        };
+        self.disk_bytes.store(g.disk_bytes(), Ordering::Relaxed);
         drop(g);
+        res?;
         self.appended.notify_one();
         Ok(dropped)
     }
 
-    /// Up to `max` unsent batches starting at `from` (at least the cursor).
+    /// Up to `max` unsent batches starting at `from` (at least the cursor). Reads files and
+    /// waits for appends in progress: blocking threads only.
     pub fn read(&self, from: u64, max: usize) -> Result<Vec<Batch>, BufferError> {
         let reader = {
             let g = self.lock()?;
-            g.wal.read_from(from.max(g.cursor)).map_err(io)?
+            g.read_from(from.max(self.cursor.load(Ordering::SeqCst)))
+                .map_err(io)?
         };
         let mut out = Vec::new();
         for r in reader {
@@ -333,38 +355,47 @@ impl Buffer {
         Ok(out)
     }
 
-    /// The collector acknowledged (or permanently refused) every batch before `seq`.
-    pub fn ack(&self, seq: u64) -> Result<(), BufferError> {
-        let mut g = self.lock()?;
-        if seq > g.cursor {
-            g.cursor = seq;
-        }
-        Ok(())
+    /// The collector acknowledged (or permanently refused) every batch before `seq`. In
+    /// memory only, no lock: safe from async code. [`Buffer::save_and_trim`] makes it durable.
+    pub fn ack(&self, seq: u64) {
+        self.cursor.fetch_max(seq, Ordering::SeqCst);
     }
 
-    /// First unacknowledged seq.
+    /// First unacknowledged seq. No lock.
     pub fn cursor(&self) -> u64 {
-        self.lock().map(|g| g.cursor).unwrap_or(0)
+        self.cursor.load(Ordering::SeqCst)
     }
 
-    /// Saves the cursor durably ([`skein_wal::durable`]), then deletes segments wholly before
-    /// it. Call after the checkpoints of the acknowledged lines are saved.
+    /// Saves the cursor as it is now; see [`Buffer::save_and_trim_to`].
     pub fn save_and_trim(&self) -> Result<(), BufferError> {
-        let mut g = self.lock()?;
-        if g.cursor != g.cursor_saved {
-            skein_wal::durable::write_file(&self.cursor_file, g.cursor.to_string().as_bytes())
-                .map_err(|e| io(format!("{}: {e}", self.cursor_file.display())))?;
-            g.cursor_saved = g.cursor;
-        }
-        let c = g.cursor;
-        g.wal.truncate_before(c).map_err(io)?;
-        Ok(())
+        self.save_and_trim_to(self.cursor())
     }
 
-    /// Bytes on disk and the limit.
+    /// Saves `cursor` durably ([`skein_wal::durable`]), then deletes segments wholly before
+    /// it. `cursor` is a value [`Buffer::cursor`] gave, read before the checkpoints of the
+    /// acknowledged lines were saved, so the saved cursor is never ahead of them. Writes
+    /// and deletes files: blocking threads only.
+    pub fn save_and_trim_to(&self, cursor: u64) -> Result<(), BufferError> {
+        let mut saved = self
+            .cursor_saved
+            .lock()
+            .map_err(|_| BufferError::Io("buffer cursor lock poisoned".into()))?;
+        // Not only forward: after a crash the file may name a seq past the end of the log,
+        // and the first save brings it back to the real cursor.
+        if cursor != *saved {
+            skein_wal::durable::write_file(&self.cursor_file, cursor.to_string().as_bytes())
+                .map_err(|e| io(format!("{}: {e}", self.cursor_file.display())))?;
+            *saved = cursor;
+        }
+        let mut g = self.lock()?;
+        let res = g.truncate_before(cursor).map_err(io);
+        self.disk_bytes.store(g.disk_bytes(), Ordering::Relaxed);
+        res.map(|_| ())
+    }
+
+    /// Bytes on disk and the limit. No lock.
     pub fn fill(&self) -> (u64, u64) {
-        let bytes = self.lock().map(|g| g.wal.disk_bytes()).unwrap_or(0);
-        (bytes, self.max_bytes)
+        (self.disk_bytes.load(Ordering::Relaxed), self.max_bytes)
     }
 
     /// The position of every file in the buffer, the latest record's winning (a file
@@ -374,7 +405,7 @@ impl Buffer {
     pub fn positions(&self) -> Result<HashMap<FileId, u64>, BufferError> {
         let reader = {
             let g = self.lock()?;
-            g.wal.read_from(g.wal.first_seq()).map_err(io)?
+            g.read_from(g.first_seq()).map_err(io)?
         };
         let mut out: HashMap<FileId, u64> = HashMap::new();
         for r in reader {
@@ -442,7 +473,7 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!(got[2].positions, vec![(id(1), 300)]);
         assert_eq!(got[0].body, b"body");
-        b.ack(got[1].seq + 1).unwrap();
+        b.ack(got[1].seq + 1);
         b.save_and_trim().unwrap();
         drop(b);
         let b = Buffer::open(dir.path(), 1 << 20, 1 << 16).unwrap();
@@ -497,7 +528,7 @@ mod tests {
             proptest::prop_assert_eq!(all.len() as u64, n);
             let first = all[0].seq;
             let upto = first + acked.min(n);
-            b.ack(upto).unwrap();
+            b.ack(upto);
             b.save_and_trim().unwrap();
             drop(b);
             let b = Buffer::open(dir.path(), 1 << 20, 1 << 12).unwrap();

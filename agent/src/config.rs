@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod tls;
+pub use tls::TlsSection;
+
 /// Everything the agent needs to run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,6 +34,8 @@ pub struct AgentConfig {
     pub heartbeat: HeartbeatSection,
     /// Host and process resource metrics.
     pub host_metrics: HostMetricsSection,
+    /// TLS on the receiver and telemetry listeners; absent means plain.
+    pub tls: TlsSection,
     /// Log files to tail, as `[[source]]` tables.
     #[serde(rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -568,6 +573,7 @@ impl AgentConfig {
             ));
         }
         self.collector.tls_config()?;
+        self.tls.server()?;
         if let Some(t) = &self.collector.token
             && (t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
         {

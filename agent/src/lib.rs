@@ -25,6 +25,7 @@ use buffer::{Buffer, Signal};
 use config::{AgentConfig, WhenFull};
 use prost::Message;
 use skein_model::api::HostSummary;
+use skein_otlp::tls::server::Listener;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -91,24 +92,60 @@ struct Shared {
 }
 
 impl Shared {
-    /// Checkpoints first, then the cursor: a crash between the two resends, never skips.
+    /// Saves checkpoints, then the cursor: a crash between the two resends, never skips. The
+    /// cursor is read first, so every batch it covers had its positions in the checkpoints
+    /// before they were copied (`on_ack` runs before `Buffer::ack`). The checkpoint lock is
+    /// held only to copy them, never across the write, so `on_ack` on the shipper's async
+    /// task never waits on an fsync. Blocking threads only.
     fn save(&self) {
-        if self.checkpoints_dirty.swap(false, Ordering::AcqRel) {
-            let res = match self.checkpoints.lock() {
-                Ok(c) => c.save(&self.checkpoint_file),
-                Err(_) => Err("checkpoint lock poisoned".into()),
+        let cursor = self.buffer.cursor();
+        if self.checkpoints_dirty.swap(false, Ordering::SeqCst) {
+            let copy = match self.checkpoints.lock() {
+                Ok(c) => Ok(c.clone()),
+                Err(_) => Err("checkpoint lock poisoned".to_string()),
             };
-            if let Err(e) = res {
+            if let Err(e) = copy.and_then(|c| c.save(&self.checkpoint_file)) {
                 tracing::error!(error = %e, "cannot save checkpoints");
-                self.checkpoints_dirty.store(true, Ordering::Release);
+                self.checkpoints_dirty.store(true, Ordering::SeqCst);
                 return;
             }
         }
-        if let Err(e) = self.buffer.save_and_trim() {
+        if let Err(e) = self.buffer.save_and_trim_to(cursor) {
             tracing::error!(error = %e, "cannot save the buffer cursor");
         }
         let (bytes, max) = self.buffer.fill();
         self.telemetry.set_buffer(bytes, max);
+    }
+}
+
+/// ALPN offered on the HTTP listeners (receiver and telemetry).
+const ALPN_HTTP: &[&[u8]] = &[b"h2", b"http/1.1"];
+/// ALPN offered on the gRPC listener.
+const ALPN_GRPC: &[&[u8]] = &[b"h2"];
+
+/// Wraps the agent's listeners in TLS when `[tls]` is set; plain otherwise.
+struct TlsListeners {
+    server: Option<skein_otlp::tls::server::ServerTls>,
+}
+
+impl TlsListeners {
+    fn new(cfg: &AgentConfig) -> Result<TlsListeners, AgentError> {
+        let server = cfg.tls.server().map_err(AgentError::Config)?;
+        if server.is_some() {
+            tracing::info!("TLS on the receiver and telemetry listeners");
+        }
+        Ok(TlsListeners { server })
+    }
+
+    fn wrap(&self, l: TcpListener, alpn: &[&[u8]]) -> Result<Listener, AgentError> {
+        let acceptor = match &self.server {
+            None => None,
+            Some(tls) => Some(
+                skein_otlp::tls::server::Acceptor::new(tls, alpn)
+                    .map_err(|e| AgentError::Run(format!("TLS: {e}")))?,
+            ),
+        };
+        Listener::new(l, acceptor).map_err(|e| AgentError::Run(e.to_string()))
     }
 }
 
@@ -219,6 +256,11 @@ where
         otlp_grpc: grpc_l.as_ref().and_then(|l| l.local_addr().ok()),
         telemetry: tel_l.as_ref().and_then(|l| l.local_addr().ok()),
     };
+    // Plain or TLS ([tls]); from here on each is a `Listener` handed to its server.
+    let tls = TlsListeners::new(&cfg)?;
+    let http_l = http_l.map(|l| tls.wrap(l, ALPN_HTTP)).transpose()?;
+    let grpc_l = grpc_l.map(|l| tls.wrap(l, ALPN_GRPC)).transpose()?;
+    let tel_l = tel_l.map(|l| tls.wrap(l, ALPN_HTTP)).transpose()?;
     for (what, addr) in [
         ("receiver.http", bound.otlp_http),
         ("receiver.grpc", bound.otlp_grpc),
@@ -267,8 +309,8 @@ where
     if let (Some(hl), Some(gl)) = (http_l, grpc_l) {
         let serve = skein_otlp::serve(
             sink,
-            skein_otlp::tls::server::Listener::Plain(hl),
-            skein_otlp::tls::server::Listener::Plain(gl),
+            hl,
+            gl,
             skein_otlp::ServeConfig {
                 max_body: cfg.receiver.max_request_bytes,
                 token: None,
@@ -354,7 +396,7 @@ where
                         .unwrap_or_else(|| Arc::from(""));
                     c.set(*id, *off, &path);
                 }
-                ack_shared.checkpoints_dirty.store(true, Ordering::Release);
+                ack_shared.checkpoints_dirty.store(true, Ordering::SeqCst);
             }
         }),
     };

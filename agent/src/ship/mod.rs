@@ -29,7 +29,7 @@
 //! A stop while a batch is failing leaves it unacknowledged: it is sent again after restart
 //! (parts of a split batch already taken are then sent twice, as at-least-once allows).
 
-use crate::buffer::{Batch, BodyEncoding, Buffer, Signal, compress};
+use crate::buffer::{Batch, BodyEncoding, Buffer, BufferError, Signal, compress};
 use crate::config::{Compression, RetrySection};
 use crate::tail::FileId;
 use crate::telemetry::Telemetry;
@@ -68,7 +68,8 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// cuts them at `batch.max_bytes`, the receiver at its `max_request_bytes`).
 const MAX_SPLIT_BYTES: usize = 256 * 1024 * 1024;
 
-/// Called with the file positions of every finished batch.
+/// Called with the file positions of every finished batch, on the shipper's async task: it
+/// must not block (no file I/O, no lock held across one).
 pub type OnAck = Arc<dyn Fn(&[(FileId, u64)]) + Send + Sync>;
 
 /// Where and how to send.
@@ -142,24 +143,50 @@ pub struct Shipper {
 impl Shipper {
     /// Runs until `stop` turns true, then finishes the requests in flight (bounded by the
     /// request timeout) and returns.
+    ///
+    /// This task does no file I/O and takes no lock held across one: buffer reads run on a
+    /// blocking thread (one at a time, at most `max_in_flight` batches each), while answers
+    /// keep being taken and acknowledged; an acknowledgement only moves the buffer's
+    /// in-memory cursor and calls `on_ack`. Saving both is the agent's saver's job.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let max = self.max_in_flight.max(1);
         let mut next = self.buffer.cursor();
         let mut inflight = FuturesOrdered::new();
+        // The buffer read under way, if any.
+        let mut reading: Option<tokio::task::JoinHandle<Result<Vec<Batch>, BufferError>>> = None;
+        // The last read found nothing new: wait for an append (or a short timer) first.
+        let mut drained = false;
         loop {
             let stopping = *stop.borrow();
-            if !stopping {
-                while inflight.len() < self.max_in_flight.max(1) {
-                    let want = self.max_in_flight.max(1) - inflight.len();
-                    let batches = match self.buffer.read(next, want) {
-                        Ok(b) => b,
-                        Err(e) => {
+            if !stopping && !drained && reading.is_none() && inflight.len() < max {
+                let (buffer, from, want) = (self.buffer.clone(), next, max - inflight.len());
+                reading = Some(tokio::task::spawn_blocking(move || buffer.read(from, want)));
+            }
+            if stopping && inflight.is_empty() {
+                // A read under way ends on its own; its batches stay in the buffer.
+                return;
+            }
+            tokio::select! {
+                read = async {
+                    match reading.as_mut() {
+                        Some(h) => h.await,
+                        None => std::future::pending().await,
+                    }
+                }, if reading.is_some() && !stopping =>
+                {
+                    reading = None;
+                    let batches = match read {
+                        Ok(Ok(b)) => b,
+                        Ok(Err(e)) => {
                             tracing::error!(error = %e, "cannot read the disk buffer");
                             Vec::new()
                         }
+                        Err(e) => {
+                            tracing::error!(error = %e, "the disk buffer read failed");
+                            Vec::new()
+                        }
                     };
-                    if batches.is_empty() {
-                        break;
-                    }
+                    drained = batches.is_empty();
                     for b in batches {
                         next = b.seq + 1;
                         inflight.push_back(send(
@@ -173,29 +200,20 @@ impl Shipper {
                         ));
                     }
                 }
-            }
-            if inflight.is_empty() {
-                if stopping {
-                    return;
-                }
-                tokio::select! {
-                    _ = self.buffer.appended.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
-            tokio::select! {
-                done = inflight.next() => {
+                done = inflight.next(), if !inflight.is_empty() => {
                     if let Some((batch, outcome)) = done {
                         self.finish(batch, outcome);
                     }
                 }
+                _ = self.buffer.appended.notified(), if drained => drained = false,
+                _ = tokio::time::sleep(Duration::from_millis(250)), if drained => drained = false,
                 _ = stop.changed(), if !stopping => {}
             }
         }
     }
 
+    /// Counts a finished batch and acknowledges it: `on_ack`, then the buffer's cursor. Both
+    /// are in memory; no file is touched here.
     fn finish(&self, b: Batch, outcome: Outcome) {
         tracing::debug!(seq = b.seq, positions = ?b.positions, "batch finished");
         let signal = b.signal.name();
@@ -211,9 +229,7 @@ impl Shipper {
             Outcome::Abandoned => return,
         }
         (self.on_ack)(&b.positions);
-        if let Err(e) = self.buffer.ack(b.seq + 1) {
-            tracing::error!(error = %e, "cannot move the buffer cursor");
-        }
+        self.buffer.ack(b.seq + 1);
     }
 }
 

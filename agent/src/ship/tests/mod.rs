@@ -502,6 +502,7 @@ async fn stop_while_failing_returns_promptly_without_acknowledging() {
     );
 }
 
+mod blocking;
 /// A logs request holding one record per body, the first half under one resource and
 /// the rest under another (two scopes there), so splits cross every level.
 mod refusals;
