@@ -37,6 +37,8 @@ pub struct CollectorConfig {
     pub alerts: skein_alert::config::AlertsSection,
     /// TLS on the three listeners; absent means plain HTTP and gRPC.
     pub tls: TlsSection,
+    /// Connection limits of the three listeners together.
+    pub server: skein_model::server::ServerSection,
 }
 
 impl Default for CollectorConfig {
@@ -55,6 +57,7 @@ impl Default for CollectorConfig {
             metrics: MetricsSection::default(),
             alerts: skein_alert::config::AlertsSection::default(),
             tls: TlsSection::default(),
+            server: skein_model::server::ServerSection::default(),
         }
     }
 }
@@ -362,8 +365,12 @@ pub struct QuerySection {
     pub max_limit: usize,
     /// Most records one trace answer holds (spans plus logs). Default 10000.
     pub max_trace_records: usize,
-    /// A query running longer than this gets 503. Milliseconds, default 10000.
+    /// A query running longer than this gets 503 and its work is stopped. Milliseconds,
+    /// default 10000.
     pub timeout_ms: u64,
+    /// Queries running at once; more wait for a place within their time limit, then get 503
+    /// with Retry-After. Default 8. (Live tails have their own limit.)
+    pub max_concurrent: usize,
 }
 
 impl Default for QuerySection {
@@ -372,6 +379,7 @@ impl Default for QuerySection {
             max_limit: 1000,
             max_trace_records: 10_000,
             timeout_ms: 10_000,
+            max_concurrent: 8,
         }
     }
 }
@@ -470,6 +478,7 @@ impl CollectorConfig {
                 self.query.max_trace_records as u64,
             ),
             ("query.timeout_ms", self.query.timeout_ms),
+            ("query.max_concurrent", self.query.max_concurrent as u64),
             (
                 "metrics.max_series_per_metric",
                 self.metrics.max_series_per_metric as u64,
@@ -507,6 +516,7 @@ impl CollectorConfig {
         self.metrics_durations()?;
         self.alerts.plan()?;
         self.tls.server()?;
+        self.server.validate("server")?;
         for (key, t) in [
             ("auth.ingest_token", &self.auth.ingest_token),
             ("auth.query_token", &self.auth.query_token),

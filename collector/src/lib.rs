@@ -100,6 +100,7 @@ where
         source_name: "configuration".into(),
         message,
     })?;
+    skein_otlp::tls::conn::set_limits(conn_limits(&cfg.server));
     let telemetry = telemetry::Telemetry::new();
     let data_dir = cfg.data_dir.clone();
     let store_err = |source| CollectorError::Store {
@@ -242,6 +243,7 @@ where
             metrics: Arc::new(move || tel_m.render()),
             observe: Arc::new(move |route, secs| tel_o.query_took(route, secs)),
             timeout: Duration::from_millis(cfg.query.timeout_ms),
+            slots: Arc::new(tokio::sync::Semaphore::new(cfg.query.max_concurrent)),
             agents: agents.clone(),
             tsdb: tsdb.clone(),
         },
@@ -253,11 +255,7 @@ where
             let _ = rx.wait_for(|v| *v).await;
         }
     };
-    let api_task = tokio::spawn(
-        axum::serve(api_l, api_app)
-            .with_graceful_shutdown(api_stop)
-            .into_future(),
-    );
+    let api_task = tokio::spawn(skein_otlp::tls::serve::serve(api_l, api_app, api_stop));
 
     tracing::info!(
         otlp_http = %bound.otlp_http,
@@ -301,6 +299,16 @@ where
     match failure {
         Some(f) => Err(CollectorError::Serve(f)),
         None => Ok(()),
+    }
+}
+
+/// The listeners' connection limits from `[server]`.
+pub fn conn_limits(s: &skein_model::server::ServerSection) -> skein_otlp::tls::conn::ConnLimits {
+    skein_otlp::tls::conn::ConnLimits {
+        max_connections: s.max_connections,
+        idle_timeout: Duration::from_millis(s.idle_timeout_ms),
+        header_timeout: Duration::from_millis(s.header_timeout_ms),
+        body_timeout: Duration::from_millis(s.body_timeout_ms),
     }
 }
 

@@ -125,6 +125,13 @@ async fn read_body<S>(
             {
                 return Err(too_large());
             }
+            if skein_tls::serve::is_body_timeout(e.as_ref()) {
+                return Err(error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    &e.to_string(),
+                ));
+            }
             return Err(error(
                 StatusCode::BAD_REQUEST,
                 "bad_request",

@@ -74,28 +74,30 @@ pub async fn serve<S: OtlpSink>(
         admission: admission.clone(),
     })
     .merge(cfg.extra_http);
-    let http_server = axum::serve(http, app).with_graceful_shutdown(wait(&stop));
     let (logs, traces, metrics) = grpc::services(
         grpc::GrpcIngest::new(sink, cfg.token, admission),
         cfg.max_body,
     );
-    let grpc_server = tonic::transport::Server::builder()
-        .add_service(logs)
+    let grpc_app = tonic::service::Routes::new(logs)
         .add_service(traces)
         .add_service(metrics)
-        .serve_with_incoming_shutdown(grpc.into_incoming(), wait(&stop));
+        .into_axum_router();
     let (h, g) = tokio::join!(
         async {
-            http_server.await.map_err(|e| ServeError {
-                transport: "otlp_http",
-                message: e.to_string(),
-            })
+            skein_tls::serve::serve(http, app, wait(&stop))
+                .await
+                .map_err(|e| ServeError {
+                    transport: "otlp_http",
+                    message: e.to_string(),
+                })
         },
         async {
-            grpc_server.await.map_err(|e| ServeError {
-                transport: "otlp_grpc",
-                message: e.to_string(),
-            })
+            skein_tls::serve::serve(grpc, grpc_app, wait(&stop))
+                .await
+                .map_err(|e| ServeError {
+                    transport: "otlp_grpc",
+                    message: e.to_string(),
+                })
         }
     );
     h.and(g)

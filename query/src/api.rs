@@ -42,8 +42,12 @@ pub struct ApiState {
     pub metrics: MetricsFn,
     /// Latency observer.
     pub observe: ObserveFn,
-    /// Time limit of one query.
+    /// Time limit of one query, waiting for a place included; past it the query's work is
+    /// stopped ([`skein_model::deadline`]) and the client gets 503.
     pub timeout: Duration,
+    /// Places for queries running at once (`query.max_concurrent`); a query waits for one
+    /// within its time limit.
+    pub slots: Arc<tokio::sync::Semaphore>,
     /// Agents and their heartbeats.
     pub agents: AgentRegistry,
     /// The metrics store.
@@ -224,18 +228,43 @@ where
     T: Send + 'static,
 {
     let started = Instant::now();
-    let task = tokio::task::spawn_blocking(f);
-    let out = match tokio::time::timeout(s.timeout, task).await {
-        Ok(Ok(r)) => r.map_err(ApiError::from),
-        Ok(Err(e)) => Err(ApiError::from(QueryError::Internal(e.to_string()))),
-        Err(_) => Err(ApiError::new(
+    let deadline = started + s.timeout;
+    let timed_out = || {
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
             format!(
-                "the query ran longer than {:?}; narrow it with a time range, a service or a smaller limit",
+                "the query ran longer than {:?} and was stopped; narrow it with a time range, a service or a smaller limit",
+                s.timeout
+            ),
+        )
+    };
+    let out = match tokio::time::timeout_at(deadline.into(), s.slots.clone().acquire_owned()).await
+    {
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "every place for queries (query.max_concurrent) stayed taken for {:?}; retry shortly",
                 s.timeout
             ),
         )),
+        Ok(Err(_)) => Err(ApiError::from(QueryError::Internal(
+            "the query limiter was closed".into(),
+        ))),
+        Ok(Ok(permit)) => {
+            // The blocking work keeps its place until it returns, which it does soon after
+            // the deadline: the store's read loops stop there.
+            let task = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                skein_model::deadline::with_deadline(deadline, f)
+            });
+            match tokio::time::timeout_at(deadline.into(), task).await {
+                Ok(Ok(r)) => r.map_err(ApiError::from),
+                Ok(Err(e)) => Err(ApiError::from(QueryError::Internal(e.to_string()))),
+                Err(_) => Err(timed_out()),
+            }
+        }
     };
     (s.observe)(route, started.elapsed().as_secs_f64());
     out
@@ -463,6 +492,7 @@ mod tests {
             metrics: Arc::new(|| "skein_up 1\n".to_string()),
             observe: Arc::new(|_, _| {}),
             timeout: Duration::from_secs(5),
+            slots: Arc::new(tokio::sync::Semaphore::new(4)),
             agents: AgentRegistry::in_memory(Duration::from_secs(15)),
             tsdb: skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
                 dir: dir.path().join("tsdb"),

@@ -21,6 +21,9 @@ impl From<skein_store::StoreError> for QueryError {
     fn from(e: skein_store::StoreError) -> Self {
         match e {
             skein_store::StoreError::BadQuery(m) => QueryError::BadRequest(m),
+            skein_store::StoreError::TimedOut => QueryError::Unavailable(
+                "the query ran past its time limit and was stopped; narrow it with a time range, a service or a smaller limit".into(),
+            ),
             other => QueryError::Internal(other.to_string()),
         }
     }

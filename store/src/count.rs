@@ -59,6 +59,7 @@ fn count(list: &SplitList, query: &dyn Query, range: TimeRange, by: &[&str]) -> 
     let mut total: HashMap<Vec<String>, u64> = HashMap::new();
     let mut truncated = false;
     for split in searchable_splits(list, range) {
+        StoreError::check_deadline()?;
         let searcher = split.reader.searcher();
         let fruit = searcher
             .search(query, &collector)

@@ -37,12 +37,26 @@ pub enum StoreError {
     /// The data on disk was written by an incompatible version.
     #[error("{0}")]
     Incompatible(String),
+    /// The query's deadline ([`skein_model::deadline`]) passed; its work was stopped.
+    #[error("the query ran past its time limit and was stopped")]
+    TimedOut,
     /// Something inside the process failed (a thread could not start, a lock was poisoned).
     #[error("internal: {0}")]
     Internal(String),
 }
 
 impl StoreError {
+    /// Err([`StoreError::TimedOut`]) once this thread's query deadline has passed: called in
+    /// every loop of a read path.
+    pub fn check_deadline() -> Result<()> {
+        if skein_model::deadline::expired() {
+            Err(StoreError::TimedOut)
+        } else {
+            Ok(())
+        }
+    }
+
+
     pub(crate) fn index(context: impl Into<String>, source: tantivy::TantivyError) -> Self {
         StoreError::Index {
             context: context.into(),

@@ -64,6 +64,7 @@ pub(crate) fn load<S: Signal>(
     fields: &S::Fields,
     addr: DocAddress,
 ) -> Result<S::Record> {
+    StoreError::check_deadline()?;
     let doc: TantivyDocument = searcher
         .doc(addr)
         .map_err(|e| StoreError::index("load document", e))?;
@@ -114,6 +115,7 @@ fn by_time<S: Signal>(
         splits.reverse();
     }
     for split in splits {
+        StoreError::check_deadline()?;
         // Splits are cut by arrival, so event times overlap; skip a split only when it cannot
         // beat the last hit we would keep.
         let meta = split.meta();
@@ -227,6 +229,7 @@ fn collect_asc<S: Signal>(
     let mut records = Vec::new();
     let mut truncated = false;
     for split in searchable_splits(list, TimeRange::ALL) {
+        StoreError::check_deadline()?;
         let room = limit.saturating_sub(records.len());
         if room == 0 {
             truncated = true;

@@ -5,18 +5,17 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 
+pub use crate::conn::{Conn, Peer, identity};
+use crate::conn::{Inner, slot};
 use crate::{TlsError, load_certs, load_key, load_roots, provider};
 
 /// How often the certificate and key files are checked for changes.
@@ -222,125 +221,6 @@ impl Acceptor {
     }
 }
 
-/// Who is on the other end of a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    /// The remote address.
-    pub addr: SocketAddr,
-    /// With client certificates: the certificate's subject CN, else its first DNS name.
-    pub identity: Option<Arc<str>>,
-}
-
-/// The identity in a certificate: its subject CN, else its first DNS subject alternative
-/// name. None when it has neither or cannot be parsed.
-pub fn identity(cert: &[u8]) -> Option<String> {
-    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-    let (_, cert) = X509Certificate::from_der(cert).ok()?;
-    if let Some(cn) = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-    {
-        return Some(cn.to_string());
-    }
-    let san = cert.subject_alternative_name().ok()??;
-    san.value.general_names.iter().find_map(|n| match n {
-        GeneralName::DNSName(d) => Some(d.to_string()),
-        _ => None,
-    })
-}
-
-enum Inner {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
-
-/// One accepted connection, plain or TLS.
-pub struct Conn {
-    inner: Inner,
-    peer: Peer,
-}
-
-impl Conn {
-    /// Who is on the other end.
-    pub fn peer(&self) -> &Peer {
-        &self.peer
-    }
-}
-
-macro_rules! both {
-    ($self:ident, $s:ident => $e:expr) => {
-        match &mut $self.get_mut().inner {
-            Inner::Plain($s) => {
-                let $s = Pin::new($s);
-                $e
-            }
-            Inner::Tls($s) => {
-                let $s = Pin::new($s.as_mut());
-                $e
-            }
-        }
-    };
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        both!(self, s => s.poll_read(cx, buf))
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        both!(self, s => s.poll_write(cx, buf))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        both!(self, s => s.poll_flush(cx))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        both!(self, s => s.poll_shutdown(cx))
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        both!(self, s => s.poll_write_vectored(cx, bufs))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match &self.inner {
-            Inner::Plain(s) => s.is_write_vectored(),
-            Inner::Tls(s) => s.is_write_vectored(),
-        }
-    }
-}
-
-impl tonic::transport::server::Connected for Conn {
-    type ConnectInfo = Peer;
-
-    fn connect_info(&self) -> Peer {
-        self.peer.clone()
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Peer {
-        stream.io().peer.clone()
-    }
-}
-
 /// A listener serving plain TCP or TLS, for `axum::serve` (it implements
 /// [`axum::serve::Listener`]) and for tonic ([`Listener::into_incoming`]).
 pub enum Listener {
@@ -390,18 +270,14 @@ impl Listener {
     }
 }
 
-/// The next connection; None only when the TLS accept task has ended.
-async fn next(l: &mut Listener) -> Option<Conn> {
+/// The next connection; None only when the TLS accept task has ended. Waits for a place
+/// under the process's connection cap first ([`crate::conn`]).
+pub(crate) async fn next(l: &mut Listener) -> Option<Conn> {
     match l {
         Listener::Plain(tcp) => {
+            let slot = slot().await;
             let (s, addr) = accept_tcp(tcp).await;
-            Some(Conn {
-                inner: Inner::Plain(s),
-                peer: Peer {
-                    addr,
-                    identity: None,
-                },
-            })
+            Some(Conn::new(Inner::Plain(s), addr, None, slot))
         }
         Listener::Tls(t) => t.ready.recv().await,
     }
@@ -440,6 +316,10 @@ async fn accept_loop(tcp: TcpListener, acceptor: Acceptor, tx: mpsc::Sender<Conn
             },
             _ = tx.closed() => return,
         };
+        let slot = tokio::select! {
+            s = slot() => s,
+            _ = tx.closed() => return,
+        };
         let (sock, addr) = tokio::select! {
             x = accept_tcp(&tcp) => x,
             _ = tx.closed() => return,
@@ -470,10 +350,7 @@ async fn accept_loop(tcp: TcpListener, acceptor: Acceptor, tx: mpsc::Sender<Conn
             if let Some(id) = &identity {
                 tracing::debug!(peer = %addr, client = %id, "TLS client certificate accepted");
             }
-            let conn = Conn {
-                inner: Inner::Tls(Box::new(stream)),
-                peer: Peer { addr, identity },
-            };
+            let conn = Conn::new(Inner::Tls(Box::new(stream)), addr, identity, slot);
             let _ = tx.send(conn).await;
         });
     }
@@ -486,7 +363,7 @@ impl axum::serve::Listener for Listener {
     async fn accept(&mut self) -> (Conn, SocketAddr) {
         match next(self).await {
             Some(c) => {
-                let addr = c.peer.addr;
+                let addr = c.peer().addr;
                 (c, addr)
             }
             // The accept task only ends when this listener is dropped; should it ever end

@@ -46,6 +46,7 @@ fn app_over(tsdb: skein_store::tsdb::Tsdb, dir: &std::path::Path) -> Router {
         metrics: Arc::new(String::new),
         observe: Arc::new(|_, _| {}),
         timeout: Duration::from_secs(5),
+        slots: Arc::new(tokio::sync::Semaphore::new(4)),
         agents: AgentRegistry::in_memory(Duration::from_secs(15)),
         tsdb,
     };

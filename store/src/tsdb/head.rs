@@ -668,6 +668,7 @@ impl Shared {
         }
         let mut out = Vec::with_capacity(picked.len());
         for id in picked {
+            StoreError::check_deadline()?;
             let Some(s) = st.series.get(id as usize) else {
                 continue;
             };
