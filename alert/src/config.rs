@@ -7,6 +7,7 @@ use super::dispatch::{Inhibit, Route, RouteTiming};
 use super::silence::CompiledMatcher;
 use serde::{Deserialize, Serialize};
 use skein_model::time::parse_duration;
+use skein_tls::ClientTls;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,8 +76,15 @@ impl Default for AlertsSection {
 pub struct ReceiverSection {
     /// Name routes refer to.
     pub name: String,
-    /// `http://` URL the notifications are POSTed to.
+    /// `http://` or `https://` URL the notifications are POSTed to.
     pub url: String,
+    /// For an `https://` URL: a PEM file of CA certificates trusted besides the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// For an `https://` URL: do not check the receiver's certificate (logged as a warning at
+    /// start). For tests only. Default false.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
     /// Extra request headers (for example `Authorization`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -232,12 +240,7 @@ impl AlertsSection {
                     r.name
                 ));
             }
-            if !r.url.starts_with("http://") || r.url.len() <= "http://".len() {
-                return Err(format!(
-                    "key {key}.url: value \"{}\" is not an http:// URL",
-                    redact_url(&r.url)
-                ));
-            }
+            let tls = receiver_tls(&key, r)?;
             for (h, v) in &r.headers {
                 if http::HeaderName::from_bytes(h.as_bytes()).is_err()
                     || http::HeaderValue::from_str(v).is_err()
@@ -260,6 +263,7 @@ impl AlertsSection {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 timeout,
+                tls,
             });
             receiver_opts.insert(r.name.clone(), (r.send_resolved, r.max_alerts));
         }
@@ -318,6 +322,46 @@ impl AlertsSection {
             inhibit,
         })
     }
+}
+
+/// Checks a receiver's URL and TLS keys; an `https://` receiver's TLS set-up is built once
+/// here so that a file that cannot be used stops the start. Errors name the key and value.
+fn receiver_tls(key: &str, r: &ReceiverSection) -> Result<ClientTls, String> {
+    let https = r.url.starts_with("https://");
+    let scheme = if https { "https://" } else { "http://" };
+    if !r.url.starts_with(scheme) || r.url.len() <= scheme.len() {
+        return Err(format!(
+            "key {key}.url: value \"{}\" is not an http:// or https:// URL",
+            redact_url(&r.url)
+        ));
+    }
+    if !https {
+        if let Some(ca) = &r.ca_file {
+            return Err(format!(
+                "key {key}.ca_file: value \"{}\" is only used with an https:// url",
+                ca.display()
+            ));
+        }
+        if r.insecure_skip_verify {
+            return Err(format!(
+                "key {key}.insecure_skip_verify: value true is only used with an https:// url"
+            ));
+        }
+    }
+    let tls = ClientTls {
+        ca_file: r.ca_file.clone(),
+        insecure_skip_verify: r.insecure_skip_verify,
+        ..ClientTls::default()
+    };
+    // With the insecure switch nothing is read; building it here would only log its warning
+    // once more.
+    if https && !tls.insecure_skip_verify {
+        skein_tls::client_config(&tls).map_err(|e| match (&tls.ca_file, e.path()) {
+            (Some(ca), Some(_)) => format!("key {key}.ca_file: value \"{}\": {e}", ca.display()),
+            _ => format!("key {key}.url: value \"{}\": {e}", redact_url(&r.url)),
+        })?;
+    }
+    Ok(tls)
 }
 
 fn build_route(
@@ -419,6 +463,14 @@ mod tests {
                 "alerts.receiver[0].url",
             ),
             (
+                "[[receiver]]\nname = \"a\"\nurl = \"http://x\"\nca_file = \"/ca.pem\"",
+                "alerts.receiver[0].ca_file",
+            ),
+            (
+                "[[receiver]]\nname = \"a\"\nurl = \"http://x\"\ninsecure_skip_verify = true",
+                "alerts.receiver[0].insecure_skip_verify",
+            ),
+            (
                 "[[receiver]]\nname = \"a\"\nurl = \"http://x\"\n[[receiver]]\nname = \"a\"\nurl = \"http://y\"",
                 "alerts.receiver[1].name",
             ),
@@ -452,5 +504,31 @@ mod tests {
             let e = parse(text).unwrap_err();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn https_receivers_take_a_ca_file_checked_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing-ca.pem");
+        let text = format!(
+            "[[receiver]]\nname = \"a\"\nurl = \"https://hooks.example/x\"\nca_file = \"{}\"",
+            missing.display()
+        );
+        let e = parse(&text).unwrap_err();
+        for want in ["alerts.receiver[0].ca_file", missing.to_str().unwrap()] {
+            assert!(e.contains(want), "{want} not in {e}");
+        }
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        let e = parse(&text.replace("missing-ca.pem", "garbage.pem")).unwrap_err();
+        assert!(e.contains("alerts.receiver[0].ca_file"), "{e}");
+
+        let p = parse(
+            "[[receiver]]\nname = \"a\"\nurl = \"https://hooks.example/x\"\n\
+             insecure_skip_verify = true",
+        )
+        .unwrap();
+        assert!(p.receivers[0].tls.insecure_skip_verify);
+        assert_eq!(p.receivers[0].tls.ca_file, None);
     }
 }

@@ -15,11 +15,17 @@
 //!
 //! A receiver URL is shown (API, logs, failure reasons) only through [`redact_url`]: no
 //! user, password, query value or fragment.
+//!
+//! An `https://` receiver is reached with Skein's TLS set-up (`skein-tls`: rustls, no
+//! OpenSSL): the system's roots plus the receiver's `ca_file`; `insecure_skip_verify` skips
+//! the certificate check and is logged as a warning at start. A certificate the receiver's
+//! server presents that is not trusted is a connect error, so it is retried.
 
 use super::outbox::{Notification, Outbox};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{StatusCode, Url};
 use skein_model::time::now_ms;
+use skein_tls::ClientTls;
 use std::collections::BTreeSet;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -43,12 +49,15 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct ReceiverConfig {
     /// Name used in rules and as the outbox queue name.
     pub name: String,
-    /// The `http://` URL notifications are POSTed to (no TLS: other schemes fail).
+    /// The `http://` or `https://` URL notifications are POSTed to (other schemes fail).
     pub url: String,
     /// Extra request headers, e.g. an authorization token.
     pub headers: Vec<(String, String)>,
     /// Limit for a whole request, response included.
     pub timeout: Duration,
+    /// TLS of an `https://` URL: the system's roots, plus `ca_file`, or no check at all with
+    /// `insecure_skip_verify`. Not used for `http://`.
+    pub tls: ClientTls,
 }
 
 impl ReceiverConfig {
@@ -59,6 +68,7 @@ impl ReceiverConfig {
             url: url.into(),
             headers: Vec::new(),
             timeout: Duration::from_secs(10),
+            tls: ClientTls::default(),
         }
     }
 }
@@ -127,6 +137,15 @@ impl Delivery {
             if !names.insert(cfg.name.clone()) {
                 tracing::warn!(receiver = %cfg.name, "alert receiver configured twice; using the first");
                 continue;
+            }
+            if cfg.tls.insecure_skip_verify {
+                tracing::warn!(
+                    receiver = %cfg.name,
+                    url = %redact_url(&cfg.url),
+                    "alert receiver has insecure_skip_verify = true: its certificate is NOT \
+                     checked, so anyone on the network path can read and change its \
+                     notifications and headers (tokens included). Use it for tests only."
+                );
             }
             let sender = Sender::build(&cfg);
             let status = Arc::new(Mutex::new(ReceiverStatus {
@@ -232,10 +251,15 @@ impl Sender {
     fn build(cfg: &ReceiverConfig) -> Result<Sender, String> {
         let shown = redact_url(&cfg.url);
         let url = Url::parse(&cfg.url).map_err(|e| format!("invalid URL {shown:?}: {e}"))?;
-        if url.scheme() != "http" {
-            // This build has no TLS: an https:// URL could never be reached.
-            return Err(format!("invalid URL {shown:?}: only http:// is supported"));
-        }
+        let https = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            _ => {
+                return Err(format!(
+                    "invalid URL {shown:?}: only http:// and https:// are supported"
+                ));
+            }
+        };
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
@@ -252,7 +276,16 @@ impl Sender {
         }
         // Configured headers replace the defaults of the same name.
         headers.extend(extra);
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if https {
+            // Skein's own set-up (rustls with ring): the system's roots (read by
+            // rustls-native-certs, which honours SSL_CERT_FILE and SSL_CERT_DIR), plus the
+            // CA file; no OpenSSL.
+            let tls = skein_tls::client_config(&cfg.tls)
+                .map_err(|e| format!("TLS set-up of {shown:?}: {e}"))?;
+            builder = builder.tls_backend_preconfigured(tls);
+        }
+        let client = builder
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(MAX_CONNECT_TIMEOUT))
             // A 3xx is a permanent failure: following it would send the body and the

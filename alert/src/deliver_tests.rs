@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
 
@@ -496,22 +497,105 @@ async fn a_bad_header_fails_every_notification() {
     let mut cfg = ReceiverConfig::new("ops", "http://127.0.0.1:1/hook");
     cfg.headers = vec![("bad header".into(), "x".into())];
     let bad_url = ReceiverConfig::new("url", "not a url");
-    let tls = ReceiverConfig::new("tls", "https://127.0.0.1:1/hook");
+    let ftp = ReceiverConfig::new("ftp", "ftp://127.0.0.1:1/hook");
     push(&ob, "url", 0);
-    push(&ob, "tls", 0);
+    push(&ob, "ftp", 0);
     let (tx, rx) = watch::channel(false);
-    let d = Delivery::start(ob.clone(), vec![cfg, bad_url, tls], policy(), rx);
+    let d = Delivery::start(ob.clone(), vec![cfg, bad_url, ftp], policy(), rx);
     wait_until("all failed", || {
         status_of(&d, "ops").failed == 2
             && status_of(&d, "url").failed == 1
-            && status_of(&d, "tls").failed == 1
+            && status_of(&d, "ftp").failed == 1
     })
     .await;
     let failed = ob.failed("ops", 10);
     assert!(failed[0].reason.contains("invalid header"), "{failed:?}");
     assert_eq!(failed[0].attempts, 0);
     assert!(ob.failed("url", 1)[0].reason.contains("invalid URL"));
-    assert!(ob.failed("tls", 1)[0].reason.contains("only http://"));
+    let ftp = &ob.failed("ftp", 1)[0].reason;
+    assert!(ftp.contains("only http:// and https://"), "{ftp}");
+    stop(&tx, d).await;
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as files in `dir`; returns the
+/// CA file and the server's files.
+fn test_pki(dir: &std::path::Path, name: &str) -> (PathBuf, skein_tls::server::ServerTls) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, name);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_file = dir.join(format!("{name}-ca.pem"));
+    std::fs::write(&ca_file, ca.self_signed(&ca_key).unwrap().pem()).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let (cert_file, key_file) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let server = skein_tls::server::ServerTls {
+        cert_file,
+        key_file,
+        client_ca_file: None,
+    };
+    (ca_file, server)
+}
+
+/// Serves `srv` over TLS with `tls`'s certificate.
+async fn serve_tls(srv: &Srv, tls: &skein_tls::server::ServerTls) -> SocketAddr {
+    let (tcp, addr) = listener().await;
+    let acceptor = skein_tls::server::Acceptor::new(tls, &[b"http/1.1"]).unwrap();
+    let l = skein_tls::server::Listener::new(tcp, Some(acceptor)).unwrap();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::any(handle))
+        .with_state(srv.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn https_receivers_are_reached_and_their_certificate_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_file, server) = test_pki(dir.path(), "hooks");
+    let srv = Srv::new(|_, _| ok());
+    let addr = serve_tls(&srv, &server).await;
+    let url = format!("https://127.0.0.1:{}/hook", addr.port());
+    let ob = outbox(&dir);
+    // Trusting the test CA: delivered, in order, over TLS.
+    let mut trusted = ReceiverConfig::new("trusted", &url);
+    trusted.tls.ca_file = Some(ca_file);
+    // The system's roots alone do not know the test CA: the handshake fails, it is retried.
+    let system = ReceiverConfig::new("system", &url);
+    // No check at all: delivered.
+    let mut insecure = ReceiverConfig::new("insecure", &url);
+    insecure.tls.insecure_skip_verify = true;
+    for r in ["trusted", "system", "insecure"] {
+        push(&ob, r, 0);
+    }
+    push(&ob, "trusted", 1);
+    let (tx, rx) = watch::channel(false);
+    let d = Delivery::start(ob.clone(), vec![trusted, system, insecure], policy(), rx);
+    wait_until("delivered over TLS", || {
+        status_of(&d, "trusted").sent == 2
+            && status_of(&d, "insecure").sent == 1
+            && status_of(&d, "system").retries >= 1
+    })
+    .await;
+    // Two from the trusted receiver, one from the insecure one, none from the untrusted one.
+    let mut ns = srv.ns();
+    ns.sort_unstable();
+    assert_eq!(ns, vec![0, 0, 1]);
+    let system = status_of(&d, "system");
+    assert_eq!(system.sent, 0);
+    let why = system.last_error.unwrap_or_default();
+    assert!(why.contains("certificate"), "{why}");
+    assert_eq!(ob.pending("system"), 1);
     stop(&tx, d).await;
 }
 
