@@ -20,6 +20,7 @@ use skein_model::metrics_api::{
     DependenciesResponse, MetricNamesResponse, MetricQueryResponse, OperationsResponse,
     ServicesResponse,
 };
+pub use skein_tls::ClientTls;
 
 /// How long one request may take, connection included. Queries are bounded on the server, so
 /// an answer slower than this means something is wrong, not that the query is large.
@@ -109,7 +110,8 @@ pub struct Client {
     base: Url,
     token: Option<String>,
     http: reqwest::Client,
-    /// The TLS config of `https://` APIs with a CA file; the live tail's client uses it too.
+    /// The TLS config when one was asked for (CA file, client certificate, insecure switch);
+    /// the live tail's client uses it too.
     tls: Option<skein_tls::rustls::ClientConfig>,
 }
 
@@ -128,13 +130,21 @@ impl Client {
     /// and a missing scheme (`127.0.0.1:7700`, meaning `http://`) are accepted; a path prefix
     /// (`http://proxy/skein`) is kept. `token` is sent as a bearer token.
     ///
-    /// A CA file named by the `SKEIN_CA_FILE` environment variable is trusted as in
-    /// [`Client::with_ca`].
+    /// The TLS files named by the environment are used as in [`Client::with_tls`]:
+    /// `SKEIN_CA_FILE`, `SKEIN_CLIENT_CERT` and `SKEIN_CLIENT_KEY`.
     pub fn new(base_url: &str, token: Option<String>) -> Result<Client, ClientError> {
-        let ca = std::env::var_os("SKEIN_CA_FILE")
-            .filter(|v| !v.is_empty())
-            .map(std::path::PathBuf::from);
-        Client::with_ca(base_url, token, ca.as_deref())
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from)
+        };
+        let tls = ClientTls {
+            ca_file: var("SKEIN_CA_FILE"),
+            client_cert_file: var("SKEIN_CLIENT_CERT"),
+            client_key_file: var("SKEIN_CLIENT_KEY"),
+            insecure_skip_verify: false,
+        };
+        Client::with_tls(base_url, token, &tls)
     }
 
     /// Like [`Client::new`], trusting the CA certificates of the PEM file `ca_file` besides the
@@ -144,16 +154,31 @@ impl Client {
         token: Option<String>,
         ca_file: Option<&Path>,
     ) -> Result<Client, ClientError> {
+        let tls = ClientTls {
+            ca_file: ca_file.map(Path::to_path_buf),
+            ..ClientTls::default()
+        };
+        Client::with_tls(base_url, token, &tls)
+    }
+
+    /// Like [`Client::new`], with TLS set by `tls` for an `https://` API: a CA file trusted
+    /// besides the system's roots, a client certificate for an API that asks for one (mTLS),
+    /// or no check of the server's certificate at all (`insecure_skip_verify`; the caller
+    /// warns the user). With nothing set, reqwest's own set-up is used (the system's roots).
+    /// A file that cannot be used is an error naming it.
+    pub fn with_tls(
+        base_url: &str,
+        token: Option<String>,
+        tls: &ClientTls,
+    ) -> Result<Client, ClientError> {
         let base = normalize_base(base_url)?;
-        let tls = match ca_file {
-            Some(ca) => Some(
-                skein_tls::client_config(&skein_tls::ClientTls {
-                    ca_file: Some(ca.to_path_buf()),
-                    ..skein_tls::ClientTls::default()
-                })
-                .map_err(|e| ClientError::Transport(format!("CA file: {e}")))?,
-            ),
-            None => None,
+        let tls = if *tls == ClientTls::default() {
+            None
+        } else {
+            Some(
+                skein_tls::client_config(tls)
+                    .map_err(|e| ClientError::Transport(format!("TLS: {e}")))?,
+            )
         };
         let http = with_tls(reqwest::Client::builder(), &tls)
             .timeout(TIMEOUT)
@@ -462,7 +487,26 @@ impl Client {
         } else {
             format!("request to the query API at {addr} failed ({detail})")
         };
-        ClientError::Transport(msg)
+        ClientError::Transport(format!("{msg}{}", tls_hint(&detail)))
+    }
+}
+
+/// What to do about a TLS failure, read from the error's text (rustls names its alerts and
+/// certificate errors); empty for other failures.
+fn tls_hint(detail: &str) -> &'static str {
+    if detail.contains("CertificateRequired") {
+        "; the query API asks for a client certificate: give one with --client-cert and \
+         --client-key (or SKEIN_CLIENT_CERT and SKEIN_CLIENT_KEY)"
+    } else if detail.contains("UnknownIssuer") {
+        "; the server's certificate is not signed by a CA this machine trusts: give that CA \
+         with --ca-file (or SKEIN_CA_FILE)"
+    } else if ["BadCertificate", "UnknownCA", "CertificateUnknown"]
+        .iter()
+        .any(|a| detail.contains(&format!("alert: {a}")))
+    {
+        "; the query API refused the client certificate: check --client-cert and --client-key"
+    } else {
+        ""
     }
 }
 
@@ -476,8 +520,6 @@ fn required<T>(answer: Option<T>) -> Result<T, ClientError> {
     })
 }
 
-/// Parses and normalizes a base URL: adds `http://` when there is no scheme, and checks that
-/// paths can be appended.
 /// Uses `tls` when given, else reqwest's own TLS set-up (the system's roots).
 fn with_tls(
     b: reqwest::ClientBuilder,
@@ -489,6 +531,8 @@ fn with_tls(
     }
 }
 
+/// Parses and normalizes a base URL: adds `http://` when there is no scheme, and checks that
+/// paths can be appended.
 fn normalize_base(base_url: &str) -> Result<Url, ClientError> {
     let text = base_url.trim();
     if text.is_empty() {

@@ -19,7 +19,9 @@ pub mod tui;
 
 use crate::cli::EXIT_ERROR;
 use clap::Args;
+use skein_client::{Client, ClientTls};
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Flags of every command that talks to a collector's query API.
@@ -31,9 +33,9 @@ pub(crate) struct ApiArgs {
     /// Bearer token for the query API.
     #[arg(long, env = "SKEIN_QUERY_TOKEN")]
     pub(crate) token: Option<String>,
-    /// PEM file of CA certificates trusted for an https:// API, besides the system's roots.
-    #[arg(long, env = "SKEIN_CA_FILE")]
-    pub(crate) ca_file: Option<std::path::PathBuf>,
+    /// TLS to an https:// API.
+    #[command(flatten)]
+    pub(crate) tls: TlsArgs,
     /// Print the API's JSON answer.
     #[arg(long)]
     pub(crate) json: bool,
@@ -42,7 +44,51 @@ pub(crate) struct ApiArgs {
     color: String,
 }
 
+/// TLS flags of every command that talks to an `https://` query API (the CLI and the TUI).
+#[derive(Args)]
+pub(crate) struct TlsArgs {
+    /// PEM file of CA certificates trusted for an https:// API, besides the system's roots.
+    #[arg(long, env = "SKEIN_CA_FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) to present to an API that asks for one (mTLS); needs
+    /// --client-key.
+    #[arg(long, env = "SKEIN_CLIENT_CERT", requires = "client_key")]
+    pub(crate) client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, env = "SKEIN_CLIENT_KEY", requires = "client_cert")]
+    pub(crate) client_key: Option<PathBuf>,
+    /// Do not check the API's certificate. Anyone on the network path can then read and change
+    /// the traffic, the token included: for tests only.
+    #[arg(long)]
+    pub(crate) insecure_skip_verify: bool,
+}
+
+impl TlsArgs {
+    /// The client's TLS set-up. Warns on stderr when the server's certificate will not be
+    /// checked.
+    pub(crate) fn client_tls(&self) -> ClientTls {
+        if self.insecure_skip_verify {
+            eprintln!(
+                "skein: WARNING: --insecure-skip-verify: the API's certificate is NOT checked; \
+                 anyone on the network path can read and change this traffic, the token \
+                 included. Use it for tests only."
+            );
+        }
+        ClientTls {
+            ca_file: self.ca_file.clone(),
+            client_cert_file: self.client_cert.clone(),
+            client_key_file: self.client_key.clone(),
+            insecure_skip_verify: self.insecure_skip_verify,
+        }
+    }
+}
+
 impl ApiArgs {
+    /// A query API client from these flags.
+    pub(crate) fn client(&self) -> Result<Client, skein_client::ClientError> {
+        Client::with_tls(&self.api, self.token.clone(), &self.tls.client_tls())
+    }
+
     /// Whether to print colors: `auto` colors only a terminal, and never when `NO_COLOR` is set.
     pub(crate) fn color(&self) -> bool {
         match self.color.as_str() {
@@ -54,13 +100,11 @@ impl ApiArgs {
 }
 
 /// A query API client, or the exit code after saying why there is none.
-pub(crate) fn client(api: &ApiArgs) -> Result<skein_client::Client, ExitCode> {
-    skein_client::Client::with_ca(&api.api, api.token.clone(), api.ca_file.as_deref()).map_err(
-        |e| {
-            eprintln!("skein: {e}");
-            ExitCode::from(EXIT_ERROR)
-        },
-    )
+pub(crate) fn client(api: &ApiArgs) -> Result<Client, ExitCode> {
+    api.client().map_err(|e| {
+        eprintln!("skein: {e}");
+        ExitCode::from(EXIT_ERROR)
+    })
 }
 
 /// A command's result as the process's exit code; an error is printed with its causes.

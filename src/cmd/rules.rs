@@ -47,7 +47,7 @@ pub async fn run(cmd: RulesCmd) -> ExitCode {
 async fn rules(cmd: RulesCmd, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<u8> {
     match cmd {
         RulesCmd::List { api } => {
-            let client = Client::with_ca(&api.api, api.token.clone(), api.ca_file.as_deref())?;
+            let client = api.client()?;
             let r = client.rules().await.context("rules")?;
             let now = now_ms();
             emit(out, api.json, &r, |r| rules_text(r, now))?;

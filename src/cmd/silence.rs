@@ -6,7 +6,6 @@ use crate::cli::monitor::emit;
 use crate::cli::{EXIT_FOUND, EXIT_NOT_FOUND};
 use anyhow::Context;
 use clap::Subcommand;
-use skein_client::Client;
 use skein_model::alert_api::{LabelMatcher, NewSilence, rfc3339_ms};
 use std::io::Write;
 use std::process::ExitCode;
@@ -69,7 +68,7 @@ async fn silence(cmd: SilenceCmd, out: &mut dyn Write) -> anyhow::Result<u8> {
             author,
             api,
         } => {
-            let client = Client::with_ca(&api.api, api.token.clone(), api.ca_file.as_deref())?;
+            let client = api.client()?;
             let matchers = matchers
                 .iter()
                 .map(|m| LabelMatcher::parse(m).map_err(anyhow::Error::msg))
@@ -103,7 +102,7 @@ async fn silence(cmd: SilenceCmd, out: &mut dyn Write) -> anyhow::Result<u8> {
             Ok(EXIT_FOUND)
         }
         SilenceCmd::List { api } => {
-            let client = Client::with_ca(&api.api, api.token.clone(), api.ca_file.as_deref())?;
+            let client = api.client()?;
             let r = client.silences().await.context("silences")?;
             let code = if r.silences.is_empty() {
                 EXIT_NOT_FOUND
@@ -114,7 +113,7 @@ async fn silence(cmd: SilenceCmd, out: &mut dyn Write) -> anyhow::Result<u8> {
             Ok(code)
         }
         SilenceCmd::Expire { id, api } => {
-            let client = Client::with_ca(&api.api, api.token.clone(), api.ca_file.as_deref())?;
+            let client = api.client()?;
             client.expire_silence(&id).await.context("silence")?;
             writeln!(out, "expired {id}")?;
             Ok(EXIT_FOUND)

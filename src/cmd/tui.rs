@@ -14,6 +14,9 @@ pub struct TuiCmd {
     /// Bearer token for the query API.
     #[arg(long, env = "SKEIN_QUERY_TOKEN")]
     token: Option<String>,
+    /// TLS to an https:// API.
+    #[command(flatten)]
+    tls: super::TlsArgs,
     /// Time between refreshes (1s to 1m).
     #[arg(long, default_value = "1500ms")]
     refresh: String,
@@ -38,6 +41,7 @@ pub fn run(cmd: TuiCmd) -> ExitCode {
     let opts = skein_tui::Options {
         api: cmd.api,
         token: cmd.token,
+        tls: cmd.tls.client_tls(),
         refresh,
         dashboard: cmd.dashboard,
     };

@@ -217,6 +217,8 @@ pub(crate) fn run(args: RunArgs, rt: &Runtime) -> ExitCode {
         let opts = skein_tui::Options {
             api: api_url.clone(),
             token: None,
+            // The demo's collector is plain HTTP on loopback.
+            tls: skein_client::ClientTls::default(),
             refresh: Duration::from_millis(1500),
             dashboard: None,
         };

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod pki;
 pub mod pty;
 
 use std::io::{BufRead, BufReader, Read};
@@ -44,6 +45,8 @@ pub const SKEIN_ENV: &[&str] = &[
     "SKEIN_AGENT_DATA_DIR",
     "SKEIN_COLLECTOR",
     "SKEIN_CA_FILE",
+    "SKEIN_CLIENT_CERT",
+    "SKEIN_CLIENT_KEY",
 ];
 
 /// A running `skein collector` process.

@@ -48,6 +48,8 @@ pub struct Options {
     pub api: String,
     /// Bearer token.
     pub token: Option<String>,
+    /// TLS to an `https://` API: CA file, client certificate, insecure switch.
+    pub tls: skein_client::ClientTls,
     /// Time between refreshes.
     pub refresh: Duration,
     /// The dashboard file of the metrics view (None: the built-in `dashboards/default.toml`).
@@ -247,7 +249,8 @@ pub fn run(opts: Options) -> Result<(), String> {
         Some(p) => dashboard::load(p)?,
         None => dashboard::parse("dashboards/default.toml", dashboard::DEFAULT)?,
     };
-    let client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
+    let client =
+        Client::with_tls(&opts.api, opts.token.clone(), &opts.tls).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -267,7 +270,8 @@ pub fn run(opts: Options) -> Result<(), String> {
         }
     });
     // Hosts' sparklines change slowly: every 10 s is enough.
-    let hosts_client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
+    let hosts_client =
+        Client::with_tls(&opts.api, opts.token.clone(), &opts.tls).map_err(|e| e.to_string())?;
     let hosts_tx = search_tx.clone();
     rt.spawn(async move {
         loop {
@@ -278,14 +282,16 @@ pub fn run(opts: Options) -> Result<(), String> {
             tokio::time::sleep(Duration::from_secs(10)).await;
         }
     });
-    let tail_client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
+    let tail_client =
+        Client::with_tls(&opts.api, opts.token.clone(), &opts.tls).map_err(|e| e.to_string())?;
     let mut tail_task = rt.spawn(follow(
         tail_client.clone(),
         logs::TailFilter::default(),
         0,
         tail_tx.clone(),
     ));
-    let search_client = Client::new(&opts.api, opts.token.clone()).map_err(|e| e.to_string())?;
+    let search_client =
+        Client::with_tls(&opts.api, opts.token.clone(), &opts.tls).map_err(|e| e.to_string())?;
     let mut terminal = ratatui::init();
     let mut m = Model::with_dashboard(&opts.api, board);
     let result = (|| -> std::io::Result<()> {
