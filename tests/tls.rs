@@ -275,6 +275,26 @@ format = "json"
         agent.output(),
         collector.output()
     );
+    // The agent is known by its certificate, not by the id it sent ("tls-agent").
+    let by_cert = || -> Option<serde_json::Value> {
+        let v: serde_json::Value = http
+            .get(format!("{api}/api/v1/agents"))
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        v["agents"].as_array()?.first().cloned()
+    };
+    assert!(
+        wait_for(
+            || by_cert().is_some_and(|a| a["heartbeat"]["certificate"] == "agent-e2e"),
+            ARRIVAL
+        ),
+        "no agent listed under its certificate: {:?}",
+        by_cert()
+    );
+    let listed = by_cert().unwrap();
+    assert_eq!(listed["heartbeat"]["id"], "agent-e2e", "{listed}");
     // The collector logged why the anonymous handshakes failed.
     assert!(
         collector.output().contains("TLS handshake failed"),

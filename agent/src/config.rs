@@ -36,6 +36,8 @@ pub struct AgentConfig {
     pub host_metrics: HostMetricsSection,
     /// TLS on the receiver and telemetry listeners; absent means plain.
     pub tls: TlsSection,
+    /// Connection limits of the receiver and telemetry listeners together.
+    pub server: skein_model::server::ServerSection,
     /// Log files to tail, as `[[source]]` tables.
     #[serde(rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -574,6 +576,7 @@ impl AgentConfig {
         }
         self.collector.tls_config()?;
         self.tls.server()?;
+        self.server.validate("server")?;
         if let Some(t) = &self.collector.token
             && (t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
         {

@@ -56,6 +56,7 @@ impl HeartbeatParts {
             buffer: BufferStatus { bytes, max_bytes },
             host_summary: self.host_summary.lock().ok().and_then(|g| *g),
             shipping_blocked: self.telemetry.shipping_blocked(),
+            certificate: None,
         }
     }
 }

@@ -185,6 +185,12 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     cfg.validate().map_err(AgentError::Config)?;
+    skein_otlp::tls::conn::set_limits(skein_otlp::tls::conn::ConnLimits::from_ms(
+        cfg.server.max_connections,
+        cfg.server.idle_timeout_ms,
+        cfg.server.header_timeout_ms,
+        cfg.server.body_timeout_ms,
+    ));
     let dir = cfg.agent.data_dir.clone();
     let host = cfg.host_name();
     let id = cfg.agent_id();
@@ -347,8 +353,7 @@ where
             );
         let stop = wait(&stop_rx);
         servers.push(tokio::spawn(async move {
-            axum::serve(tl, app)
-                .with_graceful_shutdown(stop)
+            skein_otlp::tls::serve::serve(tl, app, stop)
                 .await
                 .map_err(|e| format!("telemetry.listen: {e}"))
         }));

@@ -1,6 +1,10 @@
 //! `POST /skein/v1/heartbeat` on the OTLP/HTTP listener: agents report that they are alive,
 //! with their id, host, version, sources and buffer fill. The registry behind it
 //! ([`AgentRegistry`]) is served by the query API at `GET /api/v1/agents`.
+//!
+//! When the collector requires client certificates (`[tls] client_ca_file`), the agent is
+//! known by its certificate's identity: the heartbeat's id is replaced by it and kept in
+//! `certificate`.
 
 use axum::Router;
 use axum::body::Body;
@@ -12,6 +16,7 @@ use http_body_util::BodyExt;
 use skein_model::api::Heartbeat;
 use skein_otlp::auth::authorized;
 use skein_otlp::http::error;
+use skein_otlp::tls::server::Peer;
 use skein_store::agents::{AgentRegistry, HeartbeatError};
 use std::sync::Arc;
 
@@ -31,7 +36,12 @@ pub fn router(registry: AgentRegistry, token: Option<Arc<str>>) -> Router {
         .with_state(HbState { registry, token })
 }
 
-async fn heartbeat(State(s): State<HbState>, headers: HeaderMap, body: Body) -> Response {
+async fn heartbeat(
+    State(s): State<HbState>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if !authorized(&headers, s.token.as_deref()) {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -52,7 +62,7 @@ async fn heartbeat(State(s): State<HbState>, headers: HeaderMap, body: Body) -> 
             );
         }
     };
-    let hb: Heartbeat = match serde_json::from_slice(&bytes) {
+    let mut hb: Heartbeat = match serde_json::from_slice(&bytes) {
         Ok(h) => h,
         Err(e) => {
             return error(
@@ -62,6 +72,11 @@ async fn heartbeat(State(s): State<HbState>, headers: HeaderMap, body: Body) -> 
             );
         }
     };
+    // Under mTLS the certificate says who the agent is; without one, nobody does.
+    hb.certificate = peer.and_then(|p| p.0.identity.as_deref().map(str::to_string));
+    if let Some(id) = &hb.certificate {
+        hb.id = id.clone();
+    }
     match s.registry.heartbeat(hb) {
         Ok(()) => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
         Err(HeartbeatError::Invalid(m)) => error(StatusCode::BAD_REQUEST, "bad_request", &m),

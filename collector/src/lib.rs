@@ -100,7 +100,12 @@ where
         source_name: "configuration".into(),
         message,
     })?;
-    skein_otlp::tls::conn::set_limits(conn_limits(&cfg.server));
+    skein_otlp::tls::conn::set_limits(skein_otlp::tls::conn::ConnLimits::from_ms(
+        cfg.server.max_connections,
+        cfg.server.idle_timeout_ms,
+        cfg.server.header_timeout_ms,
+        cfg.server.body_timeout_ms,
+    ));
     let telemetry = telemetry::Telemetry::new();
     let data_dir = cfg.data_dir.clone();
     let store_err = |source| CollectorError::Store {
@@ -299,16 +304,6 @@ where
     match failure {
         Some(f) => Err(CollectorError::Serve(f)),
         None => Ok(()),
-    }
-}
-
-/// The listeners' connection limits from `[server]`.
-pub fn conn_limits(s: &skein_model::server::ServerSection) -> skein_otlp::tls::conn::ConnLimits {
-    skein_otlp::tls::conn::ConnLimits {
-        max_connections: s.max_connections,
-        idle_timeout: Duration::from_millis(s.idle_timeout_ms),
-        header_timeout: Duration::from_millis(s.header_timeout_ms),
-        body_timeout: Duration::from_millis(s.body_timeout_ms),
     }
 }
 

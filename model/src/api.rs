@@ -103,6 +103,11 @@ pub struct Heartbeat {
     /// sentence. Absent while shipping works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipping_blocked: Option<String>,
+    /// The identity (subject CN, else first DNS name) of the client certificate the heartbeat
+    /// came with, when the collector requires client certificates. Set by the collector, which
+    /// then also keys the agent by it: an agent cannot report as another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
 
 /// One file source in a heartbeat.

@@ -53,6 +53,19 @@ impl Default for ConnLimits {
     }
 }
 
+impl ConnLimits {
+    /// From a config's `[server]` numbers: the cap, then the idle, head and body timeouts in
+    /// milliseconds.
+    pub fn from_ms(max_connections: usize, idle: u64, header: u64, body: u64) -> ConnLimits {
+        ConnLimits {
+            max_connections,
+            idle_timeout: Duration::from_millis(idle),
+            header_timeout: Duration::from_millis(header),
+            body_timeout: Duration::from_millis(body),
+        }
+    }
+}
+
 struct Gate {
     limits: RwLock<ConnLimits>,
     open: AtomicUsize,
