@@ -445,6 +445,13 @@ mod tests {
     /// A router over real (temporary) indexes holding one trace: a root span with a request
     /// ID, a child span, and a log that carries only the request ID.
     fn app(token: Option<&str>) -> (Router, tempfile::TempDir) {
+        let (state, dir) = state(token);
+        let extra = Router::new().route("/api/v1/extra", get(|| async { "extra" }));
+        (router_with(state, extra), dir)
+    }
+
+    /// The state behind [`app`].
+    fn state(token: Option<&str>) -> (ApiState, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let mut logs = SplitStore::<Logs>::open(dir.path(), cfg()).unwrap();
         let mut spans = SplitStore::<Spans>::open(dir.path(), cfg()).unwrap();
@@ -500,8 +507,7 @@ mod tests {
             })
             .unwrap(),
         };
-        let extra = Router::new().route("/api/v1/extra", get(|| async { "extra" }));
-        (router_with(state, extra), dir)
+        (state, dir)
     }
 
     async fn call(
@@ -595,5 +601,59 @@ mod tests {
         let (s, v) = call(&app, "GET", "/api/v1/traces?min_duration=1h", None).await;
         assert_eq!(s, StatusCode::OK);
         assert!(v["traces"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_query_past_its_deadline_stops_in_the_store() {
+        let (s, _dir) = state(None);
+        assert!(matches!(s.engine.trace("req-1"), Ok(Some(_))));
+        let past = Instant::now();
+        let stopped = skein_model::deadline::with_deadline(past, || s.engine.trace("req-1"));
+        assert!(
+            matches!(stopped, Err(QueryError::Unavailable(_))),
+            "{stopped:?}"
+        );
+        let stopped = skein_model::deadline::with_deadline(past, || {
+            s.engine.logs(&crate::engine::LogQuery {
+                filter: LogFilter::default(),
+                range: None,
+                limit: 10,
+            })
+        });
+        assert!(matches!(stopped, Err(QueryError::Unavailable(_))));
+    }
+
+    #[tokio::test]
+    async fn queries_wait_for_a_place_and_a_timed_out_one_gives_its_place_back() {
+        let (mut s, _dir) = state(None);
+        s.slots = Arc::new(tokio::sync::Semaphore::new(1));
+        s.timeout = Duration::from_millis(300);
+        let app = router(s.clone());
+
+        // Every place taken: 503 busy, with Retry-After.
+        let held = s.slots.clone().acquire_owned().await.unwrap();
+        let (status, body) = call(&app, "GET", "/api/v1/traces/req-1", None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"], "busy", "{body}");
+        drop(held);
+        assert_eq!(
+            call(&app, "GET", "/api/v1/traces/req-1", None).await.0,
+            StatusCode::OK
+        );
+
+        // Work that runs until its deadline: the client gets 503 at the deadline and the work
+        // stops there, so the only place is free again for the next query.
+        let r = run_blocking(&s, "test", || {
+            loop {
+                if skein_model::deadline::expired() {
+                    return Err::<(), _>(QueryError::Unavailable("stopped".into()));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+        .await;
+        assert!(r.is_err());
+        let (status, body) = call(&app, "GET", "/api/v1/traces/req-1", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
 }
