@@ -1,14 +1,21 @@
-//! A log file that takes whole lines and rotates itself when it grows too big.
+//! A log file that takes whole lines and rotates itself when it grows too big. When another
+//! program renames the file away (logrotate's `create` mode), the next line after a short
+//! check interval goes to a new file at the path.
 
 use crate::DemoError;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Size past which a service's log file is rotated, in bytes (64 MiB).
 pub(crate) const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How often the path is checked for a rename by another program (one `stat` each time).
+const RENAME_CHECK: Duration = Duration::from_millis(100);
 
 /// A shared handle to one rotating log file.
 #[derive(Clone, Debug)]
@@ -24,6 +31,12 @@ struct Inner {
     /// Bytes in the current file.
     size: u64,
     max_bytes: u64,
+    /// Device and inode of the open file, to notice a rename by another program.
+    id: Option<(u64, u64)>,
+    /// When the path was last checked against `id`.
+    checked: Instant,
+    /// How often to check (shorter in tests).
+    check_every: Duration,
 }
 
 impl LogFile {
@@ -39,13 +52,16 @@ impl LogFile {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
         let file = open_append(path).map_err(fail)?;
-        let size = file.metadata().map_err(fail)?.len();
+        let meta = file.metadata().map_err(fail)?;
         Ok(LogFile {
             inner: Arc::new(Mutex::new(Inner {
                 path: path.to_path_buf(),
                 file: Some(file),
-                size,
+                size: meta.len(),
                 max_bytes,
+                id: Some((meta.dev(), meta.ino())),
+                checked: Instant::now(),
+                check_every: RENAME_CHECK,
             })),
         })
     }
@@ -59,6 +75,12 @@ impl LogFile {
         buf.push(b'\n');
         let mut inner = self.lock();
         let len = buf.len() as u64;
+        if inner.checked.elapsed() >= inner.check_every {
+            inner.checked = Instant::now();
+            if inner.renamed_away() {
+                inner.reopen();
+            }
+        }
         if inner.size > 0 && inner.size.saturating_add(len) > inner.max_bytes {
             inner.rotate();
         }
@@ -97,8 +119,19 @@ impl Inner {
 
     fn reopen(&mut self) {
         if let Ok(file) = open_append(&self.path) {
-            self.size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let meta = file.metadata().ok();
+            self.size = meta.as_ref().map_or(0, |m| m.len());
+            self.id = meta.map(|m| (m.dev(), m.ino()));
             self.file = Some(file);
+        }
+    }
+
+    /// True when the path no longer names the open file (renamed or deleted by another
+    /// program). A failed `stat` for another reason keeps the file.
+    fn renamed_away(&self) -> bool {
+        match std::fs::metadata(&self.path) {
+            Ok(m) => self.id != Some((m.dev(), m.ino())),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
         }
     }
 }
@@ -141,6 +174,27 @@ mod tests {
         log.write_line("eeee");
         assert_eq!(std::fs::read_to_string(&old).unwrap(), "cccc\ndddd\n");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "eeee\n");
+    }
+
+    #[test]
+    fn a_file_renamed_away_is_followed_by_a_new_one_at_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("svc.log");
+        let moved = dir.path().join("svc.log.rotated");
+        let log = LogFile::open(&path, MAX_LOG_BYTES).unwrap();
+        log.lock().check_every = Duration::ZERO;
+        log.write_line("before");
+        std::fs::rename(&path, &moved).unwrap();
+        // logrotate's `create`: a new empty file at the path.
+        std::fs::write(&path, "").unwrap();
+        log.write_line("after");
+        log.flush();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
+        std::fs::remove_file(&path).unwrap();
+        log.write_line("after removal");
+        log.flush();
+        assert_eq!(std::fs::read_to_string(&moved).unwrap(), "before\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after removal\n");
     }
 
     #[test]
