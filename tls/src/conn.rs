@@ -417,11 +417,3 @@ impl AsyncWrite for Conn {
         }
     }
 }
-
-impl tonic::transport::server::Connected for Conn {
-    type ConnectInfo = Peer;
-
-    fn connect_info(&self) -> Peer {
-        self.peer.clone()
-    }
-}

@@ -10,7 +10,7 @@
 //! file that cannot be used keeps the old certificate and logs a warning. With a client CA
 //! file, clients must present a certificate signed by it, and the certificate's subject CN (or
 //! its first DNS name) is the client's identity. [`server::Listener`] serves plain TCP or TLS
-//! to axum and to tonic alike; a failed handshake is logged and skipped.
+//! to REST and gRPC alike; a failed handshake is logged and skipped.
 //!
 //! Every HTTP listener is served by [`serve::serve`], under the process's connection limits
 //! ([`conn`]): a cap on open connections, idle and stall timeouts, HTTP/1 head and request body

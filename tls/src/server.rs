@@ -1,5 +1,5 @@
 //! The listener side: a certificate read again when its files change, optional client
-//! certificates, and one listener type for axum and tonic that serves plain TCP or TLS.
+//! certificates, and one listener type that serves plain TCP or TLS.
 
 use std::fmt;
 use std::io;
@@ -221,8 +221,8 @@ impl Acceptor {
     }
 }
 
-/// A listener serving plain TCP or TLS, for `axum::serve` (it implements
-/// [`axum::serve::Listener`]) and for tonic ([`Listener::into_incoming`]).
+/// A listener serving plain TCP or TLS, for [`crate::serve::serve`] (and `axum::serve`: it
+/// implements [`axum::serve::Listener`]).
 pub enum Listener {
     /// Plain TCP.
     Plain(TcpListener),
@@ -259,14 +259,6 @@ impl Listener {
     /// Whether connections are TLS.
     pub fn is_tls(&self) -> bool {
         matches!(self, Listener::Tls(_))
-    }
-
-    /// The accepted connections as a stream, for tonic's `serve_with_incoming`.
-    pub fn into_incoming(self) -> impl futures::Stream<Item = Result<Conn, io::Error>> + Send {
-        futures::stream::unfold(self, |mut l| async move {
-            let conn = next(&mut l).await?;
-            Some((Ok(conn), l))
-        })
     }
 }
 
