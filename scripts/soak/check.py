@@ -26,6 +26,7 @@ bad input.
 """
 
 import argparse
+import calendar
 import collections
 import glob
 import json
@@ -95,12 +96,10 @@ def read_files(logs_dir):
 
 def parse_rfc3339_ms(ts):
     """'2026-12-03T13:45:11.123Z' -> Unix milliseconds (the demo always writes this form)."""
-    import calendar
-
     if not ts.endswith("Z"):
         raise ValueError("timestamp %r is not UTC" % ts)
-    main, _, frac = ts[:-1].partition(".")
-    t = time.strptime(main, "%Y-%m-%dT%H:%M:%S")
+    whole, _, frac = ts[:-1].partition(".")
+    t = time.strptime(whole, "%Y-%m-%dT%H:%M:%S")
     ms = int((frac + "000")[:3]) if frac else 0
     return calendar.timegm(t) * 1000 + ms
 
