@@ -15,6 +15,8 @@
 //!   and on Prometheus with the same samples.
 //! - `alert-latency`: from a breaching record's 2xx to the webhook at a receiver.
 //! - `tui-frames`: `skein tui` frame time and idle CPU.
+//! - `overload`: `skein collector` (a child process) offered three times the ingest it
+//!   sustains over OTLP/HTTP and gRPC: refusals, RSS, lookup latency, recovery, nothing lost.
 //!
 //! Each prints tables, then one line of JSON with the results (the last line of output).
 //! Build and run in release mode: `cargo run --release -p skein-bench -- ingest`.
@@ -29,6 +31,7 @@ mod ingest;
 mod lookup;
 mod metrics_ingest;
 mod metrics_query;
+mod overload;
 mod tui_frames;
 mod util;
 
@@ -70,6 +73,8 @@ enum Cmd {
     AlertLatency(alert_latency::AlertLatencyArgs),
     /// `skein tui` frame time (10,000-span trace, logs at 10,000 lines/s) and idle CPU.
     TuiFrames(tui_frames::TuiFramesArgs),
+    /// `skein collector` at three times the ingest it sustains: refusals, RSS, lookups, loss.
+    Overload(overload::OverloadArgs),
 }
 
 fn main() -> Result<()> {
@@ -89,6 +94,7 @@ fn main() -> Result<()> {
         Cmd::MetricsQuery(a) => metrics_query::run(a)?,
         Cmd::AlertLatency(a) => alert_latency::run(a)?,
         Cmd::TuiFrames(a) => tui_frames::run(a)?,
+        Cmd::Overload(a) => overload::run(a)?,
     };
     out["wall_secs"] = started.elapsed().as_secs_f64().into();
     out["unix_time"] = (skein_model::time::now_unix_nano() / 1_000_000_000).into();

@@ -15,6 +15,8 @@ pub struct CollectorProc {
     pub pid: u32,
     /// OTLP/HTTP base URL.
     pub otlp: String,
+    /// OTLP/gRPC address (`host:port`).
+    pub grpc: String,
     /// Query API base URL.
     pub api: String,
     log: PathBuf,
@@ -59,6 +61,7 @@ impl CollectorProc {
             child,
             pid,
             otlp: String::new(),
+            grpc: String::new(),
             api: String::new(),
             log: log.to_path_buf(),
         };
@@ -77,6 +80,9 @@ impl CollectorProc {
         };
         me.otlp = addr("otlp_http=")?;
         me.api = addr("api=")?;
+        me.grpc = addr("otlp_grpc=")?
+            .trim_start_matches("http://")
+            .to_string();
         Ok(me)
     }
 
