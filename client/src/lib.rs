@@ -774,4 +774,35 @@ mod tests {
         assert!(!dbg.contains("s3cret"), "{dbg}");
         assert!(dbg.contains("redacted"));
     }
+
+    #[test]
+    fn tls_failures_say_which_flag_to_give() {
+        let hint = |d: &str| tls_hint(d);
+        assert!(
+            hint("connection error: received fatal alert: CertificateRequired")
+                .contains("--client-cert")
+        );
+        assert!(hint("invalid peer certificate: UnknownIssuer").contains("--ca-file"));
+        assert!(
+            hint("received fatal alert: BadCertificate").contains("refused the client certificate")
+        );
+        assert_eq!(hint("connection refused"), "");
+    }
+
+    #[test]
+    fn a_tls_file_that_cannot_be_used_is_named() {
+        let dir = std::env::temp_dir().join(format!("skein-client-tls-{}", std::process::id()));
+        let missing = dir.join("no-such-cert.pem");
+        let tls = ClientTls {
+            client_cert_file: Some(missing.clone()),
+            client_key_file: Some(dir.join("no-such-key.pem")),
+            // No roots are read, so the machine's own store plays no part.
+            insecure_skip_verify: true,
+            ..ClientTls::default()
+        };
+        let e = Client::with_tls("https://127.0.0.1:1", None, &tls).unwrap_err();
+        assert!(e.to_string().contains(missing.to_str().unwrap()), "{e}");
+        // Nothing asked for: reqwest's own set-up, no file read.
+        assert!(Client::with_tls("http://127.0.0.1:1", None, &ClientTls::default()).is_ok());
+    }
 }
