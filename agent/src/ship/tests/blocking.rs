@@ -15,8 +15,17 @@ async fn answers_are_acknowledged_while_an_append_holds_the_log_lock() {
     let run = ship(&buf, addr, fast_retry(), 4);
     until("batches 1 and 2 answered", || fake.delivered().len() == 2).await;
 
-    // An append stuck in a slow fsync holds the log lock; so does the test now.
-    let held = buf.hold_log_lock();
+    // An append stuck in a slow fsync holds the log lock; so does this thread now, until
+    // `release` is sent or dropped.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held) = tokio::sync::oneshot::channel();
+    let b = buf.clone();
+    let holder = std::thread::spawn(move || {
+        let _guard = b.hold_log_lock();
+        let _ = held_tx.send(());
+        let _ = released.recv();
+    });
+    held.await.unwrap();
     gate.add_permits(1);
     // Before the fix, acknowledging (and the next read) took this lock on the async task:
     // the shipper stopped here until the fsync ended.
@@ -31,7 +40,8 @@ async fn answers_are_acknowledged_while_an_append_holds_the_log_lock() {
             .collect::<Vec<_>>(),
         "on_ack ran for each batch, in buffer order, with the lock held"
     );
-    drop(held);
+    release.send(()).unwrap();
+    holder.join().unwrap();
 
     // Once the lock is free the shipper reads again: a new batch goes out.
     let b = buf.clone();
