@@ -201,6 +201,7 @@ async fn overload(a: &OverloadArgs, col: &CollectorProc) -> Result<(serde_json::
         }
     });
     let q0 = probe::query_seconds(&col.api, "trace").await?;
+    let e0 = probe::ingest_errors(&col.api).await?;
     let cpu0 = Cpu::now(col.pid);
     let t_over = Instant::now();
     let inflight = load::open_loop(
@@ -215,6 +216,15 @@ async fn overload(a: &OverloadArgs, col: &CollectorProc) -> Result<(serde_json::
     let t_over_end = Instant::now();
     let cpu = Cpu::now(col.pid).since(&cpu0);
     let q1 = probe::query_seconds(&col.api, "trace").await?;
+    let reasons: std::collections::BTreeMap<String, u64> = probe::ingest_errors(&col.api)
+        .await?
+        .into_iter()
+        .map(|(k, v)| {
+            let d = v.saturating_sub(e0.get(&k).copied().unwrap_or(0));
+            (k, d)
+        })
+        .filter(|(_, d)| *d > 0)
+        .collect();
     let server_trace_ms = if q1.1 > q0.1 {
         (q1.0 - q0.0) * 1000.0 / (q1.1 - q0.1)
     } else {
@@ -329,6 +339,10 @@ async fn overload(a: &OverloadArgs, col: &CollectorProc) -> Result<(serde_json::
         ),
         row("answers while overloaded", format!("{:?}", over.statuses())),
         row(
+            "  the collector's reasons (skein_ingest_errors_total)",
+            format!("{reasons:?}"),
+        ),
+        row(
             "refusals to retry with / without a retry hint",
             format!("{hinted} / {unhinted} (Retry-After on HTTP, RetryInfo on gRPC)"),
         ),
@@ -437,6 +451,7 @@ async fn overload(a: &OverloadArgs, col: &CollectorProc) -> Result<(serde_json::
         "offered_requests_per_s": req_rate,
         "calibration_statuses": cal.statuses(),
         "overload_statuses": over.statuses(),
+        "overload_refusal_reasons": reasons,
         "overload_sent": over.sent.load(Ordering::Relaxed),
         "overload_skipped": over.skipped.load(Ordering::Relaxed),
         "overload_acked_records": over_acked,

@@ -260,3 +260,26 @@ pub(super) fn sched_ns(pid: u32) -> BTreeMap<String, (u64, u64)> {
     }
     out
 }
+
+/// The collector's `skein_ingest_errors_total` samples (by signal and reason), as
+/// `labels -> count`.
+pub(super) async fn ingest_errors(api: &str) -> Result<BTreeMap<String, u64>> {
+    let text = reqwest::Client::new()
+        .get(format!("{api}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("skein_ingest_errors_total{") else {
+            continue;
+        };
+        let Some((labels, v)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let v: f64 = v.trim().parse().unwrap_or(0.0);
+        out.insert(labels.to_string(), v as u64);
+    }
+    Ok(out)
+}

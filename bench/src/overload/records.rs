@@ -40,7 +40,7 @@ pub(super) fn bodies(n: usize) -> Arc<Vec<String>> {
     let mut g = Gen::new(16, 0);
     Arc::new(
         (0..n)
-            .map(|i| g.body(if i % 17 == 0 { 17 } else { 9 }))
+            .map(|i| g.body(if i.is_multiple_of(17) { 17 } else { 9 }))
             .collect(),
     )
 }
@@ -54,7 +54,7 @@ pub(super) fn batch(bodies: &[String], batch: u64, n: usize) -> ExportLogsServic
     let records = (0..n)
         .map(|i| {
             let b = (batch as usize).wrapping_mul(n).wrapping_add(i) % bodies.len().max(1);
-            let severity = if b % 17 == 0 { 17 } else { 9 };
+            let severity = if b.is_multiple_of(17) { 17 } else { 9 };
             LogRecord {
                 time_unix_nano: now,
                 observed_time_unix_nano: now,
