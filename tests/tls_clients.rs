@@ -3,7 +3,8 @@
 //! the system's roots, through the receiver's `ca_file`, or not checked at all with
 //! `insecure_skip_verify`; a receiver whose certificate is not trusted gets nothing), the CLI
 //! reaches a query API with mTLS on with `--client-cert`/`--client-key` and is refused without
-//! them, and the TUI shows a collector's data over TLS with `--ca-file`.
+//! them, and the TUI shows a collector's data over TLS with `--ca-file` (and, without it, says
+//! to give it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -498,6 +499,15 @@ fn the_tui_shows_a_tls_collector_with_a_ca_file() {
     screen.send(b"3");
     let t = screen.wait_for("tls-gateway: POST /checkout", ARRIVAL);
     assert!(t.contains("tls-gateway: POST /checkout"), "{t}");
+    screen.send(b"q");
+    assert!(screen.wait_exit(Duration::from_secs(10)).success());
+
+    // Without the CA the collector's certificate is not trusted, and the screen says what to
+    // give.
+    let mut screen = Pty::spawn(&format!("{SKEIN} tui --api {api}"));
+    let t = screen.wait_for("--ca-file", ARRIVAL);
+    assert!(t.contains("--ca-file"), "{t}");
+    assert!(!t.contains("tls-payment"), "{t}");
     screen.send(b"q");
     assert!(screen.wait_exit(Duration::from_secs(10)).success());
 }

@@ -474,7 +474,10 @@ impl Client {
             detail.push_str(&s.to_string());
             source = s.source();
         }
-        let msg = if e.is_timeout() {
+        let msg = if let Some(hint) = tls_hint(&detail) {
+            // The hint first: the TUI's status line shows the start of the message only.
+            format!("TLS to {addr} failed: {hint} ({detail})")
+        } else if e.is_timeout() {
             format!(
                 "no answer from the query API at {addr} within {}s ({detail})",
                 TIMEOUT.as_secs()
@@ -487,26 +490,24 @@ impl Client {
         } else {
             format!("request to the query API at {addr} failed ({detail})")
         };
-        ClientError::Transport(format!("{msg}{}", tls_hint(&detail)))
+        ClientError::Transport(msg)
     }
 }
 
 /// What to do about a TLS failure, read from the error's text (rustls names its alerts and
-/// certificate errors); empty for other failures.
-fn tls_hint(detail: &str) -> &'static str {
+/// certificate errors); None for other failures. Short, so that it fits the TUI's status line.
+fn tls_hint(detail: &str) -> Option<&'static str> {
     if detail.contains("CertificateRequired") {
-        "; the query API asks for a client certificate: give one with --client-cert and \
-         --client-key (or SKEIN_CLIENT_CERT and SKEIN_CLIENT_KEY)"
+        Some("the query API wants a client certificate: give --client-cert and --client-key")
     } else if detail.contains("UnknownIssuer") {
-        "; the server's certificate is not signed by a CA this machine trusts: give that CA \
-         with --ca-file (or SKEIN_CA_FILE)"
+        Some("the server's certificate is from an unknown CA: give its CA with --ca-file")
     } else if ["BadCertificate", "UnknownCA", "CertificateUnknown"]
         .iter()
         .any(|a| detail.contains(&format!("alert: {a}")))
     {
-        "; the query API refused the client certificate: check --client-cert and --client-key"
+        Some("the query API refused the client certificate: check --client-cert and --client-key")
     } else {
-        ""
+        None
     }
 }
 
@@ -777,16 +778,16 @@ mod tests {
 
     #[test]
     fn tls_failures_say_which_flag_to_give() {
-        let hint = |d: &str| tls_hint(d);
-        assert!(
-            hint("connection error: received fatal alert: CertificateRequired")
-                .contains("--client-cert")
-        );
+        let hint = |d: &str| tls_hint(d).unwrap_or_default();
+        let needs_cert = hint("connection error: received fatal alert: CertificateRequired");
+        assert!(needs_cert.contains("--client-cert"), "{needs_cert}");
         assert!(hint("invalid peer certificate: UnknownIssuer").contains("--ca-file"));
+        let refused = hint("received fatal alert: BadCertificate");
         assert!(
-            hint("received fatal alert: BadCertificate").contains("refused the client certificate")
+            refused.contains("refused the client certificate"),
+            "{refused}"
         );
-        assert_eq!(hint("connection refused"), "");
+        assert_eq!(tls_hint("connection refused"), None);
     }
 
     #[test]
