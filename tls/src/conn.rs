@@ -7,14 +7,15 @@
 //! the idle timeout shrinks to [`PRESSURE_IDLE`], so idle clients make room for working ones
 //! (Envoy's overload manager does the same).
 //!
-//! A connection is idle when no request is in progress on it ([`Activity`], counted by
+//! A connection that has not begun a request within the head timeout of being accepted is
+//! closed, whatever it trickles. A connection is idle when no request is in progress on it ([`Activity`], counted by
 //! [`crate::serve`]) and no byte moved either way for the idle timeout. A response the client
 //! does not read is cut when no byte could be written for the idle timeout, request or not.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -166,13 +167,18 @@ fn millis_since_start() -> u64 {
 pub struct Activity {
     active: AtomicUsize,
     last_ms: AtomicU64,
+    born_ms: u64,
+    seen_request: AtomicBool,
 }
 
 impl Activity {
     fn new() -> Arc<Activity> {
+        let now = millis_since_start();
         Arc::new(Activity {
             active: AtomicUsize::new(0),
-            last_ms: AtomicU64::new(millis_since_start()),
+            last_ms: AtomicU64::new(now),
+            born_ms: now,
+            seen_request: AtomicBool::new(false),
         })
     }
 
@@ -183,12 +189,17 @@ impl Activity {
     /// Marks a request in progress until the guard is dropped.
     pub fn begin(self: &Arc<Self>) -> InProgress {
         self.active.fetch_add(1, Ordering::AcqRel);
+        self.seen_request.store(true, Ordering::Relaxed);
         InProgress(self.clone())
     }
 
     /// Requests in progress.
     pub fn in_progress(&self) -> usize {
         self.active.load(Ordering::Acquire)
+    }
+
+    fn age(&self) -> Duration {
+        Duration::from_millis(millis_since_start().saturating_sub(self.born_ms))
     }
 
     fn quiet_for(&self) -> Duration {
@@ -292,7 +303,20 @@ impl Conn {
         } else {
             idle_timeout_now()
         };
+        // A client that has not begun a request within the head timeout of connecting is
+        // cut, however many bytes it trickles (an HTTP/2 preface or TLS-wrapped head sent
+        // one byte a second has no other bound).
+        let first_by =
+            (!writing && !a.seen_request.load(Ordering::Relaxed)).then(|| limits().header_timeout);
         loop {
+            if let Some(first) = first_by
+                && a.age() >= first
+            {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no request began within {first:?} of connecting"),
+                )));
+            }
             let quiet = a.quiet_for();
             if quiet >= limit {
                 let what = if writing {
@@ -307,7 +331,10 @@ impl Conn {
             }
             // Look again at least every PRESSURE_IDLE, so a timeout that shrinks under
             // pressure takes effect.
-            let wait = (limit - quiet).min(PRESSURE_IDLE);
+            let mut wait = (limit - quiet).min(PRESSURE_IDLE);
+            if let Some(first) = first_by {
+                wait = wait.min(first.saturating_sub(a.age()));
+            }
             let deadline = tokio::time::Instant::now() + wait;
             let timer = self
                 .timer
