@@ -30,6 +30,9 @@ pub struct RouteTiming {
     pub repeat_interval: Duration,
 }
 
+/// Separates a group's key from the place of its route among same-matcher siblings.
+const TWIN: char = '\u{1}';
+
 /// A node of the routing tree.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -87,15 +90,39 @@ impl Route {
         out
     }
 
-    fn path(&self, id: usize, prefix: &str) -> Option<String> {
-        let me = format!(
-            "{prefix}{{{}}}",
+    fn matchers_text(&self) -> String {
+        format!(
+            "{{{}}}",
             self.matchers
                 .iter()
                 .map(|m| m.matcher.to_string())
                 .collect::<Vec<_>>()
                 .join(",")
-        );
+        )
+    }
+
+    /// Among the siblings of route `id` with the same matchers, its place (0 for the first).
+    /// Alertmanager keeps such twins apart (its route ID); their group keys read the same.
+    fn twin_index(&self, id: usize) -> Option<usize> {
+        for (i, c) in self.children.iter().enumerate() {
+            if c.id == id {
+                let mine = c.matchers_text();
+                return Some(
+                    self.children[..i]
+                        .iter()
+                        .filter(|s| s.matchers_text() == mine)
+                        .count(),
+                );
+            }
+            if let Some(n) = c.twin_index(id) {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn path(&self, id: usize, prefix: &str) -> Option<String> {
+        let me = format!("{prefix}{}", self.matchers_text());
         if self.id == id {
             return Some(me);
         }
@@ -263,11 +290,16 @@ impl Dispatcher {
         for a in alerts {
             for r in root.matching(&a.labels) {
                 let gl = group_labels(&r.timing.group_by, &a.labels);
-                let key = format!(
+                let mut key = format!(
                     "{}:{}",
                     root.path(r.id, "").unwrap_or_default(),
                     label_text(&gl)
                 );
+                // A second route with the same matchers under the same parent (`continue`
+                // to two receivers) gets groups of its own; its notices show the same key.
+                if let Some(n) = root.twin_index(r.id).filter(|n| *n > 0) {
+                    key.push_str(&format!("{TWIN}{n}"));
+                }
                 present.insert(format!("{key}\u{0}{}", a.fingerprint));
                 let g = self.groups.entry(key).or_insert_with(|| Group {
                     route: r.id,
@@ -376,7 +408,7 @@ impl Dispatcher {
                         common_annotations,
                         external_url: external_url.to_string(),
                         version: "4".into(),
-                        group_key: key.clone(),
+                        group_key: key.split(TWIN).next().unwrap_or_default().to_string(),
                         truncated_alerts: truncated as u64,
                     };
                     if !push(&Outgoing {

@@ -207,6 +207,38 @@ fn routes_by_matchers_with_continue_and_truncates() {
 }
 
 #[test]
+fn sibling_routes_with_the_same_matchers_each_notify_their_receiver() {
+    let mut r = route(&["alertname"], 0, 1_000, 1_000_000);
+    let mut twins = Vec::new();
+    for (id, receiver) in [(1, "pager"), (2, "team")] {
+        let mut c = Route::root(receiver.into());
+        c.id = id;
+        c.matchers = vec![CompiledMatcher::parse("service=payment").unwrap()];
+        c.timing = r.timing.clone();
+        c.continue_ = true;
+        twins.push(c);
+    }
+    r.children = twins;
+    let mut d = Dispatcher::default();
+    let mut out = d.tick(0, &[snap("X", "payment", 0, None)], &r, &opts(), "");
+    out.sort_by(|x, y| x.receiver.cmp(&y.receiver));
+    let receivers: Vec<_> = out.iter().map(|o| o.receiver.as_str()).collect();
+    assert_eq!(receivers, ["pager", "team"]);
+    // Both show Alertmanager's group key, the same for both.
+    for o in &out {
+        assert_eq!(
+            o.message.group_key,
+            "{}/{service=\"payment\"}:{alertname=\"X\"}"
+        );
+    }
+    // Resolving reaches both too.
+    let mut out = d.tick(2_000, &[], &r, &opts(), "");
+    out.sort_by(|x, y| x.receiver.cmp(&y.receiver));
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|o| o.message.status == "resolved"));
+}
+
+#[test]
 fn inhibition_needs_source_target_and_equal_labels() {
     let rule = Inhibit {
         source: vec![CompiledMatcher::parse("alertname=AgentDown").unwrap()],
