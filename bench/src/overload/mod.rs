@@ -147,7 +147,7 @@ pub fn run(a: OverloadArgs) -> Result<serde_json::Value> {
 
 async fn overload(a: &OverloadArgs, col: &CollectorProc) -> Result<(serde_json::Value, bool)> {
     let load_start = util::load();
-    let idle_rss = probe::rss(col.pid).unwrap_or(0);
+    let idle_rss = probe::rss(col.pid).unwrap_or_default();
     let rss = RssSampler::start(col.pid);
     let shared = Arc::new(Shared::new(a.batch, records::bodies(4096)));
     let half = a.clients / 2;
@@ -277,14 +277,18 @@ async fn overload(a: &OverloadArgs, col: &CollectorProc) -> Result<(serde_json::
     let settle_secs = t_settle.elapsed().as_secs_f64();
     let found = verify::check(&col.api, &acked, a.batch, 2).await?;
     let found_unknown = verify::check(&col.api, &unknown, a.batch, 2).await?;
-    let final_rss = probe::rss(col.pid).unwrap_or(0);
+    let final_rss = probe::rss(col.pid).unwrap_or_default();
     let hwm = crate::agent_util::proc_stat(col.pid)
         .map(|s| s.hwm)
         .unwrap_or(0);
 
     let peak_cal = probe::peak(&samples, t_cal, t_cal_end);
     let peak_over = probe::peak(&samples, t_over, t_drained);
-    let peak_all = samples.iter().map(|(_, r)| *r).max().unwrap_or(0);
+    let peak_all = probe::peak(
+        &samples,
+        t_cal,
+        samples.last().map(|(t, _)| *t).unwrap_or(t_cal),
+    );
     let budget = a.memory_budget_mb * 1024 * 1024;
     let over_secs = (t_over_end - t_over).as_secs_f64();
     let over_acked = over.acked_records.load(Ordering::Relaxed);
@@ -347,22 +351,41 @@ async fn overload(a: &OverloadArgs, col: &CollectorProc) -> Result<(serde_json::
             format!("{hinted} / {unhinted} (Retry-After on HTTP, RetryInfo on gRPC)"),
         ),
         row(
-            "RSS idle / peak calibrating / peak overloaded / end",
+            "VmRSS idle / peak calibrating / peak overloaded / end",
             format!(
                 "{:.0} / {:.0} / {:.0} / {:.0} MiB (VmHWM {:.0} MiB)",
-                mib(idle_rss),
-                mib(peak_cal),
-                mib(peak_over),
-                mib(final_rss),
+                mib(idle_rss.all),
+                mib(peak_cal.all),
+                mib(peak_over.all),
+                mib(final_rss.all),
                 mib(hwm)
+            ),
+        ),
+        row(
+            "  RssAnon (heap; the rest is mapped index files)",
+            format!(
+                "{:.0} / {:.0} / {:.0} / {:.0} MiB",
+                mib(idle_rss.anon),
+                mib(peak_cal.anon),
+                mib(peak_over.anon),
+                mib(final_rss.anon),
             ),
         ),
         row(
             "memory budget (limits.memory_budget_mb)",
             format!(
-                "{} MiB: peak RSS {} it",
+                "{} MiB: peak VmRSS {}, peak RssAnon {}",
                 a.memory_budget_mb,
-                if peak_all <= budget { "under" } else { "OVER" }
+                if peak_all.all <= budget {
+                    "under it"
+                } else {
+                    "OVER it"
+                },
+                if peak_all.anon <= budget {
+                    "under it"
+                } else {
+                    "OVER it"
+                },
             ),
         ),
         row(
@@ -440,6 +463,22 @@ async fn overload(a: &OverloadArgs, col: &CollectorProc) -> Result<(serde_json::
         &rows,
     );
 
+    let rss_json = serde_json::json!({
+            "rss_idle_bytes": idle_rss.all,
+            "rss_peak_calibrating_bytes": peak_cal.all,
+            "rss_peak_overloaded_bytes": peak_over.all,
+            "rss_peak_bytes": peak_all.all,
+            "rss_end_bytes": final_rss.all,
+            "rss_anon_idle_bytes": idle_rss.anon,
+            "rss_anon_peak_calibrating_bytes": peak_cal.anon,
+            "rss_anon_peak_overloaded_bytes": peak_over.anon,
+            "rss_anon_peak_bytes": peak_all.anon,
+            "rss_anon_end_bytes": final_rss.anon,
+            "rss_hwm_bytes": hwm,
+            "memory_budget_mb": a.memory_budget_mb,
+            "rss_under_budget": peak_all.all <= budget,
+            "rss_anon_under_budget": peak_all.anon <= budget,
+    });
     let out = serde_json::json!({
         "bench": "overload",
         "batch": a.batch,
@@ -457,13 +496,7 @@ async fn overload(a: &OverloadArgs, col: &CollectorProc) -> Result<(serde_json::
         "overload_acked_records": over_acked,
         "retry_hinted": hinted,
         "retry_unhinted": unhinted,
-        "rss_idle_bytes": idle_rss,
-        "rss_peak_calibrating_bytes": peak_cal,
-        "rss_peak_overloaded_bytes": peak_over,
-        "rss_peak_bytes": peak_all,
-        "rss_hwm_bytes": hwm,
-        "memory_budget_mb": a.memory_budget_mb,
-        "rss_under_budget": peak_all <= budget,
+        "rss": rss_json,
         "lookups_overloaded": lo,
         "lookup_handler_mean_ms_overloaded": server_trace_ms,
         "cpu_cores_overloaded": {

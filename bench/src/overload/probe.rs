@@ -110,20 +110,36 @@ pub(super) async fn lookups(
 /// The collector's RSS, read from `/proc/PID/status` every 100 ms on a thread of its own.
 pub(super) struct RssSampler {
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<Vec<(Instant, u64)>>>,
+    thread: Option<std::thread::JoinHandle<Vec<(Instant, Rss)>>>,
 }
 
-/// VmRSS of `pid` in bytes.
-pub(super) fn rss(pid: u32) -> Option<u64> {
+/// Resident memory of a process, bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Rss {
+    /// VmRSS: everything resident.
+    pub all: u64,
+    /// RssAnon: the heap and stacks, what the process itself allocated. The rest is mostly
+    /// files mapped into memory (tantivy's segment files), which the kernel can drop.
+    pub anon: u64,
+}
+
+/// [`Rss`] of `pid`.
+pub(super) fn rss(pid: u32) -> Option<Rss> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = s
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    let kib = |key: &str| -> Option<u64> {
+        let v: u64 = s
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        Some(v * 1024)
+    };
+    Some(Rss {
+        all: kib("VmRSS:")?,
+        anon: kib("RssAnon:").unwrap_or(0),
+    })
 }
 
 impl RssSampler {
@@ -147,7 +163,7 @@ impl RssSampler {
     }
 
     /// Stops sampling; every sample with its time.
-    pub fn finish(mut self) -> Vec<(Instant, u64)> {
+    pub fn finish(mut self) -> Vec<(Instant, Rss)> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread
             .take()
@@ -156,14 +172,13 @@ impl RssSampler {
     }
 }
 
-/// The largest sample between `from` and `to`, bytes.
-pub(super) fn peak(samples: &[(Instant, u64)], from: Instant, to: Instant) -> u64 {
-    samples
-        .iter()
-        .filter(|(t, _)| *t >= from && *t <= to)
-        .map(|(_, r)| *r)
-        .max()
-        .unwrap_or(0)
+/// The largest samples (VmRSS and RssAnon, each its own peak) between `from` and `to`.
+pub(super) fn peak(samples: &[(Instant, Rss)], from: Instant, to: Instant) -> Rss {
+    let within = || samples.iter().filter(|(t, _)| *t >= from && *t <= to);
+    Rss {
+        all: within().map(|(_, r)| r.all).max().unwrap_or(0),
+        anon: within().map(|(_, r)| r.anon).max().unwrap_or(0),
+    }
 }
 
 /// Busy and total jiffies of the whole machine, from the first line of `/proc/stat`.
