@@ -8,9 +8,8 @@
 mod common;
 
 use common::{
-    Collector, assert_error_body, client, get_json, get_json_with, kv, log_record, logs_request,
-    new_trace_id, now_nanos, post, raw_logs_export, span, traces_request, unique, url_with,
-    wait_for,
+    Collector, assert_error_body, assert_serving, client, get_json, get_json_with, kv,
+    new_trace_id, now_nanos, post, raw_logs_export, span, traces_request, url_with, wait_for,
 };
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -103,27 +102,6 @@ fn send_logs(c: &Collector, encoding: Option<&str>, body: Vec<u8>) -> (u16, Valu
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
-}
-
-/// A valid log batch is accepted and found by its request ID.
-fn assert_serving(c: &Collector) {
-    let rid = format!("req-hostile-{}", unique());
-    let req = logs_request(
-        "checker",
-        vec![log_record(
-            "ok",
-            9,
-            now_nanos(),
-            vec![kv("request_id", &rid)],
-        )],
-    );
-    let (status, body) = send_logs(c, None, req.encode_to_vec());
-    assert_eq!(status, 200, "a valid batch is refused: {body}");
-    let url = format!("{}/api/v1/traces/{rid}", c.api_base());
-    assert!(
-        wait_for(|| get_json(&url).0 == 200, Duration::from_secs(20)),
-        "the valid batch is not searchable"
-    );
 }
 
 #[test]

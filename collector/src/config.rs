@@ -62,68 +62,7 @@ impl Default for CollectorConfig {
     }
 }
 
-/// TLS on the OTLP/HTTP, OTLP/gRPC and query API listeners. `cert_file` and `key_file` go
-/// together; with neither, the listeners are plain. The files are read again when they change.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsSection {
-    /// PEM certificate chain, the server's certificate first.
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of the certificate.
-    pub key_file: Option<PathBuf>,
-    /// PEM CA certificates; when set, clients must present a certificate signed by one of
-    /// them (mTLS).
-    pub client_ca_file: Option<PathBuf>,
-}
-
-impl TlsSection {
-    /// The server TLS files, read once to check them; None when TLS is off. The error names
-    /// the key and the file.
-    pub fn server(&self) -> Result<Option<skein_otlp::tls::server::ServerTls>, String> {
-        let (cert_file, key_file) = match (&self.cert_file, &self.key_file) {
-            (Some(c), Some(k)) => (c.clone(), k.clone()),
-            (None, None) => {
-                if let Some(ca) = &self.client_ca_file {
-                    return Err(format!(
-                        "key tls.client_ca_file: value \"{}\" needs tls.cert_file and tls.key_file",
-                        ca.display()
-                    ));
-                }
-                return Ok(None);
-            }
-            (Some(c), None) => {
-                return Err(format!(
-                    "key tls.cert_file: value \"{}\" needs tls.key_file too",
-                    c.display()
-                ));
-            }
-            (None, Some(k)) => {
-                return Err(format!(
-                    "key tls.key_file: value \"{}\" needs tls.cert_file too",
-                    k.display()
-                ));
-            }
-        };
-        let tls = skein_otlp::tls::server::ServerTls {
-            cert_file,
-            key_file,
-            client_ca_file: self.client_ca_file.clone(),
-        };
-        skein_otlp::tls::server::check(&tls).map_err(|e| {
-            let key = match e.path() {
-                Some(p) if p == tls.cert_file => "tls.cert_file",
-                Some(p) if p == tls.key_file => "tls.key_file",
-                Some(p) if Some(p) == tls.client_ca_file.as_deref() => "tls.client_ca_file",
-                _ => "tls.cert_file",
-            };
-            match e.path() {
-                Some(p) => format!("key {key}: value \"{}\": {e}", p.display()),
-                None => format!("key {key}: {e}"),
-            }
-        })?;
-        Ok(Some(tls))
-    }
-}
+pub use skein_otlp::tls::section::TlsSection;
 
 /// The metrics store (`<data_dir>/tsdb`) and the metrics derived from spans.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

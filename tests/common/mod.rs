@@ -431,6 +431,36 @@ pub fn post(
     Ok((status, bytes))
 }
 
+/// A log with a new request ID is accepted over OTLP/HTTP and then found by that ID through
+/// the query API: the collector still serves.
+pub fn assert_serving(c: &Collector) {
+    let rid = format!("req-serving-{}", unique());
+    let req = logs_request(
+        "checker",
+        vec![log_record(
+            "ok",
+            9,
+            now_nanos(),
+            vec![kv("request_id", &rid)],
+        )],
+    );
+    let url = format!("{}/v1/logs", c.http_base());
+    let body = prost::Message::encode_to_vec(&req);
+    let (status, bytes) = post(&client(), &url, "application/x-protobuf", None, body)
+        .unwrap_or_else(|e| panic!("POST {url}: no answer: {e}"));
+    assert_eq!(
+        status,
+        200,
+        "a valid batch is refused: {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let url = format!("{}/api/v1/traces/{rid}", c.api_base());
+    assert!(
+        wait_for(|| get_json(&url).0 == 200, Duration::from_secs(30)),
+        "the valid batch is not found by its request ID"
+    );
+}
+
 /// `base` + `path` with the query parameters encoded.
 pub fn url_with(base: &str, path: &str, params: &[(&str, &str)]) -> String {
     reqwest::Url::parse_with_params(&format!("{base}{path}"), params)

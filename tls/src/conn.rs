@@ -387,6 +387,28 @@ impl AsyncRead for Conn {
     }
 }
 
+impl Conn {
+    /// After a write to the inner stream: progress counts as activity; a write that cannot
+    /// go on for the idle timeout fails the connection.
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match r {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.peer.activity.touch();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            // poll_quiet is Pending or an error, never Ready(Ok).
+            Poll::Pending => self.poll_quiet(cx, true).map(|r| r.map(|()| 0)),
+        }
+    }
+}
+
 impl AsyncWrite for Conn {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -394,16 +416,8 @@ impl AsyncWrite for Conn {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match both!(this, s => s.poll_write(cx, buf)) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.peer.activity.touch();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => this.poll_quiet(cx, true).map(|r| r.map(|()| 0)),
-        }
+        let r = both!(this, s => s.poll_write(cx, buf));
+        this.wrote(cx, r)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -425,16 +439,8 @@ impl AsyncWrite for Conn {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match both!(this, s => s.poll_write_vectored(cx, bufs)) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.peer.activity.touch();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => this.poll_quiet(cx, true).map(|r| r.map(|()| 0)),
-        }
+        let r = both!(this, s => s.poll_write_vectored(cx, bufs));
+        this.wrote(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {

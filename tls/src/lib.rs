@@ -19,6 +19,8 @@
 #[cfg(feature = "server")]
 pub mod conn;
 #[cfg(feature = "server")]
+pub mod section;
+#[cfg(feature = "server")]
 pub mod serve;
 #[cfg(feature = "server")]
 pub mod server;
