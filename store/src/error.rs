@@ -56,7 +56,6 @@ impl StoreError {
         }
     }
 
-
     pub(crate) fn index(context: impl Into<String>, source: tantivy::TantivyError) -> Self {
         StoreError::Index {
             context: context.into(),
