@@ -7,144 +7,20 @@
 mod common;
 
 use common::agent::Agent;
-use common::{
-    Collector, SKEIN, kv, log_record, logs_request, now_nanos, unique, url_with, wait_for,
-};
+use common::pki::Pki;
+use common::tls::{client_tls, count_logs, grpc_export, https, tls_section};
+use common::{Collector, SKEIN, kv, log_record, logs_request, now_nanos, unique, wait_for};
 use prost::Message;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 const ARRIVAL: Duration = Duration::from_secs(60);
-
-/// A test CA; it signs the agent's server certificate and the apps' client certificates.
-struct Ca {
-    dir: PathBuf,
-    issuer: Issuer<'static, KeyPair>,
-    file: PathBuf,
-}
-
-impl Ca {
-    fn new(dir: &Path) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "agent tls test ca");
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        let file = dir.join("ca.pem");
-        std::fs::write(&file, cert.pem()).unwrap();
-        Ca {
-            dir: dir.to_path_buf(),
-            issuer: Issuer::new(params, key),
-            file,
-        }
-    }
-
-    /// `<name>.pem` and `<name>.key`, subject `cn`, valid for 127.0.0.1 and localhost.
-    fn issue(&self, name: &str, cn: &str) -> (PathBuf, PathBuf) {
-        let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let c = self.dir.join(format!("{name}.pem"));
-        let k = self.dir.join(format!("{name}.key"));
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    }
-}
-
-fn client_tls(ca: &Path, cert: Option<(&Path, &Path)>) -> rustls::ClientConfig {
-    skein_tls::client_config(&skein_tls::ClientTls {
-        ca_file: Some(ca.to_path_buf()),
-        client_cert_file: cert.map(|c| c.0.to_path_buf()),
-        client_key_file: cert.map(|c| c.1.to_path_buf()),
-        insecure_skip_verify: false,
-    })
-    .unwrap()
-}
-
-fn https(tls: rustls::ClientConfig) -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-/// One OTLP/gRPC logs export over TLS (h2 by ALPN) to `addr`.
-fn grpc_export(
-    addr: SocketAddr,
-    mut tls: rustls::ClientConfig,
-    req: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
-) -> Result<(), String> {
-    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let connect = tower::service_fn(move |_: tonic::codegen::http::Uri| {
-            let connector = connector.clone();
-            async move {
-                let tcp = tokio::net::TcpStream::connect(addr).await?;
-                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-                let s = connector.connect(name, tcp).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        });
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_with_connector(connect)
-            .await
-            .map_err(|e| format!("connect: {e:?}"))?;
-        LogsServiceClient::new(channel)
-            .export(req)
-            .await
-            .map_err(|e| format!("export: {e:?}"))?;
-        Ok(())
-    })
-}
-
-/// How many logs the collector's (plain) API finds for `q`.
-fn count_logs(api: &str, q: &str) -> usize {
-    let url = url_with(
-        api,
-        "/api/v1/logs",
-        &[("q", q), ("limit", "1000"), ("since", "30d")],
-    );
-    let (status, body) = common::get_json(&url);
-    if status != 200 {
-        return 0;
-    }
-    body["logs"].as_array().map_or(0, |a| a.len())
-}
-
-fn tls_section(cert: &Path, key: &Path, client_ca: Option<&Path>) -> String {
-    let mut text = format!(
-        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-        cert.display(),
-        key.display()
-    );
-    if let Some(ca) = client_ca {
-        text.push_str(&format!("client_ca_file = \"{}\"\n", ca.display()));
-    }
-    text
-}
 
 #[test]
 fn local_apps_export_to_the_agent_over_mtls_and_clients_without_a_certificate_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let ca = Ca::new(dir);
+    let ca = Pki::new(dir, "agent");
     let (server_cert, server_key) = ca.issue("agent-server", "agent.test");
     let (app_cert, app_key) = ca.issue("app", "payment-app");
     let collector = Collector::start(&[]);
@@ -166,16 +42,17 @@ enabled = false
 {tls}"#,
         data = dir.join("agent-data").display(),
         http = collector.otlp_http,
-        tls = tls_section(&server_cert, &server_key, Some(&ca.file)),
+        tls = tls_section(&server_cert, &server_key, Some(&ca.ca_file)),
     );
     let agent_dir = dir.join("agent");
     std::fs::create_dir_all(&agent_dir).unwrap();
     let agent = Agent::start(&agent_dir, &agent_toml);
     let api = collector.api_base();
+    let plain = common::client();
     let tag = unique();
 
     // OTLP/HTTP over TLS with the app's certificate: acknowledged.
-    let app = https(client_tls(&ca.file, Some((&app_cert, &app_key))));
+    let app = https(client_tls(&ca.ca_file, Some((&app_cert, &app_key))));
     let record = |text: &str| log_record(text, 9, now_nanos(), vec![kv("tag", &tag)]);
     let resp = app
         .post(format!("https://{}/v1/logs", agent.addrs.otlp_http))
@@ -188,7 +65,7 @@ enabled = false
     // OTLP/gRPC over TLS (h2) with the app's certificate: acknowledged.
     grpc_export(
         agent.addrs.otlp_grpc,
-        client_tls(&ca.file, Some((&app_cert, &app_key))),
+        client_tls(&ca.ca_file, Some((&app_cert, &app_key))),
         logs_request("payment", vec![record("over grpc with tls")]),
     )
     .unwrap();
@@ -196,9 +73,9 @@ enabled = false
     // Both reach the collector through the agent's buffer.
     let q = format!("tag:{tag}");
     assert!(
-        wait_for(|| count_logs(&api, &q) == 2, ARRIVAL),
+        wait_for(|| count_logs(&plain, &api, &q) == 2, ARRIVAL),
         "{} of 2 exports arrived\nagent:\n{}\ncollector:\n{}",
-        count_logs(&api, &q),
+        count_logs(&plain, &api, &q),
         agent.output(),
         collector.output()
     );
@@ -217,7 +94,7 @@ enabled = false
     assert_eq!(health.status().as_u16(), 200);
 
     // Without a client certificate, every listener refuses the handshake.
-    let anonymous = https(client_tls(&ca.file, None));
+    let anonymous = https(client_tls(&ca.ca_file, None));
     let refused = anonymous
         .post(format!("https://{}/v1/logs", agent.addrs.otlp_http))
         .header("content-type", "application/x-protobuf")
@@ -236,7 +113,7 @@ enabled = false
     assert!(
         grpc_export(
             agent.addrs.otlp_grpc,
-            client_tls(&ca.file, None),
+            client_tls(&ca.ca_file, None),
             logs_request("payment", vec![record("anonymous grpc")]),
         )
         .is_err()
@@ -255,7 +132,7 @@ enabled = false
     );
     // Nothing from the refused clients was buffered or shipped.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(count_logs(&api, &q), 2);
+    assert_eq!(count_logs(&plain, &api, &q), 2);
 }
 
 /// Runs `skein agent --config <file> --check-config` and the agent itself: both exit 2
@@ -264,7 +141,7 @@ enabled = false
 fn bad_agent_tls_files_are_config_errors_naming_file_key_and_value() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let ca = Ca::new(dir);
+    let ca = Pki::new(dir, "agent");
     let (cert, _) = ca.issue("agent-server", "agent.test");
     let missing = dir.join("missing.key");
     let config = dir.join("agent.toml");

@@ -7,181 +7,20 @@
 mod common;
 
 use common::agent::Agent;
-use common::{
-    Collector, SKEIN, kv, log_record, logs_request, now_nanos, read_all, unique, url_with, wait_for,
-};
+use common::pki::Pki;
+use common::tls::{client_tls, count_logs, grpc_export, handshake, https, tls_config_file};
+use common::{Collector, kv, log_record, logs_request, now_nanos, run_skein, unique, wait_for};
 use prost::Message;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 const ARRIVAL: Duration = Duration::from_secs(60);
-
-/// A test CA and the files of the certificates it signs.
-struct Pki {
-    dir: PathBuf,
-    issuer: Issuer<'static, KeyPair>,
-    ca_file: PathBuf,
-}
-
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "skein test ca");
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        let ca_file = dir.join("ca.pem");
-        std::fs::write(&ca_file, cert.pem()).unwrap();
-        Pki {
-            dir: dir.to_path_buf(),
-            issuer: Issuer::new(params, key),
-            ca_file,
-        }
-    }
-
-    /// Writes `<name>.pem` and `<name>.key` for a certificate with subject `cn`, valid for
-    /// 127.0.0.1 and localhost.
-    fn issue(&self, name: &str, cn: &str) -> (PathBuf, PathBuf) {
-        let (cert, key) = self.issue_text(cn);
-        let (c, k) = (
-            self.dir.join(format!("{name}.pem")),
-            self.dir.join(format!("{name}.key")),
-        );
-        std::fs::write(&c, cert).unwrap();
-        std::fs::write(&k, key).unwrap();
-        (c, k)
-    }
-
-    fn issue_text(&self, cn: &str) -> (String, String) {
-        let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-fn client_tls(ca: &Path, cert: Option<(&Path, &Path)>) -> rustls::ClientConfig {
-    skein_tls::client_config(&skein_tls::ClientTls {
-        ca_file: Some(ca.to_path_buf()),
-        client_cert_file: cert.map(|c| c.0.to_path_buf()),
-        client_key_file: cert.map(|c| c.1.to_path_buf()),
-        insecure_skip_verify: false,
-    })
-    .unwrap()
-}
-
-fn https(tls: rustls::ClientConfig) -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-/// Handshakes with `addr` offering `alpn`; the served certificate's CN and the protocol
-/// agreed.
-fn handshake(
-    addr: SocketAddr,
-    mut tls: rustls::ClientConfig,
-    alpn: &[u8],
-) -> Result<(String, Option<Vec<u8>>), String> {
-    tls.alpn_protocols = vec![alpn.to_vec()];
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(tls), name).unwrap();
-    let mut tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    while conn.is_handshaking() {
-        conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
-    }
-    let cert = conn
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .ok_or("no certificate")?;
-    let cn = skein_tls::server::identity(cert).ok_or("no CN")?;
-    Ok((cn, conn.alpn_protocol().map(|p| p.to_vec())))
-}
-
-/// One OTLP/gRPC logs export over TLS (h2 by ALPN) to `addr`.
-fn grpc_export(
-    addr: SocketAddr,
-    mut tls: rustls::ClientConfig,
-    req: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
-) -> Result<(), String> {
-    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let connect = tower::service_fn(move |_: tonic::codegen::http::Uri| {
-            let connector = connector.clone();
-            async move {
-                let tcp = tokio::net::TcpStream::connect(addr).await?;
-                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-                let s = connector.connect(name, tcp).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        });
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_with_connector(connect)
-            .await
-            .map_err(|e| format!("connect: {e:?}"))?;
-        LogsServiceClient::new(channel)
-            .export(req)
-            .await
-            .map_err(|e| format!("export: {e:?}"))?;
-        Ok(())
-    })
-}
-
-fn tls_config_file(dir: &Path, cert: &Path, key: &Path, client_ca: Option<&Path>) -> PathBuf {
-    let mut text = format!(
-        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-        cert.display(),
-        key.display()
-    );
-    if let Some(ca) = client_ca {
-        text.push_str(&format!("client_ca_file = \"{}\"\n", ca.display()));
-    }
-    let path = dir.join("collector.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// How many logs with `q` the API over TLS finds.
-fn count_logs(http: &reqwest::blocking::Client, api: &str, q: &str) -> usize {
-    let url = url_with(
-        api,
-        "/api/v1/logs",
-        &[("q", q), ("limit", "1000"), ("since", "30d")],
-    );
-    let Ok(resp) = http.get(url).send() else {
-        return 0;
-    };
-    if !resp.status().is_success() {
-        return 0;
-    }
-    let body: serde_json::Value = resp.json().unwrap_or_default();
-    body["logs"].as_array().map_or(0, |a| a.len())
-}
 
 #[test]
 fn agent_ships_over_tls_and_mtls_refuses_clients_without_a_certificate() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let pki = Pki::new(dir);
+    let pki = Pki::new(dir, "skein");
     let (server_cert, server_key) = pki.issue("server", "collector.test");
     let (agent_cert, agent_key) = pki.issue("agent", "agent-e2e");
     let config = tls_config_file(dir, &server_cert, &server_key, Some(&pki.ca_file));
@@ -303,43 +142,11 @@ format = "json"
     );
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn skein(args: &[&str], env: &[(&str, &Path)]) -> Run {
-    let mut cmd = Command::new(SKEIN);
-    cmd.args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for v in common::SKEIN_ENV {
-        cmd.env_remove(v);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn skein");
-    let out = child.stdout.take().expect("stdout");
-    let err = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || read_all(out));
-    let err = std::thread::spawn(move || read_all(err));
-    let status = child.wait().expect("wait");
-    Run {
-        code: status.code(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
-}
-
 #[test]
 fn cli_reads_the_api_over_tls_and_a_replaced_certificate_is_served_without_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let pki = Pki::new(dir);
+    let pki = Pki::new(dir, "skein");
     let (cert, key) = pki.issue("server", "first.test");
     let config = tls_config_file(dir, &cert, &key, None);
     let collector = Collector::start(&["--config", config.to_str().unwrap()]);
@@ -386,17 +193,17 @@ fn cli_reads_the_api_over_tls_and_a_replaced_certificate_is_served_without_a_res
 
     // The CLI with --ca-file, and with SKEIN_CA_FILE.
     let ca = pki.ca_file.to_str().unwrap();
-    let r = skein(&["trace", &request_id, "--api", &api, "--ca-file", ca], &[]);
+    let r = run_skein(&["trace", &request_id, "--api", &api, "--ca-file", ca], &[]);
     assert_eq!(r.code, Some(0), "skein trace: {}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains(&body), "{}", r.stdout);
-    let r = skein(
+    let r = run_skein(
         &["search", &q, "--api", &api],
         &[("SKEIN_CA_FILE", pki.ca_file.as_path())],
     );
     assert_eq!(r.code, Some(0), "skein search: {}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains(&body), "{}", r.stdout);
     // Without the CA the server's certificate is not trusted.
-    let r = skein(&["trace", &request_id, "--api", &api], &[]);
+    let r = run_skein(&["trace", &request_id, "--api", &api], &[]);
     assert_ne!(r.code, Some(0), "{}", r.stdout);
     assert!(r.stdout.is_empty() || !r.stdout.contains(&body));
 
@@ -446,12 +253,12 @@ fn cli_reads_the_api_over_tls_and_a_replaced_certificate_is_served_without_a_res
 fn bad_tls_files_are_config_errors_naming_file_key_and_value() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let pki = Pki::new(dir);
+    let pki = Pki::new(dir, "skein");
     let (cert, _) = pki.issue("server", "x.test");
     let missing = dir.join("missing.key");
     let config = tls_config_file(dir, &cert, &missing, None);
     let data = dir.join("data");
-    let r = skein(
+    let r = run_skein(
         &[
             "collector",
             "--config",

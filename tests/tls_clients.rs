@@ -11,16 +11,16 @@ mod common;
 
 use common::pki::Pki;
 use common::pty::Pty;
+use common::tls::{client_tls, https, tls_config_file};
 use common::{
-    Collector, SKEIN, SKEIN_ENV, get_json, hex, kv, log_record, logs_request, new_trace_id,
-    now_nanos, read_all, span, traces_request, unique, url_with, wait_for,
+    Collector, SKEIN, get_json, hex, kv, log_record, logs_request, new_trace_id, now_nanos,
+    run_skein, span, traces_request, unique, url_with, wait_for,
 };
 use prost::Message;
 use serde_json::Value;
 use skein_tls::server::{Acceptor, Listener, ServerTls};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,22 +107,6 @@ annotations.summary = "{{ $labels.service }} logged {{ $value }} errors"
   window = "1m"
   when = "> 2"
 "#;
-
-/// A TLS client of the collector's listeners trusting `ca`, with a client certificate.
-fn https_client(ca: &Path, cert: Option<(&Path, &Path)>) -> reqwest::blocking::Client {
-    let tls = skein_tls::client_config(&skein_tls::ClientTls {
-        ca_file: Some(ca.to_path_buf()),
-        client_cert_file: cert.map(|c| c.0.to_path_buf()),
-        client_key_file: cert.map(|c| c.1.to_path_buf()),
-        insecure_skip_verify: false,
-    })
-    .unwrap();
-    reqwest::blocking::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn https_webhook_receivers_get_notifications_and_untrusted_ones_get_none() {
@@ -264,51 +248,10 @@ repeat_interval = "1h"
     assert!(!b.receivers().contains(&"untrusted".to_string()));
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn skein(args: &[&str], env: &[(&str, &Path)]) -> Run {
-    let mut cmd = Command::new(SKEIN);
-    cmd.args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for v in SKEIN_ENV {
-        cmd.env_remove(v);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn skein");
-    let out = child.stdout.take().expect("stdout");
-    let err = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || read_all(out));
-    let err = std::thread::spawn(move || read_all(err));
-    let status = child.wait().expect("wait");
-    Run {
-        code: status.code(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
-}
-
 /// A collector with TLS on its listeners; with `client_ca`, clients need a certificate it
 /// signed (mTLS).
 fn tls_collector(dir: &Path, cert: &Path, key: &Path, client_ca: Option<&Path>) -> Collector {
-    let mut text = format!(
-        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-        cert.display(),
-        key.display()
-    );
-    if let Some(ca) = client_ca {
-        text.push_str(&format!("client_ca_file = \"{}\"\n", ca.display()));
-    }
-    let config = dir.join("collector.toml");
-    std::fs::write(&config, text).unwrap();
+    let config = tls_config_file(dir, cert, key, client_ca);
     Collector::start(&["--config", config.to_str().unwrap()])
 }
 
@@ -321,7 +264,7 @@ fn the_cli_reaches_an_mtls_api_with_a_client_certificate_and_is_refused_without(
     let (cli_cert, cli_key) = pki.issue("cli", "oncall-laptop");
     let c = tls_collector(dir, &server_cert, &server_key, Some(&pki.ca_file));
     let api = format!("https://{}", c.api);
-    let http = https_client(&pki.ca_file, Some((&cli_cert, &cli_key)));
+    let http = https(client_tls(&pki.ca_file, Some((&cli_cert, &cli_key))));
 
     let request_id = format!("req-mtls-{}", unique());
     let body = format!("refund sent {request_id}");
@@ -353,7 +296,7 @@ fn the_cli_reaches_an_mtls_api_with_a_client_certificate_and_is_refused_without(
         cli_key.to_str().unwrap(),
     );
     // With the flags.
-    let r = skein(
+    let r = run_skein(
         &[
             "search",
             &q,
@@ -371,7 +314,7 @@ fn the_cli_reaches_an_mtls_api_with_a_client_certificate_and_is_refused_without(
     assert_eq!(r.code, Some(0), "skein search: {}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains(&body), "{}", r.stdout);
     // With the environment.
-    let r = skein(
+    let r = run_skein(
         &["trace", &request_id, "--api", &api],
         &[
             ("SKEIN_CA_FILE", pki.ca_file.as_path()),
@@ -383,7 +326,7 @@ fn the_cli_reaches_an_mtls_api_with_a_client_certificate_and_is_refused_without(
     assert!(r.stdout.contains(&body), "{}", r.stdout);
 
     // Without a client certificate: refused, with an error that says what is missing.
-    let r = skein(&["search", &q, "--api", &api, "--ca-file", ca], &[]);
+    let r = run_skein(&["search", &q, "--api", &api, "--ca-file", ca], &[]);
     assert_ne!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert!(!r.stdout.contains(&body), "{}", r.stdout);
     assert!(
@@ -393,7 +336,7 @@ fn the_cli_reaches_an_mtls_api_with_a_client_certificate_and_is_refused_without(
     );
 
     // A certificate without its key is refused before any request.
-    let r = skein(
+    let r = run_skein(
         &[
             "search",
             &q,
@@ -411,7 +354,7 @@ fn the_cli_reaches_an_mtls_api_with_a_client_certificate_and_is_refused_without(
 
     // A client certificate file that cannot be read is named.
     let missing = dir.join("missing.pem");
-    let r = skein(
+    let r = run_skein(
         &[
             "search",
             &q,
@@ -430,7 +373,7 @@ fn the_cli_reaches_an_mtls_api_with_a_client_certificate_and_is_refused_without(
     assert!(r.stderr.contains(missing.to_str().unwrap()), "{}", r.stderr);
 
     // Not checking the server's certificate works without the CA, and warns.
-    let r = skein(
+    let r = run_skein(
         &[
             "search",
             &q,
@@ -461,7 +404,7 @@ fn the_tui_shows_a_tls_collector_with_a_ca_file() {
     let (cert, key) = pki.issue("server", "collector.test");
     let c = tls_collector(dir, &cert, &key, None);
     let api = format!("https://{}", c.api);
-    let http = https_client(&pki.ca_file, None);
+    let http = https(client_tls(&pki.ca_file, None));
 
     let tid = new_trace_id();
     let now = now_nanos() - 2_000_000_000;
@@ -528,7 +471,7 @@ fn a_webhook_ca_file_that_cannot_be_read_stops_the_start_naming_file_key_and_val
     )
     .unwrap();
     let data = dir.join("data");
-    let r = skein(
+    let r = run_skein(
         &[
             "collector",
             "--config",

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod pki;
 pub mod pty;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -363,6 +364,44 @@ fn parse_ready(line: &str) -> Option<[SocketAddr; 3]> {
         }
     }
     Some([http?, grpc?, api?])
+}
+
+/// What a `skein` command printed and how it exited.
+pub struct Run {
+    /// The exit code (`None` when a signal ended it).
+    pub code: Option<i32>,
+    /// Everything on stdout.
+    pub stdout: String,
+    /// Everything on stderr.
+    pub stderr: String,
+}
+
+/// Runs `skein <args>` with `env` added to a cleared Skein environment, and waits for it to
+/// exit.
+pub fn run_skein(args: &[&str], env: &[(&str, &Path)]) -> Run {
+    let mut cmd = Command::new(SKEIN);
+    cmd.args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for v in SKEIN_ENV {
+        cmd.env_remove(v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn skein");
+    let out = child.stdout.take().expect("stdout");
+    let err = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || read_all(out));
+    let err = std::thread::spawn(move || read_all(err));
+    let status = child.wait().expect("wait");
+    Run {
+        code: status.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
 }
 
 /// Polls `cond` every 50 ms until it is true or `timeout` passes; returns the last answer.

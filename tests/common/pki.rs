@@ -36,18 +36,25 @@ impl Pki {
     /// Writes `<ca name>-<file>.pem` and `.key`: a certificate with subject `cn`, valid for
     /// 127.0.0.1 and localhost, as a server or a client certificate.
     pub fn issue(&self, file: &str, cn: &str) -> (PathBuf, PathBuf) {
-        let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (cert, key) = self.issue_text(cn);
         let base = format!("{}-{file}", self.name);
         let (c, k) = (
             self.dir.join(format!("{base}.pem")),
             self.dir.join(format!("{base}.key")),
         );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
+        std::fs::write(&c, cert).unwrap();
+        std::fs::write(&k, key).unwrap();
         (c, k)
+    }
+
+    /// The PEM text of a certificate as [`Pki::issue`] makes it, and of its key, written
+    /// nowhere (for a test that replaces files in place).
+    pub fn issue_text(&self, cn: &str) -> (String, String) {
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
     }
 }
