@@ -9,9 +9,8 @@ mod common;
 use common::agent::Agent;
 use common::pki::Pki;
 use common::tls::{client_tls, count_logs, grpc_export, https, tls_section};
-use common::{Collector, SKEIN, kv, log_record, logs_request, now_nanos, unique, wait_for};
+use common::{Collector, kv, log_record, logs_request, now_nanos, unique, wait_for};
 use prost::Message;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const ARRIVAL: Duration = Duration::from_secs(60);
@@ -154,28 +153,12 @@ fn bad_agent_tls_files_are_config_errors_naming_file_key_and_value() {
         ),
     )
     .unwrap();
+    let config_arg = config.to_str().unwrap();
     for extra in [&["--check-config"][..], &[][..]] {
-        let mut cmd = Command::new(SKEIN);
-        for v in common::SKEIN_ENV {
-            cmd.env_remove(v);
-        }
-        let out = cmd
-            .arg("agent")
-            .arg("--config")
-            .arg(&config)
-            .args(extra)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
-        for want in [
-            config.to_str().unwrap(),
-            "tls.key_file",
-            missing.to_str().unwrap(),
-        ] {
-            assert!(stderr.contains(want), "{extra:?}: {want} not in: {stderr}");
-        }
+        let args: Vec<&str> = ["agent", "--config", config_arg]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        common::assert_config_refused(&args, &config, "tls.key_file", missing.to_str().unwrap());
     }
 }

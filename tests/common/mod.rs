@@ -404,6 +404,20 @@ pub fn run_skein(args: &[&str], env: &[(&str, &Path)]) -> Run {
     }
 }
 
+/// Runs `skein <args>` and asserts that it exits 2 naming the file `config`, the key and the
+/// value on stderr (the house rule for a bad config).
+pub fn assert_config_refused(args: &[&str], config: &Path, key: &str, value: &str) {
+    let r = run_skein(args, &[]);
+    assert_eq!(r.code, Some(2), "{args:?}: {}\n{}", r.stdout, r.stderr);
+    for want in [config.to_str().unwrap(), key, value] {
+        assert!(
+            r.stderr.contains(want),
+            "{args:?}: {want} not in: {}",
+            r.stderr
+        );
+    }
+}
+
 /// Polls `cond` every 50 ms until it is true or `timeout` passes; returns the last answer.
 pub fn wait_for(mut cond: impl FnMut() -> bool, timeout: Duration) -> bool {
     let started = Instant::now();
