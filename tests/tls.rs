@@ -257,17 +257,5 @@ fn bad_tls_files_are_config_errors_naming_file_key_and_value() {
     let (cert, _) = pki.issue("server", "x.test");
     let missing = dir.join("missing.key");
     let config = tls_config_file(dir, &cert, &missing, None);
-    let data = dir.join("data");
-    common::assert_config_refused(
-        &[
-            "collector",
-            "--config",
-            config.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &config,
-        "tls.key_file",
-        missing.to_str().unwrap(),
-    );
+    common::assert_collector_config_refused(&config, "tls.key_file", missing.to_str().unwrap());
 }

@@ -470,15 +470,7 @@ fn a_webhook_ca_file_that_cannot_be_read_stops_the_start_naming_file_key_and_val
         ),
     )
     .unwrap();
-    let data = dir.join("data");
-    common::assert_config_refused(
-        &[
-            "collector",
-            "--config",
-            config.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
+    common::assert_collector_config_refused(
         &config,
         "alerts.receiver[0].ca_file",
         missing.to_str().unwrap(),

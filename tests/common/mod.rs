@@ -418,6 +418,20 @@ pub fn assert_config_refused(args: &[&str], config: &Path, key: &str, value: &st
     }
 }
 
+/// Starts `skein collector --config <config>` (data in `data` beside it) and asserts that it
+/// exits 2 naming the file, the key and the value.
+pub fn assert_collector_config_refused(config: &Path, key: &str, value: &str) {
+    let data = config.with_file_name("data");
+    let args = [
+        "collector",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    assert_config_refused(&args, config, key, value);
+}
+
 /// Polls `cond` every 50 ms until it is true or `timeout` passes; returns the last answer.
 pub fn wait_for(mut cond: impl FnMut() -> bool, timeout: Duration) -> bool {
     let started = Instant::now();
