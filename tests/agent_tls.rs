@@ -8,7 +8,7 @@ mod common;
 
 use common::agent::Agent;
 use common::pki::Pki;
-use common::tls::{client_tls, count_logs, grpc_export, https, tls_section};
+use common::tls::{client_tls, count_logs, grpc_export, https, post_protobuf, tls_section};
 use common::{Collector, kv, log_record, logs_request, now_nanos, unique, wait_for};
 use prost::Message;
 use std::time::Duration;
@@ -53,13 +53,13 @@ enabled = false
     // OTLP/HTTP over TLS with the app's certificate: acknowledged.
     let app = https(client_tls(&ca.ca_file, Some((&app_cert, &app_key))));
     let record = |text: &str| log_record(text, 9, now_nanos(), vec![kv("tag", &tag)]);
-    let resp = app
-        .post(format!("https://{}/v1/logs", agent.addrs.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(logs_request("payment", vec![record("over https")]).encode_to_vec())
-        .send()
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200, "{}", agent.output());
+    let status = post_protobuf(
+        &app,
+        &format!("https://{}/v1/logs", agent.addrs.otlp_http),
+        logs_request("payment", vec![record("over https")]).encode_to_vec(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{}", agent.output());
 
     // OTLP/gRPC over TLS (h2) with the app's certificate: acknowledged.
     grpc_export(
@@ -94,11 +94,11 @@ enabled = false
 
     // Without a client certificate, every listener refuses the handshake.
     let anonymous = https(client_tls(&ca.ca_file, None));
-    let refused = anonymous
-        .post(format!("https://{}/v1/logs", agent.addrs.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(logs_request("payment", vec![record("anonymous")]).encode_to_vec())
-        .send();
+    let refused = post_protobuf(
+        &anonymous,
+        &format!("https://{}/v1/logs", agent.addrs.otlp_http),
+        logs_request("payment", vec![record("anonymous")]).encode_to_vec(),
+    );
     assert!(
         refused.is_err(),
         "answered without a certificate: {refused:?}"

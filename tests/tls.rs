@@ -8,7 +8,9 @@ mod common;
 
 use common::agent::Agent;
 use common::pki::Pki;
-use common::tls::{client_tls, count_logs, grpc_export, handshake, https, tls_config_file};
+use common::tls::{
+    client_tls, count_logs, grpc_export, handshake, https, post_protobuf, tls_config_file,
+};
 use common::{Collector, kv, log_record, logs_request, now_nanos, run_skein, unique, wait_for};
 use prost::Message;
 use std::io::Write;
@@ -29,11 +31,11 @@ fn agent_ships_over_tls_and_mtls_refuses_clients_without_a_certificate() {
 
     // A client with the CA but no certificate is refused on every listener.
     let anonymous = https(client_tls(&pki.ca_file, None));
-    let refused = anonymous
-        .post(format!("https://{}/v1/logs", collector.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(logs_request("x", vec![]).encode_to_vec())
-        .send();
+    let refused = post_protobuf(
+        &anonymous,
+        &format!("https://{}/v1/logs", collector.otlp_http),
+        logs_request("x", vec![]).encode_to_vec(),
+    );
     assert!(
         refused.is_err(),
         "OTLP/HTTP answered without a client certificate: {refused:?}"
@@ -157,13 +159,13 @@ fn cli_reads_the_api_over_tls_and_a_replaced_certificate_is_served_without_a_res
     let request_id = format!("req-tls-{}", unique());
     let body = format!("paid over tls {request_id}");
     let record = log_record(&body, 9, now_nanos(), vec![kv("request_id", &request_id)]);
-    let resp = http
-        .post(format!("https://{}/v1/logs", collector.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(logs_request("payment", vec![record]).encode_to_vec())
-        .send()
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    let status = post_protobuf(
+        &http,
+        &format!("https://{}/v1/logs", collector.otlp_http),
+        logs_request("payment", vec![record]).encode_to_vec(),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
     let q = format!("request_id:{request_id}");
     assert!(
         wait_for(|| count_logs(&http, &api, &q) == 1, ARRIVAL),

@@ -11,10 +11,10 @@ mod common;
 
 use common::pki::Pki;
 use common::pty::Pty;
-use common::tls::{client_tls, https, tls_config_file};
+use common::tls::{client_tls, count_logs, https, post_protobuf, tls_config_file};
 use common::{
     Collector, SKEIN, get_json, hex, kv, log_record, logs_request, new_trace_id, now_nanos,
-    run_skein, span, traces_request, unique, url_with, wait_for,
+    run_skein, span, traces_request, unique, wait_for,
 };
 use prost::Message;
 use serde_json::Value;
@@ -269,25 +269,15 @@ fn the_cli_reaches_an_mtls_api_with_a_client_certificate_and_is_refused_without(
     let request_id = format!("req-mtls-{}", unique());
     let body = format!("refund sent {request_id}");
     let record = log_record(&body, 9, now_nanos(), vec![kv("request_id", &request_id)]);
-    let resp = http
-        .post(format!("https://{}/v1/logs", c.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(logs_request("payment", vec![record]).encode_to_vec())
-        .send()
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    let status = post_protobuf(
+        &http,
+        &format!("https://{}/v1/logs", c.otlp_http),
+        logs_request("payment", vec![record]).encode_to_vec(),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
     let q = format!("request_id:{request_id}");
-    let found = wait_for(
-        || {
-            let url = url_with(&api, "/api/v1/logs", &[("q", &q), ("since", "30d")]);
-            http.get(url)
-                .send()
-                .ok()
-                .and_then(|r| r.json::<Value>().ok())
-                .is_some_and(|v| v["logs"].as_array().is_some_and(|l| l.len() == 1))
-        },
-        ARRIVAL,
-    );
+    let found = wait_for(|| count_logs(&http, &api, &q) == 1, ARRIVAL);
     assert!(found, "the log is not searchable\n{}", c.output());
 
     let (ca, cert, key) = (
@@ -413,13 +403,13 @@ fn the_tui_shows_a_tls_collector_with_a_ca_file() {
     let mut child = span(&tid, &[2; 8], &[1; 8], "charge card", now + 50_000_000);
     child.end_time_unix_nano = now + 250_000_000;
     for (service, s) in [("tls-gateway", root), ("tls-payment", child)] {
-        let resp = http
-            .post(format!("https://{}/v1/traces", c.otlp_http))
-            .header("content-type", "application/x-protobuf")
-            .body(traces_request(service, vec![s]).encode_to_vec())
-            .send()
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
+        let status = post_protobuf(
+            &http,
+            &format!("https://{}/v1/traces", c.otlp_http),
+            traces_request(service, vec![s]).encode_to_vec(),
+        )
+        .unwrap();
+        assert_eq!(status, 200);
     }
     let stored = wait_for(
         || {

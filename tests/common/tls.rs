@@ -91,6 +91,19 @@ pub fn grpc_export(
     })
 }
 
+/// POSTs an OTLP protobuf `body` to `url` through `http`; the status.
+pub fn post_protobuf(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    body: Vec<u8>,
+) -> reqwest::Result<u16> {
+    http.post(url)
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .map(|r| r.status().as_u16())
+}
+
 /// How many logs with `q` the query API at `api` finds through `http` (0 when it does not
 /// answer 2xx).
 pub fn count_logs(http: &reqwest::blocking::Client, api: &str, q: &str) -> usize {
