@@ -463,6 +463,22 @@ impl Client {
             .map_err(|e| ClientError::Decode(format!("{e} (from {})", redact_query(&url))))
     }
 
+    /// Whether a failure looks like a TLS server that wants a client certificate we did not
+    /// give: https, no client certificate, and the connection closed rather than refused or
+    /// timed out.
+    fn may_want_client_cert(&self, e: &reqwest::Error, detail: &str) -> bool {
+        let has_cert = self
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_auth_cert_resolver.has_certs());
+        self.base.scheme() == "https"
+            && !has_cert
+            && !e.is_timeout()
+            && !["refused", "dns error", "certificate"]
+                .iter()
+                .any(|w| detail.to_ascii_lowercase().contains(w))
+    }
+
     /// Turns a reqwest failure into a message that says where we tried to go and what to check.
     fn transport_error(&self, e: &reqwest::Error) -> ClientError {
         let addr = origin(&self.base);
@@ -477,6 +493,13 @@ impl Client {
         let msg = if let Some(hint) = tls_hint(&detail) {
             // The hint first: the TUI's status line shows the start of the message only.
             format!("TLS to {addr} failed: {hint} ({detail})")
+        } else if self.may_want_client_cert(e, &detail) {
+            // Under TLS 1.3 a server that wants a client certificate may refuse after the
+            // client has sent its request: the error then names no alert, only a closed
+            // connection.
+            format!(
+                "the query API at {addr} closed the connection: if it wants a client certificate, give --client-cert and --client-key ({detail})"
+            )
         } else if e.is_timeout() {
             format!(
                 "no answer from the query API at {addr} within {}s ({detail})",
