@@ -7,8 +7,8 @@
 //! cost of those bytes is measured and reserved ([`crate::admission`]) before they are decoded
 //! off the async workers. A generated service decodes first and checks after.
 //!
-//! Status codes: UNAUTHENTICATED (token), UNAVAILABLE (too many in flight, or the sink cannot
-//! take it now), INVALID_ARGUMENT (malformed), RESOURCE_EXHAUSTED without retry information
+//! Status codes: UNAUTHENTICATED (token), UNAVAILABLE with `google.rpc.RetryInfo` (too many in
+//! flight, or the sink cannot take it now), INVALID_ARGUMENT (malformed), RESOURCE_EXHAUSTED without retry information
 //! (too large: will never fit) and RESOURCE_EXHAUSTED with `google.rpc.RetryInfo` (the memory
 //! budget is in use: retry), which OTLP exporters read as retryable.
 
@@ -49,8 +49,8 @@ fn status(e: IngestError) -> Status {
     match e {
         IngestError::BadRequest(m) => Status::invalid_argument(m),
         IngestError::TooLarge(m) => Status::resource_exhausted(m),
-        IngestError::Unavailable(m) => Status::unavailable(m),
-        IngestError::Internal(m) => Status::unavailable(format!("{m}; retry later")),
+        IngestError::Unavailable(m) => retry_after(Code::Unavailable, m, 1),
+        IngestError::Internal(m) => retry_after(Code::Unavailable, format!("{m}; retry later"), 1),
     }
 }
 
@@ -93,23 +93,25 @@ mod prost_types_any {
 
 /// RESOURCE_EXHAUSTED that tells the client to retry after `seconds`.
 fn retry_later(message: String, seconds: i64) -> Status {
+    retry_after(Code::ResourceExhausted, message, seconds)
+}
+
+/// `code` with a RetryInfo of `seconds`, as OTLP asks of a server that is throttling: every
+/// refusal that a retry can cure carries one, like Retry-After on HTTP.
+fn retry_after(code: Code, message: String, seconds: i64) -> Status {
     use prost::Message;
     let info = prost_types_any::RetryInfo {
         retry_delay: Some(prost_types_any::Duration { seconds, nanos: 0 }),
     };
     let details = RpcStatus {
-        code: Code::ResourceExhausted as i32,
+        code: code as i32,
         message: message.clone(),
         details: vec![prost_types_any::Any {
             type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
             value: info.encode_to_vec(),
         }],
     };
-    Status::with_details(
-        Code::ResourceExhausted,
-        message,
-        Bytes::from(details.encode_to_vec()),
-    )
+    Status::with_details(code, message, Bytes::from(details.encode_to_vec()))
 }
 
 fn refused(r: Refusal) -> Status {
@@ -240,8 +242,11 @@ where
                 .into_http());
             }
             let Some(permit) = state.ingest.admit(G::NAME) else {
-                return Ok(Status::unavailable(
-                    "too many requests in flight (limits.max_inflight_requests); retry later",
+                return Ok(retry_after(
+                    Code::Unavailable,
+                    "too many requests in flight (limits.max_inflight_requests); retry later"
+                        .into(),
+                    1,
                 )
                 .into_http());
             };
@@ -285,5 +290,44 @@ fn service<G: Signal, S: OtlpSink>(
         state,
         max_message,
         _signal: PhantomData,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    /// The retry delay in a status's details, if it carries a RetryInfo.
+    fn retry_delay(s: &Status) -> Option<i64> {
+        let details = RpcStatus::decode(s.details()).ok()?;
+        let any = details
+            .details
+            .iter()
+            .find(|a| a.type_url.ends_with("google.rpc.RetryInfo"))?;
+        let info = prost_types_any::RetryInfo::decode(any.value.as_slice()).ok()?;
+        Some(info.retry_delay?.seconds)
+    }
+
+    #[test]
+    fn every_refusal_a_retry_can_cure_carries_retry_info() {
+        let busy = status(IngestError::Unavailable("queue full".into()));
+        assert_eq!(busy.code(), Code::Unavailable);
+        assert_eq!(retry_delay(&busy), Some(1));
+        let internal = status(IngestError::Internal("disk".into()));
+        assert_eq!(retry_delay(&internal), Some(1));
+        let budget = refused(Refusal::Busy("memory budget".into()));
+        assert_eq!(budget.code(), Code::ResourceExhausted);
+        assert_eq!(retry_delay(&budget), Some(1));
+        // What a retry cannot cure says nothing of retrying.
+        assert_eq!(
+            retry_delay(&status(IngestError::TooLarge("big".into()))),
+            None
+        );
+        assert_eq!(
+            retry_delay(&status(IngestError::BadRequest("bad".into()))),
+            None
+        );
     }
 }
