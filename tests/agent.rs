@@ -1,7 +1,8 @@
 //! End-to-end: the real `skein agent` tails real files through rotation in both styles,
 //! restarts, a collector outage and `kill -9`, and ships to a real collector process. Every
-//! numbered line must arrive with its parsed fields and correlation key: exactly once across
-//! clean restarts, at least once across `kill -9`.
+//! numbered line must arrive with its parsed fields and correlation key, exactly once: across
+//! `kill -9` the agent sends again what it had not saved as acknowledged, with the same batch
+//! ids, and the collector stores each batch once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -250,8 +251,58 @@ fn every_line_arrives_exactly_once_through_rotation_restarts_and_an_outage() {
     );
 }
 
+/// The collector's counter of batches it answered without storing them again.
+fn duplicate_batches(c: &Collector) -> f64 {
+    let text = common::client()
+        .get(format!("{}/metrics", c.api_base()))
+        .send()
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("skein_duplicate_batches_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Every seq of `phase` arrived exactly once (after the agent had time to send again).
+fn assert_once(c: &Collector, service: &str, phase: &str, n: u64) {
+    let got = arrived(c, service, phase);
+    let twice: Vec<(&u64, &usize)> = got.iter().filter(|(_, k)| **k != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{phase}: stored more than once: {twice:?}"
+    );
+    assert_eq!(got.len() as u64, n, "{phase}: lines stored");
+}
+
 #[test]
-fn lines_survive_kill_9_at_least_once() {
+fn batches_sent_again_after_a_lost_cursor_are_stored_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let collector = Collector::start(&[]);
+    let a_path = dir.join("alpha.log");
+    let mut agent = Agent::start(dir, &config(dir, &collector));
+    append(&a_path, &alpha("lost", 0, 300));
+    wait_all(&collector, "alpha", "lost", 0..300);
+    agent.terminate();
+    // What a kill -9 does at worst: every acknowledgement since the last save is forgotten.
+    // Here all of them: the buffer's cursor goes back to its first batch.
+    std::fs::write(dir.join("agent-data/buffer/cursor"), "0").unwrap();
+    assert_eq!(duplicate_batches(&collector), 0.0);
+    agent.restart();
+    assert!(
+        wait_for(|| duplicate_batches(&collector) >= 3.0, ARRIVAL),
+        "the agent did not send its batches again: {} duplicates\n{}",
+        duplicate_batches(&collector),
+        agent.output()
+    );
+    // Let the rest of the resent batches arrive too.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_once(&collector, "alpha", "lost", 300);
+}
+
+#[test]
+fn lines_survive_kill_9_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let collector = Collector::start(&[]);
@@ -270,6 +321,10 @@ fn lines_survive_kill_9_at_least_once() {
     }
     for round in 0..3 {
         wait_all(&collector, "alpha", &format!("k{round}"), 0..200);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for round in 0..3 {
+        assert_once(&collector, "alpha", &format!("k{round}"), 200);
     }
 }
 

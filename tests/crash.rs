@@ -283,3 +283,117 @@ fn sigterm_exits_zero_and_keeps_every_acknowledged_batch() {
     c.restart();
     verify(&c, &stream);
 }
+
+/// Sends `body` (a protobuf logs export) over OTLP/HTTP with `skein-batch-id: id`.
+fn send_with_id(c: &Collector, id: &str, body: Vec<u8>) -> (u16, String) {
+    let resp = client()
+        .post(format!("{}/v1/logs", c.http_base()))
+        .header("content-type", "application/x-protobuf")
+        .header("skein-batch-id", id)
+        .body(body)
+        .send()
+        .expect("post");
+    let status = resp.status().as_u16();
+    (status, resp.text().unwrap_or_default())
+}
+
+/// Sends `body` over OTLP/gRPC with `skein-batch-id` metadata.
+fn send_grpc_with_id(c: &Collector, id: &str, body: &[u8]) -> Result<(), tonic::Status> {
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        ExportLogsServiceRequest, ExportLogsServiceResponse,
+    };
+    let req = ExportLogsServiceRequest::decode(body).expect("request");
+    let endpoint = c.grpc_endpoint();
+    let id = id.to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let channel = tonic::transport::Channel::from_shared(endpoint)
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.expect("ready");
+        let mut request = tonic::Request::new(req);
+        request
+            .metadata_mut()
+            .insert("skein-batch-id", id.parse().expect("ascii"));
+        let codec =
+            tonic_prost::ProstCodec::<ExportLogsServiceRequest, ExportLogsServiceResponse>::default(
+            );
+        grpc.unary(
+            request,
+            tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            ),
+            codec,
+        )
+        .await
+        .map(|_| ())
+    })
+}
+
+/// The collector's count of batches answered without being stored again.
+fn duplicate_batches(c: &Collector) -> String {
+    let text = client()
+        .get(format!("{}/metrics", c.api_base()))
+        .send()
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("skein_duplicate_batches_total{signal=\"logs\"}"))
+        .collect()
+}
+
+#[test]
+fn a_batch_retried_with_its_id_is_stored_once_over_http_grpc_and_kill_9() {
+    let mut c = Collector::start(&[]);
+    let stream = Stream::new();
+    let body = stream.encode(0);
+    let id = format!("crash-{}:0:1", stream.tag);
+    assert_eq!(send_with_id(&c, &id, body.clone()).0, 200);
+    assert_eq!(send_with_id(&c, &id, body.clone()).0, 200);
+    send_grpc_with_id(&c, &id, &body).expect("gRPC retry answered OK");
+    assert_eq!(
+        duplicate_batches(&c),
+        "skein_duplicate_batches_total{signal=\"logs\"} 2"
+    );
+    // An id that is not one is refused before anything is stored, and says why.
+    let (status, answer) = send_with_id(&c, "not an id", stream.encode(1));
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("skein-batch-id"), "{answer}");
+    let err = send_grpc_with_id(&c, "not/an/id", &stream.encode(1)).unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+
+    // The id outlives the process: start-up reads it back from the WAL.
+    c.kill9();
+    c.restart();
+    assert_eq!(send_with_id(&c, &id, body.clone()).0, 200);
+    assert_eq!(
+        duplicate_batches(&c),
+        "skein_duplicate_batches_total{signal=\"logs\"} 1"
+    );
+    // The same records under another id are another batch: ids, not contents, decide.
+    let other = format!("crash-{}:0:2", stream.tag);
+    assert_eq!(send_with_id(&c, &other, stream.encode(2)).0, 200);
+
+    let http = client();
+    assert!(
+        wait_for(
+            || trace_logs(&c, &http, &stream.request_id(2)).len() == PER_BATCH,
+            Duration::from_secs(30)
+        ),
+        "the batch with a new id was not stored"
+    );
+    let once = trace_logs(&c, &http, &stream.request_id(0));
+    assert_eq!(once.len(), PER_BATCH, "stored {} records", once.len());
+    assert_eq!(
+        once.iter().collect::<HashSet<_>>().len(),
+        PER_BATCH,
+        "a record was stored twice"
+    );
+    assert!(trace_logs(&c, &http, &stream.request_id(1)).is_empty());
+}

@@ -5,9 +5,11 @@
 //! its own counters ([`telemetry`]).
 //!
 //! The guarantee: a line is read, buffered on disk, sent, and only when the collector has
-//! acknowledged it does its file's checkpoint move past it (at-least-once). On a clean stop
-//! everything is saved exactly, so a restart sends nothing twice; after `kill -9` the last
-//! second of acknowledgements may be sent again. [`run`] starts the parts and stops them in
+//! acknowledged it does its file's checkpoint move past it. On a clean stop everything is
+//! saved exactly, so a restart sends nothing twice; after `kill -9` the last second of
+//! acknowledgements may be sent again, each batch with the same `skein-batch-id` as before,
+//! and the collector stores it once (exactly once end to end while the collector's window
+//! remembers the id, `limits.dedupe_window_secs`). [`run`] starts the parts and stops them in
 //! order: receivers, files, shipping, then the final save.
 
 pub mod buffer;
@@ -292,6 +294,7 @@ where
         client,
         endpoint: cfg.collector.endpoint.trim_end_matches('/').to_string(),
         token: cfg.collector.token.clone(),
+        batch_ids: Some(ship::batch_id_prefix(&id)),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (ship_stop_tx, ship_stop_rx) = tokio::sync::watch::channel(false);

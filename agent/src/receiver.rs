@@ -136,7 +136,7 @@ impl OtlpSink for AgentSink {
     async fn logs(
         &self,
         mut req: ExportLogsServiceRequest,
-        _wire_bytes: usize,
+        _meta: skein_otlp::ExportMeta,
     ) -> Result<Accepted, IngestError> {
         let mut n = 0u64;
         for rl in &mut req.resource_logs {
@@ -153,7 +153,7 @@ impl OtlpSink for AgentSink {
     async fn traces(
         &self,
         mut req: ExportTraceServiceRequest,
-        _wire_bytes: usize,
+        _meta: skein_otlp::ExportMeta,
     ) -> Result<Accepted, IngestError> {
         let mut n = 0u64;
         for rs in &mut req.resource_spans {
@@ -170,7 +170,7 @@ impl OtlpSink for AgentSink {
     async fn metrics(
         &self,
         mut req: ExportMetricsServiceRequest,
-        _wire_bytes: usize,
+        _meta: skein_otlp::ExportMeta,
     ) -> Result<Accepted, IngestError> {
         for rm in &mut req.resource_metrics {
             add_resource(&mut rm.resource, &self.inner.resource);

@@ -166,6 +166,13 @@ pub struct LimitsConfig {
     /// gets 429 (gRPC: RESOURCE_EXHAUSTED with retry info); one larger than the whole budget
     /// gets 413. Default 256.
     pub memory_budget_mb: u64,
+    /// How long the id of a stored batch (the `skein-batch-id` header the agent sends) is
+    /// remembered, in seconds: a retry of it within this time is answered 2xx and not stored
+    /// again. Default 600.
+    pub dedupe_window_secs: u64,
+    /// Most batch ids remembered; past it the oldest go first, so the window is shorter under
+    /// a flood of batches. About 200 bytes each. Default 200,000 (about 40 MiB at most).
+    pub dedupe_max_ids: u64,
 }
 
 impl LimitsConfig {
@@ -201,6 +208,8 @@ impl Default for LimitsConfig {
             max_resource_bytes: Limits::default().max_resource_bytes,
             max_records_per_request: skein_otlp::AdmissionLimits::default().max_records_per_request,
             memory_budget_mb: skein_otlp::AdmissionLimits::default().memory_budget_bytes >> 20,
+            dedupe_window_secs: 600,
+            dedupe_max_ids: 200_000,
         }
     }
 }
@@ -401,6 +410,8 @@ impl CollectorConfig {
                 self.limits.max_records_per_request,
             ),
             ("limits.memory_budget_mb", self.limits.memory_budget_mb),
+            ("limits.dedupe_window_secs", self.limits.dedupe_window_secs),
+            ("limits.dedupe_max_ids", self.limits.dedupe_max_ids),
             ("wal.sync_interval_ms", self.wal.sync_interval_ms),
             ("wal.segment_mb", self.wal.segment_mb),
             ("wal.max_mb", self.wal.max_mb),

@@ -4,6 +4,7 @@
 //! (off the async reactor), writes the batch to the WAL and answers with the OTLP partial
 //! success counts. Only the transports map [`IngestError`] to status codes.
 
+use crate::dedupe::{Claim, Claimed, Seen};
 use crate::pipeline::{Batch, WriteError, Writer};
 use crate::spanmetrics::thread::DeriveSender;
 use crate::telemetry::Telemetry;
@@ -14,7 +15,7 @@ use skein_model::proto::collector::logs::v1::ExportLogsServiceRequest;
 use skein_model::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use skein_model::proto::collector::trace::v1::ExportTraceServiceRequest;
 use skein_model::{Limits, Rejection};
-use skein_otlp::{Accepted, IngestError, OtlpSink};
+use skein_otlp::{Accepted, ExportMeta, IngestError, OtlpSink};
 use skein_store::StoreError;
 use skein_store::tsdb::Tsdb;
 use std::future::Future;
@@ -30,6 +31,14 @@ impl From<WriteError> for IngestError {
     }
 }
 
+/// Whether to write a batch.
+enum Write {
+    /// Write it; with its claimed id, when it has one.
+    Go(Option<Claimed>),
+    /// Its id is stored already: answer as taken.
+    Stored,
+}
+
 /// Shared by every ingest handler.
 #[derive(Clone)]
 pub struct Ingest {
@@ -42,6 +51,8 @@ pub struct Ingest {
     keys: Arc<KeyExtractor>,
     limits: Limits,
     telemetry: Telemetry,
+    /// Ids of stored batches, so a retried batch is stored once.
+    seen: Seen,
 }
 
 impl Ingest {
@@ -54,6 +65,7 @@ impl Ingest {
         limits: Limits,
         telemetry: Telemetry,
         max_inflight: usize,
+        seen: Seen,
     ) -> Self {
         Ingest {
             inflight: Arc::new(tokio::sync::Semaphore::new(max_inflight.max(1))),
@@ -63,6 +75,27 @@ impl Ingest {
             keys: Arc::new(keys),
             limits,
             telemetry,
+            seen,
+        }
+    }
+
+    /// Claims the request's batch id, if it has one.
+    fn claim(&self, signal: &str, meta: &ExportMeta) -> Result<Write, IngestError> {
+        let Some(id) = &meta.batch_id else {
+            return Ok(Write::Go(None));
+        };
+        match self.seen.claim(id) {
+            Claim::New(c) => Ok(Write::Go(Some(c))),
+            Claim::Stored => {
+                self.telemetry.duplicate_batch(signal);
+                Ok(Write::Stored)
+            }
+            Claim::Writing => Err(self.fail(
+                signal,
+                IngestError::Unavailable(format!(
+                    "a batch with skein-batch-id {id} is being written now; retry later"
+                )),
+            )),
         }
     }
 
@@ -113,12 +146,15 @@ impl Ingest {
         e
     }
 
-    /// Accepts a logs export. `wire_bytes` is the decoded body size, for counters.
+    /// Accepts a logs export.
     pub async fn logs(
         &self,
         req: ExportLogsServiceRequest,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> Result<Accepted, IngestError> {
+        let Write::Go(claim) = self.claim("logs", &meta)? else {
+            return Ok(Accepted::default());
+        };
         let this = self.clone();
         let (batch, payload, rejection) = tokio::task::spawn_blocking(move || {
             let now = skein_model::time::now_unix_nano();
@@ -134,7 +170,7 @@ impl Ingest {
                 IngestError::Internal(format!("conversion task failed: {e}")),
             )
         })?;
-        self.write("logs", batch, payload, rejection, wire_bytes)
+        self.write("logs", batch, payload, rejection, meta.wire_bytes, claim)
             .await
     }
 
@@ -142,8 +178,11 @@ impl Ingest {
     pub async fn traces(
         &self,
         req: ExportTraceServiceRequest,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> Result<Accepted, IngestError> {
+        let Write::Go(claim) = self.claim("spans", &meta)? else {
+            return Ok(Accepted::default());
+        };
         let this = self.clone();
         let (batch, payload, rejection) = tokio::task::spawn_blocking(move || {
             let (spans, rejection) = spans_from_otlp(&req, &this.keys, &this.limits);
@@ -163,7 +202,7 @@ impl Ingest {
             Batch::Logs(_) => None,
         };
         let accepted = self
-            .write("spans", batch, payload, rejection, wire_bytes)
+            .write("spans", batch, payload, rejection, meta.wire_bytes, claim)
             .await?;
         if let (Some(d), Some(spans)) = (&self.derive, spans)
             && !spans.is_empty()
@@ -180,6 +219,7 @@ impl Ingest {
         payload: Vec<u8>,
         rejection: Rejection,
         wire_bytes: usize,
+        claim: Option<Claimed>,
     ) -> Result<Accepted, IngestError> {
         let n = match &batch {
             Batch::Logs(v) => v.len(),
@@ -187,10 +227,15 @@ impl Ingest {
         };
         if n > 0 {
             self.writer
-                .write(batch, payload)
+                .write(batch, payload, claim.as_ref().map(|c| c.id().clone()))
                 .await
                 .map_err(|e| self.fail(signal, e.into()))?;
             self.telemetry.received(signal, n as u64, wire_bytes as u64);
+            // Durable now: a retry is answered from the window. (A batch with nothing valid
+            // in it drops its claim: a retry gets the same answer again.)
+            if let Some(c) = claim {
+                c.stored();
+            }
         }
         self.finish(signal, rejection, n)
     }
@@ -202,8 +247,9 @@ impl Ingest {
     pub async fn metrics(
         &self,
         req: ExportMetricsServiceRequest,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> Result<Accepted, IngestError> {
+        let wire_bytes = meta.wire_bytes;
         let tsdb = self.tsdb.clone();
         let result = tokio::task::spawn_blocking(move || {
             let now_ms = (skein_model::time::now_unix_nano() / 1_000_000) as i64;
@@ -252,22 +298,22 @@ impl OtlpSink for Ingest {
     fn logs(
         &self,
         req: ExportLogsServiceRequest,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
-        Ingest::logs(self, req, wire_bytes)
+        Ingest::logs(self, req, meta)
     }
     fn traces(
         &self,
         req: ExportTraceServiceRequest,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
-        Ingest::traces(self, req, wire_bytes)
+        Ingest::traces(self, req, meta)
     }
     fn metrics(
         &self,
         req: ExportMetricsServiceRequest,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
-        Ingest::metrics(self, req, wire_bytes)
+        Ingest::metrics(self, req, meta)
     }
 }

@@ -19,6 +19,7 @@
 //! arrive together), so a 2xx always means the batch survives `kill -9` and power loss.
 
 pub mod config;
+pub mod dedupe;
 pub mod heartbeat;
 pub mod housekeeping;
 pub mod ingest;
@@ -116,7 +117,12 @@ where
     // Opening and replaying reads the disk: keep it off the reactor.
     let open_cfg = cfg.clone();
     let tel = telemetry.clone();
-    let opened = tokio::task::spawn_blocking(move || open_stores(&open_cfg, tel))
+    let seen = dedupe::Seen::new(
+        Duration::from_secs(cfg.limits.dedupe_window_secs),
+        usize::try_from(cfg.limits.dedupe_max_ids).unwrap_or(usize::MAX),
+    );
+    let open_seen = seen.clone();
+    let opened = tokio::task::spawn_blocking(move || open_stores(&open_cfg, tel, &open_seen))
         .await
         .map_err(|e| CollectorError::Serve(format!("start-up task failed: {e}")))?;
     let (writer, pipeline, tsdb, engine, _lock) = opened.map_err(store_err)?;
@@ -145,6 +151,7 @@ where
         cfg.limits.record(),
         telemetry.clone(),
         cfg.limits.max_inflight_requests,
+        seen,
     );
 
     let bind = |what: &'static str, addr: &str| {
@@ -383,6 +390,7 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, skein_store::St
 fn open_stores(
     cfg: &CollectorConfig,
     telemetry: telemetry::Telemetry,
+    seen: &dedupe::Seen,
 ) -> Result<Opened, skein_store::StoreError> {
     let dir = &cfg.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| skein_store::StoreError::Io {
@@ -459,6 +467,7 @@ fn open_stores(
         logs,
         spans,
         telemetry,
+        seen,
     )?;
     Ok((writer, pipeline, tsdb, engine, lock))
 }

@@ -15,8 +15,10 @@
 //!   the writer waits, the ingest queue fills, and handlers answer 503 with Retry-After. When the
 //!   WAL reaches its size limit (disk full included), appends fail and handlers answer 503.
 
+use crate::dedupe::Seen;
 use crate::telemetry::Telemetry;
 pub use skein_model::batch::Batch;
+use skein_model::batch_id::{self, BatchId};
 use skein_store::{Logs, Spans, SplitStore, StoreError};
 use skein_wal::{Entry, Wal};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -63,6 +65,8 @@ type Indexed = (u64, Batch, Vec<u8>);
 struct WriteRequest {
     batch: Batch,
     payload: Vec<u8>,
+    /// The sender's batch id, written to the WAL right after the batch.
+    id: Option<BatchId>,
     ack: oneshot::Sender<Result<u64, WriteError>>,
 }
 
@@ -73,9 +77,15 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Writes a batch to the WAL; returns its sequence number once it is durable.
-    /// The payload is encoded on the caller's thread (call it from a blocking task).
-    pub async fn write(&self, batch: Batch, payload: Vec<u8>) -> Result<u64, WriteError> {
+    /// Writes a batch (and its sender's batch id, when given) to the WAL; returns its
+    /// sequence number once it is durable. The payload is encoded on the caller's thread (call
+    /// it from a blocking task).
+    pub async fn write(
+        &self,
+        batch: Batch,
+        payload: Vec<u8>,
+        id: Option<BatchId>,
+    ) -> Result<u64, WriteError> {
         if payload.len() > skein_wal::MAX_PAYLOAD {
             return Err(WriteError::TooLarge {
                 len: payload.len(),
@@ -87,6 +97,7 @@ impl Writer {
             .try_send(WriteRequest {
                 batch,
                 payload,
+                id,
                 ack,
             })
             .map_err(|e| match e {
@@ -122,6 +133,7 @@ pub fn start(
     mut logs: SplitStore<Logs>,
     mut spans: SplitStore<Spans>,
     telemetry: Telemetry,
+    seen: &Seen,
 ) -> Result<(Writer, Pipeline), StoreError> {
     let wal = Arc::new(Mutex::new(wal));
     let mut indexer = Indexer {
@@ -131,7 +143,7 @@ pub fn start(
         applied_seq: 0,
         telemetry: telemetry.clone(),
     };
-    indexer.replay()?;
+    indexer.replay(Some(seen))?;
     let applied = indexer.applied_seq;
     let (tx, rx) = mpsc::channel::<WriteRequest>(cfg.ingest_queue.max(1));
     let (itx, irx) = std::sync::mpsc::sync_channel::<Indexed>(cfg.index_queue.max(1));
@@ -201,13 +213,21 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let entries: Vec<Entry<'_>> = group
-            .iter()
-            .map(|r| Entry {
+        // Each batch, then its id: a torn write keeps a prefix, so an id is never kept
+        // without its batch.
+        let mut entries: Vec<Entry<'_>> = Vec::with_capacity(group.len() * 2);
+        for r in &group {
+            entries.push(Entry {
                 kind: r.batch.kind().byte(),
                 payload: &r.payload,
-            })
-            .collect();
+            });
+            if let Some(id) = &r.id {
+                entries.push(Entry {
+                    kind: batch_id::WAL_KIND,
+                    payload: id.as_str().as_bytes(),
+                });
+            }
+        }
         let result = match wal.lock() {
             Ok(mut w) => {
                 let r = w.append_batch(&entries);
@@ -222,8 +242,10 @@ fn write_loop(
         drop(entries);
         match result {
             Ok((first_seq, _)) => {
-                for (i, req) in group.into_iter().enumerate() {
-                    let seq = first_seq + i as u64;
+                let mut next = first_seq;
+                for req in group {
+                    let seq = next;
+                    next += 1 + u64::from(req.id.is_some());
                     let _ = req.ack.send(Ok(seq));
                     // Blocks while the indexer is behind: that is the back-pressure.
                     if itx.send((seq, req.batch, req.payload)).is_err() {
@@ -259,16 +281,33 @@ struct Indexer<'a> {
 }
 
 impl Indexer<'_> {
-    /// Adds WAL records past each store's committed position, then commits.
-    fn replay(&mut self) -> Result<(), StoreError> {
+    /// Puts the batch ids of every WAL record still on disk back into `seen` (at start-up),
+    /// adds the records past each store's committed position, then commits.
+    fn replay(&mut self, seen: Option<&Seen>) -> Result<(), StoreError> {
         let from = self.logs.committed_seq().min(self.spans.committed_seq()) + 1;
         let reader = match self.wal.lock() {
-            Ok(w) => w.read_from(from.max(w.first_seq()))?,
+            Ok(w) => w.read_from(w.first_seq())?,
             Err(_) => return Err(StoreError::Internal("wal lock poisoned".into())),
         };
         let mut n = 0u64;
         for rec in reader {
             let rec = rec?;
+            if rec.kind == batch_id::WAL_KIND {
+                match BatchId::from_wal(&rec.payload) {
+                    Ok(id) => {
+                        if let Some(seen) = seen {
+                            seen.restore(id);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(seq = rec.seq, error = %e, "skipping a bad batch id in the wal")
+                    }
+                }
+                continue;
+            }
+            if rec.seq < from {
+                continue;
+            }
             // Only what was really added may be covered by the next commit's position.
             self.applied_seq = self.applied_seq.max(rec.seq);
             match Batch::decode(rec.kind, &rec.payload) {
@@ -392,7 +431,7 @@ impl Indexer<'_> {
                 .logs
                 .rollback()
                 .and_then(|_| self.spans.rollback())
-                .and_then(|_| self.replay());
+                .and_then(|_| self.replay(None));
             self.applied_seq = self.applied_seq.max(applied);
             match result {
                 Ok(()) => return,

@@ -21,6 +21,7 @@ struct Inner {
     received_bytes: CounterFamily,
     rejected_records: CounterFamily,
     ingest_errors: CounterFamily,
+    duplicate_batches: CounterFamily,
     indexed_records: CounterFamily,
     wal_bytes: GaugeU64,
     index_lag: GaugeU64,
@@ -63,6 +64,10 @@ impl Telemetry {
             "ingest_errors",
             "Ingest requests answered with an error, by signal and reason",
         );
+        let duplicate_batches = m.counter_family(
+            "duplicate_batches",
+            "Batches answered 2xx without storing them again because their skein-batch-id was already stored, by signal",
+        );
         let indexed_records = m.counter_family(
             "indexed_records",
             "Records committed to the index, by signal",
@@ -104,6 +109,7 @@ impl Telemetry {
                 received_bytes,
                 rejected_records,
                 ingest_errors,
+                duplicate_batches,
                 indexed_records,
                 wal_bytes,
                 index_lag,
@@ -119,6 +125,14 @@ impl Telemetry {
 
     fn sig(signal: &str) -> Labels {
         label("signal", signal)
+    }
+
+    /// A batch whose id was already stored was answered without storing it again.
+    pub fn duplicate_batch(&self, signal: &str) {
+        self.inner
+            .duplicate_batches
+            .get_or_create(&Self::sig(signal))
+            .inc();
     }
 
     /// A batch was acknowledged.

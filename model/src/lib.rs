@@ -21,6 +21,7 @@ pub mod alert_api;
 pub mod api;
 pub mod auth;
 pub mod batch;
+pub mod batch_id;
 pub mod deadline;
 pub mod keys;
 pub mod metric;

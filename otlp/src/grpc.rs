@@ -14,7 +14,7 @@
 
 use crate::admission::{Admission, Encoding, Refusal, admit_and_decode};
 use crate::auth::authorized;
-use crate::sink::{IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
+use crate::sink::{ExportMeta, IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
 use bytes::{Buf, Bytes};
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -175,8 +175,23 @@ impl<G: Signal, S: OtlpSink> UnaryService<Bytes> for Export<G, S> {
         let permit = self.permit.take();
         Box::pin(async move {
             let _permit = permit;
+            let batch_id = match request.metadata().get(skein_model::batch_id::HEADER) {
+                None => None,
+                Some(v) => Some(
+                    v.to_str()
+                        .map_err(|_| "the skein-batch-id metadata is not ASCII".to_string())
+                        .and_then(skein_model::batch_id::BatchId::parse)
+                        .map_err(|e| {
+                            state.ingest.bad_request(G::NAME);
+                            Status::invalid_argument(e)
+                        })?,
+                ),
+            };
             let body = request.into_inner().to_vec();
-            let n = body.len();
+            let meta = ExportMeta {
+                wire_bytes: body.len(),
+                batch_id,
+            };
             let (req, _budget) =
                 match admit_and_decode::<G>(&state.admission, Encoding::Protobuf, body).await {
                     Ok(r) => r,
@@ -185,7 +200,7 @@ impl<G: Signal, S: OtlpSink> UnaryService<Bytes> for Export<G, S> {
                         return Err(refused(r));
                     }
                 };
-            let accepted = G::export(&state.ingest, req, n).await.map_err(status)?;
+            let accepted = G::export(&state.ingest, req, meta).await.map_err(status)?;
             Ok(Response::new(G::response(accepted)))
         })
     }

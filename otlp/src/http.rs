@@ -9,7 +9,7 @@
 
 use crate::admission::{Admission, Encoding, Refusal, admit_and_decode};
 use crate::auth::authorized;
-use crate::sink::{IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
+use crate::sink::{ExportMeta, IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -284,7 +284,24 @@ async fn export<G: Signal, S: OtlpSink>(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let n = bytes.len();
+    let batch_id = match headers.get(skein_model::batch_id::HEADER) {
+        None => None,
+        Some(v) => match v
+            .to_str()
+            .map_err(|_| "the skein-batch-id header is not ASCII".to_string())
+            .and_then(skein_model::batch_id::BatchId::parse)
+        {
+            Ok(id) => Some(id),
+            Err(e) => {
+                s.sink.bad_request(G::NAME);
+                return error(StatusCode::BAD_REQUEST, "bad_request", &e);
+            }
+        },
+    };
+    let meta = ExportMeta {
+        wire_bytes: bytes.len(),
+        batch_id,
+    };
     let (req, _budget) = match admit_and_decode::<G>(&s.admission, enc, bytes).await {
         Ok(r) => r,
         Err(r) => {
@@ -292,7 +309,7 @@ async fn export<G: Signal, S: OtlpSink>(
             return refused(r);
         }
     };
-    match G::export(&s.sink, req, n).await {
+    match G::export(&s.sink, req, meta).await {
         Ok(accepted) => answer(enc, G::response(accepted)),
         Err(e) => ingest_error(e),
     }

@@ -17,7 +17,7 @@ pub mod http;
 pub mod sink;
 
 pub use admission::{Admission, AdmissionLimits};
-pub use sink::{Accepted, IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
+pub use sink::{Accepted, ExportMeta, IngestError, Logs, Metrics, OtlpSink, Signal, Traces};
 /// The TLS set-up the listeners are built with, for the collector and the agent.
 pub use skein_tls as tls;
 

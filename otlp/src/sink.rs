@@ -27,6 +27,16 @@ pub struct Accepted {
     pub message: String,
 }
 
+/// What the transport knows of a request besides its records.
+#[derive(Debug, Clone, Default)]
+pub struct ExportMeta {
+    /// The decoded body size, for counters.
+    pub wire_bytes: usize,
+    /// The sender's batch identity ([`skein_model::batch_id`]), when it gave one: a sink that
+    /// keeps ids stores a batch once however often it is retried.
+    pub batch_id: Option<skein_model::batch_id::BatchId>,
+}
+
 /// Why a request was refused as a whole. Transport-neutral: only the transports map it to
 /// status codes.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,23 +71,23 @@ pub trait OtlpSink: Clone + Send + Sync + 'static {
             self.bad_request(signal);
         }
     }
-    /// Takes a logs export; `wire_bytes` is the decoded body size.
+    /// Takes a logs export.
     fn logs(
         &self,
         req: ExportLogsServiceRequest,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send;
     /// Takes a traces export.
     fn traces(
         &self,
         req: ExportTraceServiceRequest,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send;
     /// Takes a metrics export.
     fn metrics(
         &self,
         req: ExportMetricsServiceRequest,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send;
 }
 
@@ -95,7 +105,7 @@ pub trait Signal: Send + Sync + 'static {
     fn export<S: OtlpSink>(
         sink: &S,
         req: Self::Request,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send;
     /// The response for an accepted request: partial success only when records were rejected.
     fn response(accepted: Accepted) -> Self::Response;
@@ -124,9 +134,9 @@ impl Signal for Logs {
     fn export<S: OtlpSink>(
         sink: &S,
         req: Self::Request,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
-        sink.logs(req, wire_bytes)
+        sink.logs(req, meta)
     }
     fn response(a: Accepted) -> Self::Response {
         ExportLogsServiceResponse {
@@ -146,9 +156,9 @@ impl Signal for Traces {
     fn export<S: OtlpSink>(
         sink: &S,
         req: Self::Request,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
-        sink.traces(req, wire_bytes)
+        sink.traces(req, meta)
     }
     fn response(a: Accepted) -> Self::Response {
         ExportTraceServiceResponse {
@@ -168,9 +178,9 @@ impl Signal for Metrics {
     fn export<S: OtlpSink>(
         sink: &S,
         req: Self::Request,
-        wire_bytes: usize,
+        meta: ExportMeta,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
-        sink.metrics(req, wire_bytes)
+        sink.metrics(req, meta)
     }
     fn wire_cost(body: &[u8]) -> Result<crate::admission::Cost, String> {
         crate::admission::metrics_cost(body)

@@ -2,7 +2,12 @@
 //! compressed as buffered), up to `collector.max_in_flight` at once, acknowledged in buffer
 //! order. A batch is finished when every record in it was either taken by the collector or
 //! refused for what it holds; only then are its file positions handed to `on_ack`
-//! (checkpoints advance only now: at-least-once) and the buffer cursor moves past it.
+//! (checkpoints advance only now) and the buffer cursor moves past it.
+//!
+//! Every request carries a `skein-batch-id` ([`batch_id_prefix`] of the agent id, the batch's
+//! buffer seq, the CRC-32 of the body sent): the same each time the same bytes are sent, so
+//! a batch sent again (after a `kill -9`, or a timeout the collector had in fact answered) is
+//! stored once by the collector.
 //!
 //! What each answer does:
 //! - 2xx: taken. Records the answer's OTLP partial success names as rejected are dropped,
@@ -27,7 +32,8 @@
 //!   `buffer.when_full` as in an outage.
 //!
 //! A stop while a batch is failing leaves it unacknowledged: it is sent again after restart
-//! (parts of a split batch already taken are then sent twice, as at-least-once allows).
+//! (parts of a split batch already taken are split the same way and carry the same ids, so
+//! the collector does not store them twice).
 
 use crate::buffer::{Batch, BodyEncoding, Buffer, BufferError, Signal, compress};
 use crate::config::{Compression, RetrySection};
@@ -81,6 +87,33 @@ pub struct Target {
     pub endpoint: String,
     /// Bearer token.
     pub token: Option<String>,
+    /// The first part of every batch id this shipper sends (`skein-batch-id`: this prefix,
+    /// the batch's buffer seq, the CRC-32 of the body), from [`batch_id_prefix`]. A batch sent
+    /// again after a `kill -9` (its acknowledgement was not saved yet) carries the same id,
+    /// and the collector stores it once. None sends no id.
+    pub batch_ids: Option<String>,
+}
+
+/// The agent's part of its batch ids: its id with every character outside letters, digits,
+/// `.`, `_`, `-` made `_`, at most 64 characters.
+pub fn batch_id_prefix(agent_id: &str) -> String {
+    agent_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
+}
+
+/// The id of one part of a batch: unique per agent, buffer seq and body, the same each time
+/// the same part is sent.
+fn batch_id(prefix: &str, seq: u64, body: &[u8]) -> String {
+    format!("{prefix}:{seq}:{:08x}", crc32fast::hash(body))
 }
 
 impl Target {
@@ -272,7 +305,7 @@ async fn send(s: Sender, mut batch: Batch) -> (Batch, Outcome) {
     }];
     let (mut sent, mut refused) = (0u64, 0u64);
     while let Some(part) = parts.pop() {
-        match send_part(&s, signal, &part).await {
+        match send_part(&s, signal, batch.seq, &part).await {
             PartEnd::Abandoned => return (batch, Outcome::Abandoned),
             PartEnd::Taken { rejected, message } => {
                 let rejected = rejected.min(part.records);
@@ -331,8 +364,13 @@ async fn send(s: Sender, mut batch: Batch) -> (Batch, Outcome) {
 }
 
 /// Sends one part until it is taken or refused for its content, or shutdown comes.
-async fn send_part(s: &Sender, signal: Signal, part: &Part) -> PartEnd {
+async fn send_part(s: &Sender, signal: Signal, seq: u64, part: &Part) -> PartEnd {
     let name = signal.name();
+    let id = s
+        .target
+        .batch_ids
+        .as_deref()
+        .map(|prefix| batch_id(prefix, seq, &part.body));
     let mut backoff = s.retry.initial_backoff.0;
     loop {
         let mut req = s
@@ -342,6 +380,9 @@ async fn send_part(s: &Sender, signal: Signal, part: &Part) -> PartEnd {
             .body(part.body.clone());
         if let Some(enc) = part.encoding.header() {
             req = req.header("content-encoding", enc);
+        }
+        if let Some(id) = &id {
+            req = req.header(skein_model::batch_id::HEADER, id.as_str());
         }
         let wait = match req.send().await {
             Ok(resp) => {

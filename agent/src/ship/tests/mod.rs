@@ -256,6 +256,7 @@ fn ship(
             client,
             endpoint: format!("http://{addr}"),
             token: None,
+            batch_ids: Some("test-agent".into()),
         },
         buffer: buffer.clone(),
         retry,

@@ -405,8 +405,8 @@ async fn spans_and_metrics_from_the_local_receiver_are_split_too() {
             ..Default::default()
         }],
     };
-    sink.traces(traces, 0).await.unwrap();
-    sink.metrics(metrics, 0).await.unwrap();
+    sink.traces(traces, Default::default()).await.unwrap();
+    sink.metrics(metrics, Default::default()).await.unwrap();
     let first = buf.cursor();
 
     // Two spans or two points at most per request.
