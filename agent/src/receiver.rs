@@ -119,12 +119,15 @@ pub fn string_kv(k: &str, v: &str) -> KeyValue {
 }
 
 impl OtlpSink for AgentSink {
-    fn admit(&self, signal: &'static str) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let p = self.inner.inflight.clone().try_acquire_owned().ok();
-        if p.is_none() {
-            self.inner.telemetry.request_failed(signal, "receiver_busy");
-        }
-        p
+    fn admit(&self, signal: &'static str) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
+        self.inner
+            .inflight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                self.inner.telemetry.request_failed(signal, "receiver_busy");
+                "too many requests in flight (receiver.max_inflight_requests); retry later".into()
+            })
     }
 
     fn bad_request(&self, signal: &'static str) {

@@ -170,6 +170,14 @@ pub struct LimitsConfig {
     /// remembered, in seconds: a retry of it within this time is answered 2xx and not stored
     /// again. Default 600.
     pub dedupe_window_secs: u64,
+    /// The collector's memory limit in MiB: above it (anonymous resident memory, the heap;
+    /// the index files the kernel maps do not count) ingest takes one request at a time and
+    /// answers the others 503 with `Retry-After` until memory is back under 90 % of it, while
+    /// queries are still answered
+    /// (`collector/src/memory.rs`). It must hold what the other limits let grow:
+    /// `index.writer_memory_mb` for the logs writer and half of it for the spans writer,
+    /// `limits.memory_budget_mb` and `metrics.cache_mb`. 0 turns it off. Default 1536.
+    pub memory_limit_mb: u64,
     /// Most batch ids remembered; past it the oldest go first, so the window is shorter under
     /// a flood of batches. About 200 bytes each. Default 200,000 (about 40 MiB at most).
     pub dedupe_max_ids: u64,
@@ -208,6 +216,7 @@ impl Default for LimitsConfig {
             max_resource_bytes: Limits::default().max_resource_bytes,
             max_records_per_request: skein_otlp::AdmissionLimits::default().max_records_per_request,
             memory_budget_mb: skein_otlp::AdmissionLimits::default().memory_budget_bytes >> 20,
+            memory_limit_mb: 1536,
             dedupe_window_secs: 600,
             dedupe_max_ids: 200_000,
         }
@@ -377,6 +386,20 @@ impl CollectorConfig {
         Ok(cfg)
     }
 
+    /// The spans index writer's memory for a logs writer of `logs_mb`.
+    pub fn spans_writer_mb(logs_mb: usize) -> usize {
+        (logs_mb / 2).max(32)
+    }
+
+    /// MiB the limits known ahead let the collector hold: both index writers, the decoding
+    /// budget and the metrics cache.
+    pub fn known_memory_mb(&self) -> u64 {
+        let w = self.index.writer_memory_mb as u64;
+        w + Self::spans_writer_mb(self.index.writer_memory_mb) as u64
+            + self.limits.memory_budget_mb
+            + self.metrics.cache_mb
+    }
+
     /// Checks every value; the error names the key and the value.
     pub fn validate(&self) -> Result<(), String> {
         for (key, v) in [
@@ -452,6 +475,17 @@ impl CollectorConfig {
             return Err(format!(
                 "key index.writer_memory_mb: value {} is too small, the least is 32",
                 self.index.writer_memory_mb
+            ));
+        }
+        let known = self.known_memory_mb();
+        if self.limits.memory_limit_mb > 0 && self.limits.memory_limit_mb < known {
+            return Err(format!(
+                "key limits.memory_limit_mb: value {} is less than the {known} MiB the other limits let the collector hold (index.writer_memory_mb {} for the logs writer + {} for the spans writer + limits.memory_budget_mb {} + metrics.cache_mb {}); raise it or lower those",
+                self.limits.memory_limit_mb,
+                self.index.writer_memory_mb,
+                Self::spans_writer_mb(self.index.writer_memory_mb),
+                self.limits.memory_budget_mb,
+                self.metrics.cache_mb,
             ));
         }
         if self.wal.segment_mb > self.wal.max_mb {

@@ -5,6 +5,7 @@
 //! success counts. Only the transports map [`IngestError`] to status codes.
 
 use crate::dedupe::{Claim, Claimed, Seen};
+use crate::memory::MemoryLimit;
 use crate::pipeline::{Batch, WriteError, Writer};
 use crate::spanmetrics::thread::DeriveSender;
 use crate::telemetry::Telemetry;
@@ -45,6 +46,8 @@ pub struct Ingest {
     /// Requests being handled at once; bounds the memory of bodies in flight
     /// (`limits.max_inflight_requests` × `limits.max_request_bytes`).
     inflight: Arc<tokio::sync::Semaphore>,
+    /// Its size.
+    max_inflight: usize,
     writer: Writer,
     tsdb: Tsdb,
     derive: Option<DeriveSender>,
@@ -53,6 +56,8 @@ pub struct Ingest {
     telemetry: Telemetry,
     /// Ids of stored batches, so a retried batch is stored once.
     seen: Seen,
+    /// Over it, new requests are refused.
+    memory: MemoryLimit,
 }
 
 impl Ingest {
@@ -66,9 +71,11 @@ impl Ingest {
         telemetry: Telemetry,
         max_inflight: usize,
         seen: Seen,
+        memory: MemoryLimit,
     ) -> Self {
         Ingest {
             inflight: Arc::new(tokio::sync::Semaphore::new(max_inflight.max(1))),
+            max_inflight: max_inflight.max(1),
             writer,
             tsdb,
             derive,
@@ -76,6 +83,7 @@ impl Ingest {
             limits,
             telemetry,
             seen,
+            memory,
         }
     }
 
@@ -99,14 +107,24 @@ impl Ingest {
         }
     }
 
-    /// A place for one more request, or None when `max_inflight` requests are already being
-    /// handled (answer 503 with Retry-After). Hold it until the answer is sent.
-    pub fn admit(&self, signal: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let p = self.inflight.clone().try_acquire_owned().ok();
-        if p.is_none() {
-            self.telemetry.ingest_error(signal, "too_many_requests");
+    /// A place for one more request, or why there is none: `max_inflight` requests are
+    /// already being handled, or the collector is over its memory limit and one is (answer
+    /// 503 with Retry-After). Over the limit it takes one request at a time: what it holds
+    /// may be allocator slack that refusing cannot free, so ingest never stops for good, and
+    /// one request at a time lets the queues drain. Hold it until the answer is sent.
+    pub fn admit(&self, signal: &str) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
+        if self.memory.over() && self.inflight.available_permits() < self.max_inflight {
+            self.telemetry.ingest_error(signal, "memory_limit");
+            return Err(format!(
+                "the collector is over its memory limit ({} MiB in use, limits.memory_limit_mb = {}); retry later",
+                self.memory.last_bytes() >> 20,
+                self.memory.limit_mb()
+            ));
         }
-        p
+        self.inflight.clone().try_acquire_owned().map_err(|_| {
+            self.telemetry.ingest_error(signal, "too_many_requests");
+            "too many requests in flight (limits.max_inflight_requests); retry later".into()
+        })
     }
 
     /// The collector's counters.
@@ -289,7 +307,7 @@ impl Ingest {
 }
 
 impl OtlpSink for Ingest {
-    fn admit(&self, signal: &'static str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    fn admit(&self, signal: &'static str) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
         Ingest::admit(self, signal)
     }
     fn bad_request(&self, signal: &'static str) {

@@ -23,6 +23,7 @@ pub mod dedupe;
 pub mod heartbeat;
 pub mod housekeeping;
 pub mod ingest;
+pub mod memory;
 pub mod pipeline;
 pub mod spanmetrics;
 pub mod telemetry;
@@ -142,6 +143,7 @@ where
     )
     .map_err(|e| CollectorError::Serve(format!("cannot start the span deriver: {e}")))?;
 
+    let memory = memory::MemoryLimit::start(cfg.limits.memory_limit_mb);
     let token = |t: &Option<String>| t.as_deref().map(Arc::<str>::from);
     let ingest = ingest::Ingest::new(
         writer,
@@ -152,6 +154,7 @@ where
         telemetry.clone(),
         cfg.limits.max_inflight_requests,
         seen,
+        memory.clone(),
     );
 
     let bind = |what: &'static str, addr: &str| {
@@ -445,7 +448,10 @@ fn open_stores(
         docstore_block_bytes: cfg.index.docstore_block_kb * 1024,
     };
     let logs = SplitStore::<Logs>::open(dir, split(cfg.index.writer_memory_mb))?;
-    let spans = SplitStore::<Spans>::open(dir, split((cfg.index.writer_memory_mb / 2).max(32)))?;
+    let spans = SplitStore::<Spans>::open(
+        dir,
+        split(CollectorConfig::spans_writer_mb(cfg.index.writer_memory_mb)),
+    )?;
     let engine = Engine::new(
         logs.split_list(),
         logs.fields().clone(),

@@ -256,14 +256,9 @@ where
                 )
                 .into_http());
             }
-            let Some(permit) = state.ingest.admit(G::NAME) else {
-                return Ok(retry_after(
-                    Code::Unavailable,
-                    "too many requests in flight (limits.max_inflight_requests); retry later"
-                        .into(),
-                    1,
-                )
-                .into_http());
+            let permit = match state.ingest.admit(G::NAME) {
+                Ok(p) => p,
+                Err(why) => return Ok(retry_after(Code::Unavailable, why, 1).into_http()),
             };
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);

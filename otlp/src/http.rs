@@ -227,14 +227,6 @@ fn refused(r: Refusal) -> Response {
     }
 }
 
-fn too_busy() -> Response {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "too many requests in flight (limits.max_inflight_requests); retry later",
-    )
-}
-
 fn ingest_error(e: IngestError) -> Response {
     match e {
         IngestError::BadRequest(m) => error(StatusCode::BAD_REQUEST, "bad_request", &m),
@@ -277,8 +269,9 @@ async fn export<G: Signal, S: OtlpSink>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(_permit) = s.sink.admit(G::NAME) else {
-        return too_busy();
+    let _permit = match s.sink.admit(G::NAME) {
+        Ok(p) => p,
+        Err(why) => return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &why),
     };
     let (enc, bytes) = match read_body(&s, &headers, body).await {
         Ok(x) => x,

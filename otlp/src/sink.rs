@@ -58,10 +58,10 @@ pub enum IngestError {
 
 /// A destination for decoded OTLP export requests.
 pub trait OtlpSink: Clone + Send + Sync + 'static {
-    /// A place for one more request (`signal` is `logs`, `spans` or `metrics`), or None when
-    /// too many are in flight: the transport answers 503 / UNAVAILABLE. Hold it until the
-    /// answer is sent.
-    fn admit(&self, signal: &'static str) -> Option<tokio::sync::OwnedSemaphorePermit>;
+    /// A place for one more request (`signal` is `logs`, `spans` or `metrics`), or why there
+    /// is none now (too many in flight, over the memory limit): the transport answers 503 /
+    /// UNAVAILABLE with that message and a retry hint. Hold it until the answer is sent.
+    fn admit(&self, signal: &'static str) -> Result<tokio::sync::OwnedSemaphorePermit, String>;
     /// Counts a request whose body could not be decoded.
     fn bad_request(&self, signal: &'static str);
     /// Counts a request refused before decoding (malformed, too large, over the memory
