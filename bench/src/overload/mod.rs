@@ -64,18 +64,27 @@ pub struct OverloadArgs {
     /// `limits.memory_budget_mb` of the collector.
     #[arg(long, default_value_t = 256)]
     pub memory_budget_mb: u64,
+    /// `limits.memory_limit_mb` of the collector: the limit its heap (RssAnon) is held to.
+    #[arg(long, default_value_t = 1536)]
+    pub memory_limit_mb: u64,
+    /// `index.writer_memory_mb` of the collector (the spans writer gets half).
+    #[arg(long, default_value_t = 256)]
+    pub writer_memory_mb: u64,
+    /// `metrics.cache_mb` of the collector.
+    #[arg(long, default_value_t = 256)]
+    pub cache_mb: u64,
     /// Keep the data dir and the collector's log here instead of a temporary folder.
     #[arg(long)]
     pub keep: Option<PathBuf>,
 }
 
-/// The collector's config: the memory budget, no alert rules (the repository's `alerts/`
+/// The collector's config: the memory limits, no alert rules (the repository's `alerts/`
 /// would be read from the working directory otherwise).
 fn write_config(dir: &std::path::Path, a: &OverloadArgs) -> Result<PathBuf> {
     let p = dir.join("collector.toml");
     let text = format!(
-        "[limits]\nmemory_budget_mb = {}\n\n[alerts]\nrules = []\n",
-        a.memory_budget_mb
+        "[limits]\nmemory_budget_mb = {}\nmemory_limit_mb = {}\n\n[index]\nwriter_memory_mb = {}\n\n[metrics]\ncache_mb = {}\n\n[alerts]\nrules = []\n",
+        a.memory_budget_mb, a.memory_limit_mb, a.writer_memory_mb, a.cache_mb
     );
     std::fs::write(&p, text).with_context(|| format!("write {}", p.display()))?;
     Ok(p)
@@ -289,7 +298,7 @@ async fn overload(a: &OverloadArgs, col: &CollectorProc) -> Result<(serde_json::
         t_cal,
         samples.last().map(|(t, _)| *t).unwrap_or(t_cal),
     );
-    let budget = a.memory_budget_mb * 1024 * 1024;
+    let budget = a.memory_limit_mb * 1024 * 1024;
     let over_secs = (t_over_end - t_over).as_secs_f64();
     let over_acked = over.acked_records.load(Ordering::Relaxed);
     let lo = look_over.summary();
@@ -372,10 +381,13 @@ async fn overload(a: &OverloadArgs, col: &CollectorProc) -> Result<(serde_json::
             ),
         ),
         row(
-            "memory budget (limits.memory_budget_mb)",
+            "memory limit (limits.memory_limit_mb; memory_budget_mb, writer_memory_mb, cache_mb)",
             format!(
-                "{} MiB: peak VmRSS {}, peak RssAnon {}",
+                "{} MiB ({}, {}, {}): peak VmRSS {}, peak RssAnon {}",
+                a.memory_limit_mb,
                 a.memory_budget_mb,
+                a.writer_memory_mb,
+                a.cache_mb,
                 if peak_all.all <= budget {
                     "under it"
                 } else {
@@ -476,8 +488,11 @@ async fn overload(a: &OverloadArgs, col: &CollectorProc) -> Result<(serde_json::
             "rss_anon_end_bytes": final_rss.anon,
             "rss_hwm_bytes": hwm,
             "memory_budget_mb": a.memory_budget_mb,
-            "rss_under_budget": peak_all.all <= budget,
-            "rss_anon_under_budget": peak_all.anon <= budget,
+            "memory_limit_mb": a.memory_limit_mb,
+            "writer_memory_mb": a.writer_memory_mb,
+            "cache_mb": a.cache_mb,
+            "rss_under_limit": peak_all.all <= budget,
+            "rss_anon_under_limit": peak_all.anon <= budget,
     });
     let out = serde_json::json!({
         "bench": "overload",
