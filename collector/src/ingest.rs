@@ -32,6 +32,17 @@ impl From<WriteError> for IngestError {
     }
 }
 
+/// What admits a request: the in-flight cap, the window of stored batch ids, the memory
+/// limit.
+pub struct Guards {
+    /// Requests handled at once (`limits.max_inflight_requests`).
+    pub max_inflight: usize,
+    /// Ids of stored batches.
+    pub seen: Seen,
+    /// The memory limit.
+    pub memory: MemoryLimit,
+}
+
 /// Whether to write a batch.
 enum Write {
     /// Write it; with its claimed id, when it has one.
@@ -69,10 +80,13 @@ impl Ingest {
         keys: KeyExtractor,
         limits: Limits,
         telemetry: Telemetry,
-        max_inflight: usize,
-        seen: Seen,
-        memory: MemoryLimit,
+        guards: Guards,
     ) -> Self {
+        let Guards {
+            max_inflight,
+            seen,
+            memory,
+        } = guards;
         Ingest {
             inflight: Arc::new(tokio::sync::Semaphore::new(max_inflight.max(1))),
             max_inflight: max_inflight.max(1),

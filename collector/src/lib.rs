@@ -152,9 +152,11 @@ where
         KeyExtractor::new(&cfg.correlation),
         cfg.limits.record(),
         telemetry.clone(),
-        cfg.limits.max_inflight_requests,
-        seen,
-        memory.clone(),
+        ingest::Guards {
+            max_inflight: cfg.limits.max_inflight_requests,
+            seen,
+            memory: memory.clone(),
+        },
     );
 
     let bind = |what: &'static str, addr: &str| {
