@@ -253,12 +253,8 @@ fn every_line_arrives_exactly_once_through_rotation_restarts_and_an_outage() {
 
 /// The collector's counter of batches it answered without storing them again.
 fn duplicate_batches(c: &Collector) -> f64 {
-    let text = common::client()
-        .get(format!("{}/metrics", c.api_base()))
-        .send()
-        .and_then(|r| r.text())
-        .unwrap_or_default();
-    text.lines()
+    c.metrics()
+        .lines()
         .filter(|l| l.starts_with("skein_duplicate_batches_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()

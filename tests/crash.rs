@@ -338,12 +338,8 @@ fn send_grpc_with_id(c: &Collector, id: &str, body: &[u8]) -> Result<(), tonic::
 
 /// The collector's count of batches answered without being stored again.
 fn duplicate_batches(c: &Collector) -> String {
-    let text = client()
-        .get(format!("{}/metrics", c.api_base()))
-        .send()
-        .and_then(|r| r.text())
-        .unwrap_or_default();
-    text.lines()
+    c.metrics()
+        .lines()
         .filter(|l| l.starts_with("skein_duplicate_batches_total{signal=\"logs\"}"))
         .collect()
 }

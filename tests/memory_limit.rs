@@ -127,14 +127,8 @@ fn over_its_memory_limit_the_collector_refuses_with_retry_after_and_recovers() {
         .unwrap();
     assert_eq!(q.status().as_u16(), 200);
     // The refusals are counted under their own reason.
-    let metrics = http
-        .get(format!("{}/metrics", c.api_base()))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
     assert!(
-        metrics
+        c.metrics()
             .lines()
             .any(|l| l.starts_with("skein_ingest_errors_total{")
                 && l.contains("reason=\"memory_limit\"")),

@@ -195,6 +195,15 @@ impl Collector {
     pub fn grpc_endpoint(&self) -> String {
         format!("http://{}", self.otlp_grpc)
     }
+
+    /// The collector's `/metrics` text (empty when it does not answer).
+    pub fn metrics(&self) -> String {
+        client()
+            .get(format!("{}/metrics", self.api_base()))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for Collector {
