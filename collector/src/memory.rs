@@ -33,7 +33,6 @@ struct Inner {
     limit_bytes: u64,
     over: AtomicBool,
     last_bytes: AtomicU64,
-    stop: AtomicBool,
 }
 
 /// The process's anonymous resident memory in bytes, where the system says (Linux).
@@ -62,7 +61,6 @@ impl MemoryLimit {
                 limit_bytes: limit_mb.saturating_mul(1024 * 1024),
                 over: AtomicBool::new(false),
                 last_bytes: AtomicU64::new(0),
-                stop: AtomicBool::new(false),
             }),
         };
         if limit_mb > 0 && anon_rss_bytes().is_some() {
@@ -70,10 +68,8 @@ impl MemoryLimit {
             let spawned = std::thread::Builder::new()
                 .name("skein-memory".into())
                 .spawn(move || {
+                    // Ends when the last clone of the limit is dropped.
                     while let Some(inner) = weak.upgrade() {
-                        if inner.stop.load(Ordering::Relaxed) {
-                            return;
-                        }
                         if let Some(b) = anon_rss_bytes() {
                             inner.observe(b);
                         }
@@ -110,11 +106,6 @@ impl MemoryLimit {
     /// Takes a sample (the thread's work; tests call it directly).
     pub fn observe(&self, bytes: u64) {
         self.inner.observe(bytes);
-    }
-
-    /// Stops the sampling thread.
-    pub fn stop(&self) {
-        self.inner.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -160,7 +151,6 @@ mod tests {
                 limit_bytes: 1000 * 1024 * 1024,
                 over: AtomicBool::new(false),
                 last_bytes: AtomicU64::new(0),
-                stop: AtomicBool::new(false),
             }),
         };
         let mib = |n: u64| n * 1024 * 1024;
