@@ -25,6 +25,11 @@ pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// This thread's deadline, if one is set (a read sent to another node carries what is left).
+pub fn current() -> Option<Instant> {
+    DEADLINE.with(|d| d.get())
+}
+
 /// Whether this thread's deadline has passed. False when none is set.
 pub fn expired() -> bool {
     DEADLINE

@@ -153,10 +153,11 @@ fn build(state: ApiState, extra: Option<Router>) -> Router {
             )
         })
         .with_state(state);
-    match extra {
+    let app = match extra {
         Some(e) => app.merge(e),
         None => app,
-    }
+    };
+    app.layer(middleware::from_fn(crate::partial::mark))
 }
 
 async fn auth(State(s): State<ApiState>, req: Request, next: Next) -> Response {
@@ -184,7 +185,7 @@ async fn readyz(State(s): State<ApiState>) -> Response {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            "starting: replaying the write-ahead log",
+            "starting: replaying the write-ahead log (in a cluster: catching up the partitions this node owns)",
         )
         .into_response()
     }
@@ -257,10 +258,15 @@ where
             // the deadline: the store's read loops stop there.
             let task = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                skein_model::deadline::with_deadline(deadline, f)
+                crate::partial::take_missing();
+                let r = skein_model::deadline::with_deadline(deadline, f);
+                (r, crate::partial::take_missing())
             });
             match tokio::time::timeout_at(deadline.into(), task).await {
-                Ok(Ok(r)) => r.map_err(ApiError::from),
+                Ok(Ok((r, missing))) => {
+                    crate::partial::report(missing);
+                    r.map_err(ApiError::from)
+                }
                 Ok(Err(e)) => Err(ApiError::from(QueryError::Internal(e.to_string()))),
                 Err(_) => Err(timed_out()),
             }

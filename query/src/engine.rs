@@ -6,13 +6,15 @@
 //! `x-request-id` joins the trace of the spans that carry the same request ID.
 
 use crate::QueryError;
+use crate::reads::{LocalReads, Read, ReadResult, Reads};
 use skein_model::api::{LogsResponse, TraceResponse, TraceSummary, TracesResponse};
 use skein_model::span_tree::SpanTree;
 use skein_model::{LogRecord, Span};
+use skein_store::SplitList;
 use skein_store::schema::{LogFields, SpanFields};
-use skein_store::search::{self, LogFilter, SpanFilter, TimeRange};
-use skein_store::{Logs, Spans, SplitList};
+use skein_store::search::{Found, LogFilter, SpanFilter, TimeRange};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 /// Bounds of the engine.
 #[derive(Debug, Clone)]
@@ -38,13 +40,10 @@ impl Default for QueryLimits {
     }
 }
 
-/// Read access to both indexes.
+/// The engine: every answer built from store reads ([`crate::reads`]), local or fanned out.
 #[derive(Clone)]
 pub struct Engine {
-    logs: SplitList,
-    log_fields: LogFields,
-    spans: SplitList,
-    span_fields: SpanFields,
+    reads: Arc<dyn Reads>,
     limits: QueryLimits,
 }
 
@@ -70,8 +69,12 @@ pub struct TraceQuery {
     pub limit: usize,
 }
 
+fn wrong() -> QueryError {
+    QueryError::Internal("a store read answered with the wrong kind".into())
+}
+
 impl Engine {
-    /// An engine over the given split lists.
+    /// An engine over the given split lists on this node.
     pub fn new(
         logs: SplitList,
         log_fields: LogFields,
@@ -79,18 +82,53 @@ impl Engine {
         span_fields: SpanFields,
         limits: QueryLimits,
     ) -> Self {
-        Engine {
-            logs,
-            log_fields,
-            spans,
-            span_fields,
+        Self::over(
+            Arc::new(LocalReads::new(logs, log_fields, spans, span_fields)),
             limits,
-        }
+        )
+    }
+
+    /// An engine over any store reads (a cluster's fan-out, say).
+    pub fn over(reads: Arc<dyn Reads>, limits: QueryLimits) -> Self {
+        Engine { reads, limits }
     }
 
     /// The engine's bounds.
     pub fn limits(&self) -> &QueryLimits {
         &self.limits
+    }
+
+    /// The store reads under the engine.
+    pub fn reads(&self) -> &Arc<dyn Reads> {
+        &self.reads
+    }
+
+    fn spans(&self, read: Read) -> Result<Found<Span>, QueryError> {
+        match self.reads.read(&read)? {
+            ReadResult::Spans { found } => Ok(found),
+            _ => Err(wrong()),
+        }
+    }
+
+    fn logs_found(&self, read: Read) -> Result<Found<LogRecord>, QueryError> {
+        match self.reads.read(&read)? {
+            ReadResult::Logs { found } => Ok(found),
+            _ => Err(wrong()),
+        }
+    }
+
+    fn counts(&self, read: Read) -> Result<skein_store::count::Counts, QueryError> {
+        match self.reads.read(&read)? {
+            ReadResult::Counts { counts } => Ok(counts),
+            _ => Err(wrong()),
+        }
+    }
+
+    fn sequenced(&self, read: Read) -> Result<(Vec<(u64, LogRecord)>, bool), QueryError> {
+        match self.reads.read(&read)? {
+            ReadResult::Sequenced { logs, more } => Ok((logs, more)),
+            _ => Err(wrong()),
+        }
     }
 
     /// One request's whole story: every span and log that shares a correlation key with the
@@ -106,18 +144,14 @@ impl Engine {
             key.to_string()
         };
         let hop = self.limits.first_hop_records;
-        let first_spans = search::by_keys::<Spans>(
-            &self.spans,
-            &self.span_fields,
-            std::slice::from_ref(&key),
-            hop,
-        )?;
-        let first_logs = search::by_keys::<Logs>(
-            &self.logs,
-            &self.log_fields,
-            std::slice::from_ref(&key),
-            hop,
-        )?;
+        let first_spans = self.spans(Read::SpansByKeys {
+            keys: vec![key.clone()],
+            limit: hop,
+        })?;
+        let first_logs = self.logs_found(Read::LogsByKeys {
+            keys: vec![key.clone()],
+            limit: hop,
+        })?;
         if first_spans.records.is_empty() && first_logs.records.is_empty() {
             return Ok(None);
         }
@@ -142,26 +176,25 @@ impl Engine {
             }
         }
         let budget = self.limits.max_trace_records;
-        let spans = search::by_keys::<Spans>(&self.spans, &self.span_fields, &keys, budget)?;
-        let logs = search::by_keys::<Logs>(
-            &self.logs,
-            &self.log_fields,
-            &keys,
-            budget.saturating_sub(spans.records.len()).max(1),
-        )?;
+        let spans = self.spans(Read::SpansByKeys {
+            keys: keys.clone(),
+            limit: budget,
+        })?;
+        let logs = self.logs_found(Read::LogsByKeys {
+            keys,
+            limit: budget.saturating_sub(spans.records.len()).max(1),
+        })?;
         truncated |= spans.truncated || logs.truncated;
         Ok(Some(assemble(spans.records, logs.records, truncated)))
     }
 
     /// Searches logs, newest first.
     pub fn logs(&self, q: &LogQuery) -> Result<LogsResponse, QueryError> {
-        let found = search::search_logs(
-            &self.logs,
-            &self.log_fields,
-            &q.filter,
-            q.range.unwrap_or(TimeRange::ALL),
-            q.limit,
-        )?;
+        let found = self.logs_found(Read::SearchLogs {
+            filter: q.filter.clone(),
+            range: q.range.unwrap_or(TimeRange::ALL),
+            limit: q.limit,
+        })?;
         Ok(LogsResponse {
             logs: found.records,
         })
@@ -175,13 +208,11 @@ impl Engine {
         after: u64,
         limit: usize,
     ) -> Result<(Vec<(u64, LogRecord)>, bool), QueryError> {
-        Ok(skein_store::arrival::logs_after(
-            &self.logs,
-            &self.log_fields,
-            filter,
+        self.sequenced(Read::LogsAfter {
+            filter: filter.clone(),
             after,
             limit,
-        )?)
+        })
     }
 
     /// The newest `n` logs by ingest position, oldest first.
@@ -190,20 +221,23 @@ impl Engine {
         filter: &LogFilter,
         n: usize,
     ) -> Result<Vec<(u64, LogRecord)>, QueryError> {
-        Ok(skein_store::arrival::last_logs(
-            &self.logs,
-            &self.log_fields,
-            filter,
-            n,
-        )?)
+        Ok(self
+            .sequenced(Read::LastLogs {
+                filter: filter.clone(),
+                n,
+            })?
+            .0)
     }
 
-    /// The largest ingest position of a searchable log.
+    /// The largest ingest position of a searchable log (0 when it cannot be read).
     pub fn last_log_seq(&self) -> u64 {
-        skein_store::arrival::last_seq(&self.logs)
+        match self.reads.read(&Read::LastLogSeq) {
+            Ok(ReadResult::Seq { seq }) => seq,
+            _ => 0,
+        }
     }
 
-    /// The lines around `time` matching `filter` (see [`search::logs_around`]).
+    /// The lines around `time` matching `filter` (see [`skein_store::search::logs_around`]).
     pub fn logs_around(
         &self,
         filter: &LogFilter,
@@ -211,9 +245,17 @@ impl Engine {
         before: usize,
         after: usize,
     ) -> Result<skein_model::api::LogContextResponse, QueryError> {
-        let (before, after) =
-            search::logs_around(&self.logs, &self.log_fields, filter, time, before, after)?;
-        Ok(skein_model::api::LogContextResponse { before, after })
+        match self.reads.read(&Read::LogsAround {
+            filter: filter.clone(),
+            time,
+            before,
+            after,
+        })? {
+            ReadResult::Around { before, after } => {
+                Ok(skein_model::api::LogContextResponse { before, after })
+            }
+            _ => Err(wrong()),
+        }
     }
 
     /// Counts logs matching a filter, per value of the `by` fields (`service`).
@@ -223,13 +265,11 @@ impl Engine {
         range: TimeRange,
         by: &[&str],
     ) -> Result<skein_store::count::Counts, QueryError> {
-        Ok(skein_store::count::count_logs(
-            &self.logs,
-            &self.log_fields,
-            filter,
+        self.counts(Read::CountLogs {
+            filter: filter.clone(),
             range,
-            by,
-        )?)
+            by: by.iter().map(|s| s.to_string()).collect(),
+        })
     }
 
     /// Counts spans matching a filter, per value of the `by` fields (`service`, `name`).
@@ -239,26 +279,22 @@ impl Engine {
         range: TimeRange,
         by: &[&str],
     ) -> Result<skein_store::count::Counts, QueryError> {
-        Ok(skein_store::count::count_spans(
-            &self.spans,
-            &self.span_fields,
-            filter,
+        self.counts(Read::CountSpans {
+            filter: filter.clone(),
             range,
-            by,
-        )?)
+            by: by.iter().map(|s| s.to_string()).collect(),
+        })
     }
 
     /// Searches traces, newest first: traces with at least one span matching the filter.
     pub fn traces(&self, q: &TraceQuery) -> Result<TracesResponse, QueryError> {
         // Several matching spans often share a trace; read more spans than traces wanted.
         let span_limit = (q.limit * 20).clamp(100, 20_000);
-        let found = search::search_spans(
-            &self.spans,
-            &self.span_fields,
-            &q.filter,
-            q.range.unwrap_or(TimeRange::ALL),
-            span_limit,
-        )?;
+        let found = self.spans(Read::SearchSpans {
+            filter: q.filter.clone(),
+            range: q.range.unwrap_or(TimeRange::ALL),
+            limit: span_limit,
+        })?;
         let mut ids: Vec<String> = Vec::new();
         for s in &found.records {
             if ids.len() >= q.limit {
@@ -268,16 +304,24 @@ impl Engine {
                 ids.push(s.trace_id.clone());
             }
         }
+        // One read for every trace's spans, grouped back per trace.
+        let all = self.spans(Read::SpansByTraceIds {
+            ids: ids.clone(),
+            limit: self
+                .limits
+                .max_trace_records
+                .saturating_mul(ids.len().max(1)),
+        })?;
+        let mut per: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
+        for s in all.records {
+            if let Some(id) = ids.iter().find(|i| **i == s.trace_id) {
+                per.entry(id.as_str()).or_default().push(s);
+            }
+        }
         let mut traces = Vec::with_capacity(ids.len());
-        for id in ids {
-            let spans = search::by_terms::<Spans>(
-                &self.spans,
-                &self.span_fields,
-                self.span_fields.trace_id,
-                std::slice::from_ref(&id),
-                self.limits.max_trace_records,
-            )?;
-            traces.push(summarize(&id, &spans.records));
+        for id in &ids {
+            let spans = per.remove(id.as_str()).unwrap_or_default();
+            traces.push(summarize(id, &spans));
         }
         traces.sort_by_key(|t| std::cmp::Reverse(t.start_unix_nano));
         Ok(TracesResponse { traces })

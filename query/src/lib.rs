@@ -6,6 +6,8 @@
 //! - [`api`]: the HTTP API (`/api/v1/...`, `/healthz`, `/readyz`, `/metrics`), JSON in and out,
 //!   errors as `{"error", "message"}`.
 //! - [`metrics`]: metric range queries, RED figures per service and operation, dependencies.
+//! - [`reads`]: the store reads every answer is built from, local or fanned out across a
+//!   cluster, and how partial answers merge.
 //! - [`live`]: the live tail of new log lines (`GET /api/v1/logs/tail`, Server-Sent Events).
 //!
 //! The typed client of this API is its own crate (`skein-client`), so the CLI and TUI never link
@@ -18,5 +20,7 @@ pub mod engine;
 mod error;
 pub mod live;
 pub mod metrics;
+pub mod partial;
+pub mod reads;
 
 pub use error::QueryError;

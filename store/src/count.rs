@@ -18,7 +18,7 @@ use tantivy::{DocId, Score, SegmentReader};
 pub const MAX_GROUPS: usize = 10_000;
 
 /// Counts per group: the group's field values (in the order asked) and the count.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     /// Groups and their counts. With no group fields there is one entry with no values
     /// (also when the count is 0).

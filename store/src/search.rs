@@ -18,7 +18,7 @@ use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 
 /// A time window, Unix nanoseconds, both ends included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TimeRange {
     /// From.
     pub start: u64,
@@ -35,7 +35,7 @@ impl TimeRange {
 }
 
 /// Records found and whether a limit cut the list.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Found<R> {
     /// The records.
     pub records: Vec<R>,
@@ -276,7 +276,7 @@ pub fn by_keys<S: Signal>(
 }
 
 /// Filters of a log search.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct LogFilter {
     /// Full text plus `field:value` terms, in tantivy's query language.
     pub text: Option<String>,
@@ -434,7 +434,7 @@ pub fn search_logs(
 }
 
 /// Filters of a span search (for trace search).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SpanFilter {
     /// Only this service.
     pub service: Option<String>,

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod nats;
 pub mod pki;
 pub mod pty;
 pub mod tls;

@@ -1,0 +1,320 @@
+//! A partition's indexer: a durable pull consumer of `<prefix>.*.<partition>` feeding that
+//! partition's own tantivy splits (`<data>/partitions/<p>/{logs,spans}`).
+//!
+//! Each commit's payload records the stream sequence it covers (the WAL position's role on
+//! one node). A worker starts its consumer just past the lower of the two signals' committed
+//! sequences, skips what a signal has committed already and what was delivered twice, so
+//! indexing stays exactly once per replica across crashes. It acknowledges the stream
+//! (AckPolicy::All) only after a commit. On any error it rolls back to the last commit and
+//! starts its consumer again from there.
+
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use futures::StreamExt;
+use skein_model::batch::{Batch, BatchKind};
+use skein_store::schema::first_ingest_position;
+use skein_store::{Logs, Spans, SplitConfig, SplitList, SplitStore};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
+
+/// A partition this node indexes, as readers and the lease manager see it.
+pub struct LocalPartition {
+    /// The partition.
+    pub partition: u32,
+    /// Its log splits.
+    pub logs: SplitList,
+    /// Its span splits.
+    pub spans: SplitList,
+    /// True once the worker has reached the end of the stream at least once.
+    pub caught_up: AtomicBool,
+    /// Messages of this partition in the stream not yet indexed (from the last delivery).
+    pub lag: AtomicU64,
+    /// The last stream sequence committed.
+    pub committed: AtomicU64,
+    stop: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl LocalPartition {
+    /// Asks the worker to commit and stop, and waits for it.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        let t = match self.thread.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What a worker needs.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    /// `<data>/partitions`.
+    pub dir: PathBuf,
+    /// The stream.
+    pub stream: jetstream::stream::Stream,
+    /// This node, for the consumer's name.
+    pub node: String,
+    /// Subject prefix.
+    pub prefix: String,
+    /// Splits of logs.
+    pub logs: SplitConfig,
+    /// Splits of spans.
+    pub spans: SplitConfig,
+    /// Time between commits while records arrive.
+    pub commit_interval: Duration,
+    /// Messages a fetch takes at most.
+    pub fetch_batch: usize,
+}
+
+/// Opens partition `p`'s splits and starts its worker thread.
+pub fn start(
+    cfg: &WorkerConfig,
+    p: u32,
+    rt: Handle,
+) -> Result<Arc<LocalPartition>, skein_store::StoreError> {
+    let dir = cfg.dir.join(format!("{p:04}"));
+    let logs = SplitStore::<Logs>::open(&dir, cfg.logs.clone())?;
+    let spans = SplitStore::<Spans>::open(&dir, cfg.spans.clone())?;
+    let part = Arc::new(LocalPartition {
+        partition: p,
+        logs: logs.split_list(),
+        spans: spans.split_list(),
+        caught_up: AtomicBool::new(false),
+        lag: AtomicU64::new(0),
+        committed: AtomicU64::new(logs.committed_seq().min(spans.committed_seq())),
+        stop: AtomicBool::new(false),
+        thread: Mutex::new(None),
+    });
+    let me = part.clone();
+    let cfg = cfg.clone();
+    let t = std::thread::Builder::new()
+        .name(format!("skein-part-{p}"))
+        .spawn(move || {
+            let mut w = Worker {
+                part: me,
+                cfg,
+                rt,
+                logs,
+                spans,
+                last_added: 0,
+                last_msg: None,
+                last_commit: Instant::now(),
+            };
+            w.run();
+            let Worker { logs, spans, .. } = w;
+            for r in [logs.close(), spans.close()] {
+                if let Err(e) = r {
+                    tracing::warn!(partition = p, error = %e, "closing the partition's splits");
+                }
+            }
+        })
+        .map_err(|e| skein_store::StoreError::Internal(format!("cannot start a worker: {e}")))?;
+    match part.thread.lock() {
+        Ok(mut g) => *g = Some(t),
+        Err(p) => *p.into_inner() = Some(t),
+    }
+    Ok(part)
+}
+
+struct Worker {
+    part: Arc<LocalPartition>,
+    cfg: WorkerConfig,
+    rt: Handle,
+    logs: SplitStore<Logs>,
+    spans: SplitStore<Spans>,
+    /// The last sequence added (or skipped as already indexed).
+    last_added: u64,
+    /// The last message delivered, acknowledged at the next commit.
+    last_msg: Option<jetstream::Message>,
+    last_commit: Instant,
+}
+
+impl Worker {
+    fn stopping(&self) -> bool {
+        self.part.stop.load(Ordering::Acquire)
+    }
+
+    fn consumer_name(&self) -> String {
+        format!("{}-p{}", self.cfg.node, self.part.partition)
+    }
+
+    /// A consumer starting just past what both signals have committed.
+    fn open_consumer(&mut self) -> Option<jetstream::consumer::Consumer<pull::Config>> {
+        let start = self.logs.committed_seq().min(self.spans.committed_seq()) + 1;
+        self.last_added = start - 1;
+        let name = self.consumer_name();
+        let filter = format!("{}.*.{}", self.cfg.prefix, self.part.partition);
+        let stream = self.cfg.stream.clone();
+        let made = self.rt.block_on(async move {
+            let _ = stream.delete_consumer(&name).await;
+            stream
+                .create_consumer(pull::Config {
+                    durable_name: Some(name),
+                    filter_subject: filter,
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: start,
+                    },
+                    ack_policy: AckPolicy::All,
+                    ack_wait: Duration::from_secs(60),
+                    max_ack_pending: 1_000_000,
+                    inactive_threshold: Duration::from_secs(3600),
+                    ..Default::default()
+                })
+                .await
+        });
+        match made {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(partition = self.part.partition, error = %e, "cannot create the partition's consumer; retrying");
+                None
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        let mut consumer = None;
+        while !self.stopping() {
+            let Some(c) = consumer.as_ref() else {
+                consumer = self.open_consumer();
+                if consumer.is_none() {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                continue;
+            };
+            let batch = self.cfg.fetch_batch;
+            let fetched: Result<Vec<jetstream::Message>, String> = self.rt.block_on(async {
+                let mut msgs = c
+                    .fetch()
+                    .max_messages(batch)
+                    .expires(Duration::from_millis(500))
+                    .messages()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut out = Vec::new();
+                while let Some(m) = msgs.next().await {
+                    out.push(m.map_err(|e| e.to_string())?);
+                }
+                Ok(out)
+            });
+            let msgs = match fetched {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(partition = self.part.partition, error = %e, "fetch failed; starting the consumer again from the last commit");
+                    self.reset();
+                    consumer = None;
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+            };
+            let empty = msgs.is_empty();
+            let mut pending = 0;
+            for m in msgs {
+                if let Ok(info) = m.info() {
+                    pending = info.pending;
+                }
+                if let Err(e) = self.add(&m) {
+                    tracing::error!(partition = self.part.partition, error = %e, "indexing failed; starting again from the last commit");
+                    self.reset();
+                    consumer = None;
+                    break;
+                }
+                self.last_msg = Some(m);
+            }
+            if consumer.is_none() {
+                continue;
+            }
+            self.part.lag.store(pending, Ordering::Relaxed);
+            let at_end = empty || pending == 0;
+            if at_end || self.last_commit.elapsed() >= self.cfg.commit_interval {
+                if let Err(e) = self.commit() {
+                    tracing::error!(partition = self.part.partition, error = %e, "commit failed; starting again from the last commit");
+                    self.reset();
+                    consumer = None;
+                    continue;
+                }
+                if at_end {
+                    self.part.caught_up.store(true, Ordering::Release);
+                }
+            }
+        }
+        if let Err(e) = self.commit() {
+            tracing::warn!(partition = self.part.partition, error = %e, "last commit failed");
+        }
+    }
+
+    fn add(&mut self, m: &jetstream::Message) -> Result<(), String> {
+        let info = m.info().map_err(|e| e.to_string())?;
+        let seq = info.stream_sequence;
+        if seq <= self.last_added {
+            return Ok(()); // delivered again
+        }
+        let kind = match m.subject.as_str().rsplit('.').nth(1) {
+            Some("logs") => BatchKind::Logs,
+            Some("spans") => BatchKind::Spans,
+            other => {
+                tracing::warn!(subject = %m.subject, kind = ?other, "a message of no known signal; skipped");
+                self.last_added = seq;
+                return Ok(());
+            }
+        };
+        let done = match kind {
+            BatchKind::Logs => self.logs.committed_seq(),
+            BatchKind::Spans => self.spans.committed_seq(),
+        };
+        if seq <= done {
+            self.last_added = seq;
+            return Ok(());
+        }
+        let batch = match Batch::decode(kind.byte(), &m.payload) {
+            Ok(b) => b,
+            Err(e) => {
+                // Only Skein publishes here; a message it cannot read is skipped, not retried
+                // for ever.
+                tracing::error!(seq, error = %e, "a stream message is not a batch; skipped");
+                self.last_added = seq;
+                return Ok(());
+            }
+        };
+        let first = first_ingest_position(seq, batch.len());
+        let r = match &batch {
+            Batch::Logs(v) => self.logs.add_sequenced(v, Some(&m.payload), first),
+            Batch::Spans(v) => self.spans.add_sequenced(v, Some(&m.payload), first),
+        };
+        r.map_err(|e| e.to_string())?;
+        self.last_added = seq;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), String> {
+        let seq = self.last_added;
+        self.logs.commit(seq).map_err(|e| e.to_string())?;
+        self.spans.commit(seq).map_err(|e| e.to_string())?;
+        self.last_commit = Instant::now();
+        self.part.committed.store(seq, Ordering::Release);
+        if let Some(m) = self.last_msg.take() {
+            // Everything up to here is committed: the stream may forget it for this consumer.
+            if let Err(e) = self.rt.block_on(m.ack()) {
+                tracing::debug!(error = %e, "ack failed (the next one covers it)");
+            }
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        let _ = self.logs.rollback();
+        let _ = self.spans.rollback();
+        self.last_msg = None;
+    }
+}
+
+/// The subject a partition's messages carry (for status output).
+pub fn subject(prefix: &str, p: u32) -> String {
+    format!("{prefix}.*.{p}")
+}
