@@ -76,8 +76,7 @@ impl Default for ClusterConfig {
 fn name_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -215,7 +214,10 @@ mod tests {
         c.partitions = 8;
         c.nats = vec!["127.0.0.1:4222".into()];
         let e = c.validate().unwrap_err();
-        assert!(e.contains("cluster.nats") && e.contains("127.0.0.1:4222"), "{e}");
+        assert!(
+            e.contains("cluster.nats") && e.contains("127.0.0.1:4222"),
+            "{e}"
+        );
         c.nats = vec!["nats://a:1".into()];
         c.node = "bad name".into();
         assert!(c.validate().unwrap_err().contains("cluster.node"));

@@ -7,9 +7,9 @@ use crate::lease::Membership;
 use serde::{Deserialize, Serialize};
 use skein_query::QueryError;
 use skein_query::reads::{LocalReads, Read, ReadResult, Reads, merge};
+use skein_store::SplitList;
 use skein_store::schema::{LogFields, SpanFields};
 use skein_store::splits::current_splits;
-use skein_store::SplitList;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
@@ -151,7 +151,11 @@ impl Reads for FanOut {
                     continue;
                 }
                 let (node, url) = owners.remove(0);
-                by_node.entry(node).or_insert_with(|| (url, Vec::new())).1.push(*p);
+                by_node
+                    .entry(node)
+                    .or_insert_with(|| (url, Vec::new()))
+                    .1
+                    .push(*p);
             }
             todo.retain(|p, _| !missing.contains(p));
             if by_node.is_empty() {

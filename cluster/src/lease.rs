@@ -4,21 +4,24 @@
 //! write (the bucket's max age), so a node that stops renewing loses its keys by itself:
 //! - `node.<name>`: the node's [`NodeInfo`] (query URL, partitions caught up, their lag),
 //!   written every tick.
-//! - `lease.<p>.<r>`: replica slot `r` of partition `p` (`r < index_replicas`), value the
-//!   holder's name. Taken with create (only if absent), renewed with update at the revision
-//!   last seen (compare-and-set): a failed renewal means the slot was lost.
+//! - `lease.<p>.<node>`: `node` indexes partition `p`. Taken with create (only if absent),
+//!   renewed with update at the revision last seen (compare-and-set): a failed renewal means
+//!   the lease expired and another node may have been given the partition.
 //!
-//! Every tick (a third of the TTL) a node renews its slots, reads the bucket into a
-//! [`View`], and balances: with `n` live nodes each aims at `ceil(partitions × replicas / n)`
-//! slots, never two slots of one partition; over the target it gives one slot back a tick, so
-//! a joining node gets its share and a leaving one's share is taken once its keys expire.
+//! Every tick (a third of the TTL) a node renews its leases, reads the bucket into a
+//! [`View`] and computes the same [`plan`] every node computes from it (`index_replicas`
+//! holders per partition, balanced over the live nodes, current holders kept where the
+//! balance allows). It takes the partitions the plan gives it, and hands over one it should
+//! no longer hold only once the nodes meant to hold it have caught up, so a partition never
+//! has fewer readable copies during a move. A node that dies loses its keys after the TTL;
+//! the plan then gives its partitions to the others, who build them from the stream.
 
 use crate::worker::{self, LocalPartition, WorkerConfig};
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -55,7 +58,7 @@ pub struct Membership {
     pub url: String,
     /// Partitions in the stream.
     pub partitions: u32,
-    /// Slots per partition.
+    /// Holders per partition (`index_replicas`).
     pub replicas: usize,
     /// Partitions indexed here.
     pub local: RwLock<BTreeMap<u32, Arc<LocalPartition>>>,
@@ -140,7 +143,7 @@ impl Membership {
             tracing::warn!(error = %e, "cannot announce this node to the cluster");
             return;
         }
-        // Renew what is held; a failed compare-and-set means the slot is someone else's now.
+        // Renew what is held; a failed compare-and-set means the lease expired meanwhile.
         let mut held = self.held.lock().await;
         let mut lost = Vec::new();
         for (key, (p, rev)) in held.iter_mut() {
@@ -154,65 +157,53 @@ impl Membership {
         }
         for (key, p) in &lost {
             held.remove(key);
-            if !held.values().any(|(q, _)| q == p) {
-                self.stop_partition(*p).await;
-            }
+            self.stop_partition(*p).await;
         }
-        let Some((view, free)) = self.read_bucket(kv).await else {
+        let Some(view) = self.read_bucket(kv).await else {
             return;
         };
         write(&self.view, view.clone());
-        let live = view.nodes.len().max(1);
-        let total = self.partitions as usize * self.replicas;
-        let target = total.div_ceil(live);
-        if held.len() > target {
-            // Give one back: the partition with the most replicas elsewhere first.
-            if let Some((key, (p, rev))) = held
-                .iter()
-                .max_by_key(|(_, (p, _))| view.owners.get(*p as usize).map_or(0, |o| o.len()))
-                .map(|(k, v)| (k.clone(), *v))
-            {
-                held.remove(&key);
-                self.stop_partition(p).await;
-                let _ = kv.delete_expect_revision(&key, Some(rev)).await;
-                tracing::info!(partition = p, "gave a partition lease back to balance the cluster");
-            }
-            return;
-        }
-        let mine: BTreeSet<u32> = held.values().map(|(p, _)| *p).collect();
-        let start = crate::publish::partition_of(&self.node, self.partitions);
-        for i in 0..self.partitions {
-            if held.len() >= target {
-                break;
-            }
-            let p = (start + i) % self.partitions;
-            if mine.contains(&p) {
-                continue;
-            }
-            let Some(r) = free.get(&p).and_then(|slots| slots.first()) else {
-                continue;
-            };
-            let key = format!("lease.{p}.{r}");
-            match kv.create(&key, Bytes::from(self.node.clone())).await {
-                Ok(rev) => {
-                    tracing::info!(partition = p, slot = r, "took a partition lease");
-                    match self.start_partition(p, workers).await {
+        let live: Vec<String> = view.nodes.keys().cloned().collect();
+        let desired = plan(self.partitions, self.replicas, &live);
+        for p in 0..self.partitions {
+            let want = desired[p as usize].contains(&self.node);
+            let key = format!("lease.{p}.{}", self.node);
+            let have = held.contains_key(&key);
+            if want && !have {
+                match kv.create(&key, Bytes::from(self.node.clone())).await {
+                    Ok(rev) => match self.start_partition(p, workers).await {
                         Ok(()) => {
+                            tracing::info!(partition = p, "took a partition lease");
                             held.insert(key, (p, rev));
                         }
                         Err(e) => {
                             tracing::error!(partition = p, error = %e, "cannot open the partition; giving the lease back");
                             let _ = kv.delete_expect_revision(&key, Some(rev)).await;
                         }
-                    }
+                    },
+                    Err(e) => tracing::warn!(key, error = %e, "cannot take a partition lease"),
                 }
-                Err(e) => tracing::debug!(key, error = %e, "slot taken meanwhile"),
+            } else if !want && have {
+                // Handed over only once every node meant to hold it has caught up, so the
+                // partition never has fewer readable copies than before.
+                let others_ready = desired[p as usize]
+                    .iter()
+                    .filter(|o| **o != self.node)
+                    .all(|o| view.nodes.get(o).is_some_and(|n| n.ready.contains(&p)));
+                if others_ready && let Some((_, rev)) = held.remove(&key) {
+                    self.stop_partition(p).await;
+                    let _ = kv.delete_expect_revision(&key, Some(rev)).await;
+                    tracing::info!(
+                        partition = p,
+                        "handed a partition over to balance the cluster"
+                    );
+                }
             }
         }
     }
 
-    /// The bucket as a view, and the free slots per partition.
-    async fn read_bucket(&self, kv: &kv::Store) -> Option<(View, BTreeMap<u32, Vec<usize>>)> {
+    /// The bucket as a view.
+    async fn read_bucket(&self, kv: &kv::Store) -> Option<View> {
         let mut keys = match kv.keys().await {
             Ok(k) => k,
             Err(e) => {
@@ -234,7 +225,6 @@ impl Membership {
             nodes: BTreeMap::new(),
             owners: vec![Vec::new(); self.partitions as usize],
         };
-        let mut taken: BTreeSet<(u32, usize)> = BTreeSet::new();
         for name in names {
             let Ok(Some(entry)) = kv.entry(name.clone()).await else {
                 continue;
@@ -247,30 +237,17 @@ impl Membership {
                     view.nodes.insert(node.to_string(), info);
                 }
             } else if let Some(rest) = name.strip_prefix("lease.") {
-                let mut it = rest.split('.');
-                let (Some(Ok(p)), Some(Ok(r))) = (
-                    it.next().map(str::parse::<u32>),
-                    it.next().map(str::parse::<usize>),
-                ) else {
+                let Some((p, holder)) = rest.split_once('.') else {
                     continue;
                 };
-                if p < self.partitions && r < self.replicas {
-                    taken.insert((p, r));
-                    let holder = String::from_utf8_lossy(&entry.value).to_string();
-                    view.owners[p as usize].push(holder);
+                if let Ok(p) = p.parse::<u32>()
+                    && p < self.partitions
+                {
+                    view.owners[p as usize].push(holder.to_string());
                 }
             }
         }
-        let mut free = BTreeMap::new();
-        for p in 0..self.partitions {
-            let slots: Vec<usize> = (0..self.replicas)
-                .filter(|r| !taken.contains(&(p, *r)))
-                .collect();
-            if !slots.is_empty() {
-                free.insert(p, slots);
-            }
-        }
-        Some((view, free))
+        Some(view)
     }
 
     async fn start_partition(
@@ -312,7 +289,142 @@ impl Membership {
     }
 }
 
+/// Who should hold each partition: a function of the live nodes only, so every node computes
+/// the same answer and a layout that matches it never changes until a node joins or leaves.
+/// Each partition gets `min(replicas, live nodes)` distinct holders and each live node a
+/// quota of `partitions × that / live` (the first nodes by name one more when it does not
+/// divide). Each partition ranks the nodes by a hash of partition and node (rendezvous
+/// hashing, so a node joining or leaving moves few partitions) and takes the best ranked
+/// under quota; when every node not yet holding it is at quota, one of them trades a
+/// partition with a node under quota, so the layout never stalls.
+pub fn plan(partitions: u32, replicas: usize, live: &[String]) -> Vec<Vec<String>> {
+    let mut want: Vec<Vec<String>> = vec![Vec::new(); partitions as usize];
+    if live.is_empty() {
+        return want;
+    }
+    let mut live: Vec<String> = live.to_vec();
+    live.sort();
+    live.dedup();
+    let r = replicas.min(live.len());
+    let total = partitions as usize * r;
+    let (base, extra) = (total / live.len(), total % live.len());
+    let quota: BTreeMap<&str, usize> = live
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), base + usize::from(i < extra)))
+        .collect();
+    let mut load: BTreeMap<&str, usize> = live.iter().map(|n| (n.as_str(), 0)).collect();
+    let under = |load: &BTreeMap<&str, usize>, n: &str| {
+        load.get(n).copied().unwrap_or(0) < quota.get(n).copied().unwrap_or(0)
+    };
+    for p in 0..want.len() {
+        let mut ranked: Vec<&String> = live.iter().collect();
+        ranked.sort_by_key(|n| (crc32fast::hash(format!("{p}/{n}").as_bytes()), n.as_str()));
+        while want[p].len() < r {
+            let pick = ranked
+                .iter()
+                .find(|n| !want[p].contains(n) && under(&load, n))
+                .map(|n| (*n).clone());
+            if let Some(n) = pick {
+                if let Some(l) = load.get_mut(n.as_str()) {
+                    *l += 1;
+                }
+                want[p].push(n);
+                continue;
+            }
+            // Trade: x (not holding p, at quota) gives partition q to y (under quota, not
+            // holding q) and takes p.
+            let mut traded = false;
+            'search: for x in ranked.iter().filter(|x| !want[p].contains(x)) {
+                for q in 0..p {
+                    if !want[q].contains(x) {
+                        continue;
+                    }
+                    let y = live
+                        .iter()
+                        .find(|y| !want[q].contains(y) && under(&load, y))
+                        .cloned();
+                    if let Some(y) = y {
+                        want[q].retain(|o| o != *x);
+                        if let Some(l) = load.get_mut(y.as_str()) {
+                            *l += 1;
+                        }
+                        want[q].push(y);
+                        want[p].push((*x).clone());
+                        traded = true;
+                        break 'search;
+                    }
+                }
+            }
+            if !traded {
+                break;
+            }
+        }
+    }
+    want
+}
+
 /// Time between ticks: a third of the lease TTL.
 pub fn tick_interval(ttl: Duration) -> Duration {
     (ttl / 3).max(Duration::from_millis(200))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn loads(d: &[Vec<String>]) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for o in d.iter().flatten() {
+            *m.entry(o.clone()).or_insert(0) += 1;
+        }
+        m
+    }
+
+    #[test]
+    fn every_partition_gets_distinct_holders_and_every_node_its_share() {
+        for nodes in 1..=6usize {
+            let live: Vec<String> = (0..nodes).map(|i| format!("node-{i}")).collect();
+            for partitions in [1u32, 2, 3, 6, 8, 13, 64] {
+                for replicas in 1..=3usize {
+                    let d = plan(partitions, replicas, &live);
+                    let r = replicas.min(nodes);
+                    for o in &d {
+                        assert_eq!(o.len(), r, "{nodes} {partitions} {replicas}: {d:?}");
+                        let mut u = o.clone();
+                        u.sort();
+                        u.dedup();
+                        assert_eq!(u.len(), r, "distinct holders: {d:?}");
+                    }
+                    let l = loads(&d);
+                    let (lo, hi) = (l.values().min().copied(), l.values().max().copied());
+                    if partitions as usize * r >= nodes {
+                        assert!(hi.unwrap() - lo.unwrap() <= 1, "balanced: {l:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_plan_depends_on_the_live_set_only_and_moves_little() {
+        let three = names(&["a", "b", "c"]);
+        let shuffled = names(&["c", "a", "b"]);
+        assert_eq!(plan(12, 2, &three), plan(12, 2, &shuffled));
+        // A fourth node joins: most holdings stay where they were.
+        let four = names(&["a", "b", "c", "d"]);
+        let (before, after) = (plan(12, 2, &three), plan(12, 2, &four));
+        let kept: usize = before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| b.iter().filter(|x| a.contains(x)).count())
+            .sum();
+        assert!(kept >= 12, "kept {kept} of 24: {before:?} -> {after:?}");
+        assert!(plan(4, 2, &[]).iter().all(|o| o.is_empty()));
+    }
 }

@@ -179,7 +179,8 @@ impl Publisher {
         let work = async {
             let mut acks = Vec::with_capacity(messages.len());
             for m in messages {
-                let mut p = jetstream::message::PublishMessage::build().payload(Bytes::from(m.payload));
+                let mut p =
+                    jetstream::message::PublishMessage::build().payload(Bytes::from(m.payload));
                 if let Some(id) = &m.id {
                     p = p.message_id(id);
                 }
@@ -238,7 +239,10 @@ mod tests {
             trace_id: t.into(),
             ..Default::default()
         }]));
-        let logs = Batch::Logs(Arc::new(vec![log(t, &["req-1"], "a"), log("", &["req-9"], "b")]));
+        let logs = Batch::Logs(Arc::new(vec![
+            log(t, &["req-1"], "a"),
+            log("", &["req-9"], "b"),
+        ]));
         let p = |b: &Batch| {
             let payload = b.encode();
             plan("skein", 8, 1 << 20, b, &payload, Some("agent:1:ab"))
@@ -247,13 +251,22 @@ mod tests {
         let l = p(&logs);
         let want = format!("skein.spans.{}", partition_of(t, 8));
         assert_eq!(s[0].subject, want);
-        assert!(l.iter().any(|m| m.subject == format!("skein.logs.{}", partition_of(t, 8))));
-        assert!(l.iter().any(|m| m.subject == format!("skein.logs.{}", partition_of("req-9", 8))));
+        assert!(
+            l.iter()
+                .any(|m| m.subject == format!("skein.logs.{}", partition_of(t, 8)))
+        );
+        assert!(
+            l.iter()
+                .any(|m| m.subject == format!("skein.logs.{}", partition_of("req-9", 8)))
+        );
         // Ids come from the batch id: the same batch sent again gets the same ids.
         let again = p(&logs);
         let ids: Vec<_> = l.iter().map(|m| m.id.clone()).collect();
         assert_eq!(ids, again.iter().map(|m| m.id.clone()).collect::<Vec<_>>());
-        assert!(ids.iter().all(|i| i.as_deref().unwrap().starts_with("agent:1:ab:logs:")));
+        assert!(
+            ids.iter()
+                .all(|i| i.as_deref().unwrap().starts_with("agent:1:ab:logs:"))
+        );
     }
 
     #[test]

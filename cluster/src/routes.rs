@@ -47,7 +47,11 @@ async fn reads(State(c): State<Cluster>, body: axum::body::Bytes) -> Response {
             );
         }
     };
-    if req.partitions.iter().any(|p| *p >= c.inner.membership.partitions) {
+    if req
+        .partitions
+        .iter()
+        .any(|p| *p >= c.inner.membership.partitions)
+    {
         return error(
             StatusCode::BAD_REQUEST,
             "bad_request",

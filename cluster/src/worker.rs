@@ -147,7 +147,8 @@ impl Worker {
 
     /// A consumer starting just past what both signals have committed.
     fn open_consumer(&mut self) -> Option<jetstream::consumer::Consumer<pull::Config>> {
-        let start = self.logs.committed_seq().min(self.spans.committed_seq()) + 1;
+        let both = self.logs.committed_seq().min(self.spans.committed_seq());
+        let start = both.max(read_position(&self.position_file())) + 1;
         self.last_added = start - 1;
         let name = self.consumer_name();
         let filter = format!("{}.*.{}", self.cfg.prefix, self.part.partition);
@@ -292,10 +293,24 @@ impl Worker {
         Ok(())
     }
 
+    /// `<p>/position`: a stream sequence both signals have committed. A signal with nothing
+    /// new commits nothing to disk, so its own payload lags; without this file a restart would
+    /// read the partition's stream again from that signal's last commit. Written after both
+    /// commits (a lost write only means reading more again, never less).
+    fn position_file(&self) -> PathBuf {
+        self.cfg
+            .dir
+            .join(format!("{:04}", self.part.partition))
+            .join("position")
+    }
+
     fn commit(&mut self) -> Result<(), String> {
         let seq = self.last_added;
         self.logs.commit(seq).map_err(|e| e.to_string())?;
         self.spans.commit(seq).map_err(|e| e.to_string())?;
+        if seq > self.part.committed.load(Ordering::Acquire) {
+            write_position(&self.position_file(), seq);
+        }
         self.last_commit = Instant::now();
         self.part.committed.store(seq, Ordering::Release);
         if let Some(m) = self.last_msg.take() {
@@ -311,6 +326,20 @@ impl Worker {
         let _ = self.logs.rollback();
         let _ = self.spans.rollback();
         self.last_msg = None;
+    }
+}
+
+fn read_position(path: &std::path::Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn write_position(path: &std::path::Path, seq: u64) {
+    let tmp = path.with_extension("tmp");
+    if std::fs::write(&tmp, seq.to_string()).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
     }
 }
 

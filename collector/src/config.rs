@@ -39,6 +39,8 @@ pub struct CollectorConfig {
     pub tls: TlsSection,
     /// Connection limits of the three listeners together.
     pub server: skein_model::server::ServerSection,
+    /// Cluster mode (NATS JetStream); off unless `cluster.nats` is set.
+    pub cluster: skein_cluster::ClusterConfig,
 }
 
 impl Default for CollectorConfig {
@@ -58,6 +60,7 @@ impl Default for CollectorConfig {
             alerts: skein_alert::config::AlertsSection::default(),
             tls: TlsSection::default(),
             server: skein_model::server::ServerSection::default(),
+            cluster: skein_cluster::ClusterConfig::default(),
         }
     }
 }
@@ -402,6 +405,7 @@ impl CollectorConfig {
 
     /// Checks every value; the error names the key and the value.
     pub fn validate(&self) -> Result<(), String> {
+        self.cluster.validate()?;
         for (key, v) in [
             ("listen.otlp_http", &self.listen.otlp_http),
             ("listen.otlp_grpc", &self.listen.otlp_grpc),

@@ -69,6 +69,8 @@ pub struct Ingest {
     seen: Seen,
     /// Over it, new requests are refused.
     memory: MemoryLimit,
+    /// In cluster mode: batches go to the JetStream stream instead of the local WAL.
+    cluster: Option<skein_cluster::Publisher>,
 }
 
 impl Ingest {
@@ -98,7 +100,15 @@ impl Ingest {
             telemetry,
             seen,
             memory,
+            cluster: None,
         }
+    }
+
+    /// Cluster mode: logs and spans are published to the stream (which then is the WAL;
+    /// JetStream's duplicate window stores a retried batch once) instead of the local WAL.
+    pub fn with_cluster(mut self, publisher: skein_cluster::Publisher) -> Self {
+        self.cluster = Some(publisher);
+        self
     }
 
     /// Claims the request's batch id, if it has one.
@@ -106,6 +116,10 @@ impl Ingest {
         let Some(id) = &meta.batch_id else {
             return Ok(Write::Go(None));
         };
+        if self.cluster.is_some() {
+            // The stream's duplicate window does this cluster-wide.
+            return Ok(Write::Go(None));
+        }
         match self.seen.claim(id) {
             Claim::New(c) => Ok(Write::Go(Some(c))),
             Claim::Stored => {
@@ -202,7 +216,7 @@ impl Ingest {
                 IngestError::Internal(format!("conversion task failed: {e}")),
             )
         })?;
-        self.write("logs", batch, payload, rejection, meta.wire_bytes, claim)
+        self.write("logs", batch, payload, rejection, &meta, claim)
             .await
     }
 
@@ -234,7 +248,7 @@ impl Ingest {
             Batch::Logs(_) => None,
         };
         let accepted = self
-            .write("spans", batch, payload, rejection, meta.wire_bytes, claim)
+            .write("spans", batch, payload, rejection, &meta, claim)
             .await?;
         if let (Some(d), Some(spans)) = (&self.derive, spans)
             && !spans.is_empty()
@@ -250,13 +264,32 @@ impl Ingest {
         batch: Batch,
         payload: Vec<u8>,
         rejection: Rejection,
-        wire_bytes: usize,
+        meta: &ExportMeta,
         claim: Option<Claimed>,
     ) -> Result<Accepted, IngestError> {
+        let wire_bytes = meta.wire_bytes;
         let n = match &batch {
             Batch::Logs(v) => v.len(),
             Batch::Spans(v) => v.len(),
         };
+        if n > 0
+            && let Some(publisher) = &self.cluster
+        {
+            let id = meta.batch_id.as_ref().map(|b| b.as_str());
+            let done = publisher.publish(&batch, &payload, id).await.map_err(|e| {
+                let e = match e {
+                    skein_cluster::PublishError::TooLarge(m) => IngestError::TooLarge(m),
+                    skein_cluster::PublishError::Unavailable(m) => IngestError::Unavailable(m),
+                };
+                self.fail(signal, e)
+            })?;
+            if done.messages > 0 && done.duplicates == done.messages {
+                self.telemetry.duplicate_batch(signal);
+            } else {
+                self.telemetry.received(signal, n as u64, wire_bytes as u64);
+            }
+            return self.finish(signal, rejection, n);
+        }
         if n > 0 {
             self.writer
                 .write(batch, payload, claim.as_ref().map(|c| c.id().clone()))

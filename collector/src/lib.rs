@@ -143,22 +143,6 @@ where
     )
     .map_err(|e| CollectorError::Serve(format!("cannot start the span deriver: {e}")))?;
 
-    let memory = memory::MemoryLimit::start(cfg.limits.memory_limit_mb);
-    let token = |t: &Option<String>| t.as_deref().map(Arc::<str>::from);
-    let ingest = ingest::Ingest::new(
-        writer,
-        tsdb.clone(),
-        Some(derive_tx),
-        KeyExtractor::new(&cfg.correlation),
-        cfg.limits.record(),
-        telemetry.clone(),
-        ingest::Guards {
-            max_inflight: cfg.limits.max_inflight_requests,
-            seen,
-            memory: memory.clone(),
-        },
-    );
-
     let bind = |what: &'static str, addr: &str| {
         let addr = addr.to_string();
         async move {
@@ -179,6 +163,48 @@ where
         otlp_grpc: local(&grpc_l)?,
         api: local(&api_l)?,
     };
+    let cluster = if cfg.cluster.enabled() {
+        let scheme = if cfg.tls.cert_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let (logs, spans) = partition_splits(&cfg).map_err(store_err)?;
+        let started = skein_cluster::Cluster::start(skein_cluster::Start {
+            cfg: cfg.cluster.clone(),
+            data_dir: cfg.data_dir.clone(),
+            logs,
+            spans,
+            commit_interval: Duration::from_millis(cfg.index.commit_interval_ms),
+            api_url: format!("{scheme}://{}", bound.api),
+            query_token: cfg.auth.query_token.clone(),
+        })
+        .await
+        .map_err(CollectorError::Serve)?;
+        Some(started)
+    } else {
+        None
+    };
+    let memory = memory::MemoryLimit::start(cfg.limits.memory_limit_mb);
+    let token = |t: &Option<String>| t.as_deref().map(Arc::<str>::from);
+    let ingest = ingest::Ingest::new(
+        writer,
+        tsdb.clone(),
+        Some(derive_tx),
+        KeyExtractor::new(&cfg.correlation),
+        cfg.limits.record(),
+        telemetry.clone(),
+        ingest::Guards {
+            max_inflight: cfg.limits.max_inflight_requests,
+            seen,
+            memory: memory.clone(),
+        },
+    );
+    let ingest = match &cluster {
+        Some(c) => ingest.with_cluster(c.publisher()),
+        None => ingest,
+    };
+
     let (http_l, grpc_l, api_l) = tls_listeners(&cfg, http_l, grpc_l, api_l)?;
     let (in_t, q_t) = (&cfg.auth.ingest_token, &cfg.auth.query_token);
     for (what, addr, key, token) in [
@@ -221,7 +247,10 @@ where
     ));
     drop(ingest);
 
-    let engine = Arc::new(engine);
+    let engine = Arc::new(match &cluster {
+        Some(c) => Engine::over(c.reads(), engine.limits().clone()),
+        None => engine,
+    });
     let alert_plan = cfg.alerts.plan().map_err(|message| config::ConfigError {
         source_name: "configuration".into(),
         message,
@@ -252,19 +281,46 @@ where
 
     let tel_m = telemetry.clone();
     let tel_o = telemetry.clone();
+    let ready = Arc::new(AtomicBool::new(cluster.is_none()));
+    let cluster_m = cluster.clone();
+    let extra = skein_alert::http::routes(alerts);
+    let extra = match &cluster {
+        Some(c) => {
+            let (c2, ready2) = (c.clone(), ready.clone());
+            let mut rx = stop_rx.clone();
+            tokio::spawn(async move {
+                // Ready once every partition this node holds has caught up with the stream.
+                loop {
+                    ready2.store(c2.ready(), std::sync::atomic::Ordering::Release);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = rx.wait_for(|v| *v) => break,
+                    }
+                }
+            });
+            extra.merge(c.routes())
+        }
+        None => extra,
+    };
     let api_app = api_router_with(
         ApiState {
             engine,
             token: token(&cfg.auth.query_token),
-            ready: Arc::new(AtomicBool::new(true)),
-            metrics: Arc::new(move || tel_m.render()),
+            ready,
+            metrics: Arc::new(move || {
+                let mut text = tel_m.render();
+                if let Some(c) = &cluster_m {
+                    text.push_str(&c.metrics_text());
+                }
+                text
+            }),
             observe: Arc::new(move |route, secs| tel_o.query_took(route, secs)),
             timeout: Duration::from_millis(cfg.query.timeout_ms),
             slots: Arc::new(tokio::sync::Semaphore::new(cfg.query.max_concurrent)),
             agents: agents.clone(),
             tsdb: tsdb.clone(),
         },
-        skein_alert::http::routes(alerts),
+        extra,
     );
     let api_stop = {
         let mut rx = stop_rx.clone();
@@ -299,6 +355,10 @@ where
     }
     if let Err(e) = alert_task.await {
         failure = Some(format!("alert engine task: {e}"));
+    }
+    if let Some(c) = &cluster {
+        // Each partition commits; the leases go back so other nodes take over at once.
+        c.leave().await;
     }
     housekeeping.abort();
     if let Err(e) = agents.save() {
@@ -390,6 +450,33 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, skein_store::St
             source: e,
         }),
     }
+}
+
+/// Split settings of one partition's logs and spans in cluster mode: the single-node
+/// settings with a quarter of the writers' memory each (a node holds several partitions; at
+/// least 16 MiB, tantivy's floor).
+fn partition_splits(
+    cfg: &CollectorConfig,
+) -> Result<(SplitConfig, SplitConfig), skein_store::StoreError> {
+    let split_max_age = cfg
+        .split_max_age()
+        .map_err(skein_store::StoreError::Internal)?;
+    let retention_max_age = cfg
+        .retention_max_age()
+        .map_err(skein_store::StoreError::Internal)?;
+    let split = |memory_mb: usize| SplitConfig {
+        split_max_age,
+        split_max_docs: 20_000_000,
+        writer_memory_bytes: (memory_mb / 4).max(16) * 1024 * 1024,
+        indexing_threads: 1,
+        retention_max_age,
+        retention_max_bytes: None,
+        docstore_block_bytes: cfg.index.docstore_block_kb * 1024,
+    };
+    Ok((
+        split(cfg.index.writer_memory_mb),
+        split(CollectorConfig::spans_writer_mb(cfg.index.writer_memory_mb)),
+    ))
 }
 
 fn open_stores(

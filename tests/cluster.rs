@@ -1,0 +1,324 @@
+//! Cluster mode over real processes: three NATS servers in a JetStream cluster (stream and
+//! bucket with three replicas) and three `skein collector` processes with `[cluster]` set.
+//! A trace whose spans and logs enter through different nodes comes back whole from any node,
+//! also by request ID; a retried batch is stored once; `kill -9` of a collector while ingest
+//! runs loses no acknowledged record; stopping a NATS server does not stop ingest; an answer
+//! missing partitions says so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::nats::NatsCluster;
+use common::{
+    Collector, client, get_json, hex, kv, log_record, logs_request, new_trace_id, now_nanos, span,
+    traces_request, unique, wait_for,
+};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+const PARTITIONS: u32 = 6;
+
+fn config(nats: &NatsCluster, node: &str, ttl_ms: u64) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("collector.toml");
+    let urls: Vec<String> = nats.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    std::fs::write(
+        &path,
+        format!(
+            "[index]\ncommit_interval_ms = 200\n\n[cluster]\nnats = [{}]\nnode = \"{node}\"\npartitions = {PARTITIONS}\nreplicas = 3\nindex_replicas = 2\nlease_ttl_ms = {ttl_ms}\n",
+            urls.join(", ")
+        ),
+    )
+    .unwrap();
+    let p = path.to_string_lossy().to_string();
+    (dir, p)
+}
+
+struct Nodes {
+    nats: NatsCluster,
+    nodes: Vec<Collector>,
+    _configs: Vec<tempfile::TempDir>,
+}
+
+impl Nodes {
+    fn start(ttl_ms: u64) -> Nodes {
+        let nats = NatsCluster::start(3);
+        let mut nodes = Vec::new();
+        let mut configs = Vec::new();
+        for i in 0..3 {
+            let (dir, path) = config(&nats, &format!("n{i}"), ttl_ms);
+            nodes.push(Collector::start(&["--config", &path]));
+            configs.push(dir);
+        }
+        let me = Nodes {
+            nats,
+            nodes,
+            _configs: configs,
+        };
+        me.wait_balanced(&[0, 1, 2]);
+        me
+    }
+
+    /// Waits until every live node is ready and sees every partition with two caught-up
+    /// owners among the live nodes.
+    fn wait_balanced(&self, live: &[usize]) {
+        let names: HashSet<String> = live.iter().map(|i| format!("n{i}")).collect();
+        let balanced = |i: usize| {
+            let base = self.nodes[i].api_base();
+            if get_json(&format!("{base}/readyz")).0 != 200 {
+                return false;
+            }
+            let (code, s) = get_json(&format!("{base}/api/v1/cluster"));
+            let parts = s["partition_owners"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            code == 200
+                && parts.len() == PARTITIONS as usize
+                && parts.iter().all(|p| {
+                    let owners = p["owners"].as_array().cloned().unwrap_or_default();
+                    owners.len() == 2.min(live.len())
+                        && owners.iter().all(|o| {
+                            o["ready"] == true && names.contains(o["node"].as_str().unwrap_or(""))
+                        })
+                })
+        };
+        let ok = wait_for(
+            || live.iter().all(|i| balanced(*i)),
+            Duration::from_secs(90),
+        );
+        if !ok {
+            let (_, s) = get_json(&format!(
+                "{}/api/v1/cluster",
+                self.nodes[live[0]].api_base()
+            ));
+            panic!(
+                "the cluster did not balance: {s:#}\n{}\n{}",
+                self.nodes
+                    .iter()
+                    .map(|n| n.output())
+                    .collect::<Vec<_>>()
+                    .join("\n---\n"),
+                self.nats.output()
+            );
+        }
+    }
+}
+
+/// POSTs a protobuf export, optionally with a batch id; the status.
+fn export(url: &str, body: Vec<u8>, batch_id: Option<&str>) -> u16 {
+    let mut req = client()
+        .post(url)
+        .header("content-type", "application/x-protobuf")
+        .body(body);
+    if let Some(id) = batch_id {
+        req = req.header("skein-batch-id", id);
+    }
+    req.send().map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+fn logs_body(rid: &str, trace: Option<&[u8; 16]>, body: &str) -> Vec<u8> {
+    let mut rec = log_record(body, 9, now_nanos(), vec![kv("request_id", rid)]);
+    if let Some(t) = trace {
+        rec.trace_id = t.to_vec();
+    }
+    prost::Message::encode_to_vec(&logs_request("payment", vec![rec]))
+}
+
+#[test]
+fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
+    let c = Nodes::start(3000);
+    let trace = new_trace_id();
+    let rid = format!("req-{}", unique());
+    let now = now_nanos();
+    // The root span through node 0, its child through node 1, two logs through node 2: one
+    // with the trace ID, one tied only by the request ID.
+    let mut root = span(&trace, &[1; 8], &[], "POST /orders", now);
+    root.attributes.push(kv("request_id", &rid));
+    let child = span(&trace, &[2; 8], &[1; 8], "charge", now + 1_000_000);
+    let send = |node: usize, path: &str, body: Vec<u8>| {
+        let url = format!("{}{path}", c.nodes[node].http_base());
+        assert_eq!(export(&url, body, None), 200, "{url}");
+    };
+    send(
+        0,
+        "/v1/traces",
+        prost::Message::encode_to_vec(&traces_request("gateway", vec![root])),
+    );
+    send(
+        1,
+        "/v1/traces",
+        prost::Message::encode_to_vec(&traces_request("payment", vec![child])),
+    );
+    send(2, "/v1/logs", logs_body(&rid, Some(&trace), "charged"));
+    send(2, "/v1/logs", logs_body(&rid, None, "legacy line"));
+
+    for key in [hex(&trace), rid.clone()] {
+        for n in &c.nodes {
+            let url = format!("{}/api/v1/traces/{key}", n.api_base());
+            let whole = wait_for(
+                || {
+                    let (code, t) = get_json(&url);
+                    code == 200
+                        && t["spans"].as_array().map_or(0, |a| a.len()) == 2
+                        && t["logs"].as_array().map_or(0, |a| a.len()) == 2
+                },
+                Duration::from_secs(20),
+            );
+            let (_, t) = get_json(&url);
+            assert!(whole, "{url} is not whole: {t:#}");
+            assert!(t.get("partial").is_none(), "a whole answer is not partial");
+            assert_eq!(t["trace_id"], hex(&trace));
+        }
+    }
+
+    // The same batch sent twice, through two nodes, with one batch id: stored once.
+    let dup = format!("req-dup-{}", unique());
+    let body = logs_body(&dup, None, "sent twice");
+    let id = format!("test-agent:{}:cafe", unique());
+    for n in [0, 1] {
+        let url = format!("{}/v1/logs", c.nodes[n].http_base());
+        assert_eq!(export(&url, body.clone(), Some(&id)), 200);
+    }
+    let url = format!("{}/api/v1/traces/{dup}", c.nodes[2].api_base());
+    assert!(wait_for(
+        || get_json(&url).0 == 200,
+        Duration::from_secs(20)
+    ));
+    std::thread::sleep(Duration::from_millis(800));
+    let (_, t) = get_json(&url);
+    assert_eq!(t["logs"].as_array().map_or(0, |a| a.len()), 1, "{t:#}");
+    let metrics = c.nodes[1].metrics();
+    assert!(
+        metrics.contains("skein_duplicate_batches_total{signal=\"logs\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("skein_cluster_consumer_lag{partition="));
+}
+
+#[test]
+fn killing_a_collector_and_stopping_a_nats_server_lose_no_acknowledged_record() {
+    let mut c = Nodes::start(3000);
+    let urls: Vec<String> = c.nodes.iter().map(|n| n.http_base()).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let urls = urls[..2].to_vec();
+        std::thread::spawn(move || {
+            // Like an agent: every batch retried with its id until it is acknowledged.
+            let mut acked = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let rid = format!("req-k-{i}-{}", unique());
+                let trace = new_trace_id();
+                let body = logs_body(&rid, Some(&trace), "during failures");
+                let id = format!("writer:{i}:0");
+                let started = Instant::now();
+                loop {
+                    let url = format!("{}/v1/logs", urls[i % urls.len()]);
+                    if export(&url, body.clone(), Some(&id)) == 200 {
+                        acked.push(rid.clone());
+                        break;
+                    }
+                    assert!(
+                        started.elapsed() < Duration::from_secs(30),
+                        "a batch was refused for 30 s"
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                i += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            acked
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    c.nodes[2].kill9();
+    let killed = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    // One NATS server of three stops: the stream keeps a quorum.
+    c.nats.stop(2);
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let acked = writer.join().unwrap();
+    assert!(
+        acked.len() > 50,
+        "only {} batches acknowledged",
+        acked.len()
+    );
+
+    // Every acknowledged record is found through both survivors, and not as a partial answer.
+    c.wait_balanced(&[0, 1]);
+    println!(
+        "partitions rebalanced {:?} after the kill",
+        killed.elapsed()
+    );
+    for n in [0, 1] {
+        let base = c.nodes[n].api_base();
+        for rid in &acked {
+            let url = format!("{base}/api/v1/traces/{rid}");
+            let found = wait_for(
+                || {
+                    let (code, t) = get_json(&url);
+                    code == 200
+                        && t.get("partial").is_none()
+                        && t["logs"].as_array().map_or(0, |a| a.len()) == 1
+                },
+                Duration::from_secs(20),
+            );
+            let (code, t) = get_json(&url);
+            assert!(found, "{rid}: {code} {t:#}\n{}", c.nodes[n].output());
+        }
+    }
+    println!(
+        "{} acknowledged records whole on both survivors {:?} after the kill",
+        acked.len(),
+        killed.elapsed()
+    );
+
+    // The killed node comes back, rebuilds what it takes over from the stream, answers whole.
+    c.nats.restart(2);
+    c.nodes[2].restart();
+    c.wait_balanced(&[0, 1, 2]);
+    let last = acked.last().unwrap();
+    let (code, t) = get_json(&format!("{}/api/v1/traces/{last}", c.nodes[2].api_base()));
+    assert_eq!(code, 200, "{t:#}");
+    assert_eq!(t["logs"].as_array().map_or(0, |a| a.len()), 1);
+}
+
+#[test]
+fn an_answer_without_a_live_owner_for_some_partitions_says_which() {
+    // Long leases: the dead nodes' partitions stay theirs, so the survivor cannot read them.
+    let mut c = Nodes::start(60_000);
+    let (_, s) = get_json(&format!("{}/api/v1/cluster", c.nodes[2].api_base()));
+    let held: HashSet<u64> = s["partition_owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["owners"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["node"] == "n2")
+        })
+        .map(|p| p["partition"].as_u64().unwrap())
+        .collect();
+    assert!(held.len() < PARTITIONS as usize, "{s:#}");
+    c.nodes[0].kill9();
+    c.nodes[1].kill9();
+    let url = format!("{}/api/v1/logs?limit=10", c.nodes[2].api_base());
+    let (code, body) = get_json(&url);
+    assert_eq!(code, 200, "{body:#}");
+    assert_eq!(body["partial"], true, "{body:#}");
+    let missing: HashSet<u64> = body["missing_partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    let expected: HashSet<u64> = (0..PARTITIONS as u64)
+        .filter(|p| !held.contains(p))
+        .collect();
+    assert_eq!(missing, expected, "{body:#}");
+}
