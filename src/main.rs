@@ -42,6 +42,8 @@ enum Command {
     Metrics(cmd::metrics::MetricsCmd),
     /// Hosts with their agents' state and latest resource figures.
     Hosts(cmd::hosts::HostsCmd),
+    /// A cluster of collectors: `skein cluster status`.
+    Cluster(cmd::cluster::ClusterCmd),
     /// Pending and firing alerts; `--history` for state changes, `--notifications` for the
     /// receivers' delivery state.
     Alerts(cmd::alerts::AlertsCmd),
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::Deps(args) => runtime.block_on(cmd::deps::run(args)),
         Command::Metrics(args) => runtime.block_on(cmd::metrics::run(args)),
         Command::Hosts(args) => runtime.block_on(cmd::hosts::run(args)),
+        Command::Cluster(args) => runtime.block_on(cmd::cluster::run(args)),
         Command::Alerts(args) => runtime.block_on(cmd::alerts::run(args)),
         Command::Rules(args) => runtime.block_on(cmd::rules::run(args)),
         Command::Tui(args) => cmd::tui::run(args),

@@ -194,6 +194,27 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
         "{metrics}"
     );
     assert!(metrics.contains("skein_cluster_consumer_lag{partition="));
+
+    // `skein cluster status` through any node: three nodes, every partition with two owners,
+    // one alert engine.
+    let api = c.nodes[2].api_base();
+    let r = common::run_skein(&["cluster", "status", "--api", &api], &[]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    for n in ["n0", "n1", "n2"] {
+        assert!(r.stdout.contains(n), "{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("NONE"), "{}", r.stdout);
+    let r = common::run_skein(&["cluster", "status", "--api", &api, "--json"], &[]);
+    let s: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let leader = s["alert_leader"].as_str().unwrap_or_default().to_string();
+    assert!(["n0", "n1", "n2"].contains(&leader.as_str()), "{s:#}");
+    let leaders: Vec<String> = c
+        .nodes
+        .iter()
+        .filter(|n| n.metrics().contains("\nskein_cluster_alert_leader 1\n"))
+        .map(|n| n.api_base())
+        .collect();
+    assert_eq!(leaders.len(), 1, "exactly one node runs the alert engine");
 }
 
 #[test]

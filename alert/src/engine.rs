@@ -199,8 +199,20 @@ impl AlertEngine {
     /// delivery in its own tasks.
     pub async fn run(
         self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+        derived: Arc<tokio::sync::Notify>,
+    ) {
+        self.run_while(shutdown, derived, Arc::new(|| true)).await
+    }
+
+    /// Like [`Self::run`], evaluating and dispatching only while `active` says so (in a
+    /// cluster: while this node holds the alert engine's lease). Delivery of what this node's
+    /// outbox holds goes on either way.
+    pub async fn run_while(
+        self,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
         derived: Arc<tokio::sync::Notify>,
+        active: Arc<dyn Fn() -> bool + Send + Sync>,
     ) {
         if let Some(outbox) = &self.shared.outbox {
             let d = Delivery::start(
@@ -216,6 +228,14 @@ impl AlertEngine {
         let interval = ms(self.shared.plan.eval_interval);
         let mut next_eval = now_ms();
         loop {
+            if !active() {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.wait_for(|v| *v) => break,
+                }
+                next_eval = now_ms();
+                continue;
+            }
             let now = now_ms();
             if now >= next_eval {
                 let me = self.clone();

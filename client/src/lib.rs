@@ -269,6 +269,11 @@ impl Client {
         self.fetch(&["api", "v1", "metrics", "names"], &[]).await
     }
 
+    /// `GET /api/v1/cluster` (a collector in cluster mode; 404 on a single node).
+    pub async fn cluster(&self) -> Result<skein_model::cluster_api::ClusterStatus, ClientError> {
+        self.fetch(&["api", "v1", "cluster"], &[]).await
+    }
+
     /// `GET /api/v1/hosts`.
     pub async fn hosts(&self) -> Result<HostsResponse, ClientError> {
         self.fetch(&["api", "v1", "hosts"], &[]).await

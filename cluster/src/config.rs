@@ -181,10 +181,8 @@ impl ClusterConfig {
                 self.read_timeout_ms
             ));
         }
-        if !self.advertise_url.is_empty()
-            && !(self.advertise_url.starts_with("http://")
-                || self.advertise_url.starts_with("https://"))
-        {
+        let u = &self.advertise_url;
+        if !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://")) {
             return Err(format!(
                 "key cluster.advertise_url: value \"{}\" is not a URL such as http://10.0.0.5:7700",
                 self.advertise_url

@@ -20,26 +20,12 @@ use crate::worker::{self, LocalPartition, WorkerConfig};
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// What a node says about itself.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct NodeInfo {
-    /// Its name.
-    pub name: String,
-    /// Its query API.
-    pub url: String,
-    /// Partitions it indexes that have caught up with the stream.
-    pub ready: Vec<u32>,
-    /// Messages not yet indexed, per partition it holds.
-    pub lag: BTreeMap<u32, u64>,
-    /// The last stream sequence committed, per partition it holds.
-    pub committed: BTreeMap<u32, u64>,
-}
+pub use skein_model::cluster_api::NodeInfo;
 
 /// The cluster as last read from the bucket.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +52,10 @@ pub struct Membership {
     pub view: RwLock<View>,
     /// Lease revisions of the slots held: key -> revision.
     held: tokio::sync::Mutex<BTreeMap<String, (u32, u64)>>,
+    /// The revision of the alert engine's lease (`leader.alerts`), when this node holds it.
+    leader: tokio::sync::Mutex<Option<u64>>,
+    /// True while this node holds the alert engine's lease.
+    pub is_leader: std::sync::atomic::AtomicBool,
 }
 
 fn read<T: Clone>(l: &RwLock<T>) -> T {
@@ -93,6 +83,8 @@ impl Membership {
             local: RwLock::new(BTreeMap::new()),
             view: RwLock::new(View::default()),
             held: tokio::sync::Mutex::new(BTreeMap::new()),
+            leader: tokio::sync::Mutex::new(None),
+            is_leader: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -159,6 +151,7 @@ impl Membership {
             held.remove(key);
             self.stop_partition(*p).await;
         }
+        self.lead(kv).await;
         let Some(view) = self.read_bucket(kv).await else {
             return;
         };
@@ -200,6 +193,27 @@ impl Membership {
                 }
             }
         }
+    }
+
+    /// Takes or renews `leader.alerts`: one node in the cluster runs the alert engine.
+    async fn lead(&self, kv: &kv::Store) {
+        let mut rev = self.leader.lock().await;
+        let key = "leader.alerts";
+        let value = Bytes::from(self.node.clone());
+        *rev = match *rev {
+            Some(r) => match kv.update(key, value, r).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "lost the alert engine's lease");
+                    None
+                }
+            },
+            None => kv.create(key, value).await.ok(),
+        };
+        if rev.is_some() && !self.is_leader.load(Ordering::Acquire) {
+            tracing::info!("this node runs the cluster's alert engine now");
+        }
+        self.is_leader.store(rev.is_some(), Ordering::Release);
     }
 
     /// The bucket as a view.
@@ -286,6 +300,11 @@ impl Membership {
             let _ = kv.delete_expect_revision(&key, Some(rev)).await;
         }
         let _ = kv.delete(format!("node.{}", self.node)).await;
+        let lead = self.leader.lock().await.take();
+        self.is_leader.store(false, Ordering::Release);
+        if let Some(r) = lead {
+            let _ = kv.delete_expect_revision("leader.alerts", Some(r)).await;
+        }
     }
 }
 

@@ -252,6 +252,11 @@ impl Cluster {
         self.inner.ticked.load(Ordering::Acquire) && self.inner.membership.caught_up()
     }
 
+    /// True while this node holds the alert engine's lease.
+    pub fn is_leader(&self) -> bool {
+        self.inner.membership.is_leader.load(Ordering::Acquire)
+    }
+
     /// This node's cluster gauges in the Prometheus text format.
     pub fn metrics_text(&self) -> String {
         let local = self.inner.membership.local();
@@ -259,6 +264,11 @@ impl Cluster {
         let mut out = String::new();
         out.push_str("# HELP skein_cluster_nodes Live nodes in the cluster, as this node last read them.\n# TYPE skein_cluster_nodes gauge\n");
         out.push_str(&format!("skein_cluster_nodes {}\n", view.nodes.len()));
+        out.push_str("# HELP skein_cluster_alert_leader Whether this node runs the cluster's alert engine (1) or not (0).\n# TYPE skein_cluster_alert_leader gauge\n");
+        out.push_str(&format!(
+            "skein_cluster_alert_leader {}\n",
+            u8::from(self.is_leader())
+        ));
         out.push_str("# HELP skein_cluster_partitions_held Partitions this node indexes.\n# TYPE skein_cluster_partitions_held gauge\n");
         out.push_str(&format!("skein_cluster_partitions_held {}\n", local.len()));
         out.push_str("# HELP skein_cluster_consumer_lag Messages of a partition in the stream that this node has not indexed yet.\n# TYPE skein_cluster_consumer_lag gauge\n");

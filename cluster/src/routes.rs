@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use skein_model::cluster_api::{
+    ClusterStatus as Status, OwnerStatus, PartitionStatus, StreamStatus,
+};
 use skein_query::QueryError;
 use skein_query::reads::Reads;
 use std::time::Instant;
@@ -86,64 +88,6 @@ async fn reads(State(c): State<Cluster>, body: axum::body::Bytes) -> Response {
     }
 }
 
-/// `GET /api/v1/cluster`.
-#[derive(Debug, Serialize)]
-pub struct Status {
-    /// The node that answered.
-    pub node: String,
-    /// Partitions in the stream.
-    pub partitions: u32,
-    /// Index replicas per partition.
-    pub index_replicas: usize,
-    /// Live nodes.
-    pub nodes: Vec<crate::lease::NodeInfo>,
-    /// Each partition's holders, and for each its lag and whether it is caught up.
-    pub partition_owners: Vec<PartitionStatus>,
-    /// The stream.
-    pub stream: Option<StreamStatus>,
-}
-
-/// One partition.
-#[derive(Debug, Serialize)]
-pub struct PartitionStatus {
-    /// The partition.
-    pub partition: u32,
-    /// Its holders.
-    pub owners: Vec<OwnerStatus>,
-}
-
-/// One holder of a partition.
-#[derive(Debug, Serialize)]
-pub struct OwnerStatus {
-    /// Node.
-    pub node: String,
-    /// Caught up with the stream.
-    pub ready: bool,
-    /// Messages not yet indexed.
-    pub lag: u64,
-    /// Last stream sequence committed.
-    pub committed: u64,
-}
-
-/// The stream's state.
-#[derive(Debug, Serialize)]
-pub struct StreamStatus {
-    /// Its name.
-    pub name: String,
-    /// Messages held.
-    pub messages: u64,
-    /// Bytes held.
-    pub bytes: u64,
-    /// Oldest sequence held.
-    pub first_seq: u64,
-    /// Newest sequence.
-    pub last_seq: u64,
-    /// Its replicas on NATS servers.
-    pub replicas: usize,
-    /// The NATS servers holding it: leader first.
-    pub servers: Vec<String>,
-}
-
 async fn status(State(c): State<Cluster>) -> Response {
     let view = c.inner.membership.view();
     let partition_owners = (0..c.inner.membership.partitions)
@@ -194,7 +138,12 @@ async fn status(State(c): State<Cluster>) -> Response {
             None
         }
     };
+    let alert_leader = match c.inner.kv.get("leader.alerts").await {
+        Ok(Some(v)) => Some(String::from_utf8_lossy(&v).to_string()),
+        _ => None,
+    };
     Json(Status {
+        alert_leader,
         node: c.inner.membership.node.clone(),
         partitions: c.inner.membership.partitions,
         index_replicas: c.inner.membership.replicas,

@@ -277,7 +277,18 @@ where
         telemetry.alerts(),
     )
     .map_err(|e| CollectorError::Serve(format!("cannot open the alert state: {e}")))?;
-    let alert_task = tokio::spawn(alerts.clone().run(stop_rx.clone(), derived));
+    let alert_task = match &cluster {
+        // One node of a cluster evaluates and notifies: the holder of the alert lease.
+        Some(c) => {
+            let c = c.clone();
+            tokio::spawn(alerts.clone().run_while(
+                stop_rx.clone(),
+                derived,
+                Arc::new(move || c.is_leader()),
+            ))
+        }
+        None => tokio::spawn(alerts.clone().run(stop_rx.clone(), derived)),
+    };
 
     let tel_m = telemetry.clone();
     let tel_o = telemetry.clone();

@@ -22,6 +22,7 @@ pub mod api;
 pub mod auth;
 pub mod batch;
 pub mod batch_id;
+pub mod cluster_api;
 pub mod deadline;
 pub mod keys;
 pub mod metric;

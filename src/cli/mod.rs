@@ -8,6 +8,7 @@
 //! and exit codes, are in [`crate::cmd`].
 
 pub mod alerts;
+pub mod cluster;
 pub mod monitor;
 pub mod render;
 pub mod search;

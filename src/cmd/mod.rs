@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod cluster;
 pub mod collector;
 pub mod deps;
 pub mod hosts;
