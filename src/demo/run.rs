@@ -35,6 +35,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 #[derive(Default)]
 struct Stack {
     collector: Option<Proc>,
+    /// With --cluster: the other collectors, and the NATS servers.
+    nodes: Vec<Proc>,
+    nats: Option<super::cluster::NatsServers>,
     agent: Option<Proc>,
     /// gateway, order, coupon, payment (delivery is the fault controller's).
     services: Vec<Proc>,
@@ -77,9 +80,14 @@ impl Stack {
         for mut p in [self.agent.take(), self.collector.take()]
             .into_iter()
             .flatten()
+            .chain(self.nodes.drain(..))
         {
             let how = p.stop(STOP_TIMEOUT);
             say(&format!("{}: {how}", p.name));
+        }
+        if let Some(mut n) = self.nats.take() {
+            n.stop();
+            say("nats: stopped");
         }
     }
 }
@@ -303,7 +311,29 @@ fn start(
     }
     let logs = dir.join("logs");
     let rules = setup::write_rules(dir)?;
-    let collector_cfg = setup::write_collector_config(dir, &ports, &rules)?;
+    let cluster = match args.cluster {
+        Some(n) => {
+            let n = usize::from(n);
+            let bin = super::cluster::find_nats()?;
+            say(&format!("starting {n} NATS server(s) with JetStream ({}) ...", bin.display()));
+            let nats = super::cluster::NatsServers::start(&bin, n, &dir.path, &logs)?;
+            let urls = nats.urls.clone();
+            stack.nats = Some(nats);
+            Some((n, urls))
+        }
+        None => None,
+    };
+    let collector_cfg = match &cluster {
+        None => setup::write_collector_config(dir, &ports, &rules)?,
+        Some((n, urls)) => setup::write_node_config(
+            dir,
+            "collector",
+            [ports.otlp_http, ports.otlp_grpc, ports.api],
+            ports.webhook,
+            &rules,
+            &super::cluster::section(urls, 0, *n),
+        )?,
+    };
 
     let received = Arc::new(Received::default());
     let hook = webhook::router(received.clone(), events.clone());
@@ -323,6 +353,27 @@ fn start(
     let ready = ready?;
     let api = addr(&ready, "api", ports.api);
     let otlp_http = addr(&ready, "otlp_http", ports.otlp_http);
+    if let Some((n, urls)) = &cluster {
+        for i in 1..*n {
+            let name = format!("collector-{}", i + 1);
+            let listen = [
+                super::cluster::free_addr()?,
+                super::cluster::free_addr()?,
+                super::cluster::free_addr()?,
+            ];
+            let section = super::cluster::section(urls, i, *n);
+            let cfg = setup::write_node_config(dir, &name, listen, ports.webhook, &rules, &section)?;
+            let mut c = Proc::spawn(&name, exe, &args_of(&["collector", "--config"], &cfg), &logs)?;
+            let ready = c.wait_ready(COLLECTOR_READY);
+            stack.nodes.push(c);
+            let ready = ready?;
+            say(&format!(
+                "cluster node {} of {n}: API {}",
+                i + 1,
+                addr(&ready, "api", listen[2])
+            ));
+        }
+    }
 
     say("starting the agent ...");
     let agent_cfg = setup::write_agent_config(dir, &ports, otlp_http)?;

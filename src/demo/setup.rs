@@ -216,7 +216,22 @@ pub(crate) fn write_collector_config(
     ports: &Ports,
     rules: &Path,
 ) -> Result<PathBuf, String> {
-    let text = format!(
+    let listen = [ports.otlp_http, ports.otlp_grpc, ports.api];
+    write_node_config(dir, "collector", listen, ports.webhook, rules, "")
+}
+
+/// Writes `<data>/<name>.toml` for a collector with its data under `<data>/<name>`,
+/// listening on `listen` (OTLP/HTTP, OTLP/gRPC, API), with `extra` (a `[cluster]` section)
+/// at the end.
+pub(crate) fn write_node_config(
+    dir: &DataDir,
+    name: &str,
+    listen: [SocketAddr; 3],
+    webhook: SocketAddr,
+    rules: &Path,
+    extra: &str,
+) -> Result<PathBuf, String> {
+    let mut text = format!(
         r#"# Written by `skein demo`; rewritten on every run.
 data_dir = {data}
 
@@ -245,14 +260,15 @@ group_wait = "2s"
 group_interval = "5s"
 repeat_interval = "1h"
 "#,
-        data = q_path(&dir.join("collector")),
-        otlp_http = ports.otlp_http,
-        otlp_grpc = ports.otlp_grpc,
-        api = ports.api,
+        data = q_path(&dir.join(name)),
+        otlp_http = listen[0],
+        otlp_grpc = listen[1],
+        api = listen[2],
         rules = q_path(rules),
-        webhook = ports.webhook,
+        webhook = webhook,
     );
-    let p = dir.join("collector.toml");
+    text.push_str(extra);
+    let p = dir.join(&format!("{name}.toml"));
     std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     Ok(p)
 }
