@@ -195,6 +195,24 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
     );
     assert!(metrics.contains("skein_cluster_consumer_lag{partition="));
 
+    // The node-to-node read route refuses what it cannot serve, with a JSON reason.
+    let reads = format!("{}/internal/v1/reads", c.nodes[0].api_base());
+    for body in [
+        "not json".to_string(),
+        r#"{"partitions":[0],"read":{"op":"search_logs","filter":{},"range":{"start":0,"end":1},"limit":18446744073709551615}}"#.to_string(),
+        r#"{"partitions":[99],"read":{"op":"last_log_seq"}}"#.to_string(),
+    ] {
+        let r = client()
+            .post(&reads)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{body}");
+        let v: serde_json::Value = r.json().unwrap();
+        common::assert_error_body("internal read", &v);
+    }
+
     // `skein cluster status` through any node: three nodes, every partition with two owners,
     // one alert engine.
     let api = c.nodes[2].api_base();

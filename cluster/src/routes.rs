@@ -49,10 +49,14 @@ async fn reads(State(c): State<Cluster>, body: axum::body::Bytes) -> Response {
             );
         }
     };
-    if req
-        .partitions
-        .iter()
-        .any(|p| *p >= c.inner.membership.partitions)
+    if let Err(m) = req.read.check() {
+        return error(StatusCode::BAD_REQUEST, "bad_request", m);
+    }
+    if req.partitions.len() > 4096
+        || req
+            .partitions
+            .iter()
+            .any(|p| *p >= c.inner.membership.partitions)
     {
         return error(
             StatusCode::BAD_REQUEST,

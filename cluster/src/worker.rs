@@ -190,11 +190,17 @@ impl Worker {
                 continue;
             };
             let batch = self.cfg.fetch_batch;
+            // Wait for messages no longer than the next commit is due.
+            let wait = self
+                .cfg
+                .commit_interval
+                .saturating_sub(self.last_commit.elapsed())
+                .clamp(Duration::from_millis(50), Duration::from_millis(500));
             let fetched: Result<Vec<jetstream::Message>, String> = self.rt.block_on(async {
                 let mut msgs = c
                     .fetch()
                     .max_messages(batch)
-                    .expires(Duration::from_millis(500))
+                    .expires(wait)
                     .messages()
                     .await
                     .map_err(|e| e.to_string())?;
@@ -233,7 +239,11 @@ impl Worker {
             }
             self.part.lag.store(pending, Ordering::Relaxed);
             let at_end = empty || pending == 0;
-            if at_end || self.last_commit.elapsed() >= self.cfg.commit_interval {
+            // Commits come every index.commit_interval_ms, as on one node: a commit is the
+            // expensive step of indexing, and committing whenever the partition is caught up
+            // cost several times the CPU per record (BENCHMARKS.md, cluster mode).
+            let nothing_new = self.logs.uncommitted() == 0 && self.spans.uncommitted() == 0;
+            if self.last_commit.elapsed() >= self.cfg.commit_interval || (at_end && nothing_new) {
                 if let Err(e) = self.commit() {
                     tracing::error!(partition = self.part.partition, error = %e, "commit failed; starting again from the last commit");
                     self.reset();

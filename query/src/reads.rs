@@ -107,6 +107,49 @@ pub enum Read {
     LastLogSeq,
 }
 
+/// Largest `limit` (or `n`, `before`, `after`) a read from another node may ask for: the
+/// engine's own largest (a trace search of 1,000 traces of 10,000 spans each).
+pub const MAX_READ_LIMIT: usize = 10_000_000;
+/// Most keys or trace IDs in one read from another node.
+pub const MAX_READ_KEYS: usize = 10_000;
+/// Most group fields of a count.
+pub const MAX_READ_GROUPS: usize = 8;
+
+impl Read {
+    /// Checks the bounds of a read that came from outside the process (another node): a
+    /// read within them costs what the engine's own reads may cost.
+    pub fn check(&self) -> Result<(), String> {
+        let (limits, keys, groups): (Vec<usize>, usize, usize) = match self {
+            Read::SpansByKeys { keys, limit } | Read::LogsByKeys { keys, limit } => {
+                (vec![*limit], keys.len(), 0)
+            }
+            Read::SpansByTraceIds { ids, limit } => (vec![*limit], ids.len(), 0),
+            Read::SearchLogs { limit, .. } | Read::SearchSpans { limit, .. } => {
+                (vec![*limit], 0, 0)
+            }
+            Read::LogsAround { before, after, .. } => (vec![*before, *after], 0, 0),
+            Read::CountLogs { by, .. } | Read::CountSpans { by, .. } => (vec![], 0, by.len()),
+            Read::LogsAfter { limit, .. } => (vec![*limit], 0, 0),
+            Read::LastLogs { n, .. } => (vec![*n], 0, 0),
+            Read::LastLogSeq => (vec![], 0, 0),
+        };
+        if limits.iter().any(|l| *l > MAX_READ_LIMIT) {
+            return Err(format!(
+                "a read may ask for at most {MAX_READ_LIMIT} records"
+            ));
+        }
+        if keys > MAX_READ_KEYS {
+            return Err(format!("a read may carry at most {MAX_READ_KEYS} keys"));
+        }
+        if groups > MAX_READ_GROUPS {
+            return Err(format!(
+                "a count may group by at most {MAX_READ_GROUPS} fields"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The answer to one [`Read`], of the variant the read asks for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -484,6 +527,22 @@ mod tests {
         };
         assert_eq!(logs.iter().map(|(q, _)| *q).collect::<Vec<_>>(), vec![1, 3]);
         assert!(more);
+    }
+
+    #[test]
+    fn reads_past_the_bounds_are_refused() {
+        let big = Read::SearchLogs {
+            filter: LogFilter::default(),
+            range: TimeRange::ALL,
+            limit: usize::MAX,
+        };
+        assert!(big.check().is_err());
+        let keys = Read::LogsByKeys {
+            keys: vec!["k".into(); MAX_READ_KEYS + 1],
+            limit: 10,
+        };
+        assert!(keys.check().is_err());
+        assert!(Read::LastLogSeq.check().is_ok());
     }
 
     #[test]

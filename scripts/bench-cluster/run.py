@@ -235,15 +235,28 @@ def measure(mode, tmp):
     else:
         nodes = [start_collector(tmp, "single")]
     pids = [n.p.pid for n in nodes] + [p.pid for p in nats]
+    nats_pids = [p.pid for p in nats]
     cpu0 = sum(cpu_seconds(p) for p in pids)
+    nats0 = sum(cpu_seconds(p) for p in nats_pids)
     acked, secs, refused = ingest(nodes, run)
     last = f"req-{run}-{RECORDS - 1}"
     wait_whole(nodes[-1].api, last, 120)
+    # Every node indexes in the background: wait until each partition's owners caught up.
+    if mode == "cluster":
+        end = time.time() + 120
+        while time.time() < end:
+            s = owners(nodes[0].api)
+            if all(o["lag"] == 0 and o["ready"] for p in s.get("partition_owners", [])
+                   for o in p["owners"]):
+                break
+            time.sleep(0.2)
     cpu1 = sum(cpu_seconds(p) for p in pids)
+    nats1 = sum(cpu_seconds(p) for p in nats_pids)
     out = {"mode": mode, "records": acked, "ingest_seconds": round(secs, 2),
            "records_per_s": round(acked / secs), "refused_retried": refused,
            "cpu_seconds": round(cpu1 - cpu0, 2),
-           "cpu_us_per_record": round((cpu1 - cpu0) / max(acked, 1) * 1e6, 2)}
+           "cpu_us_per_record": round((cpu1 - cpu0) / max(acked, 1) * 1e6, 2),
+           "nats_cpu_us_per_record": round((nats1 - nats0) / max(acked, 1) * 1e6, 2)}
 
     # Freshness: sent to node 0, looked up through the last node.
     fresh = []
