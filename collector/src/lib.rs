@@ -169,7 +169,7 @@ where
         } else {
             "http"
         };
-        let (logs, spans) = partition_splits(&cfg).map_err(store_err)?;
+        let (logs, spans) = split_configs(&cfg, true).map_err(store_err)?;
         let started = skein_cluster::Cluster::start(skein_cluster::Start {
             cfg: cfg.cluster.clone(),
             data_dir: cfg.data_dir.clone(),
@@ -463,11 +463,13 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, skein_store::St
     }
 }
 
-/// Split settings of one partition's logs and spans in cluster mode: the single-node
-/// settings with a quarter of the writers' memory each (a node holds several partitions; at
-/// least 16 MiB, tantivy's floor).
-fn partition_splits(
+/// Split settings of the logs and the spans. For one partition in cluster mode
+/// (`partition`): a quarter of the writers' memory each (a node holds several partitions; at
+/// least 16 MiB, tantivy's floor), one indexing thread, no size limit (the stream's retention
+/// bounds a partition).
+fn split_configs(
     cfg: &CollectorConfig,
+    partition: bool,
 ) -> Result<(SplitConfig, SplitConfig), skein_store::StoreError> {
     let split_max_age = cfg
         .split_max_age()
@@ -478,10 +480,20 @@ fn partition_splits(
     let split = |memory_mb: usize| SplitConfig {
         split_max_age,
         split_max_docs: 20_000_000,
-        writer_memory_bytes: (memory_mb / 4).max(16) * 1024 * 1024,
-        indexing_threads: 1,
+        writer_memory_bytes: if partition {
+            (memory_mb / 4).max(16)
+        } else {
+            memory_mb
+        } * 1024
+            * 1024,
+        indexing_threads: if partition {
+            1
+        } else {
+            cfg.index.indexing_threads
+        },
         retention_max_age,
-        retention_max_bytes: None,
+        retention_max_bytes: (cfg.retention.max_mb > 0 && !partition)
+            .then(|| mb(cfg.retention.max_mb)),
         docstore_block_bytes: cfg.index.docstore_block_kb * 1024,
     };
     Ok((
@@ -532,26 +544,9 @@ fn open_stores(
         sync,
         cache_bytes: mb(cfg.metrics.cache_mb),
     })?;
-    let split_max_age = cfg
-        .split_max_age()
-        .map_err(skein_store::StoreError::Internal)?;
-    let retention_max_age = cfg
-        .retention_max_age()
-        .map_err(skein_store::StoreError::Internal)?;
-    let split = |memory_mb: usize| SplitConfig {
-        split_max_age,
-        split_max_docs: 20_000_000,
-        writer_memory_bytes: memory_mb * 1024 * 1024,
-        indexing_threads: cfg.index.indexing_threads,
-        retention_max_age,
-        retention_max_bytes: (cfg.retention.max_mb > 0).then(|| mb(cfg.retention.max_mb)),
-        docstore_block_bytes: cfg.index.docstore_block_kb * 1024,
-    };
-    let logs = SplitStore::<Logs>::open(dir, split(cfg.index.writer_memory_mb))?;
-    let spans = SplitStore::<Spans>::open(
-        dir,
-        split(CollectorConfig::spans_writer_mb(cfg.index.writer_memory_mb)),
-    )?;
+    let (logs_split, spans_split) = split_configs(cfg, false)?;
+    let logs = SplitStore::<Logs>::open(dir, logs_split)?;
+    let spans = SplitStore::<Spans>::open(dir, spans_split)?;
     let engine = Engine::new(
         logs.split_list(),
         logs.fields().clone(),
