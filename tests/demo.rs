@@ -368,7 +368,9 @@ fn the_cluster_demo_tells_every_story_through_three_collectors() {
     let _one = one_demo();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo-cluster");
+    let nats = common::nats::nats_server_bin();
     let mut demo = skein()
+        .env("SKEIN_NATS_SERVER", &nats)
         .args([
             "demo",
             "--cluster",

