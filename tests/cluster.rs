@@ -13,6 +13,13 @@ use common::{
     Collector, client, get_json, hex, kv, log_record, logs_request, new_trace_id, now_nanos, span,
     traces_request, unique, wait_for,
 };
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::trace::{TraceContextExt, Tracer as _, TracerProvider as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{LogExporter, Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -171,6 +178,62 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
             assert_eq!(t["trace_id"], hex(&trace));
         }
     }
+
+    // The real OpenTelemetry SDK: a span exported to node 0, a log inside it to node 1, both
+    // found through node 2 by the span's request ID.
+    let sdk_rid = format!("req-sdk-{}", unique());
+    let tracer = SdkTracerProvider::builder()
+        .with_simple_exporter(
+            SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(format!("{}/v1/traces", c.nodes[0].http_base()))
+                .build()
+                .unwrap(),
+        )
+        .with_resource(Resource::builder().with_service_name("checkout").build())
+        .build();
+    let logger = SdkLoggerProvider::builder()
+        .with_simple_exporter(
+            LogExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(format!("{}/v1/logs", c.nodes[1].http_base()))
+                .build()
+                .unwrap(),
+        )
+        .with_resource(Resource::builder().with_service_name("checkout").build())
+        .build();
+    {
+        let t = tracer.tracer("checkout");
+        let span = t
+            .span_builder("POST /checkout")
+            .with_attributes([KeyValue::new("request_id", sdk_rid.clone())])
+            .start(&t);
+        let cx = Context::new().with_span(span);
+        let _guard = cx.clone().attach();
+        let l = logger.logger("checkout");
+        let mut r = l.create_log_record();
+        r.set_body(AnyValue::from("checkout accepted".to_string()));
+        r.set_severity_number(Severity::Info);
+        l.emit(r);
+        cx.span().end();
+    }
+    tracer.force_flush().unwrap();
+    logger.force_flush().unwrap();
+    let url = format!("{}/api/v1/traces/{sdk_rid}", c.nodes[2].api_base());
+    let whole = wait_for(
+        || {
+            let (code, t) = get_json(&url);
+            code == 200
+                && t["spans"].as_array().map_or(0, |a| a.len()) == 1
+                && t["logs"].as_array().map_or(0, |a| a.len()) == 1
+        },
+        Duration::from_secs(20),
+    );
+    assert!(whole, "{:#}", get_json(&url).1);
+    tracer.shutdown().unwrap();
+    logger.shutdown().unwrap();
 
     // The same batch sent twice, through two nodes, with one batch id: stored once.
     let dup = format!("req-dup-{}", unique());
