@@ -170,7 +170,7 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
                         && t["spans"].as_array().map_or(0, |a| a.len()) == 2
                         && t["logs"].as_array().map_or(0, |a| a.len()) == 2
                 },
-                Duration::from_secs(20),
+                Duration::from_secs(60),
             );
             let (_, t) = get_json(&url);
             assert!(whole, "{url} is not whole: {t:#}");
@@ -229,7 +229,7 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
                 && t["spans"].as_array().map_or(0, |a| a.len()) == 1
                 && t["logs"].as_array().map_or(0, |a| a.len()) == 1
         },
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     );
     assert!(whole, "{:#}", get_json(&url).1);
     tracer.shutdown().unwrap();
@@ -246,7 +246,7 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
     let url = format!("{}/api/v1/traces/{dup}", c.nodes[2].api_base());
     assert!(wait_for(
         || get_json(&url).0 == 200,
-        Duration::from_secs(20)
+        Duration::from_secs(60)
     ));
     std::thread::sleep(Duration::from_millis(800));
     let (_, t) = get_json(&url);
@@ -366,7 +366,7 @@ fn killing_a_collector_and_stopping_a_nats_server_lose_no_acknowledged_record() 
                         && t.get("partial").is_none()
                         && t["logs"].as_array().map_or(0, |a| a.len()) == 1
                 },
-                Duration::from_secs(20),
+                Duration::from_secs(60),
             );
             let (code, t) = get_json(&url);
             assert!(found, "{rid}: {code} {t:#}\n{}", c.nodes[n].output());
