@@ -134,7 +134,7 @@ fn logs_body(rid: &str, trace: Option<&[u8; 16]>, body: &str) -> Vec<u8> {
 
 #[test]
 fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
-    let c = Nodes::start(3000);
+    let c = Nodes::start(6000);
     let trace = new_trace_id();
     let rid = format!("req-{}", unique());
     let now = now_nanos();
@@ -300,7 +300,7 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
 
 #[test]
 fn killing_a_collector_and_stopping_a_nats_server_lose_no_acknowledged_record() {
-    let mut c = Nodes::start(3000);
+    let mut c = Nodes::start(6000);
     let urls: Vec<String> = c.nodes.iter().map(|n| n.http_base()).collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
