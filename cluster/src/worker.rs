@@ -106,6 +106,7 @@ pub fn start(
                 last_added: 0,
                 last_msg: None,
                 last_commit: Instant::now(),
+                consumer: None,
             };
             w.run();
             let Worker { logs, spans, .. } = w;
@@ -134,6 +135,8 @@ struct Worker {
     /// The last message delivered, acknowledged at the next commit.
     last_msg: Option<jetstream::Message>,
     last_commit: Instant,
+    /// The name of the consumer made last, deleted when the next one is made or on stop.
+    consumer: Option<String>,
 }
 
 impl Worker {
@@ -141,8 +144,18 @@ impl Worker {
         self.part.stop.load(Ordering::Acquire)
     }
 
+    /// A new consumer name for each consumer this worker makes: `<node>-p<p>-<nanos>`. A
+    /// consumer left from before (this process's last one, or one of a run that was killed)
+    /// may have delivered messages that were never committed; reusing it would skip them
+    /// until their redelivery. Old ones are deleted when known, else by the server after
+    /// `inactive_threshold`.
     fn consumer_name(&self) -> String {
-        format!("{}-p{}", self.cfg.node, self.part.partition)
+        format!(
+            "{}-p{}-{:x}",
+            self.cfg.node,
+            self.part.partition,
+            skein_model::time::now_unix_nano()
+        )
     }
 
     /// A consumer starting just past what both signals have committed.
@@ -151,13 +164,17 @@ impl Worker {
         let start = both.max(read_position(&self.position_file())) + 1;
         self.last_added = start - 1;
         let name = self.consumer_name();
+        let old = self.consumer.take();
         let filter = format!("{}.*.{}", self.cfg.prefix, self.part.partition);
         let stream = self.cfg.stream.clone();
+        let made_name = name.clone();
         let made = self.rt.block_on(async move {
-            let _ = stream.delete_consumer(&name).await;
+            if let Some(old) = old {
+                let _ = stream.delete_consumer(&old).await;
+            }
             stream
-                .create_consumer(pull::Config {
-                    durable_name: Some(name),
+                .create_consumer_strict(pull::Config {
+                    durable_name: Some(made_name),
                     filter_subject: filter,
                     deliver_policy: DeliverPolicy::ByStartSequence {
                         start_sequence: start,
@@ -165,11 +182,14 @@ impl Worker {
                     ack_policy: AckPolicy::All,
                     ack_wait: Duration::from_secs(60),
                     max_ack_pending: 1_000_000,
-                    inactive_threshold: Duration::from_secs(3600),
+                    inactive_threshold: Duration::from_secs(600),
                     ..Default::default()
                 })
                 .await
         });
+        if made.is_ok() {
+            self.consumer = Some(name);
+        }
         match made {
             Ok(c) => Some(c),
             Err(e) => {
@@ -257,6 +277,12 @@ impl Worker {
         }
         if let Err(e) = self.commit() {
             tracing::warn!(partition = self.part.partition, error = %e, "last commit failed");
+        }
+        if let Some(name) = self.consumer.take() {
+            let stream = self.cfg.stream.clone();
+            let _ = self.rt.block_on(async move {
+                tokio::time::timeout(Duration::from_secs(2), stream.delete_consumer(&name)).await
+            });
         }
     }
 
