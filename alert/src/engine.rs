@@ -7,17 +7,21 @@ use super::deliver::Delivery;
 use super::dispatch::{Dispatcher, Outgoing, Snapshot, fit, inhibited_by};
 use super::outbox::{Outbox, OutboxLimits};
 use super::rules::{Rule, RuleError, load_file, offline_known, rule_files};
+use super::shared::{Shared as SharedAlerts, SharedState};
 use super::silence::Silences;
 use super::state::{Found, History, States, Timing, rule_key, write_atomic};
 use skein_model::alert_api::{AlertState, LabelSet};
 use skein_model::time::now_ms;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Rule files with errors are read again this often (ms): a metric unknown now may exist later.
 const RETRY_BAD_FILES_MS: i64 = 30_000;
+/// In a cluster, a node that does not evaluate reads the shared state this often (ms).
+const SHARED_SYNC_MS: i64 = 2_000;
 
 /// Queues one notification in the outbox; false when it could not be queued (it is then
 /// tried again at a later round).
@@ -115,6 +119,11 @@ pub(crate) struct Shared {
     pub(crate) outbox: Option<Outbox>,
     pub(crate) delivery: Mutex<Option<Delivery>>,
     state_file: PathBuf,
+    /// In a cluster: where the state is shared with the other nodes.
+    shared_state: Option<Arc<dyn SharedState>>,
+    /// True while this node evaluates (in a cluster: holds the alert lease); only then is
+    /// the shared state written.
+    leading: AtomicBool,
     telemetry: crate::telemetry::AlertTelemetry,
     /// Delivery counts already added to telemetry, by (receiver, result).
     counted: Mutex<HashMap<(String, &'static str), u64>>,
@@ -141,6 +150,31 @@ impl AlertEngine {
         external_url: String,
         telemetry: crate::telemetry::AlertTelemetry,
     ) -> std::io::Result<AlertEngine> {
+        Self::open_with(dir, plan, sources, external_url, telemetry, None)
+    }
+
+    /// Like [`Self::open`] for a node of a cluster: notifications go to the shared queue and
+    /// the state is read from and saved to the shared store (see [`crate::shared`]). History
+    /// and silences stay in `dir`.
+    pub fn open_shared(
+        dir: &Path,
+        plan: AlertsPlan,
+        sources: Sources,
+        external_url: String,
+        telemetry: crate::telemetry::AlertTelemetry,
+        shared: SharedAlerts,
+    ) -> std::io::Result<AlertEngine> {
+        Self::open_with(dir, plan, sources, external_url, telemetry, Some(shared))
+    }
+
+    fn open_with(
+        dir: &Path,
+        plan: AlertsPlan,
+        sources: Sources,
+        external_url: String,
+        telemetry: crate::telemetry::AlertTelemetry,
+        shared: Option<SharedAlerts>,
+    ) -> std::io::Result<AlertEngine> {
         std::fs::create_dir_all(dir)?;
         let state_file = dir.join("state.json");
         let saved: Saved = match std::fs::read(&state_file) {
@@ -152,6 +186,8 @@ impl AlertEngine {
         };
         let outbox = if plan.receivers.is_empty() {
             None
+        } else if let Some(sh) = &shared {
+            Some(Outbox::remote(sh.outbox.clone()))
         } else {
             Some(Outbox::open(
                 &dir.join("outbox"),
@@ -181,6 +217,8 @@ impl AlertEngine {
                 outbox,
                 delivery: Mutex::new(None),
                 state_file,
+                shared_state: shared.map(|s| s.state),
+                leading: AtomicBool::new(false),
                 telemetry,
                 counted: Mutex::new(HashMap::new()),
             }),
@@ -227,8 +265,20 @@ impl AlertEngine {
         }
         let interval = ms(self.shared.plan.eval_interval);
         let mut next_eval = now_ms();
+        let mut next_sync = 0;
         loop {
-            if !active() {
+            let leading = active();
+            let was_leading = self.shared.leading.swap(leading, Ordering::AcqRel);
+            // A node that is not leading keeps a recent copy of the shared state, so its API
+            // shows the cluster's alerts; one that starts leading carries on from it.
+            if self.shared.shared_state.is_some()
+                && ((leading && !was_leading) || (!leading && now_ms() >= next_sync))
+            {
+                let me = self.clone();
+                let _ = tokio::task::spawn_blocking(move || me.load_shared()).await;
+                next_sync = now_ms() + SHARED_SYNC_MS;
+            }
+            if !leading {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = shutdown.wait_for(|v| *v) => break,
@@ -530,7 +580,8 @@ impl AlertEngine {
         due
     }
 
-    /// Saves states and groups when they changed.
+    /// Saves states and groups when they changed: to the state file, and in a cluster,
+    /// while leading, to the shared store.
     fn save(&self) {
         let mut g = self.lock();
         if !g.dirty {
@@ -540,12 +591,49 @@ impl AlertEngine {
             alerts: &g.states,
             groups: &g.dispatcher,
         });
-        match bytes {
-            Ok(b) => match write_atomic(&self.shared.state_file, &b) {
-                Ok(()) => g.dirty = false,
-                Err(e) => tracing::warn!(error = %e, "cannot save the alert state"),
+        let b = match bytes {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode the alert state");
+                return;
+            }
+        };
+        let mut saved = match write_atomic(&self.shared.state_file, &b) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot save the alert state");
+                false
+            }
+        };
+        if let Some(st) = &self.shared.shared_state
+            && self.shared.leading.load(Ordering::Acquire)
+            && let Err(e) = st.save(&b)
+        {
+            tracing::warn!(error = %e, "cannot save the alert state to the cluster");
+            saved = false;
+        }
+        if saved {
+            g.dirty = false;
+        }
+    }
+
+    /// Replaces states and groups with the shared copy (in a cluster).
+    fn load_shared(&self) {
+        let Some(st) = &self.shared.shared_state else {
+            return;
+        };
+        match st.load() {
+            Ok(Some(b)) => match serde_json::from_slice::<Saved>(&b) {
+                Ok(saved) => {
+                    let mut g = self.lock();
+                    g.states = saved.alerts;
+                    g.dispatcher = saved.groups;
+                    g.dirty = false;
+                }
+                Err(e) => tracing::warn!(error = %e, "the cluster's alert state is unreadable"),
             },
-            Err(e) => tracing::warn!(error = %e, "cannot encode the alert state"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the cluster's alert state"),
         }
     }
 

@@ -13,6 +13,8 @@
 //!   Alertmanager does them, into webhook bodies of Alertmanager's version 4.
 //! - [`outbox`]: notifications on disk until a receiver takes them; [`deliver`]: one task per
 //!   receiver sends them in order with capped exponential backoff.
+//! - [`shared`]: in a cluster, the outbox and the state live where every node reads them
+//!   (the traits; the cluster crate implements them over NATS JetStream).
 //! - [`http`]: the API routes; [`config`]: the `[alerts]` section; [`telemetry`]: its own
 //!   counters, registered into the running process's `/metrics`.
 //!
@@ -29,6 +31,7 @@ pub mod http;
 pub mod outbox;
 pub mod rule_types;
 pub mod rules;
+pub mod shared;
 pub mod silence;
 pub mod state;
 pub mod telemetry;

@@ -94,6 +94,8 @@ struct FailedRecord<'a> {
 #[derive(Clone)]
 pub struct Outbox {
     inner: Arc<Inner>,
+    /// In a cluster: the shared queue every method goes to instead of the directory.
+    remote: Option<Arc<dyn crate::shared::RemoteOutbox>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -179,7 +181,23 @@ impl Outbox {
                 limits,
                 queues: Mutex::new(queues),
             }),
+            remote: None,
         })
+    }
+
+    /// An outbox over a queue shared by the nodes of a cluster (see [`crate::shared`]).
+    pub fn remote(queue: Arc<dyn crate::shared::RemoteOutbox>) -> Outbox {
+        Outbox {
+            inner: Arc::new(Inner {
+                root: PathBuf::new(),
+                limits: OutboxLimits {
+                    max_body_bytes: queue.max_body_bytes(),
+                    ..OutboxLimits::default()
+                },
+                queues: Mutex::new(BTreeMap::new()),
+            }),
+            remote: Some(queue),
+        }
     }
 
     /// The queue of a receiver, created in memory if new.
@@ -218,6 +236,9 @@ impl Outbox {
                 ),
             ));
         }
+        if let Some(r) = &self.remote {
+            return r.push(receiver, body);
+        }
         let queue = self.queue(receiver);
         let mut st = queue.lock();
         if !queue.on_disk.load(Ordering::Relaxed) {
@@ -255,6 +276,9 @@ impl Outbox {
     /// The oldest pending notification of a receiver, if any. A file that became unreadable
     /// is set aside as `.bad` and the next one is returned.
     pub fn peek(&self, receiver: &str) -> io::Result<Option<Notification>> {
+        if let Some(r) = &self.remote {
+            return r.peek(receiver);
+        }
         let Some(queue) = self.existing(receiver) else {
             return Ok(None);
         };
@@ -281,6 +305,9 @@ impl Outbox {
     /// Removes a delivered notification. An id that is no longer pending (already removed,
     /// or dropped because the queue was full) is not an error.
     pub fn done(&self, receiver: &str, id: &str) -> io::Result<()> {
+        if let Some(r) = &self.remote {
+            return r.done(receiver, id);
+        }
         let Some(queue) = self.existing(receiver) else {
             return Ok(());
         };
@@ -299,6 +326,9 @@ impl Outbox {
     /// Moves a notification to `failed/` with the reason and the time. Keeps at most
     /// `max_failed` there, deleting the oldest. Unknown ids give `ErrorKind::NotFound`.
     pub fn fail(&self, receiver: &str, id: &str, reason: &str) -> io::Result<()> {
+        if let Some(r) = &self.remote {
+            return r.fail(receiver, id, reason);
+        }
         let queue = self.existing(receiver).ok_or_else(|| not_pending(id))?;
         let mut st = queue.lock();
         let pos = position(&st, id).ok_or_else(|| not_pending(id))?;
@@ -353,6 +383,9 @@ impl Outbox {
     /// Records one more delivery attempt; the file is rewritten durably under the same name,
     /// so attempts survive restarts. Unknown ids give `ErrorKind::NotFound`.
     pub fn attempted(&self, receiver: &str, id: &str) -> io::Result<()> {
+        if let Some(r) = &self.remote {
+            return r.attempted(receiver, id);
+        }
         let queue = self.existing(receiver).ok_or_else(|| not_pending(id))?;
         let st = queue.lock();
         let (seq, _) = st.pending[position(&st, id).ok_or_else(|| not_pending(id))?];
@@ -370,12 +403,18 @@ impl Outbox {
 
     /// Number of pending notifications of a receiver.
     pub fn pending(&self, receiver: &str) -> usize {
+        if let Some(r) = &self.remote {
+            return r.pending(receiver);
+        }
         self.existing(receiver)
             .map_or(0, |q| q.pending_len.load(Ordering::Relaxed))
     }
 
     /// Permanently failed notifications, newest first, at most `limit`.
     pub fn failed(&self, receiver: &str, limit: usize) -> Vec<FailedNotification> {
+        if let Some(r) = &self.remote {
+            return r.failed(receiver, limit);
+        }
         let Some(queue) = self.existing(receiver) else {
             return Vec::new();
         };
@@ -412,6 +451,9 @@ impl Outbox {
     /// found the queue empty awaits `notified()` on it; a push made in between is not missed,
     /// because `notify_one` keeps a permit when nobody waits.
     pub fn notified(&self, receiver: &str) -> Arc<Notify> {
+        if let Some(r) = &self.remote {
+            return r.notified(receiver);
+        }
         self.queue(receiver).notify.clone()
     }
 }

@@ -10,6 +10,8 @@
 //!   held, the stream sequence in each commit payload.
 //! - [`fanout`]: the cluster's store reads (`skein_query::reads::Reads`): every API route
 //!   works on any node.
+//! - [`alerts`]: the alert engine's outbox (a work-queue stream) and state (a bucket),
+//!   shared so a notification survives the node that made it.
 //! - [`routes`]: `POST /internal/v1/reads` and `GET /api/v1/cluster`.
 //!
 //! The trade-off: the stream is the write-ahead log, so an acknowledgement waits for a
@@ -17,6 +19,7 @@
 //! what the stream still holds (`cluster.stream_max_age_hours`): the stream's retention bounds
 //! how far back a rebuilt partition reaches.
 
+pub mod alerts;
 pub mod config;
 pub mod fanout;
 pub mod lease;
@@ -56,6 +59,9 @@ pub struct Start {
 
 struct Inner {
     membership: Arc<Membership>,
+    js: jetstream::Context,
+    cfg: ClusterConfig,
+    stream_name: String,
     publisher: Publisher,
     stream: stream::Stream,
     kv: kv::Store,
@@ -194,6 +200,9 @@ impl Cluster {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let inner = Arc::new(Inner {
             membership,
+            js: js.clone(),
+            cfg: c.clone(),
+            stream_name: stream_name.clone(),
             publisher,
             stream: stream.clone(),
             kv,
@@ -230,6 +239,32 @@ impl Cluster {
         *inner.task.lock().await = Some(task);
         tracing::info!(node = %inner.membership.node, partitions = c.partitions, "joined the cluster");
         Ok(Cluster { inner })
+    }
+
+    /// The alert engine's outbox and state in JetStream (see [`alerts`]), for the configured
+    /// receivers.
+    pub async fn alert_store(
+        &self,
+        receivers: Vec<String>,
+        max_pending: usize,
+    ) -> Result<skein_alert::shared::Shared, String> {
+        let c = &self.inner.cfg;
+        alerts::open(
+            self.inner.js.clone(),
+            alerts::AlertStoreConfig {
+                prefix: c.prefix.clone(),
+                stream: self.inner.stream_name.clone(),
+                node: self.inner.membership.node.clone(),
+                replicas: c.replicas,
+                receivers,
+                max_pending,
+                // A notification is one NATS message.
+                max_body_bytes: c.max_message_bytes,
+                ack_wait: Duration::from_millis(c.lease_ttl_ms),
+                timeout: Duration::from_millis(c.publish_timeout_ms),
+            },
+        )
+        .await
     }
 
     /// The publisher ingest uses.

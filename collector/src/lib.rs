@@ -265,17 +265,42 @@ where
     } else {
         alert_plan.external_url.clone()
     };
-    let alerts = skein_alert::AlertEngine::open(
-        &cfg.data_dir.join("alerts"),
-        alert_plan,
-        skein_alert::cond::Sources {
-            tsdb: tsdb.clone(),
-            engine: engine.clone(),
-            agents: agents.clone(),
-        },
-        external_url,
-        telemetry.alerts(),
-    )
+    let sources = skein_alert::cond::Sources {
+        tsdb: tsdb.clone(),
+        engine: engine.clone(),
+        agents: agents.clone(),
+    };
+    let alert_dir = cfg.data_dir.join("alerts");
+    let alerts = match &cluster {
+        // In a cluster the outbox and the state live in JetStream: a notification outlives
+        // the node that made it.
+        Some(c) => {
+            let receivers = alert_plan
+                .receivers
+                .iter()
+                .map(|r| r.name.clone())
+                .collect();
+            let shared = c
+                .alert_store(receivers, alert_plan.outbox_max_pending)
+                .await
+                .map_err(CollectorError::Serve)?;
+            skein_alert::AlertEngine::open_shared(
+                &alert_dir,
+                alert_plan,
+                sources,
+                external_url,
+                telemetry.alerts(),
+                shared,
+            )
+        }
+        None => skein_alert::AlertEngine::open(
+            &alert_dir,
+            alert_plan,
+            sources,
+            external_url,
+            telemetry.alerts(),
+        ),
+    }
     .map_err(|e| CollectorError::Serve(format!("cannot open the alert state: {e}")))?;
     let alert_task = match &cluster {
         // One node of a cluster evaluates and notifies: the holder of the alert lease.

@@ -9,6 +9,7 @@ pub mod nats;
 pub mod pki;
 pub mod pty;
 pub mod tls;
+pub mod webhook;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
