@@ -2,7 +2,8 @@
 //! node (the alert leader) evaluates; its notification goes to the shared outbox in
 //! JetStream. The leader is killed with `kill -9` while the receiver is down; another node
 //! delivers the notification, once, and the new leader, carrying on from the shared state,
-//! does not notify the same alert again.
+//! does not notify the same alert again. A silence made through any node mutes every node's
+//! notifications.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -112,22 +113,46 @@ fn a_notification_made_on_a_killed_node_is_delivered_once_by_another() {
     );
     let first = leader(&nodes[0]).unwrap();
     let li: usize = first.trim_start_matches('n').parse().unwrap();
+    let other = (li + 2) % 3;
+
+    // A silence made through a node that does not evaluate mutes the leader's notifications.
+    let (status, made) = post(
+        &client(),
+        &format!("{}/api/v1/silences", nodes[other].api_base()),
+        "application/json",
+        None,
+        br#"{"matchers":[{"name":"service","value":"checkout","isRegex":false}],"duration":"1h","createdBy":"test","comment":"known"}"#.to_vec(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&made));
+    assert!(
+        wait_for(
+            || {
+                let (_, l) = get_json(&format!("{}/api/v1/silences", nodes[li].api_base()));
+                l["silences"][0]["matchers"][0]["value"] == "checkout"
+            },
+            Duration::from_secs(20)
+        ),
+        "the leader did not see the silence"
+    );
 
     // Errors enter through a node that is not the leader.
     let entry = &nodes[(li + 1) % 3];
     let now = now_nanos();
-    let records = (0..5)
-        .map(|i| log_record(&format!("charge failed {i}"), 17, now, vec![]))
-        .collect();
-    let (status, _) = post(
-        &client(),
-        &format!("{}/v1/logs", entry.http_base()),
-        "application/x-protobuf",
-        None,
-        logs_request("payment", records).encode_to_vec(),
-    )
-    .unwrap();
-    assert_eq!(status, 200);
+    for service in ["checkout", "payment"] {
+        let records = (0..5)
+            .map(|i| log_record(&format!("charge failed {i}"), 17, now, vec![]))
+            .collect();
+        let (status, _) = post(
+            &client(),
+            &format!("{}/v1/logs", entry.http_base()),
+            "application/x-protobuf",
+            None,
+            logs_request(service, records).encode_to_vec(),
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+    }
 
     // The leader made the notification; the receiver refused it at least once.
     assert!(
@@ -140,18 +165,21 @@ fn a_notification_made_on_a_killed_node_is_delivered_once_by_another() {
     );
     let tried = rx.got.lock().unwrap()[0].clone();
     assert_eq!(tried.body["status"], "firing", "{}", tried.body);
+    assert_eq!(tried.body["alerts"][0]["labels"]["service"], "payment");
     let id = tried.header("idempotency-key").unwrap().to_string();
     assert!(
         id.starts_with(&format!("{first}-")),
         "made by the leader {first}: {id}"
     );
     // Any node shows the firing alert: the others read the leader's shared state.
-    let other = (li + 2) % 3;
     assert!(
         wait_for(
             || {
                 let (_, list) = get_json(&format!("{}/api/v1/alerts", nodes[other].api_base()));
-                list["alerts"][0]["state"] == "firing"
+                list["alerts"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|x| x["state"] == "firing" && x["labels"]["service"] == "payment")
+                })
             },
             Duration::from_secs(20)
         ),
@@ -202,7 +230,25 @@ fn a_notification_made_on_a_killed_node_is_delivered_once_by_another() {
             .collect::<Vec<_>>()
     );
     let (_, list) = get_json(&format!("{}/api/v1/alerts", nodes[live[1]].api_base()));
-    assert_eq!(list["alerts"][0]["state"], "firing", "{list}");
+    let services: Vec<&str> = list["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["labels"]["service"].as_str().unwrap_or(""))
+        .collect();
+    assert!(services.contains(&"payment"), "{list}");
+    // Every firing notification was payment's: checkout's was silenced.
+    assert!(
+        accepted
+            .iter()
+            .chain(rx.got.lock().unwrap().iter())
+            .all(|g| g.body["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["labels"]["service"] == "payment")),
+        "a silenced alert was notified"
+    );
     let (_, n) = get_json(&format!(
         "{}/api/v1/alerts/notifications",
         nodes[live[0]].api_base()

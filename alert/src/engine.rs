@@ -7,8 +7,8 @@ use super::deliver::Delivery;
 use super::dispatch::{Dispatcher, Outgoing, Snapshot, fit, inhibited_by};
 use super::outbox::{Outbox, OutboxLimits};
 use super::rules::{Rule, RuleError, load_file, offline_known, rule_files};
-use super::shared::{Shared as SharedAlerts, SharedState};
-use super::silence::Silences;
+use super::shared::{SILENCES_KEY, STATE_KEY, Shared as SharedAlerts, SharedState};
+use super::silence::{SilenceError, Silences};
 use super::state::{Found, History, States, Timing, rule_key, write_atomic};
 use skein_model::alert_api::{AlertState, LabelSet};
 use skein_model::time::now_ms;
@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     /// When each rule was first evaluated (absence of never-seen series counts from it).
     since: HashMap<String, i64>,
     dirty: bool,
+    /// Hash of the shared silences last read (in a cluster).
+    silences_seen: u64,
 }
 
 impl Inner {
@@ -207,6 +209,7 @@ impl AlertEngine {
             health: HashMap::new(),
             since: HashMap::new(),
             dirty: false,
+            silences_seen: 0,
         };
         Ok(AlertEngine {
             inner: Arc::new(Mutex::new(inner)),
@@ -269,13 +272,14 @@ impl AlertEngine {
         loop {
             let leading = active();
             let was_leading = self.shared.leading.swap(leading, Ordering::AcqRel);
-            // A node that is not leading keeps a recent copy of the shared state, so its API
-            // shows the cluster's alerts; one that starts leading carries on from it.
-            if self.shared.shared_state.is_some()
-                && ((leading && !was_leading) || (!leading && now_ms() >= next_sync))
-            {
+            // In a cluster every node reads the shared silences every 2 s. A node that is not
+            // leading also keeps a recent copy of the shared state, so its API shows the
+            // cluster's alerts; one that starts leading carries on from it.
+            let starts = leading && !was_leading;
+            if self.shared.shared_state.is_some() && (starts || now_ms() >= next_sync) {
                 let me = self.clone();
-                let _ = tokio::task::spawn_blocking(move || me.load_shared()).await;
+                let state_too = starts || !leading;
+                let _ = tokio::task::spawn_blocking(move || me.load_shared(state_too)).await;
                 next_sync = now_ms() + SHARED_SYNC_MS;
             }
             if !leading {
@@ -607,7 +611,7 @@ impl AlertEngine {
         };
         if let Some(st) = &self.shared.shared_state
             && self.shared.leading.load(Ordering::Acquire)
-            && let Err(e) = st.save(&b)
+            && let Err(e) = st.save(STATE_KEY, &b)
         {
             tracing::warn!(error = %e, "cannot save the alert state to the cluster");
             saved = false;
@@ -617,12 +621,32 @@ impl AlertEngine {
         }
     }
 
-    /// Replaces states and groups with the shared copy (in a cluster).
-    fn load_shared(&self) {
+    /// Reads the shared silences when they changed, and with `state_too` replaces states and
+    /// groups with the shared copy (in a cluster).
+    fn load_shared(&self, state_too: bool) {
         let Some(st) = &self.shared.shared_state else {
             return;
         };
-        match st.load() {
+        match st.load(SILENCES_KEY) {
+            Ok(Some(b)) => {
+                let h = super::state::fnv64(&b);
+                let mut g = self.lock();
+                if g.silences_seen != h {
+                    match g.silences.replace(&b) {
+                        Ok(()) => g.silences_seen = h,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the cluster's silences are unreadable")
+                        }
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the cluster's silences"),
+        }
+        if !state_too {
+            return;
+        }
+        match st.load(STATE_KEY) {
             Ok(Some(b)) => match serde_json::from_slice::<Saved>(&b) {
                 Ok(saved) => {
                     let mut g = self.lock();
@@ -635,6 +659,47 @@ impl AlertEngine {
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read the cluster's alert state"),
         }
+    }
+
+    /// Changes the silences with `f`: on one node in memory and in the file; in a cluster on
+    /// the newest shared copy, with compare-and-set, so every node sees the change.
+    pub(crate) fn change_silences<T>(
+        &self,
+        mut f: impl FnMut(&mut Silences) -> Result<T, SilenceError>,
+    ) -> Result<T, SilenceError> {
+        let Some(st) = &self.shared.shared_state else {
+            return f(&mut self.lock().silences);
+        };
+        let mut out = None;
+        st.modify(SILENCES_KEY, &mut |cur| {
+            let mut g = self.lock();
+            if let Some(b) = cur
+                && let Err(e) = g.silences.replace(b)
+            {
+                tracing::warn!(error = %e, "the cluster's silences are unreadable; replacing them");
+            }
+            let r = f(&mut g.silences);
+            let bytes = match &r {
+                Ok(_) => match g.silences.to_bytes() {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        out = Some(Err(SilenceError::Io(e)));
+                        return None;
+                    }
+                },
+                Err(_) => None,
+            };
+            if let Some(b) = &bytes {
+                g.silences_seen = super::state::fnv64(b);
+            }
+            out = Some(r);
+            bytes
+        })?;
+        out.unwrap_or_else(|| {
+            Err(SilenceError::Io(std::io::Error::other(
+                "the silences were not changed",
+            )))
+        })
     }
 
     /// Whether an alert is muted now, by which silences and which firing alerts.

@@ -298,7 +298,9 @@ async fn add_silence(State(e): State<AlertEngine>, body: Bytes) -> Response {
         }
     };
     let me = e.clone();
-    let res = tokio::task::spawn_blocking(move || me.lock().silences.add(new, now_ms())).await;
+    let res =
+        tokio::task::spawn_blocking(move || me.change_silences(|s| s.add(new.clone(), now_ms())))
+            .await;
     match res {
         Ok(Ok(id)) => {
             tracing::info!(id = %id, "silence saved");
@@ -315,7 +317,8 @@ async fn add_silence(State(e): State<AlertEngine>, body: Bytes) -> Response {
 
 async fn expire_silence(State(e): State<AlertEngine>, Path(id): Path<String>) -> Response {
     let me = e.clone();
-    let res = tokio::task::spawn_blocking(move || me.lock().silences.expire(&id, now_ms())).await;
+    let res =
+        tokio::task::spawn_blocking(move || me.change_silences(|s| s.expire(&id, now_ms()))).await;
     match res {
         Ok(Ok(())) => axum::Json(serde_json::json!({"status": "expired"})).into_response(),
         Ok(Err(err)) => silence_error(err),

@@ -40,13 +40,30 @@ pub trait RemoteOutbox: Send + Sync {
     fn notified(&self, receiver: &str) -> Arc<Notify>;
 }
 
-/// The engine's saved state (alert states and notification groups) kept where every node
-/// reads it.
+/// Key of the alert states and notification groups, written by the leader.
+pub const STATE_KEY: &str = "state";
+/// Key of the silences, changed by any node's API.
+pub const SILENCES_KEY: &str = "silences";
+
+/// A change of a shared value: the current value (if any) to the new one, or `None` to
+/// leave it.
+pub type Modify<'a> = dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>> + 'a;
+
+/// Values kept where every node reads them: the engine's state ([`STATE_KEY`]) and the
+/// silences ([`SILENCES_KEY`]).
 pub trait SharedState: Send + Sync {
-    /// The last saved state, if any.
-    fn load(&self) -> io::Result<Option<Vec<u8>>>;
-    /// Saves the state.
-    fn save(&self, bytes: &[u8]) -> io::Result<()>;
+    /// The last saved value of a key, if any.
+    fn load(&self, key: &str) -> io::Result<Option<Vec<u8>>>;
+    /// Saves a value.
+    fn save(&self, key: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Read-modify-write with compare-and-set: `f` gets the current value and gives the new
+    /// one (or `None` to leave it); when another node wrote in between, `f` runs again on
+    /// the newer value.
+    fn modify(
+        &self,
+        key: &str,
+        f: &mut Modify<'_>,
+    ) -> io::Result<()>;
 }
 
 /// Both seams, handed to [`crate::AlertEngine::open_shared`].

@@ -106,6 +106,25 @@ pub struct Silences {
     counter: u64,
 }
 
+/// Reads saved silences; one whose matchers no longer compile is dropped with a warning.
+fn parse(bytes: &[u8]) -> Result<Vec<(Stored, Vec<CompiledMatcher>)>, String> {
+    let stored = serde_json::from_slice::<Vec<Stored>>(bytes).map_err(|e| e.to_string())?;
+    let mut list = Vec::with_capacity(stored.len());
+    for st in stored {
+        let compiled: Result<Vec<_>, _> = st
+            .matchers
+            .iter()
+            .cloned()
+            .map(CompiledMatcher::new)
+            .collect();
+        match compiled {
+            Ok(c) => list.push((st, c)),
+            Err(e) => tracing::warn!(id = %st.id, error = %e, "silence dropped"),
+        }
+    }
+    Ok(list)
+}
+
 impl Silences {
     /// Opens the file (absent: none). A file that cannot be read is set aside as `.bad`.
     pub fn open(file: &Path, max: usize) -> Silences {
@@ -118,21 +137,8 @@ impl Silences {
         let Ok(text) = std::fs::read(file) else {
             return s;
         };
-        match serde_json::from_slice::<Vec<Stored>>(&text) {
-            Ok(stored) => {
-                for st in stored {
-                    let compiled: Result<Vec<_>, _> = st
-                        .matchers
-                        .iter()
-                        .cloned()
-                        .map(CompiledMatcher::new)
-                        .collect();
-                    match compiled {
-                        Ok(c) => s.list.push((st, c)),
-                        Err(e) => tracing::warn!(id = %st.id, error = %e, "silence dropped"),
-                    }
-                }
-            }
+        match parse(&text) {
+            Ok(list) => s.list = list,
             Err(e) => {
                 let bad = file.with_extension("json.bad");
                 tracing::warn!(file = %file.display(), error = %e, "silences file unreadable; set aside");
@@ -143,9 +149,20 @@ impl Silences {
     }
 
     fn save(&self) -> std::io::Result<()> {
+        super::state::write_atomic(&self.file, &self.to_bytes()?)
+    }
+
+    /// Every silence as saved (JSON).
+    pub fn to_bytes(&self) -> std::io::Result<Vec<u8>> {
         let stored: Vec<&Stored> = self.list.iter().map(|(s, _)| s).collect();
-        let bytes = serde_json::to_vec_pretty(&stored).map_err(std::io::Error::other)?;
-        super::state::write_atomic(&self.file, &bytes)
+        serde_json::to_vec_pretty(&stored).map_err(std::io::Error::other)
+    }
+
+    /// Replaces every silence with those of `bytes` (as [`Self::to_bytes`] writes them, e.g.
+    /// another node's) and saves the file.
+    pub fn replace(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.list = parse(bytes)?;
+        self.save().map_err(|e| e.to_string())
     }
 
     fn new_id(&mut self, now_ms: i64) -> String {

@@ -24,7 +24,7 @@ use async_nats::jetstream::{self, kv, stream};
 use bytes::Bytes;
 use futures::StreamExt;
 use skein_alert::outbox::{FailedNotification, Notification};
-use skein_alert::shared::{RemoteOutbox, Shared, SharedState};
+use skein_alert::shared::{Modify, RemoteOutbox, Shared, SharedState};
 use skein_model::time::now_ms;
 use std::collections::BTreeMap;
 use std::io;
@@ -36,8 +36,6 @@ use tokio::sync::Notify;
 
 /// Failed notifications kept per receiver in the bucket.
 pub const MAX_FAILED_KEPT: usize = 50;
-/// Key of the engine's state in the bucket.
-const STATE_KEY: &str = "state";
 /// How often a held notification is reported in progress, and queues are looked at.
 const TICK: Duration = Duration::from_secs(1);
 /// Longest a fetch waits for a message of a receiver.
@@ -432,27 +430,79 @@ impl RemoteOutbox for Store {
     }
 }
 
-impl SharedState for Store {
-    fn load(&self) -> io::Result<Option<Vec<u8>>> {
-        self.wait("cannot read the alert state", self.kv.get(STATE_KEY))
-            .map(|v| v.map(|b| b.to_vec()))
-    }
-
-    fn save(&self, bytes: &[u8]) -> io::Result<()> {
+impl Store {
+    fn fits(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
         if bytes.len() > self.max_body {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "the alert state is {} bytes, more than one NATS message may be ({})",
+                    "the alert {key} is {} bytes, more than one NATS message may be ({})",
                     bytes.len(),
                     self.max_body
                 ),
             ));
         }
+        Ok(())
+    }
+}
+
+/// Attempts of a compare-and-set before giving up.
+const CAS_ATTEMPTS: usize = 10;
+
+impl SharedState for Store {
+    fn load(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
+        self.wait("cannot read the shared alert state", self.kv.get(key))
+            .map(|v| v.map(|b| b.to_vec()))
+    }
+
+    fn save(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        self.fits(key, bytes)?;
         self.wait(
-            "cannot save the alert state",
-            self.kv.put(STATE_KEY, Bytes::copy_from_slice(bytes)),
+            "cannot save the shared alert state",
+            self.kv.put(key, Bytes::copy_from_slice(bytes)),
         )
         .map(|_| ())
+    }
+
+    fn modify(
+        &self,
+        key: &str,
+        f: &mut Modify<'_>,
+    ) -> io::Result<()> {
+        let mut last = None;
+        for _ in 0..CAS_ATTEMPTS {
+            let entry = self.wait("cannot read the shared alert state", self.kv.entry(key))?;
+            let (current, revision) = match &entry {
+                Some(e) if e.operation == kv::Operation::Put => {
+                    (Some(e.value.clone()), Some(e.revision))
+                }
+                Some(e) => (None, Some(e.revision)),
+                None => (None, None),
+            };
+            let Some(new) = f(current.as_deref()) else {
+                return Ok(());
+            };
+            self.fits(key, &new)?;
+            let written = match revision {
+                Some(r) => self
+                    .wait(
+                        "cannot change the shared alert state",
+                        self.kv.update(key, Bytes::from(new), r),
+                    )
+                    .map(|_| ()),
+                None => self
+                    .wait(
+                        "cannot change the shared alert state",
+                        self.kv.create(key, Bytes::from(new)),
+                    )
+                    .map(|_| ()),
+            };
+            match written {
+                Ok(()) => return Ok(()),
+                // Another node wrote in between (or the server was busy): read again.
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("compare-and-set failed")))
     }
 }
