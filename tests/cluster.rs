@@ -3,11 +3,12 @@
 //! A trace whose spans and logs enter through different nodes comes back whole from any node,
 //! also by request ID; a retried batch is stored once; `kill -9` of a collector while ingest
 //! runs loses no acknowledged record; stopping a NATS server does not stop ingest; an answer
-//! missing partitions says so.
+//! missing partitions says so. A real agent ships to one node and every node lists it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use common::agent::Agent;
 use common::nats::NatsCluster;
 use common::{
     Collector, client, get_json, hex, kv, log_record, logs_request, new_trace_id, now_nanos, span,
@@ -296,6 +297,50 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
         .map(|n| n.api_base())
         .collect();
     assert_eq!(leaders.len(), 1, "exactly one node runs the alert engine");
+
+    // A real agent ships to one node: its lines are found by request ID through another, and
+    // every node lists the agent (heartbeats are shared through the cluster).
+    let dir = tempfile::tempdir().unwrap();
+    let rid = format!("agent-{}", unique());
+    std::fs::write(
+        dir.path().join("app.log"),
+        format!("{{\"msg\":\"order placed\",\"level\":\"info\",\"request_id\":\"{rid}\"}}\n"),
+    )
+    .unwrap();
+    let toml = format!(
+        "[agent]\nid = \"cluster-agent\"\ndata_dir = \"{data}\"\n[collector]\nendpoint = \"{endpoint}\"\n[batch]\nmax_wait = \"100ms\"\n[heartbeat]\ninterval = \"500ms\"\n[host_metrics]\nenabled = false\n\n[[source]]\nname = \"shop\"\npaths = [\"{dir}/app.log\"]\nread_from = \"beginning\"\nformat = \"json\"\n",
+        data = dir.path().join("agent-data").display(),
+        endpoint = c.nodes[0].http_base(),
+        dir = dir.path().display(),
+    );
+    let agent = Agent::start(dir.path(), &toml);
+    let other = c.nodes[2].api_base();
+    let found = wait_for(
+        || {
+            let (code, t) = get_json(&format!("{other}/api/v1/traces/{rid}"));
+            code == 200 && t["logs"].as_array().is_some_and(|l| !l.is_empty())
+        },
+        Duration::from_secs(60),
+    );
+    assert!(
+        found,
+        "the agent's line was not found through n2:\n{}",
+        agent.output()
+    );
+    let listed = |base: &str| {
+        let (_, a) = get_json(&format!("{base}/api/v1/agents"));
+        a["agents"].as_array().is_some_and(|l| {
+            l.iter()
+                .any(|x| x["heartbeat"]["id"] == "cluster-agent" && x["state"] == "up")
+        })
+    };
+    for n in &c.nodes {
+        let base = n.api_base();
+        assert!(
+            wait_for(|| listed(&base), Duration::from_secs(30)),
+            "{base} does not list the agent"
+        );
+    }
 }
 
 #[test]

@@ -59,11 +59,7 @@ pub trait SharedState: Send + Sync {
     /// Read-modify-write with compare-and-set: `f` gets the current value and gives the new
     /// one (or `None` to leave it); when another node wrote in between, `f` runs again on
     /// the newer value.
-    fn modify(
-        &self,
-        key: &str,
-        f: &mut Modify<'_>,
-    ) -> io::Result<()>;
+    fn modify(&self, key: &str, f: &mut Modify<'_>) -> io::Result<()>;
 }
 
 /// Both seams, handed to [`crate::AlertEngine::open_shared`].

@@ -464,11 +464,7 @@ impl SharedState for Store {
         .map(|_| ())
     }
 
-    fn modify(
-        &self,
-        key: &str,
-        f: &mut Modify<'_>,
-    ) -> io::Result<()> {
+    fn modify(&self, key: &str, f: &mut Modify<'_>) -> io::Result<()> {
         let mut last = None;
         for _ in 0..CAS_ATTEMPTS {
             let entry = self.wait("cannot read the shared alert state", self.kv.entry(key))?;

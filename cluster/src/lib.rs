@@ -10,6 +10,7 @@
 //!   held, the stream sequence in each commit payload.
 //! - [`fanout`]: the cluster's store reads (`skein_query::reads::Reads`): every API route
 //!   works on any node.
+//! - [`agents`]: heartbeats shared through a bucket, so every node knows every agent.
 //! - [`alerts`]: the alert engine's outbox (a work-queue stream) and state (a bucket),
 //!   shared so a notification survives the node that made it.
 //! - [`routes`]: `POST /internal/v1/reads` and `GET /api/v1/cluster`.
@@ -19,6 +20,7 @@
 //! what the stream still holds (`cluster.stream_max_age_hours`): the stream's retention bounds
 //! how far back a rebuilt partition reaches.
 
+pub mod agents;
 pub mod alerts;
 pub mod config;
 pub mod fanout;
@@ -263,6 +265,22 @@ impl Cluster {
                 ack_wait: Duration::from_millis(c.lease_ttl_ms),
                 timeout: Duration::from_millis(c.publish_timeout_ms),
             },
+        )
+        .await
+    }
+
+    /// Shares heartbeats taken here and merges the others' into `registry` (see [`agents`]).
+    pub async fn agent_share(
+        &self,
+        registry: skein_store::agents::AgentRegistry,
+    ) -> Result<agents::AgentShare, String> {
+        let c = &self.inner.cfg;
+        agents::AgentShare::open(
+            &self.inner.js,
+            &c.prefix,
+            c.replicas,
+            registry,
+            Duration::from_millis(c.publish_timeout_ms),
         )
         .await
     }

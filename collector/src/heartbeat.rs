@@ -13,7 +13,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
+use skein_cluster::agents::AgentShare;
 use skein_model::api::Heartbeat;
+use skein_model::time::now_unix_nano;
 use skein_otlp::auth::authorized;
 use skein_otlp::http::error;
 use skein_otlp::tls::server::Peer;
@@ -27,13 +29,23 @@ pub const MAX_HEARTBEAT_BYTES: usize = 256 * 1024;
 struct HbState {
     registry: AgentRegistry,
     token: Option<Arc<str>>,
+    share: Option<AgentShare>,
 }
 
-/// The heartbeat route, to merge into the OTLP/HTTP router.
-pub fn router(registry: AgentRegistry, token: Option<Arc<str>>) -> Router {
+/// The heartbeat route, to merge into the OTLP/HTTP router. In a cluster, `share` passes
+/// each heartbeat on to the other nodes.
+pub fn router(
+    registry: AgentRegistry,
+    token: Option<Arc<str>>,
+    share: Option<AgentShare>,
+) -> Router {
     Router::new()
         .route("/skein/v1/heartbeat", post(heartbeat))
-        .with_state(HbState { registry, token })
+        .with_state(HbState {
+            registry,
+            token,
+            share,
+        })
 }
 
 async fn heartbeat(
@@ -77,8 +89,16 @@ async fn heartbeat(
     if let Some(id) = &hb.certificate {
         hb.id = id.clone();
     }
-    match s.registry.heartbeat(hb) {
-        Ok(()) => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
+    let seen = now_unix_nano();
+    let shared = s.share.as_ref().map(|sh| (sh.clone(), hb.clone()));
+    match s.registry.heartbeat_at(hb, seen) {
+        Ok(()) => {
+            if let Some((sh, hb)) = shared {
+                // The agent does not wait for the other nodes; it sends again soon anyway.
+                tokio::spawn(async move { sh.publish(hb, seen).await });
+            }
+            axum::Json(serde_json::json!({"status": "ok"})).into_response()
+        }
         Err(HeartbeatError::Invalid(m)) => error(StatusCode::BAD_REQUEST, "bad_request", &m),
         Err(e @ HeartbeatError::Full) => error(
             StatusCode::TOO_MANY_REQUESTS,

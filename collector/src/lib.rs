@@ -228,6 +228,14 @@ where
                 message,
             })?,
     );
+    let agent_share = match &cluster {
+        Some(c) => Some(
+            c.agent_share(agents.clone())
+                .await
+                .map_err(CollectorError::Serve)?,
+        ),
+        None => None,
+    };
     let housekeeping = tokio::spawn(housekeeping::run(
         tsdb.clone(),
         agents.clone(),
@@ -241,7 +249,11 @@ where
             max_body: cfg.limits.max_request_bytes,
             token: token(&cfg.auth.ingest_token),
             admission: cfg.limits.admission(),
-            extra_http: heartbeat::router(agents.clone(), token(&cfg.auth.ingest_token)),
+            extra_http: heartbeat::router(
+                agents.clone(),
+                token(&cfg.auth.ingest_token),
+                agent_share,
+            ),
         },
         stop_rx.clone(),
     ));

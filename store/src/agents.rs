@@ -100,6 +100,19 @@ impl AgentRegistry {
         self.heartbeat_at(hb, now_unix_nano())
     }
 
+    /// Records a heartbeat another node received at `seen` (unix nanoseconds), unless a newer
+    /// one of the same agent is already known (in a cluster).
+    pub fn merge(&self, hb: Heartbeat, seen: u64) -> Result<(), HeartbeatError> {
+        if let Ok(g) = self.inner.lock()
+            && g.agents
+                .get(&hb.id)
+                .is_some_and(|e| e.last_seen_unix_nano >= seen)
+        {
+            return Ok(());
+        }
+        self.heartbeat_at(hb, seen)
+    }
+
     /// Records a heartbeat received at `now` (unix nanoseconds).
     pub fn heartbeat_at(&self, hb: Heartbeat, now: u64) -> Result<(), HeartbeatError> {
         for (key, v) in [("id", &hb.id), ("host", &hb.host), ("version", &hb.version)] {
