@@ -33,7 +33,7 @@ fn config(nats: &NatsCluster, node: &str, ttl_ms: u64) -> (tempfile::TempDir, St
     std::fs::write(
         &path,
         format!(
-            "[index]\ncommit_interval_ms = 200\n\n[cluster]\nnats = [{}]\nnode = \"{node}\"\npartitions = {PARTITIONS}\nreplicas = 3\nindex_replicas = 2\nlease_ttl_ms = {ttl_ms}\n",
+            "[index]\ncommit_interval_ms = 200\n\n[metrics]\nderive_interval = \"1s\"\n\n[cluster]\nnats = [{}]\nnode = \"{node}\"\npartitions = {PARTITIONS}\nreplicas = 3\nindex_replicas = 2\nlease_ttl_ms = {ttl_ms}\n",
             urls.join(", ")
         ),
     )
@@ -179,6 +179,54 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
             assert_eq!(t["trace_id"], hex(&trace));
         }
     }
+
+    // Span-derived metrics: each node derives those of the spans it took in, and any node's
+    // services view and metric queries add every node's share.
+    for n in &c.nodes {
+        let base = n.api_base();
+        let listed = wait_for(
+            || {
+                let (_, s) = get_json(&format!("{base}/api/v1/services?window=5m"));
+                let names: HashSet<String> = s["services"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x["name"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                names.contains("gateway") && names.contains("payment")
+            },
+            Duration::from_secs(60),
+        );
+        let (_, s) = get_json(&format!("{base}/api/v1/services?window=5m"));
+        assert!(listed, "{base} does not list both services: {s:#}");
+        assert!(s.get("partial").is_none(), "{s:#}");
+    }
+    let (code, nodes) = get_json(&format!(
+        "{}/api/v1/metrics/labels/skein_node/values",
+        c.nodes[2].api_base()
+    ));
+    assert_eq!(code, 200, "{nodes}");
+    assert_eq!(nodes["values"], serde_json::json!(["n0", "n1", "n2"]));
+    // A matcher on the node label picks that node's share only.
+    let calls = |matcher: &str| {
+        let (code, q) = get_json(&format!(
+            "{}/api/v1/metrics/query?name=skein.span.calls&agg=sum&by=service&step=60s&match={matcher}",
+            c.nodes[2].api_base()
+        ));
+        assert_eq!(code, 200, "{q:#}");
+        let mut services: Vec<String> = q["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["labels"]["service"].as_str().unwrap_or("").to_string())
+            .collect();
+        services.sort();
+        services
+    };
+    assert_eq!(calls("skein_node%3Dn0"), vec!["gateway".to_string()]);
+    assert_eq!(calls("skein_node%3Dn1"), vec!["payment".to_string()]);
 
     // The real OpenTelemetry SDK: a span exported to node 0, a log inside it to node 1, both
     // found through node 2 by the span's request ID.
@@ -468,4 +516,13 @@ fn an_answer_without_a_live_owner_for_some_partitions_says_which() {
         .filter(|p| !held.contains(p))
         .collect();
     assert_eq!(missing, expected, "{body:#}");
+    // Metric reads ask every node: the dead ones are named.
+    let (code, body) = get_json(&format!("{}/api/v1/metrics/names", c.nodes[2].api_base()));
+    assert_eq!(code, 200, "{body:#}");
+    assert_eq!(body["partial"], true, "{body:#}");
+    assert_eq!(
+        body["missing_nodes"],
+        serde_json::json!(["n0", "n1"]),
+        "{body:#}"
+    );
 }

@@ -7,11 +7,12 @@ use super::rules::{AbsentCond, Condition, LogCond, MetricCond, MetricRef, Rule, 
 use skein_model::alert_api::LabelSet;
 use skein_query::QueryError;
 use skein_query::engine::Engine;
+use skein_query::metric_reads::MetricReads;
 use skein_query::metrics::eval::Grid;
 use skein_query::metrics::query::{MAX_SERIES, evaluate, resolve, select, stored_names};
 use skein_store::agents::AgentRegistry;
 use skein_store::search::{LogFilter, SpanFilter, TimeRange};
-use skein_store::tsdb::{Matcher, Tsdb};
+use skein_store::tsdb::Matcher;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Sources {
     /// The metrics store.
-    pub tsdb: Tsdb,
+    pub tsdb: Arc<dyn MetricReads>,
     /// Logs and spans.
     pub engine: Arc<Engine>,
     /// Agents and their heartbeats.
@@ -69,7 +70,7 @@ fn values(
     r: &MetricRef,
     by: &[String],
     window_ms: i64,
-    tsdb: &Tsdb,
+    tsdb: &dyn MetricReads,
     now_ms: i64,
 ) -> Result<Vec<Breach>, String> {
     let target = match resolve(tsdb, &r.name) {
@@ -108,11 +109,11 @@ fn values(
 
 fn metric(c: &MetricCond, src: &Sources, now_ms: i64) -> Result<Vec<Breach>, String> {
     let window = ms(c.window);
-    let num = values(&c.metric, &c.by, window, &src.tsdb, now_ms)?;
+    let num = values(&c.metric, &c.by, window, src.tsdb.as_ref(), now_ms)?;
     let out: Vec<Breach> = match &c.divide_by {
         None => num,
         Some(d) => {
-            let den = values(d, &c.by, window, &src.tsdb, now_ms)?;
+            let den = values(d, &c.by, window, src.tsdb.as_ref(), now_ms)?;
             // Joined on the `by` labels, which both sides group by.
             let key = |l: &LabelSet| -> Vec<(String, String)> {
                 c.by.iter()
@@ -249,8 +250,15 @@ fn absent(
             let after = ms(*after);
             let start = now_ms.saturating_sub(ms(*lookback));
             let series = match src.tsdb.metric(metric) {
-                Some(_) => select(&src.tsdb, metric, matchers, start, now_ms, MAX_SERIES)
-                    .map_err(|e| e.to_string())?,
+                Some(_) => select(
+                    src.tsdb.as_ref(),
+                    metric,
+                    matchers,
+                    start,
+                    now_ms,
+                    MAX_SERIES,
+                )
+                .map_err(|e| e.to_string())?,
                 None => Vec::new(),
             };
             let mut out = Vec::new();

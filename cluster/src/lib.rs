@@ -13,6 +13,8 @@
 //! - [`agents`]: heartbeats shared through a bucket, so every node knows every agent.
 //! - [`alerts`]: the alert engine's outbox (a work-queue stream) and state (a bucket),
 //!   shared so a notification survives the node that made it.
+//! - [`metrics`]: metric reads asked of every live node and merged, series labelled by
+//!   node.
 //! - [`routes`]: `POST /internal/v1/reads` and `GET /api/v1/cluster`.
 //!
 //! The trade-off: the stream is the write-ahead log, so an acknowledgement waits for a
@@ -25,6 +27,7 @@ pub mod alerts;
 pub mod config;
 pub mod fanout;
 pub mod lease;
+pub mod metrics;
 pub mod publish;
 pub mod routes;
 pub mod worker;
@@ -72,6 +75,8 @@ struct Inner {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     reads: Arc<fanout::FanOut>,
+    /// This node's metrics store, once [`Cluster::metric_reads`] gave it.
+    tsdb: std::sync::OnceLock<skein_store::tsdb::Tsdb>,
 }
 
 /// A running cluster node: cheap to clone.
@@ -213,6 +218,7 @@ impl Cluster {
             stop,
             task: tokio::sync::Mutex::new(None),
             reads,
+            tsdb: std::sync::OnceLock::new(),
         });
         let workers = worker::WorkerConfig {
             dir: s.data_dir.join("partitions"),
@@ -283,6 +289,23 @@ impl Cluster {
             Duration::from_millis(c.publish_timeout_ms),
         )
         .await
+    }
+
+    /// The metric reads of the cluster over this node's store `tsdb` (see [`metrics`]); also
+    /// lets other nodes read `tsdb`.
+    pub fn metric_reads(
+        &self,
+        tsdb: skein_store::tsdb::Tsdb,
+    ) -> Arc<dyn skein_query::metric_reads::MetricReads> {
+        let _ = self.inner.tsdb.set(tsdb.clone());
+        Arc::new(metrics::MetricFanOut {
+            membership: self.inner.membership.clone(),
+            local: tsdb,
+            client: self.inner.reads.client.clone(),
+            token: self.inner.reads.token.clone(),
+            timeout: self.inner.read_timeout,
+            rt: tokio::runtime::Handle::current(),
+        })
     }
 
     /// The publisher ingest uses.

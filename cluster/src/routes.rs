@@ -1,11 +1,13 @@
 //! The cluster's HTTP routes on the query API's port (behind the query token):
 //! - `POST /internal/v1/reads`: a store read over some of this node's partitions (another
 //!   node's fan-out calls it; it never fans out again);
+//! - `POST /internal/v1/metrics`: a metric read of this node's own store;
 //! - `GET /api/v1/cluster`: nodes, partitions with their owners and lag, the stream's state
 //!   (`skein cluster status`).
 
 use crate::Cluster;
 use crate::fanout::{RemoteAnswer, RemoteRead, local_reads};
+use crate::metrics::MetricRead;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -33,6 +35,7 @@ fn error(status: StatusCode, kind: &str, message: String) -> Response {
 pub fn routes(cluster: Cluster) -> Router {
     Router::new()
         .route("/internal/v1/reads", post(reads))
+        .route("/internal/v1/metrics", post(metric_read))
         .route("/api/v1/cluster", get(status))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_READ_BODY))
         .with_state(cluster)
@@ -88,6 +91,38 @@ async fn reads(State(c): State<Cluster>, body: axum::body::Bytes) -> Response {
             "unavailable",
             e.to_string(),
         ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+async fn metric_read(State(c): State<Cluster>, body: axum::body::Bytes) -> Response {
+    let read: MetricRead = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("not a metric read: {e}"),
+            );
+        }
+    };
+    if let Err(m) = read.check() {
+        return error(StatusCode::BAD_REQUEST, "bad_request", m);
+    }
+    let Some(tsdb) = c.inner.tsdb.get().cloned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this node's metrics store is not open yet".into(),
+        );
+    };
+    let deadline = Instant::now() + c.inner.read_timeout;
+    let task = tokio::task::spawn_blocking(move || {
+        skein_model::deadline::with_deadline(deadline, || read.answer(&tsdb))
+    });
+    match task.await {
+        Ok(Ok(a)) => Json(a).into_response(),
+        Ok(Err(m)) => error(StatusCode::BAD_REQUEST, "bad_request", m),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }

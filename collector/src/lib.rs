@@ -277,8 +277,12 @@ where
     } else {
         alert_plan.external_url.clone()
     };
+    let metric_reads: Arc<dyn skein_query::metric_reads::MetricReads> = match &cluster {
+        Some(c) => c.metric_reads(tsdb.clone()),
+        None => Arc::new(tsdb.clone()),
+    };
     let sources = skein_alert::cond::Sources {
-        tsdb: tsdb.clone(),
+        tsdb: metric_reads.clone(),
         engine: engine.clone(),
         agents: agents.clone(),
     };
@@ -366,7 +370,7 @@ where
             timeout: Duration::from_millis(cfg.query.timeout_ms),
             slots: Arc::new(tokio::sync::Semaphore::new(cfg.query.max_concurrent)),
             agents: agents.clone(),
-            tsdb: tsdb.clone(),
+            metric_reads,
         },
         extra,
     );

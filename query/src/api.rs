@@ -50,8 +50,8 @@ pub struct ApiState {
     pub slots: Arc<tokio::sync::Semaphore>,
     /// Agents and their heartbeats.
     pub agents: AgentRegistry,
-    /// The metrics store.
-    pub tsdb: skein_store::tsdb::Tsdb,
+    /// The metrics store's reads: the store itself on one node, every node's in a cluster.
+    pub metric_reads: std::sync::Arc<dyn crate::metric_reads::MetricReads>,
 }
 
 /// An API error answer.
@@ -507,11 +507,13 @@ mod tests {
             timeout: Duration::from_secs(5),
             slots: Arc::new(tokio::sync::Semaphore::new(4)),
             agents: AgentRegistry::in_memory(Duration::from_secs(15)),
-            tsdb: skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
-                dir: dir.path().join("tsdb"),
-                ..Default::default()
-            })
-            .unwrap(),
+            metric_reads: Arc::new(
+                skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
+                    dir: dir.path().join("tsdb"),
+                    ..Default::default()
+                })
+                .unwrap(),
+            ),
         };
         (state, dir)
     }

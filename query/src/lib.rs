@@ -19,6 +19,7 @@ pub mod api;
 pub mod engine;
 mod error;
 pub mod live;
+pub mod metric_reads;
 pub mod metrics;
 pub mod partial;
 pub mod reads;

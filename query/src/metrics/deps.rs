@@ -10,8 +10,9 @@ use super::eval::{Grid, Op, aggregate, bucket_quantiles, group};
 use super::query::select;
 use super::services::{CALLS, MAX_DERIVED_SERIES};
 use crate::QueryError;
+use crate::metric_reads::MetricReads;
 use skein_model::metrics_api::{DepEdge, DepNode, DependenciesResponse};
-use skein_store::tsdb::{SelectedSeries, Tsdb};
+use skein_store::tsdb::SelectedSeries;
 use std::collections::BTreeMap;
 
 /// Calls per edge (counter).
@@ -151,7 +152,7 @@ pub fn dependencies(
 }
 
 /// Reads the series of the graph of `(start, end]`.
-pub fn load(tsdb: &Tsdb, start_ms: i64, end_ms: i64) -> Result<EdgeSeries, QueryError> {
+pub fn load(tsdb: &dyn MetricReads, start_ms: i64, end_ms: i64) -> Result<EdgeSeries, QueryError> {
     let grid = Grid::single(end_ms, end_ms - start_ms);
     let from = grid.select_start();
     let read = |name: &str, from: i64| select(tsdb, name, &[], from, end_ms, MAX_DERIVED_SERIES);
@@ -164,7 +165,11 @@ pub fn load(tsdb: &Tsdb, start_ms: i64, end_ms: i64) -> Result<EdgeSeries, Query
 }
 
 /// `GET /api/v1/dependencies`: start must be before end.
-pub fn run(tsdb: &Tsdb, start_ms: i64, end_ms: i64) -> Result<DependenciesResponse, QueryError> {
+pub fn run(
+    tsdb: &dyn MetricReads,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<DependenciesResponse, QueryError> {
     if start_ms >= end_ms {
         return Err(QueryError::BadRequest(
             "start must be before end: the graph covers the calls between them".into(),

@@ -6,6 +6,7 @@ use super::query::RangeQuery;
 use super::{deps, query, services};
 use crate::QueryError;
 use crate::api::{ApiError, ApiState, run_blocking};
+use crate::metric_reads::MetricReads;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
@@ -15,7 +16,6 @@ use skein_model::metrics_api::{
     MetricQueryResponse, OperationsResponse, ServicesResponse,
 };
 use skein_model::time::now_unix_nano;
-use skein_store::tsdb::Tsdb;
 
 /// The routes (the caller adds authentication and the state):
 ///
@@ -47,12 +47,12 @@ async fn over_tsdb<T, F>(
 ) -> Result<Json<T>, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&Tsdb, &Params) -> Result<T, QueryError> + Send + 'static,
+    F: FnOnce(&dyn MetricReads, &Params) -> Result<T, QueryError> + Send + 'static,
 {
-    let tsdb = s.tsdb.clone();
+    let tsdb = s.metric_reads.clone();
     let out = run_blocking(s, route, move || {
         let p = Params::parse(raw.as_deref())?;
-        f(&tsdb, &p)
+        f(tsdb.as_ref(), &p)
     })
     .await?;
     Ok(Json(out))

@@ -1,5 +1,5 @@
 //! `GET /api/v1/metrics/query` and the names and labels routes: parameters, limits, which
-//! stored series an aggregation reads, and the thin glue over [`Tsdb`].
+//! stored series an aggregation reads, and the thin glue over [`MetricReads`].
 //!
 //! On a histogram family `x` (stored as `x_bucket{le}`, `x_sum`, `x_count`): percentiles read
 //! the buckets, `rate`/`increase`/`count` read `x_count`, `sum` is the increase of `x_sum`,
@@ -12,13 +12,14 @@
 use super::eval::{Grid, Grouped, Op, aggregate, bucket_quantiles, group, thousands};
 use super::params::Params;
 use crate::QueryError;
+use crate::metric_reads::MetricReads;
 use skein_model::metric::MetricKind;
 use skein_model::metrics_api::{
     LabelValuesResponse, LabelsResponse, MetricNameInfo, MetricNamesResponse, MetricQueryResponse,
     ResultSeries,
 };
 use skein_store::StoreError;
-use skein_store::tsdb::{MatchOp, Matcher, SelectedSeries, Tsdb};
+use skein_store::tsdb::{MatchOp, Matcher, SelectedSeries};
 
 /// Most points one series of an answer may have (steps in the range).
 pub const MAX_POINTS_PER_SERIES: usize = 11_000;
@@ -301,7 +302,7 @@ pub struct Target {
 }
 
 /// Finds a family (or a histogram or summary part such as `x_count`); unknown is 404.
-pub fn resolve(tsdb: &Tsdb, name: &str) -> Result<Target, QueryError> {
+pub fn resolve(tsdb: &dyn MetricReads, name: &str) -> Result<Target, QueryError> {
     if let Some(info) = tsdb.metric(name) {
         return Ok(Target {
             family: info.name,
@@ -330,7 +331,7 @@ fn unknown_metric(name: &str) -> QueryError {
 
 /// Selects series; too many is a 400 that says how to narrow.
 pub fn select(
-    tsdb: &Tsdb,
+    tsdb: &dyn MetricReads,
     name: &str,
     matchers: &[Matcher],
     start: i64,
@@ -348,7 +349,7 @@ pub fn select(
 }
 
 /// Runs a range query against the store.
-pub fn run(tsdb: &Tsdb, q: &RangeQuery) -> Result<MetricQueryResponse, QueryError> {
+pub fn run(tsdb: &dyn MetricReads, q: &RangeQuery) -> Result<MetricQueryResponse, QueryError> {
     let grid = q.grid()?;
     let target = resolve(tsdb, &q.name)?;
     let names = stored_names(&target.family, target.histogram, q.agg)?;
@@ -404,7 +405,7 @@ pub fn add_pinned_labels(series: &mut [ResultSeries], matchers: &[Matcher]) {
 }
 
 /// Every metric family.
-pub fn names(tsdb: &Tsdb) -> MetricNamesResponse {
+pub fn names(tsdb: &dyn MetricReads) -> MetricNamesResponse {
     MetricNamesResponse {
         metrics: tsdb
             .metrics()
@@ -420,7 +421,7 @@ pub fn names(tsdb: &Tsdb) -> MetricNamesResponse {
 }
 
 /// Label names of a family (or of every series); an unknown family is 404.
-pub fn labels(tsdb: &Tsdb, name: Option<&str>) -> Result<LabelsResponse, QueryError> {
+pub fn labels(tsdb: &dyn MetricReads, name: Option<&str>) -> Result<LabelsResponse, QueryError> {
     if let Some(n) = name
         && tsdb.metric(n).is_none()
     {
@@ -433,7 +434,7 @@ pub fn labels(tsdb: &Tsdb, name: Option<&str>) -> Result<LabelsResponse, QueryEr
 
 /// Values of a label in a family (or in every series); an unknown family is 404.
 pub fn label_values(
-    tsdb: &Tsdb,
+    tsdb: &dyn MetricReads,
     label: &str,
     name: Option<&str>,
 ) -> Result<LabelValuesResponse, QueryError> {

@@ -13,11 +13,12 @@
 use super::eval::{Grid, Grouped, Op, Table, aggregate, bucket_quantiles, group};
 use super::query::select;
 use crate::QueryError;
+use crate::metric_reads::MetricReads;
 use skein_model::metric::Labels;
 use skein_model::metrics_api::{
     OperationHealth, OperationsResponse, RecentPoint, ServiceHealth, ServicesResponse,
 };
-use skein_store::tsdb::{MatchOp, Matcher, SelectedSeries, Tsdb};
+use skein_store::tsdb::{MatchOp, Matcher, SelectedSeries};
 
 /// Calls per operation (counter).
 pub const CALLS: &str = "skein.span.calls";
@@ -255,7 +256,7 @@ fn matcher(label: &str, op: MatchOp, value: &str) -> Result<Matcher, QueryError>
 
 /// Reads what the services views need, of one service or of all.
 pub fn load(
-    tsdb: &Tsdb,
+    tsdb: &dyn MetricReads,
     service: Option<&str>,
     now_ms: i64,
     window_ms: i64,
@@ -286,7 +287,11 @@ pub fn load(
 }
 
 /// `GET /api/v1/services`.
-pub fn services(tsdb: &Tsdb, now_ms: i64, window_ms: i64) -> Result<ServicesResponse, QueryError> {
+pub fn services(
+    tsdb: &dyn MetricReads,
+    now_ms: i64,
+    window_ms: i64,
+) -> Result<ServicesResponse, QueryError> {
     let window_ms = check_window(window_ms)?;
     let input = load(tsdb, None, now_ms, window_ms)?;
     Ok(ServicesResponse {
@@ -297,7 +302,7 @@ pub fn services(tsdb: &Tsdb, now_ms: i64, window_ms: i64) -> Result<ServicesResp
 
 /// `GET /api/v1/services/{name}/operations`; a service without calls in the last hour is 404.
 pub fn operations(
-    tsdb: &Tsdb,
+    tsdb: &dyn MetricReads,
     service: &str,
     now_ms: i64,
     window_ms: i64,

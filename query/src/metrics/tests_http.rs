@@ -48,7 +48,7 @@ fn app_over(tsdb: skein_store::tsdb::Tsdb, dir: &std::path::Path) -> Router {
         timeout: Duration::from_secs(5),
         slots: Arc::new(tokio::sync::Semaphore::new(4)),
         agents: AgentRegistry::in_memory(Duration::from_secs(15)),
-        tsdb,
+        metric_reads: Arc::new(tsdb),
     };
     routes().with_state(state)
 }
