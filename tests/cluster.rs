@@ -307,6 +307,35 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
     );
     assert!(metrics.contains("skein_cluster_consumer_lag{partition="));
 
+    // A span batch retried through another node is counted once in the span metrics too.
+    let t2 = new_trace_id();
+    let body = prost::Message::encode_to_vec(&traces_request(
+        "retried",
+        vec![span(&t2, &[7; 8], &[], "GET /retry", now_nanos())],
+    ));
+    let id = format!("batch-{}", unique());
+    for node in [0, 1] {
+        let url = format!("{}/v1/traces", c.nodes[node].http_base());
+        assert_eq!(export(&url, body.clone(), Some(&id)), 200);
+    }
+    let calls = || {
+        let (_, s) = get_json(&format!(
+            "{}/api/v1/services?window=5m",
+            c.nodes[2].api_base()
+        ));
+        s["services"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == "retried"))
+            .map(|x| x["calls"].as_u64().unwrap_or(0))
+    };
+    assert!(
+        wait_for(|| calls().is_some(), Duration::from_secs(30)),
+        "the retried service is not listed"
+    );
+    // Two more derive rounds: a second count would show by now.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(calls(), Some(1), "a retried span batch was counted twice");
+
     // The node-to-node read route refuses what it cannot serve, with a JSON reason.
     let reads = format!("{}/internal/v1/reads", c.nodes[0].api_base());
     for body in [
@@ -323,6 +352,22 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
         assert_eq!(r.status().as_u16(), 400, "{body}");
         let v: serde_json::Value = r.json().unwrap();
         common::assert_error_body("internal read", &v);
+    }
+    let metric_reads = format!("{}/internal/v1/metrics", c.nodes[0].api_base());
+    for body in [
+        "[]".to_string(),
+        r#"{"read":"select","name":"x","matchers":[],"start":0,"end":1,"max_series":18446744073709551615}"#.to_string(),
+        r#"{"read":"select","name":"x","matchers":[{"label":"a","op":"=~","value":"("}],"start":0,"end":1,"max_series":10}"#.to_string(),
+    ] {
+        let r = client()
+            .post(&metric_reads)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{body}");
+        let v: serde_json::Value = r.json().unwrap();
+        common::assert_error_body("internal metric read", &v);
     }
 
     // `skein cluster status` through any node: three nodes, every partition with two owners,

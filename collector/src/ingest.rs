@@ -218,6 +218,7 @@ impl Ingest {
         })?;
         self.write("logs", batch, payload, rejection, &meta, claim)
             .await
+            .map(|(a, _)| a)
     }
 
     /// Accepts a traces export.
@@ -247,11 +248,13 @@ impl Ingest {
             Batch::Spans(v) => Some(v.clone()),
             Batch::Logs(_) => None,
         };
-        let accepted = self
+        let (accepted, stored_before) = self
             .write("spans", batch, payload, rejection, &meta, claim)
             .await?;
+        // A batch the cluster's stream already had was counted when it first came in.
         if let (Some(d), Some(spans)) = (&self.derive, spans)
             && !spans.is_empty()
+            && !stored_before
         {
             d.send(spans);
         }
@@ -266,7 +269,7 @@ impl Ingest {
         rejection: Rejection,
         meta: &ExportMeta,
         claim: Option<Claimed>,
-    ) -> Result<Accepted, IngestError> {
+    ) -> Result<(Accepted, bool), IngestError> {
         let wire_bytes = meta.wire_bytes;
         let n = match &batch {
             Batch::Logs(v) => v.len(),
@@ -283,12 +286,13 @@ impl Ingest {
                 };
                 self.fail(signal, e)
             })?;
-            if done.messages > 0 && done.duplicates == done.messages {
+            let duplicate = done.messages > 0 && done.duplicates == done.messages;
+            if duplicate {
                 self.telemetry.duplicate_batch(signal);
             } else {
                 self.telemetry.received(signal, n as u64, wire_bytes as u64);
             }
-            return self.finish(signal, rejection, n);
+            return self.finish(signal, rejection, n).map(|a| (a, duplicate));
         }
         if n > 0 {
             self.writer
@@ -302,7 +306,7 @@ impl Ingest {
                 c.stored();
             }
         }
-        self.finish(signal, rejection, n)
+        self.finish(signal, rejection, n).map(|a| (a, false))
     }
 
     /// Accepts a metrics export: converted to series and samples and stored in the metrics
