@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::{Collector, get_json, kv, new_trace_id, now_nanos, post, url_with, wait_for};
+use common::{
+    Collector, gauge_request, get_json, kv, new_trace_id, now_nanos, post, url_with, wait_for,
+};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_otlp::{MetricExporter, Protocol, WithExportConfig};
@@ -15,8 +17,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
-    metric, number_data_point,
+    AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
+    number_data_point,
 };
 use opentelemetry_proto::tonic::trace::v1::{Status, status};
 use opentelemetry_sdk::Resource;
@@ -466,34 +468,6 @@ fn a_three_service_request_gives_red_figures_and_edges() {
     let (code, _, err) = cli(&["metrics", "skein.span.calls", "--agg", "median"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("agg"), "{err}");
-}
-
-fn gauge_request(name: &str, points: &[(u64, f64)], host: &str) -> ExportMetricsServiceRequest {
-    let data_points = points
-        .iter()
-        .map(|(t, v)| NumberDataPoint {
-            time_unix_nano: *t,
-            value: Some(number_data_point::Value::AsDouble(*v)),
-            ..Default::default()
-        })
-        .collect();
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
-                attributes: vec![kv("service.name", "bad"), kv("host.name", host)],
-                ..Default::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: name.into(),
-                    data: Some(metric::Data::Gauge(Gauge { data_points })),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
 }
 
 fn send(c: &Collector, req: &ExportMetricsServiceRequest) -> (u16, Vec<u8>) {

@@ -117,106 +117,159 @@ impl FanOut {
     }
 }
 
+/// Why another node gave no answer to a read.
+pub(crate) enum Failed {
+    /// The read itself is refused: the whole read fails with this message.
+    Bad(String),
+    /// The node is down, slow or failing: the next owner is tried.
+    Unavailable(String),
+}
+
+/// What one node answered for some partitions: the merged answer (if it read any) and the
+/// partitions it does not hold caught up.
+pub(crate) type NodeAnswer<A> = (Option<A>, Vec<u32>);
+
+/// Reads every partition once: those this node holds caught up with `local`, the others
+/// with `remote` on one live owner each (caught-up owners first, the next owner when one
+/// fails), every node's request in parallel. The answers, and the partitions no owner
+/// answered for (also noted for the partial answer).
+pub(crate) fn each_partition<A, E, L, R, Fut>(
+    m: &Membership,
+    rt: &tokio::runtime::Handle,
+    default_timeout: Duration,
+    local: L,
+    remote: R,
+) -> Result<Vec<A>, E>
+where
+    A: Send + 'static,
+    E: From<Failed>,
+    L: FnOnce(&[u32]) -> Result<Option<A>, E>,
+    R: Fn(String, Vec<u32>, Duration) -> Fut,
+    Fut: std::future::Future<Output = Result<NodeAnswer<A>, Failed>> + Send + 'static,
+{
+    let view = m.view();
+    let held = m.local();
+    let mut here = Vec::new();
+    // Per partition, the owners still to try.
+    let mut todo: BTreeMap<u32, Vec<(String, String)>> = BTreeMap::new();
+    for p in 0..m.partitions {
+        let mine = held
+            .get(&p)
+            .is_some_and(|lp| lp.caught_up.load(Ordering::Acquire));
+        if mine {
+            here.push(p);
+        } else {
+            todo.insert(p, candidates(m, &view, p));
+        }
+    }
+    let timeout = skein_model::deadline::current()
+        .map(|d| d.saturating_duration_since(Instant::now()))
+        .unwrap_or(default_timeout)
+        .min(default_timeout);
+    let mut parts = Vec::new();
+    let mut missing = BTreeSet::new();
+    let mut local = Some(local);
+    while !todo.is_empty() {
+        // Each round asks every partition's next owner, grouped by node.
+        let mut by_node: BTreeMap<String, (String, Vec<u32>)> = BTreeMap::new();
+        for (p, owners) in todo.iter_mut() {
+            if owners.is_empty() {
+                missing.insert(*p);
+                continue;
+            }
+            let (node, url) = owners.remove(0);
+            by_node
+                .entry(node)
+                .or_insert_with(|| (url, Vec::new()))
+                .1
+                .push(*p);
+        }
+        todo.retain(|p, _| !missing.contains(p));
+        if by_node.is_empty() {
+            break;
+        }
+        let tasks: Vec<_> = by_node
+            .into_values()
+            .map(|(url, ps)| (ps.clone(), rt.spawn(remote(url, ps, timeout))))
+            .collect();
+        // This node's partitions are read while the others answer.
+        if let Some(f) = local.take()
+            && let Some(a) = f(&here)?
+        {
+            parts.push(a);
+        }
+        for (ps, h) in tasks {
+            let answer = rt
+                .block_on(h)
+                .map_err(|e| Failed::Unavailable(format!("read task failed: {e}")))?;
+            match answer {
+                Ok((answer, not_held)) => {
+                    parts.extend(answer);
+                    for p in ps {
+                        if !not_held.contains(&p) {
+                            todo.remove(&p);
+                        }
+                    }
+                }
+                Err(Failed::Bad(msg)) => return Err(Failed::Bad(msg).into()),
+                Err(Failed::Unavailable(e)) => {
+                    tracing::debug!(error = %e, "a node did not answer a read; trying other owners");
+                }
+            }
+        }
+    }
+    if let Some(f) = local.take()
+        && let Some(a) = f(&here)?
+    {
+        parts.push(a);
+    }
+    if !missing.is_empty() {
+        skein_query::partial::note_missing(missing.iter().copied());
+    }
+    Ok(parts)
+}
+
+impl From<Failed> for QueryError {
+    fn from(f: Failed) -> Self {
+        match f {
+            Failed::Bad(m) => QueryError::BadRequest(m),
+            Failed::Unavailable(m) => QueryError::Internal(m),
+        }
+    }
+}
+
 impl Reads for FanOut {
     fn read(&self, read: &Read) -> Result<ReadResult, QueryError> {
         let m = &self.membership;
-        let view = m.view();
-        let local = m.local();
-        let mut here = Vec::new();
-        // Per partition, the owners still to try.
-        let mut todo: BTreeMap<u32, Vec<(String, String)>> = BTreeMap::new();
-        for p in 0..m.partitions {
-            let mine = local
-                .get(&p)
-                .is_some_and(|lp| lp.caught_up.load(Ordering::Acquire));
-            if mine {
-                here.push(p);
-            } else {
-                todo.insert(p, candidates(m, &view, p));
-            }
-        }
-        let timeout = skein_model::deadline::current()
-            .map(|d| d.saturating_duration_since(Instant::now()))
-            .unwrap_or(self.timeout)
-            .min(self.timeout);
-        let mut parts = Vec::new();
-        let mut missing = BTreeSet::new();
-        let mut first = true;
-        while !todo.is_empty() {
-            // Each round asks every partition's next owner, grouped by node.
-            let mut by_node: BTreeMap<String, (String, Vec<u32>)> = BTreeMap::new();
-            for (p, owners) in todo.iter_mut() {
-                if owners.is_empty() {
-                    missing.insert(*p);
-                    continue;
+        let (client, token) = (self.client.clone(), self.token.clone());
+        let parts = each_partition(
+            m,
+            &self.rt,
+            self.timeout,
+            |here| {
+                if here.is_empty() {
+                    return Ok(None);
                 }
-                let (node, url) = owners.remove(0);
-                by_node
-                    .entry(node)
-                    .or_insert_with(|| (url, Vec::new()))
-                    .1
-                    .push(*p);
-            }
-            todo.retain(|p, _| !missing.contains(p));
-            if by_node.is_empty() {
-                break;
-            }
-            let tasks: Vec<_> = by_node
-                .into_values()
-                .map(|(url, ps)| {
-                    let body = RemoteRead {
-                        partitions: ps.clone(),
-                        read: read.clone(),
-                    };
-                    let h = self.rt.spawn(Self::remote(
-                        self.client.clone(),
-                        self.token.clone(),
-                        url,
-                        body,
-                        timeout,
-                    ));
-                    (ps, h)
-                })
-                .collect();
-            if first {
-                first = false;
-                if !here.is_empty() {
-                    let (reads, _) = local_reads(m, &here);
-                    parts.push(reads.read(read)?);
-                }
-            }
-            for (ps, h) in tasks {
-                let answer = self
-                    .rt
-                    .block_on(h)
-                    .map_err(|e| QueryError::Internal(e.to_string()))?;
-                match answer {
-                    Ok(a) => {
-                        if let Some(r) = a.result {
-                            parts.push(r);
-                        }
-                        for p in ps {
-                            if !a.missing.contains(&p) {
-                                todo.remove(&p);
-                            }
-                        }
-                    }
-                    Err(QueryError::BadRequest(m)) => return Err(QueryError::BadRequest(m)),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "a node did not answer a read; trying other owners");
+                let (reads, _) = local_reads(m, here);
+                reads.read(read).map(Some)
+            },
+            |url, partitions, timeout| {
+                let body = RemoteRead {
+                    partitions,
+                    read: read.clone(),
+                };
+                let (client, token) = (client.clone(), token.clone());
+                async move {
+                    match Self::remote(client, token, url, body, timeout).await {
+                        Ok(a) => Ok((a.result, a.missing)),
+                        Err(QueryError::BadRequest(msg)) => Err(Failed::Bad(msg)),
+                        Err(e) => Err(Failed::Unavailable(e.to_string())),
                     }
                 }
-            }
-        }
-        if first && !here.is_empty() {
-            let (reads, _) = local_reads(m, &here);
-            parts.push(reads.read(read)?);
-        }
-        if !missing.is_empty() {
-            skein_query::partial::note_missing(missing.iter().copied());
-        }
+            },
+        )?;
         if parts.is_empty() {
-            // Nothing could be read: the answer of an empty store, marked partial above.
+            // Nothing could be read: the answer of an empty store, marked partial.
             let (reads, _) = local_reads(m, &[]);
             return reads.read(read);
         }

@@ -4,6 +4,7 @@
 //! - [`config`]: the `[cluster]` section (off unless `nats` is set).
 //! - [`publish`]: ingest publishes each record to `<prefix>.<signal>.<partition>` with a
 //!   message id from the sender's batch id and answers only after the stream acknowledged.
+//! - [`publish_metrics`]: metric samples published by series to `<prefix>.metrics.<partition>`.
 //! - [`lease`]: nodes and partition leases in a key-value bucket (create, compare-and-set
 //!   renewals, expiry by TTL), the balancing rule, the view of the cluster.
 //! - [`worker`]: one durable pull consumer and one pair of tantivy split stores per partition
@@ -29,6 +30,7 @@ pub mod fanout;
 pub mod lease;
 pub mod metrics;
 pub mod publish;
+pub mod publish_metrics;
 pub mod routes;
 pub mod worker;
 
@@ -60,6 +62,12 @@ pub struct Start {
     pub api_url: String,
     /// The query token, sent on reads to other nodes.
     pub query_token: Option<String>,
+    /// Settings of each partition's metrics store (`dir` is set per partition).
+    pub tsdb: skein_store::tsdb::TsdbConfig,
+    /// Span metrics per partition, when on.
+    pub deriver: Option<worker::DeriverFactory>,
+    /// Time between span metric flushes.
+    pub derive_interval: Duration,
 }
 
 struct Inner {
@@ -75,8 +83,6 @@ struct Inner {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     reads: Arc<fanout::FanOut>,
-    /// This node's metrics store, once [`Cluster::metric_reads`] gave it.
-    tsdb: std::sync::OnceLock<skein_store::tsdb::Tsdb>,
 }
 
 /// A running cluster node: cheap to clone.
@@ -139,6 +145,7 @@ impl Cluster {
             subjects: vec![
                 format!("{}.logs.*", c.prefix),
                 format!("{}.spans.*", c.prefix),
+                format!("{}.metrics.*", c.prefix),
             ],
             storage: stream::StorageType::File,
             num_replicas: c.replicas,
@@ -152,8 +159,13 @@ impl Cluster {
             discard: stream::DiscardPolicy::Old,
             ..Default::default()
         };
-        let stream = retry("cannot create the cluster's stream", || {
-            js.get_or_create_stream(stream_cfg.clone())
+        // Create or update: a stream made by an older version gains the metrics subject.
+        retry("cannot create the cluster's stream", || {
+            js.create_or_update_stream(stream_cfg.clone())
+        })
+        .await?;
+        let stream = retry("cannot open the cluster's stream", || {
+            js.get_stream(stream_name.clone())
         })
         .await?;
         let bucket = format!("{}-cluster", c.prefix);
@@ -218,7 +230,6 @@ impl Cluster {
             stop,
             task: tokio::sync::Mutex::new(None),
             reads,
-            tsdb: std::sync::OnceLock::new(),
         });
         let workers = worker::WorkerConfig {
             dir: s.data_dir.join("partitions"),
@@ -229,6 +240,9 @@ impl Cluster {
             spans: s.spans,
             commit_interval: s.commit_interval,
             fetch_batch: c.fetch_batch,
+            tsdb: s.tsdb,
+            deriver: s.deriver,
+            derive_interval: s.derive_interval,
         };
         let me = inner.clone();
         let tick = lease::tick_interval(ttl);
@@ -291,13 +305,12 @@ impl Cluster {
         .await
     }
 
-    /// The metric reads of the cluster over this node's store `tsdb` (see [`metrics`]); also
-    /// lets other nodes read `tsdb`.
+    /// The metric reads of the cluster: every partition's store, plus this node's own `tsdb`
+    /// (see [`metrics`]).
     pub fn metric_reads(
         &self,
         tsdb: skein_store::tsdb::Tsdb,
     ) -> Arc<dyn skein_query::metric_reads::MetricReads> {
-        let _ = self.inner.tsdb.set(tsdb.clone());
         Arc::new(metrics::MetricFanOut {
             membership: self.inner.membership.clone(),
             local: tsdb,

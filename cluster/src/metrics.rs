@@ -1,21 +1,25 @@
 //! Metric reads across the cluster ([`skein_query::metric_reads::MetricReads`]).
 //!
-//! Each node keeps the samples that came in through it, and the span-derived series of the
-//! spans that came in through it, in its own metrics store. A metric read asks every live
-//! node (this one directly, the others with `POST /internal/v1/metrics`) and merges: series
-//! from each node carry the label `skein_node` (as Prometheus's `instance`), so a sum over
-//! services adds every node's share and a rate is taken per node before it is summed. A
-//! matcher on `skein_node` picks the nodes asked. A node that does not answer within the
-//! query's time is named in the answer (`"missing_nodes"`), never silently left out.
+//! Metric samples are partitioned by series (`publish_metrics`), and each partition's span
+//! metrics are derived by the nodes that index it, into the partition's own metrics store.
+//! A metric read goes to every partition once, like a log or span read: this node's
+//! caught-up partitions directly, the others on one live owner each
+//! (`POST /internal/v1/metrics`), then merged. Series from different partitions are listed
+//! side by side; a span-derived series (same labels in every partition that saw the service)
+//! appears once per partition, and every metric view sums over them. This node's own store
+//! is read too: in a cluster it holds only what each node keeps for itself (`skein.agent.up`
+//! from the shared agent registry). A partition no live owner answered for is named
+//! (`"missing_partitions"`).
 
+use crate::fanout::{Failed, each_partition};
 use crate::lease::Membership;
 use serde::{Deserialize, Serialize};
 use skein_model::metric::{Labels, MetricKind};
-use skein_query::metric_reads::{MetricReads, NODE_LABEL, merge_metrics, merge_names};
+use skein_query::metric_reads::{MetricReads, merge_metrics, merge_names};
 use skein_store::tsdb::{ChunkRef, MatchOp, Matcher, MetricInfo, SelectedSeries, Tsdb};
 use skein_store::{Result, StoreError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Most matchers one internal metric read takes.
 pub const MAX_MATCHERS: usize = 64;
@@ -66,6 +70,24 @@ pub enum MetricRead {
         /// Most series.
         max_series: usize,
     },
+}
+
+/// A metric read of some partitions, sent to one of their owners.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteMetricRead {
+    /// Partitions to read.
+    pub partitions: Vec<u32>,
+    /// The read.
+    pub read: MetricRead,
+}
+
+/// Its answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteMetricAnswer {
+    /// The merged answer of the partitions it read.
+    pub answer: Option<MetricAnswer>,
+    /// Partitions it does not hold caught up (read them elsewhere).
+    pub missing: Vec<u32>,
 }
 
 /// A family on the wire.
@@ -178,10 +200,10 @@ fn series_to_wire(s: SelectedSeries) -> WireSeries {
     }
 }
 
-fn series_from_wire(w: WireSeries, node: &str) -> SelectedSeries {
+fn series_from_wire(w: WireSeries) -> SelectedSeries {
     SelectedSeries {
         name: w.name,
-        labels: w.labels.with(NODE_LABEL, node),
+        labels: w.labels,
         kind: w.kind,
         chunks: w
             .chunks
@@ -226,7 +248,16 @@ impl MetricRead {
         }
     }
 
-    /// Answers the read from this node's own store.
+    /// Answers the read from several stores (a node's partitions), merged.
+    pub fn answer_all(&self, stores: &[Tsdb]) -> std::result::Result<MetricAnswer, String> {
+        let mut parts = Vec::with_capacity(stores.len());
+        for t in stores {
+            parts.push(self.answer(t)?);
+        }
+        Ok(merge_answers(parts))
+    }
+
+    /// Answers the read from one store.
     pub fn answer(&self, tsdb: &Tsdb) -> std::result::Result<MetricAnswer, String> {
         Ok(match self {
             MetricRead::Metrics => MetricAnswer::Infos {
@@ -263,11 +294,69 @@ impl MetricRead {
     }
 }
 
+/// Merges answers of disjoint stores: families by name, names sorted once, series side by
+/// side.
+pub fn merge_answers(parts: Vec<MetricAnswer>) -> MetricAnswer {
+    let mut infos = Vec::new();
+    let mut names = Vec::new();
+    let mut series = Vec::new();
+    let mut kind = 0u8;
+    for p in parts {
+        match p {
+            MetricAnswer::Infos { infos: i } => {
+                kind = 1;
+                infos.push(i.into_iter().map(info_from_wire).collect());
+            }
+            MetricAnswer::Names { names: n } => {
+                kind = 2;
+                names.push(n);
+            }
+            MetricAnswer::Series { series: s } => {
+                kind = 3;
+                series.extend(s);
+            }
+        }
+    }
+    match kind {
+        1 => MetricAnswer::Infos {
+            infos: merge_metrics(infos).into_iter().map(info_to_wire).collect(),
+        },
+        2 => MetricAnswer::Names {
+            names: merge_names(names),
+        },
+        _ => MetricAnswer::Series { series },
+    }
+}
+
+impl From<Failed> for String {
+    fn from(f: Failed) -> Self {
+        match f {
+            Failed::Bad(m) | Failed::Unavailable(m) => m,
+        }
+    }
+}
+
+/// The metrics stores of the given partitions held here caught up, and those not.
+pub fn local_stores(m: &Membership, parts: &[u32]) -> (Vec<Tsdb>, Vec<u32>) {
+    let local = m.local();
+    let mut stores = Vec::new();
+    let mut missing = Vec::new();
+    for p in parts {
+        match local.get(p) {
+            Some(lp) if lp.caught_up.load(std::sync::atomic::Ordering::Acquire) => {
+                stores.push(lp.tsdb.clone());
+            }
+            _ => missing.push(*p),
+        }
+    }
+    (stores, missing)
+}
+
 /// The cluster's metric reads.
 pub struct MetricFanOut {
-    /// Who is live.
+    /// Who holds what.
     pub membership: Arc<Membership>,
-    /// This node's store.
+    /// This node's own store (what each node keeps for itself).
     pub local: Tsdb,
     /// HTTP client for the other nodes.
     pub client: reqwest::Client,
@@ -279,29 +368,18 @@ pub struct MetricFanOut {
     pub rt: tokio::runtime::Handle,
 }
 
-/// Why another node gave no answer.
-enum Failed {
-    /// The read itself is refused (such as too many series): the whole read fails.
-    Bad(String),
-    /// The node is down, slow or failing: it is named as missing.
-    Unavailable(String),
-}
-
-/// One node's answer: its name and what it said.
-type Answers = Vec<(String, MetricAnswer)>;
-
 impl MetricFanOut {
     async fn remote(
         client: reqwest::Client,
         token: Option<String>,
         url: String,
-        read: MetricRead,
+        body: RemoteMetricRead,
         timeout: Duration,
-    ) -> std::result::Result<MetricAnswer, Failed> {
+    ) -> std::result::Result<(Option<MetricAnswer>, Vec<u32>), Failed> {
         let mut req = client
             .post(format!("{}/internal/v1/metrics", url.trim_end_matches('/')))
             .timeout(timeout)
-            .json(&read);
+            .json(&body);
         if let Some(t) = &token {
             req = req.bearer_auth(t);
         }
@@ -319,65 +397,41 @@ impl MetricFanOut {
                 Failed::Unavailable(format!("{url} answered {status}: {msg}"))
             });
         }
-        resp.json::<MetricAnswer>()
+        let a = resp
+            .json::<RemoteMetricAnswer>()
             .await
-            .map_err(|e| Failed::Unavailable(e.to_string()))
+            .map_err(|e| Failed::Unavailable(e.to_string()))?;
+        Ok((a.answer, a.missing))
     }
 
-    /// Asks every live node that `keep` accepts (this one directly); nodes that did not
-    /// answer are noted as missing.
-    fn ask(
-        &self,
-        read: &MetricRead,
-        keep: &dyn Fn(&str) -> bool,
-    ) -> std::result::Result<Answers, String> {
-        let me = &self.membership.node;
-        let view = self.membership.view();
-        let timeout = skein_model::deadline::current()
-            .map(|d| d.saturating_duration_since(Instant::now()))
-            .unwrap_or(self.timeout)
-            .min(self.timeout);
-        let tasks: Vec<_> = view
-            .nodes
-            .iter()
-            .filter(|(name, _)| *name != me && keep(name))
-            .map(|(name, info)| {
-                let h = self.rt.spawn(Self::remote(
-                    self.client.clone(),
-                    self.token.clone(),
-                    info.url.clone(),
-                    read.clone(),
-                    timeout,
-                ));
-                (name.clone(), h)
-            })
-            .collect();
-        let mut out = Vec::new();
-        if keep(me) {
-            out.push((me.clone(), read.answer(&self.local)?));
-        }
-        let mut missing = Vec::new();
-        for (name, h) in tasks {
-            match self.rt.block_on(h) {
-                Ok(Ok(a)) => out.push((name, a)),
-                Ok(Err(Failed::Bad(m))) => return Err(m),
-                Ok(Err(Failed::Unavailable(e))) => {
-                    tracing::debug!(node = %name, error = %e, "a node did not answer a metric read");
-                    missing.push(name);
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        skein_query::partial::note_missing_nodes(missing);
-        Ok(out)
+    /// Every partition's answer (and this node's own store's), merged.
+    fn ask(&self, read: &MetricRead) -> std::result::Result<MetricAnswer, String> {
+        let m = &self.membership;
+        let (client, token) = (self.client.clone(), self.token.clone());
+        let mut parts = each_partition(
+            m,
+            &self.rt,
+            self.timeout,
+            |here| {
+                let (stores, _) = local_stores(m, here);
+                read.answer_all(&stores).map(Some)
+            },
+            |url, partitions, timeout| {
+                let body = RemoteMetricRead {
+                    partitions,
+                    read: read.clone(),
+                };
+                Self::remote(client.clone(), token.clone(), url, body, timeout)
+            },
+        )?;
+        parts.push(read.answer(&self.local)?);
+        Ok(merge_answers(parts))
     }
 
     fn infos(&self, read: &MetricRead) -> Vec<MetricInfo> {
-        match self.ask(read, &|_| true) {
-            Ok(answers) => merge_metrics(answers.into_iter().map(|(_, a)| match a {
-                MetricAnswer::Infos { infos } => infos.into_iter().map(info_from_wire).collect(),
-                _ => Vec::new(),
-            })),
+        match self.ask(read) {
+            Ok(MetricAnswer::Infos { infos }) => infos.into_iter().map(info_from_wire).collect(),
+            Ok(_) => Vec::new(),
             Err(e) => {
                 tracing::warn!(error = %e, "metric read failed");
                 Vec::new()
@@ -386,11 +440,9 @@ impl MetricFanOut {
     }
 
     fn names(&self, read: &MetricRead) -> Vec<String> {
-        match self.ask(read, &|_| true) {
-            Ok(answers) => merge_names(answers.into_iter().map(|(_, a)| match a {
-                MetricAnswer::Names { names } => names,
-                _ => Vec::new(),
-            })),
+        match self.ask(read) {
+            Ok(MetricAnswer::Names { names }) => names,
+            Ok(_) => Vec::new(),
             Err(e) => {
                 tracing::warn!(error = %e, "metric read failed");
                 Vec::new()
@@ -413,17 +465,12 @@ impl MetricReads for MetricFanOut {
     }
 
     fn label_names(&self, family: Option<&str>) -> Vec<String> {
-        let mut names = self.names(&MetricRead::LabelNames {
+        self.names(&MetricRead::LabelNames {
             family: family.map(str::to_string),
-        });
-        names.push(NODE_LABEL.to_string());
-        merge_names([names])
+        })
     }
 
     fn label_values(&self, label: &str, family: Option<&str>) -> Vec<String> {
-        if label == NODE_LABEL {
-            return self.membership.view().nodes.into_keys().collect();
-        }
         self.names(&MetricRead::LabelValues {
             label: label.to_string(),
             family: family.map(str::to_string),
@@ -438,32 +485,22 @@ impl MetricReads for MetricFanOut {
         end: i64,
         max_series: usize,
     ) -> Result<Vec<SelectedSeries>> {
-        // Matchers on the node label pick nodes; the others go to every node picked.
-        let (on_node, rest): (Vec<&Matcher>, Vec<&Matcher>) =
-            matchers.iter().partition(|m| m.label == NODE_LABEL);
-        let keep = |node: &str| {
-            let l = Labels::from_pairs([(NODE_LABEL, node)]);
-            on_node.iter().all(|m| m.matches(&l))
-        };
         let read = MetricRead::Select {
             name: name.to_string(),
-            matchers: rest.iter().map(|m| to_wire(m)).collect(),
+            matchers: matchers.iter().map(to_wire).collect(),
             start,
             end,
             max_series,
         };
-        let answers = self.ask(&read, &keep).map_err(StoreError::BadQuery)?;
-        let mut out = Vec::new();
-        for (node, a) in answers {
-            if let MetricAnswer::Series { series } = a {
-                out.extend(series.into_iter().map(|s| series_from_wire(s, &node)));
-            }
-        }
-        if out.len() > max_series {
+        let series = match self.ask(&read).map_err(StoreError::BadQuery)? {
+            MetricAnswer::Series { series } => series,
+            _ => Vec::new(),
+        };
+        if series.len() > max_series {
             return Err(StoreError::BadQuery(format!(
-                "more than {max_series} series match {name} across the cluster's nodes: add matchers to pick fewer"
+                "more than {max_series} series match {name} across the cluster's partitions: add matchers to pick fewer"
             )));
         }
-        Ok(out)
+        Ok(series.into_iter().map(series_from_wire).collect())
     }
 }

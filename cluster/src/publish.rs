@@ -64,9 +64,9 @@ pub fn signal_name(batch: &Batch) -> &'static str {
 #[derive(Clone)]
 pub struct Publisher {
     js: jetstream::Context,
-    prefix: String,
-    partitions: u32,
-    max_message: usize,
+    pub(crate) prefix: String,
+    pub(crate) partitions: u32,
+    pub(crate) max_message: usize,
     timeout: Duration,
 }
 
@@ -171,6 +171,11 @@ impl Publisher {
             payload,
             batch_id,
         );
+        self.send(messages).await
+    }
+
+    /// Publishes messages and waits until the stream acknowledged every one.
+    pub(crate) async fn send(&self, messages: Vec<Outgoing>) -> Result<Published, PublishError> {
         let unavailable = |what: String| {
             PublishError::Unavailable(format!(
                 "the cluster's stream did not take the batch ({what}); retry later"

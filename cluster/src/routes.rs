@@ -1,13 +1,13 @@
 //! The cluster's HTTP routes on the query API's port (behind the query token):
 //! - `POST /internal/v1/reads`: a store read over some of this node's partitions (another
 //!   node's fan-out calls it; it never fans out again);
-//! - `POST /internal/v1/metrics`: a metric read of this node's own store;
+//! - `POST /internal/v1/metrics`: a metric read over some of this node's partitions;
 //! - `GET /api/v1/cluster`: nodes, partitions with their owners and lag, the stream's state
 //!   (`skein cluster status`).
 
 use crate::Cluster;
 use crate::fanout::{RemoteAnswer, RemoteRead, local_reads};
-use crate::metrics::MetricRead;
+use crate::metrics::{RemoteMetricAnswer, RemoteMetricRead, local_stores};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -96,7 +96,7 @@ async fn reads(State(c): State<Cluster>, body: axum::body::Bytes) -> Response {
 }
 
 async fn metric_read(State(c): State<Cluster>, body: axum::body::Bytes) -> Response {
-    let read: MetricRead = match serde_json::from_slice(&body) {
+    let req: RemoteMetricRead = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             return error(
@@ -106,19 +106,29 @@ async fn metric_read(State(c): State<Cluster>, body: axum::body::Bytes) -> Respo
             );
         }
     };
-    if let Err(m) = read.check() {
+    if let Err(m) = req.read.check() {
         return error(StatusCode::BAD_REQUEST, "bad_request", m);
     }
-    let Some(tsdb) = c.inner.tsdb.get().cloned() else {
+    let partitions = c.inner.membership.partitions;
+    if req.partitions.len() > 4096 || req.partitions.iter().any(|p| *p >= partitions) {
         return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "this node's metrics store is not open yet".into(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("partitions must be below {partitions} (cluster.partitions)"),
         );
-    };
+    }
     let deadline = Instant::now() + c.inner.read_timeout;
+    let m = c.inner.membership.clone();
     let task = tokio::task::spawn_blocking(move || {
-        skein_model::deadline::with_deadline(deadline, || read.answer(&tsdb))
+        skein_model::deadline::with_deadline(deadline, || {
+            let (stores, missing) = local_stores(&m, &req.partitions);
+            let answer = if stores.is_empty() {
+                None
+            } else {
+                Some(req.read.answer_all(&stores)?)
+            };
+            Ok::<_, String>(RemoteMetricAnswer { answer, missing })
+        })
     });
     match task.await {
         Ok(Ok(a)) => Json(a).into_response(),

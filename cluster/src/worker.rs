@@ -1,5 +1,13 @@
 //! A partition's indexer: a durable pull consumer of `<prefix>.*.<partition>` feeding that
-//! partition's own tantivy splits (`<data>/partitions/<p>/{logs,spans}`).
+//! partition's own tantivy splits (`<data>/partitions/<p>/{logs,spans}`) and metrics store
+//! (`<p>/tsdb`): metric samples as they come, and the span metrics derived from the
+//! partition's spans every `metrics.derive_interval`.
+//!
+//! Metric samples are written to the partition's metrics store (its own WAL) when they are
+//! read; a restart that reads them again finds them stored already (the store drops a repeat
+//! of a stored sample), so they too are kept once. Span metrics of spans read again after a
+//! crash (at most the last `index.commit_interval_ms`) are counted again: a counter's step,
+//! not a loss.
 //!
 //! Each commit's payload records the stream sequence it covers (the WAL position's role on
 //! one node). A worker starts its consumer just past the lower of the two signals' committed
@@ -12,7 +20,9 @@ use async_nats::jetstream;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures::StreamExt;
 use skein_model::batch::{Batch, BatchKind};
+use skein_model::metric::MetricBatch;
 use skein_store::schema::first_ingest_position;
+use skein_store::tsdb::{Tsdb, TsdbConfig};
 use skein_store::{Logs, Spans, SplitConfig, SplitList, SplitStore};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +38,8 @@ pub struct LocalPartition {
     pub logs: SplitList,
     /// Its span splits.
     pub spans: SplitList,
+    /// Its metrics store.
+    pub tsdb: Tsdb,
     /// True once the worker has reached the end of the stream at least once.
     pub caught_up: AtomicBool,
     /// Messages of this partition in the stream not yet indexed (from the last delivery).
@@ -52,6 +64,21 @@ impl LocalPartition {
     }
 }
 
+/// Derives span metrics (the collector's deriver; a trait so this crate does not depend on
+/// the collector). One per partition held.
+pub trait SpanDeriver: Send {
+    /// Counts spans.
+    fn observe(&mut self, spans: &[skein_model::Span], now_ms: i64);
+    /// The samples of the intervals that are over.
+    fn flush(&mut self, now_ms: i64) -> MetricBatch;
+}
+
+/// Makes a [`SpanDeriver`] for a partition.
+pub type DeriverFactory = Arc<dyn Fn() -> Box<dyn SpanDeriver> + Send + Sync>;
+
+/// How often a partition's metrics store is maintained (blocks cut, retention applied).
+const MAINTAIN_EVERY: Duration = Duration::from_secs(30);
+
 /// What a worker needs.
 #[derive(Clone)]
 pub struct WorkerConfig {
@@ -71,6 +98,12 @@ pub struct WorkerConfig {
     pub commit_interval: Duration,
     /// Messages a fetch takes at most.
     pub fetch_batch: usize,
+    /// Settings of a partition's metrics store (its `dir` is replaced by `<p>/tsdb`).
+    pub tsdb: TsdbConfig,
+    /// Span metrics, when on.
+    pub deriver: Option<DeriverFactory>,
+    /// Time between span metric flushes.
+    pub derive_interval: Duration,
 }
 
 /// Opens partition `p`'s splits and starts its worker thread.
@@ -82,10 +115,15 @@ pub fn start(
     let dir = cfg.dir.join(format!("{p:04}"));
     let logs = SplitStore::<Logs>::open(&dir, cfg.logs.clone())?;
     let spans = SplitStore::<Spans>::open(&dir, cfg.spans.clone())?;
+    let tsdb = Tsdb::open(TsdbConfig {
+        dir: dir.join("tsdb"),
+        ..cfg.tsdb.clone()
+    })?;
     let part = Arc::new(LocalPartition {
         partition: p,
         logs: logs.split_list(),
         spans: spans.split_list(),
+        tsdb: tsdb.clone(),
         caught_up: AtomicBool::new(false),
         lag: AtomicU64::new(0),
         committed: AtomicU64::new(logs.committed_seq().min(spans.committed_seq())),
@@ -97,18 +135,27 @@ pub fn start(
     let t = std::thread::Builder::new()
         .name(format!("skein-part-{p}"))
         .spawn(move || {
+            let deriver = cfg.deriver.as_ref().map(|f| f());
             let mut w = Worker {
                 part: me,
                 cfg,
                 rt,
                 logs,
                 spans,
+                tsdb,
+                deriver,
+                last_flush: Instant::now(),
+                last_maintain: Instant::now(),
                 last_added: 0,
                 last_msg: None,
                 last_commit: Instant::now(),
                 consumer: None,
             };
             w.run();
+            w.derive(true);
+            if let Err(e) = w.tsdb.persist() {
+                tracing::warn!(partition = p, error = %e, "saving the partition's metrics store");
+            }
             let Worker { logs, spans, .. } = w;
             for r in [logs.close(), spans.close()] {
                 if let Err(e) = r {
@@ -130,6 +177,10 @@ struct Worker {
     rt: Handle,
     logs: SplitStore<Logs>,
     spans: SplitStore<Spans>,
+    tsdb: Tsdb,
+    deriver: Option<Box<dyn SpanDeriver>>,
+    last_flush: Instant,
+    last_maintain: Instant,
     /// The last sequence added (or skipped as already indexed).
     last_added: u64,
     /// The last message delivered, acknowledged at the next commit.
@@ -258,6 +309,7 @@ impl Worker {
                 continue;
             }
             self.part.lag.store(pending, Ordering::Relaxed);
+            self.derive(false);
             let at_end = empty || pending == 0;
             // Commits come every index.commit_interval_ms, as on one node: a commit is the
             // expensive step of indexing, and committing whenever the partition is caught up
@@ -286,6 +338,52 @@ impl Worker {
         }
     }
 
+    /// Writes the span metrics of the intervals that are over (all of them with `all`), and
+    /// maintains the metrics store now and then.
+    fn derive(&mut self, all: bool) {
+        if let Some(d) = &mut self.deriver
+            && (all || self.last_flush.elapsed() >= self.cfg.derive_interval)
+        {
+            self.last_flush = Instant::now();
+            let now = skein_model::time::now_ms();
+            let batch = d.flush(now);
+            if !batch.is_empty()
+                && let Err(e) = self.tsdb.append_derived(&batch)
+            {
+                tracing::warn!(partition = self.part.partition, error = %e, "span metrics not stored");
+            }
+        }
+        if self.last_maintain.elapsed() >= MAINTAIN_EVERY {
+            self.last_maintain = Instant::now();
+            if let Err(e) = self.tsdb.maintain() {
+                tracing::warn!(partition = self.part.partition, error = %e, "metrics store upkeep failed");
+            }
+        }
+    }
+
+    /// Stores a message of metric samples.
+    fn add_metrics(&mut self, seq: u64, payload: &[u8]) -> Result<(), String> {
+        let batch: MetricBatch = match serde_json::from_slice(payload) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(seq, error = %e, "a stream message is not a metric batch; skipped");
+                self.last_added = seq;
+                return Ok(());
+            }
+        };
+        let report = self.tsdb.append(&batch).map_err(|e| e.to_string())?;
+        if report.rejected > 0 {
+            tracing::debug!(
+                partition = self.part.partition,
+                rejected = report.rejected,
+                reason = report.first_reason.as_deref().unwrap_or(""),
+                "metric samples refused by the partition's store"
+            );
+        }
+        self.last_added = seq;
+        Ok(())
+    }
+
     fn add(&mut self, m: &jetstream::Message) -> Result<(), String> {
         let info = m.info().map_err(|e| e.to_string())?;
         let seq = info.stream_sequence;
@@ -295,6 +393,7 @@ impl Worker {
         let kind = match m.subject.as_str().rsplit('.').nth(1) {
             Some("logs") => BatchKind::Logs,
             Some("spans") => BatchKind::Spans,
+            Some("metrics") => return self.add_metrics(seq, &m.payload),
             other => {
                 tracing::warn!(subject = %m.subject, kind = ?other, "a message of no known signal; skipped");
                 self.last_added = seq;
@@ -325,6 +424,9 @@ impl Worker {
             Batch::Spans(v) => self.spans.add_sequenced(v, Some(&m.payload), first),
         };
         r.map_err(|e| e.to_string())?;
+        if let (Batch::Spans(v), Some(d)) = (&batch, &mut self.deriver) {
+            d.observe(v, skein_model::time::now_ms());
+        }
         self.last_added = seq;
         Ok(())
     }

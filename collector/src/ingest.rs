@@ -104,10 +104,13 @@ impl Ingest {
         }
     }
 
-    /// Cluster mode: logs and spans are published to the stream (which then is the WAL;
-    /// JetStream's duplicate window stores a retried batch once) instead of the local WAL.
+    /// Cluster mode: logs, spans and metric samples are published to the stream (which then
+    /// is the WAL; JetStream's duplicate window stores a retried batch once) instead of the
+    /// local WAL and metrics store. Span metrics are then derived by the nodes that index
+    /// each partition, not here.
     pub fn with_cluster(mut self, publisher: skein_cluster::Publisher) -> Self {
         self.cluster = Some(publisher);
+        self.derive = None;
         self
     }
 
@@ -218,7 +221,6 @@ impl Ingest {
         })?;
         self.write("logs", batch, payload, rejection, &meta, claim)
             .await
-            .map(|(a, _)| a)
     }
 
     /// Accepts a traces export.
@@ -248,13 +250,11 @@ impl Ingest {
             Batch::Spans(v) => Some(v.clone()),
             Batch::Logs(_) => None,
         };
-        let (accepted, stored_before) = self
+        let accepted = self
             .write("spans", batch, payload, rejection, &meta, claim)
             .await?;
-        // A batch the cluster's stream already had was counted when it first came in.
         if let (Some(d), Some(spans)) = (&self.derive, spans)
             && !spans.is_empty()
-            && !stored_before
         {
             d.send(spans);
         }
@@ -269,7 +269,7 @@ impl Ingest {
         rejection: Rejection,
         meta: &ExportMeta,
         claim: Option<Claimed>,
-    ) -> Result<(Accepted, bool), IngestError> {
+    ) -> Result<Accepted, IngestError> {
         let wire_bytes = meta.wire_bytes;
         let n = match &batch {
             Batch::Logs(v) => v.len(),
@@ -286,13 +286,12 @@ impl Ingest {
                 };
                 self.fail(signal, e)
             })?;
-            let duplicate = done.messages > 0 && done.duplicates == done.messages;
-            if duplicate {
+            if done.messages > 0 && done.duplicates == done.messages {
                 self.telemetry.duplicate_batch(signal);
             } else {
                 self.telemetry.received(signal, n as u64, wire_bytes as u64);
             }
-            return self.finish(signal, rejection, n).map(|a| (a, duplicate));
+            return self.finish(signal, rejection, n);
         }
         if n > 0 {
             self.writer
@@ -306,7 +305,7 @@ impl Ingest {
                 c.stored();
             }
         }
-        self.finish(signal, rejection, n).map(|a| (a, false))
+        self.finish(signal, rejection, n)
     }
 
     /// Accepts a metrics export: converted to series and samples and stored in the metrics
@@ -319,6 +318,34 @@ impl Ingest {
         meta: ExportMeta,
     ) -> Result<Accepted, IngestError> {
         let wire_bytes = meta.wire_bytes;
+        if let Some(publisher) = &self.cluster {
+            let (batch, rejection) = tokio::task::spawn_blocking(move || {
+                let now_ms = skein_model::time::now_ms();
+                metrics_from_otlp(&req, &MetricLimits::default(), now_ms)
+            })
+            .await
+            .map_err(|e| IngestError::Internal(format!("metrics task failed: {e}")))?;
+            let n = batch.samples.len();
+            if n > 0 {
+                let id = meta.batch_id.as_ref().map(|b| b.as_str());
+                let done = publisher.publish_metrics(&batch, id).await.map_err(|e| {
+                    let e = match e {
+                        skein_cluster::PublishError::TooLarge(m) => IngestError::TooLarge(m),
+                        skein_cluster::PublishError::Unavailable(m) => IngestError::Unavailable(m),
+                    };
+                    self.fail("metrics", e)
+                })?;
+                if done.messages > 0 && done.duplicates == done.messages {
+                    self.telemetry.duplicate_batch("metrics");
+                } else {
+                    self.telemetry
+                        .received("metrics", n as u64, wire_bytes as u64);
+                }
+            }
+            // Samples the partition's store refuses (out of order) are logged there: the
+            // answer is sent once the stream has them.
+            return self.finish("metrics", rejection, n);
+        }
         let tsdb = self.tsdb.clone();
         let result = tokio::task::spawn_blocking(move || {
             let now_ms = (skein_model::time::now_unix_nano() / 1_000_000) as i64;

@@ -178,6 +178,9 @@ where
             commit_interval: Duration::from_millis(cfg.index.commit_interval_ms),
             api_url: format!("{scheme}://{}", bound.api),
             query_token: cfg.auth.query_token.clone(),
+            tsdb: tsdb_config(&cfg, cfg.data_dir.join("tsdb")).map_err(store_err)?,
+            deriver: Some(spanmetrics::deriver_factory(derive_interval, join_window)),
+            derive_interval,
         })
         .await
         .map_err(CollectorError::Serve)?;
@@ -543,6 +546,34 @@ fn split_configs(
     ))
 }
 
+/// The settings of a metrics store in `dir` (the node's, or in a cluster a partition's).
+fn tsdb_config(
+    cfg: &CollectorConfig,
+    dir: std::path::PathBuf,
+) -> Result<skein_store::tsdb::TsdbConfig, skein_store::StoreError> {
+    let (retention, block_duration, _, _) = cfg
+        .metrics_durations()
+        .map_err(skein_store::StoreError::Internal)?;
+    Ok(skein_store::tsdb::TsdbConfig {
+        dir,
+        retention,
+        block_duration,
+        max_series_per_metric: cfg.metrics.max_series_per_metric,
+        max_series: cfg.metrics.max_series,
+        wal_segment_bytes: mb(cfg.wal.segment_mb),
+        wal_max_bytes: mb(cfg.wal.metrics_max_mb),
+        sync: wal_sync(cfg),
+        cache_bytes: mb(cfg.metrics.cache_mb),
+    })
+}
+
+fn wal_sync(cfg: &CollectorConfig) -> SyncPolicy {
+    match cfg.wal.sync {
+        WalSync::Batch => SyncPolicy::EveryBatch,
+        WalSync::Interval => SyncPolicy::Interval(Duration::from_millis(cfg.wal.sync_interval_ms)),
+    }
+}
+
 fn open_stores(
     cfg: &CollectorConfig,
     telemetry: telemetry::Telemetry,
@@ -555,10 +586,7 @@ fn open_stores(
         source: e,
     })?;
     let lock = lock_data_dir(dir)?;
-    let sync = match cfg.wal.sync {
-        WalSync::Batch => SyncPolicy::EveryBatch,
-        WalSync::Interval => SyncPolicy::Interval(Duration::from_millis(cfg.wal.sync_interval_ms)),
-    };
+    let sync = wal_sync(cfg);
     let (wal, report) = Wal::open(WalConfig {
         dir: dir.join("wal"),
         segment_bytes: mb(cfg.wal.segment_mb),
@@ -571,20 +599,7 @@ fn open_stores(
             "cut a torn write off the end of the wal"
         );
     }
-    let (retention, block_duration, _, _) = cfg
-        .metrics_durations()
-        .map_err(skein_store::StoreError::Internal)?;
-    let tsdb = skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
-        dir: dir.join("tsdb"),
-        retention,
-        block_duration,
-        max_series_per_metric: cfg.metrics.max_series_per_metric,
-        max_series: cfg.metrics.max_series,
-        wal_segment_bytes: mb(cfg.wal.segment_mb),
-        wal_max_bytes: mb(cfg.wal.metrics_max_mb),
-        sync,
-        cache_bytes: mb(cfg.metrics.cache_mb),
-    })?;
+    let tsdb = skein_store::tsdb::Tsdb::open(tsdb_config(cfg, dir.join("tsdb"))?)?;
     let (logs_split, spans_split) = split_configs(cfg, false)?;
     let logs = SplitStore::<Logs>::open(dir, logs_split)?;
     let spans = SplitStore::<Spans>::open(dir, spans_split)?;

@@ -2,17 +2,14 @@
 //!
 //! Every metric route (queries, names, labels, services, dependencies) and the alert engine's
 //! metric rules read through it. On one node it is the node's [`Tsdb`]. In a cluster the
-//! cluster crate answers it by asking every live node and merging (series of each node
-//! carry the label [`NODE_LABEL`]), so those routes work on any node with no code of their
-//! own. New metric features (PromQL) should read through it too.
+//! cluster crate answers it by reading every partition's store and merging, so those routes
+//! work on any node with no code of their own. Series of different partitions are listed side
+//! by side: the span-derived ones repeat a label set once per partition, and every view sums
+//! over them. New metric features (PromQL) should read through it too, and merge repeated
+//! label sets before they are shown.
 
 use skein_store::tsdb::{Matcher, MetricInfo, SelectedSeries, Tsdb};
 use std::collections::BTreeMap;
-
-/// In a cluster, the label naming the node a series was read from (as Prometheus's
-/// `instance`): each node keeps the samples it took in, and the span-derived counters of the
-/// spans it took in.
-pub const NODE_LABEL: &str = "skein_node";
 
 /// The reads of a metrics store.
 pub trait MetricReads: Send + Sync {

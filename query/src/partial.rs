@@ -17,34 +17,12 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-/// What a query could not read: partitions (log and span reads) and nodes (metric reads,
-/// which ask every node).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Missing {
-    /// Partitions without a live owner that answered.
-    pub partitions: BTreeSet<u32>,
-    /// Nodes that did not answer a metric read.
-    pub nodes: BTreeSet<String>,
-}
-
-impl Missing {
-    /// True when nothing is missing.
-    pub fn is_empty(&self) -> bool {
-        self.partitions.is_empty() && self.nodes.is_empty()
-    }
-
-    fn extend(&mut self, other: Missing) {
-        self.partitions.extend(other.partitions);
-        self.nodes.extend(other.nodes);
-    }
-}
-
 thread_local! {
-    static MISSING: RefCell<Missing> = RefCell::new(Missing::default());
+    static MISSING: RefCell<BTreeSet<u32>> = const { RefCell::new(BTreeSet::new()) };
 }
 
 tokio::task_local! {
-    static REQUEST: Arc<Mutex<Missing>>;
+    static REQUEST: Arc<Mutex<BTreeSet<u32>>>;
 }
 
 /// Largest answer body the middleware rewrites (bigger ones get the header only).
@@ -52,21 +30,16 @@ const MAX_REWRITE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Records that these partitions could not be read by the query running on this thread.
 pub fn note_missing(partitions: impl IntoIterator<Item = u32>) {
-    MISSING.with(|m| m.borrow_mut().partitions.extend(partitions));
+    MISSING.with(|m| m.borrow_mut().extend(partitions));
 }
 
-/// Records that these nodes did not answer a metric read of the query on this thread.
-pub fn note_missing_nodes(nodes: impl IntoIterator<Item = String>) {
-    MISSING.with(|m| m.borrow_mut().nodes.extend(nodes));
-}
-
-/// Takes (and clears) what was recorded on this thread.
-pub fn take_missing() -> Missing {
+/// Takes (and clears) the partitions recorded on this thread.
+pub fn take_missing() -> BTreeSet<u32> {
     MISSING.with(|m| std::mem::take(&mut *m.borrow_mut()))
 }
 
-/// Hands what a query missed to the request it ran for (a no-op outside [`mark`]).
-pub fn report(missing: Missing) {
+/// Hands the partitions a query missed to the request it ran for (a no-op outside [`mark`]).
+pub fn report(missing: BTreeSet<u32>) {
     if missing.is_empty() {
         return;
     }
@@ -78,30 +51,20 @@ pub fn report(missing: Missing) {
 
 /// Middleware: marks answers built without some partitions.
 pub async fn mark(req: Request, next: Next) -> Response {
-    let cell = Arc::new(Mutex::new(Missing::default()));
+    let cell = Arc::new(Mutex::new(BTreeSet::new()));
     let resp = REQUEST.scope(cell.clone(), next.run(req)).await;
-    let got = match cell.lock() {
-        Ok(g) => g.clone(),
-        Err(p) => p.into_inner().clone(),
+    let missing: Vec<u32> = match cell.lock() {
+        Ok(g) => g.iter().copied().collect(),
+        Err(p) => p.into_inner().iter().copied().collect(),
     };
-    if got.is_empty() {
+    if missing.is_empty() {
         return resp;
     }
-    let missing: Vec<u32> = got.partitions.iter().copied().collect();
-    let nodes: Vec<String> = got.nodes.iter().cloned().collect();
-    // The header: the partitions, comma-separated, then `nodes=` and the nodes when any.
-    let mut list = missing
+    let list = missing
         .iter()
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join(",");
-    if !nodes.is_empty() {
-        if !list.is_empty() {
-            list.push_str("; ");
-        }
-        list.push_str("nodes=");
-        list.push_str(&nodes.join(","));
-    }
     let (mut parts, body) = resp.into_parts();
     if let Ok(v) = HeaderValue::from_str(&list) {
         parts.headers.insert("skein-partial", v);
@@ -121,9 +84,6 @@ pub async fn mark(req: Request, next: Next) -> Response {
         Ok(serde_json::Value::Object(mut o)) => {
             o.insert("partial".into(), serde_json::Value::Bool(true));
             o.insert("missing_partitions".into(), serde_json::json!(missing));
-            if !nodes.is_empty() {
-                o.insert("missing_nodes".into(), serde_json::json!(nodes));
-            }
             serde_json::to_vec(&o).unwrap_or_else(|_| bytes.to_vec())
         }
         _ => bytes.to_vec(),

@@ -61,6 +61,44 @@ impl Default for DeriveConfig {
     }
 }
 
+/// In a cluster, each partition's worker derives the span metrics of the spans it indexes,
+/// into the partition's metrics store: the factory of those derivers.
+pub fn deriver_factory(
+    interval: Duration,
+    join_window: Duration,
+) -> skein_cluster::worker::DeriverFactory {
+    std::sync::Arc::new(move || {
+        Box::new(PartitionDeriver {
+            deriver: Deriver::new(DeriveConfig {
+                interval,
+                join_window,
+                ..DeriveConfig::default()
+            }),
+            step_ms: i64::try_from(interval.as_millis()).unwrap_or(i64::MAX),
+        })
+    })
+}
+
+/// A partition's deriver: a [`Deriver`] whose new counters count from the previous flush on
+/// (as on one node, [`thread`]).
+struct PartitionDeriver {
+    deriver: Deriver,
+    step_ms: i64,
+}
+
+impl skein_cluster::worker::SpanDeriver for PartitionDeriver {
+    fn observe(&mut self, spans: &[skein_model::Span], now_ms: i64) {
+        self.deriver.observe(spans, now_ms);
+    }
+    fn flush(&mut self, now_ms: i64) -> MetricBatch {
+        let mut batch = self.deriver.flush(now_ms);
+        for s in batch.samples.iter_mut() {
+            s.start_ms = s.ts_ms.saturating_sub(self.step_ms);
+        }
+        batch
+    }
+}
+
 /// What a [`Deriver`] has done since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeriveStats {

@@ -88,7 +88,8 @@ fn derive_loop(
         if batch.is_empty() {
             return;
         }
-        // A new derived counter counted from the previous flush on.
+        // A new derived counter counted from the previous flush on (so does a partition's
+        // deriver in a cluster: `super::PartitionDeriver`).
         let step = interval.as_millis() as i64;
         for s in batch.samples.iter_mut() {
             s.start_ms = s.ts_ms - step;
