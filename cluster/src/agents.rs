@@ -48,9 +48,8 @@ impl AgentShare {
         registry: AgentRegistry,
         timeout: Duration,
     ) -> Result<AgentShare, String> {
-        let bucket = format!("{prefix}-agents");
         let cfg = kv::Config {
-            bucket: bucket.clone(),
+            bucket: format!("{prefix}-agents"),
             history: 1,
             max_age: KEEP,
             max_bytes: MAX_BUCKET_BYTES,
@@ -58,16 +57,7 @@ impl AgentShare {
             num_replicas: replicas,
             ..Default::default()
         };
-        let kv = crate::retry("cannot create the agents bucket", || async {
-            match js.get_key_value(bucket.clone()).await {
-                Ok(kv) => Ok(kv),
-                Err(_) => js
-                    .create_key_value(cfg.clone())
-                    .await
-                    .map_err(|e| e.to_string()),
-            }
-        })
-        .await?;
+        let kv = crate::bucket(js, cfg, "cannot create the agents bucket").await?;
         tokio::spawn(follow(kv.clone(), registry));
         Ok(AgentShare { kv, timeout })
     }

@@ -121,24 +121,14 @@ pub async fn open(js: jetstream::Context, cfg: AlertStoreConfig) -> Result<Share
         js.get_or_create_stream(stream_cfg.clone())
     })
     .await?;
-    let bucket = format!("{}-alerts", cfg.prefix);
     let kv_cfg = kv::Config {
-        bucket: bucket.clone(),
+        bucket: format!("{}-alerts", cfg.prefix),
         history: 1,
         storage: stream::StorageType::File,
         num_replicas: cfg.replicas,
         ..Default::default()
     };
-    let kv = crate::retry("cannot create the alert bucket", || async {
-        match js.get_key_value(bucket.clone()).await {
-            Ok(kv) => Ok(kv),
-            Err(_) => js
-                .create_key_value(kv_cfg.clone())
-                .await
-                .map_err(|e| e.to_string()),
-        }
-    })
-    .await?;
+    let kv = crate::bucket(&js, kv_cfg, "cannot create the alert bucket").await?;
     let mut receivers = BTreeMap::new();
     for name in &cfg.receivers {
         let h = hex(name);

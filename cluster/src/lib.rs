@@ -109,6 +109,25 @@ where
     Err(format!("{what}: {last}"))
 }
 
+/// Opens a key-value bucket, creating it when it does not exist (retried while NATS starts).
+pub(crate) async fn bucket(
+    js: &jetstream::Context,
+    cfg: kv::Config,
+    what: &str,
+) -> Result<kv::Store, String> {
+    let name = cfg.bucket.clone();
+    retry(what, || async {
+        match js.get_key_value(name.clone()).await {
+            Ok(kv) => Ok(kv),
+            Err(_) => js
+                .create_key_value(cfg.clone())
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    })
+    .await
+}
+
 impl Cluster {
     /// Connects to NATS, makes sure the stream and the bucket exist, and starts taking
     /// partition leases.
@@ -168,26 +187,16 @@ impl Cluster {
             js.get_stream(stream_name.clone())
         })
         .await?;
-        let bucket = format!("{}-cluster", c.prefix);
         let ttl = Duration::from_millis(c.lease_ttl_ms);
         let kv_cfg = kv::Config {
-            bucket: bucket.clone(),
+            bucket: format!("{}-cluster", c.prefix),
             history: 1,
             max_age: ttl,
             storage: stream::StorageType::File,
             num_replicas: c.replicas,
             ..Default::default()
         };
-        let kv = retry("cannot create the cluster's key-value bucket", || async {
-            match js.get_key_value(bucket.clone()).await {
-                Ok(kv) => Ok(kv),
-                Err(_) => js
-                    .create_key_value(kv_cfg.clone())
-                    .await
-                    .map_err(|e| e.to_string()),
-            }
-        })
-        .await?;
+        let kv = crate::bucket(&js, kv_cfg, "cannot create the cluster's key-value bucket").await?;
         let url = if c.advertise_url.is_empty() {
             s.api_url.clone()
         } else {
