@@ -29,13 +29,11 @@ pub mod config;
 pub mod fanout;
 pub mod lease;
 pub mod metrics;
-pub mod publish;
-pub mod publish_metrics;
 pub mod routes;
 pub mod worker;
 
 pub use config::ClusterConfig;
-pub use publish::{PublishError, Published, Publisher};
+pub use skein_stream::{PublishError, Published, Publisher, publish, publish_metrics};
 
 use async_nats::jetstream::{self, kv, stream};
 use lease::Membership;

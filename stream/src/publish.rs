@@ -140,7 +140,8 @@ fn fastrand_u32() -> u32 {
 }
 
 impl Publisher {
-    pub(crate) fn new(
+    /// A publisher to the stream's subjects `<prefix>.<signal>.<partition>`.
+    pub fn new(
         js: jetstream::Context,
         prefix: String,
         partitions: u32,
