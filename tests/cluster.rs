@@ -3,7 +3,8 @@
 //! A trace whose spans and logs enter through different nodes comes back whole from any node,
 //! also by request ID; a retried batch is stored once; `kill -9` of a collector while ingest
 //! runs loses no acknowledged record; stopping a NATS server does not stop ingest; an answer
-//! missing partitions says so. A real agent ships to one node and every node lists it.
+//! missing partitions says so. A real agent ships to one node and every node lists it; another
+//! publishes straight to the stream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -433,6 +434,35 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
         found,
         "the agent's line was not found through n2:\n{}",
         agent.output()
+    );
+    // An agent may publish straight to the stream: its collector endpoint answers nothing
+    // here, so what is found came through NATS.
+    let dir2 = tempfile::tempdir().unwrap();
+    let rid2 = format!("direct-{}", unique());
+    std::fs::write(
+        dir2.path().join("app.log"),
+        format!("{{\"msg\":\"paid\",\"level\":\"info\",\"request_id\":\"{rid2}\"}}\n"),
+    )
+    .unwrap();
+    let nats_urls: Vec<String> = c.nats.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let toml = format!(
+        "[agent]\nid = \"direct-agent\"\ndata_dir = \"{data}\"\n[collector]\nendpoint = \"http://127.0.0.1:9\"\n[stream]\nnats = [{nats}]\npartitions = {PARTITIONS}\n[batch]\nmax_wait = \"100ms\"\n[host_metrics]\nenabled = false\n\n[[source]]\nname = \"pay\"\npaths = [\"{dir}/app.log\"]\nread_from = \"beginning\"\nformat = \"json\"\n",
+        data = dir2.path().join("agent-data").display(),
+        nats = nats_urls.join(", "),
+        dir = dir2.path().display(),
+    );
+    let direct = Agent::start(dir2.path(), &toml);
+    let found = wait_for(
+        || {
+            let (code, t) = get_json(&format!("{other}/api/v1/traces/{rid2}"));
+            code == 200 && t["logs"].as_array().is_some_and(|l| l.len() == 1)
+        },
+        Duration::from_secs(60),
+    );
+    assert!(
+        found,
+        "the direct agent's line was not found:\n{}",
+        direct.output()
     );
     let listed = |base: &str| {
         let (_, a) = get_json(&format!("{base}/api/v1/agents"));

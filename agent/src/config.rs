@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod stream;
 mod tls;
+pub use stream::StreamSection;
 pub use tls::TlsSection;
 
 /// Everything the agent needs to run.
@@ -20,6 +22,9 @@ pub struct AgentConfig {
     pub agent: AgentSection,
     /// Where to ship, and how.
     pub collector: CollectorSection,
+    /// In a cluster: publish batches to the NATS JetStream stream instead (heartbeats still
+    /// go to `collector.endpoint`).
+    pub stream: StreamSection,
     /// How records are grouped into requests.
     pub batch: BatchSection,
     /// Retries of failed requests.
@@ -575,6 +580,7 @@ impl AgentConfig {
             ));
         }
         self.collector.tls_config()?;
+        self.stream.validate()?;
         self.tls.server()?;
         self.server.validate("server")?;
         if let Some(t) = &self.collector.token

@@ -295,6 +295,7 @@ where
         endpoint: cfg.collector.endpoint.trim_end_matches('/').to_string(),
         token: cfg.collector.token.clone(),
         batch_ids: Some(ship::batch_id_prefix(&id)),
+        stream: stream_target(&cfg.stream, &id).await?,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (ship_stop_tx, ship_stop_rx) = tokio::sync::watch::channel(false);
@@ -554,4 +555,47 @@ async fn host_metrics_loop(
             Err(e) => tracing::error!(error = %e, "cannot buffer host metrics"),
         }
     }
+}
+
+/// With `[stream]` set: a publisher to the cluster's stream. The connection is made in the
+/// background (NATS may be down at start; the buffer holds batches meanwhile).
+async fn stream_target(
+    cfg: &config::StreamSection,
+    id: &str,
+) -> Result<Option<ship::StreamTarget>, AgentError> {
+    if !cfg.enabled() {
+        return Ok(None);
+    }
+    let addrs: Vec<async_nats::ServerAddr> = cfg
+        .nats
+        .iter()
+        .map(|u| {
+            u.parse()
+                .map_err(|e| AgentError::Run(format!("key stream.nats: value \"{u}\": {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("skein-agent-{id}"))
+        .retry_on_initial_connect()
+        .connect(addrs)
+        .await
+        .map_err(|e| {
+            AgentError::Run(format!(
+                "cannot connect to NATS ({}): {e}",
+                cfg.nats.join(", ")
+            ))
+        })?;
+    tracing::info!(nats = %cfg.nats.join(", "), "publishing batches to the cluster's stream");
+    Ok(Some(ship::StreamTarget {
+        publisher: skein_stream::Publisher::new(
+            async_nats::jetstream::new(client),
+            cfg.prefix.clone(),
+            cfg.partitions,
+            cfg.max_message_bytes,
+            cfg.publish_timeout.0,
+        ),
+        keys: std::sync::Arc::new(skein_model::keys::KeyExtractor::new(
+            &skein_model::keys::KeyConfig::default(),
+        )),
+    }))
 }

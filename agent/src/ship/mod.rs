@@ -31,6 +31,9 @@
 //!   problem. The buffer keeps filling meanwhile, bounded by `buffer.max_mb` and
 //!   `buffer.when_full` as in an outage.
 //!
+//! With `[stream]` set, batches are published to the cluster's NATS JetStream stream instead
+//! ([`stream`]), with the same ids, order and retries.
+//!
 //! A stop while a batch is failing leaves it unacknowledged: it is sent again after restart
 //! (parts of a split batch already taken are split the same way and carry the same ids, so
 //! the collector does not store them twice).
@@ -59,10 +62,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 mod split;
+mod stream;
 #[cfg(test)]
 mod tests;
 
 use split::split_part;
+pub use stream::StreamTarget;
 
 /// Longest `Retry-After` honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -92,6 +97,8 @@ pub struct Target {
     /// again after a `kill -9` (its acknowledgement was not saved yet) carries the same id,
     /// and the collector stores it once. None sends no id.
     pub batch_ids: Option<String>,
+    /// `[stream]`: batches go to the cluster's stream instead of `endpoint`.
+    pub stream: Option<StreamTarget>,
 }
 
 /// The agent's part of its batch ids: its id with every character outside letters, digits,
@@ -371,6 +378,9 @@ async fn send_part(s: &Sender, signal: Signal, seq: u64, part: &Part) -> PartEnd
         .batch_ids
         .as_deref()
         .map(|prefix| batch_id(prefix, seq, &part.body));
+    if let Some(st) = &s.target.stream {
+        return stream::send_part(s, st, signal, id, part).await;
+    }
     let mut backoff = s.retry.initial_backoff.0;
     loop {
         let mut req = s

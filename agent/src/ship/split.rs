@@ -14,7 +14,7 @@ pub(super) async fn split_part(signal: Signal, part: Part) -> Option<[Part; 2]> 
 }
 
 /// The uncompressed body, if it decompresses to at most [`MAX_SPLIT_BYTES`].
-fn decompress(encoding: BodyEncoding, body: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn decompress(encoding: BodyEncoding, body: &[u8]) -> Option<Vec<u8>> {
     use std::io::Read;
     let limit = u64::try_from(MAX_SPLIT_BYTES)
         .unwrap_or(u64::MAX)

@@ -257,6 +257,7 @@ fn ship(
             endpoint: format!("http://{addr}"),
             token: None,
             batch_ids: Some("test-agent".into()),
+            stream: None,
         },
         buffer: buffer.clone(),
         retry,
