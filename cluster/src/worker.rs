@@ -393,7 +393,20 @@ impl Worker {
         let kind = match m.subject.as_str().rsplit('.').nth(1) {
             Some("logs") => BatchKind::Logs,
             Some("spans") => BatchKind::Spans,
-            Some("metrics") => return self.add_metrics(seq, &m.payload),
+            Some("metrics") => {
+                let plain = match skein_stream::publish::plain_payload(
+                    m.headers.as_ref(),
+                    &m.payload,
+                ) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(seq, error = %e, "a stream message cannot be read; skipped");
+                        self.last_added = seq;
+                        return Ok(());
+                    }
+                };
+                return self.add_metrics(seq, &plain);
+            }
             other => {
                 tracing::warn!(subject = %m.subject, kind = ?other, "a message of no known signal; skipped");
                 self.last_added = seq;
@@ -408,7 +421,15 @@ impl Worker {
             self.last_added = seq;
             return Ok(());
         }
-        let batch = match Batch::decode(kind.byte(), &m.payload) {
+        let payload = match skein_stream::publish::plain_payload(m.headers.as_ref(), &m.payload) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(seq, error = %e, "a stream message cannot be read; skipped");
+                self.last_added = seq;
+                return Ok(());
+            }
+        };
+        let batch = match Batch::decode(kind.byte(), &payload) {
             Ok(b) => b,
             Err(e) => {
                 // Only Skein publishes here; a message it cannot read is skipped, not retried
@@ -420,8 +441,8 @@ impl Worker {
         };
         let first = first_ingest_position(seq, batch.len());
         let r = match &batch {
-            Batch::Logs(v) => self.logs.add_sequenced(v, Some(&m.payload), first),
-            Batch::Spans(v) => self.spans.add_sequenced(v, Some(&m.payload), first),
+            Batch::Logs(v) => self.logs.add_sequenced(v, Some(&payload), first),
+            Batch::Spans(v) => self.spans.add_sequenced(v, Some(&payload), first),
         };
         r.map_err(|e| e.to_string())?;
         if let (Batch::Spans(v), Some(d)) = (&batch, &mut self.deriver) {

@@ -16,6 +16,46 @@ use bytes::Bytes;
 use skein_model::batch::{Batch, ndjson_lines};
 use std::time::Duration;
 
+/// The header naming a message payload's compression; absent: not compressed.
+pub const ENCODING_HEADER: &str = "Skein-Encoding";
+/// Its value for zstd.
+pub const ZSTD: &str = "zstd";
+/// Payloads smaller than this are sent as they are.
+const COMPRESS_FROM: usize = 512;
+/// The zstd level: the fastest. A message is stored on every NATS replica and read by every
+/// indexer of its partition, so its bytes cost several times; level 1 takes most of the
+/// gain for little CPU (BENCHMARKS.md, cluster mode).
+const ZSTD_LEVEL: i32 = 1;
+/// Largest payload a compressed message may expand to.
+pub const MAX_PLAIN_BYTES: usize = 64 << 20;
+
+/// The payload compressed, when that is worth it.
+fn compress(payload: &[u8]) -> Option<Vec<u8>> {
+    if payload.len() < COMPRESS_FROM {
+        return None;
+    }
+    zstd::bulk::compress(payload, ZSTD_LEVEL)
+        .ok()
+        .filter(|z| z.len() < payload.len())
+}
+
+/// A message's payload as published: decompressed when its headers say so.
+pub fn plain_payload<'a>(
+    headers: Option<&async_nats::HeaderMap>,
+    payload: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+    let encoding = headers
+        .and_then(|h| h.get(ENCODING_HEADER))
+        .map(|v| v.as_str());
+    match encoding {
+        None => Ok(std::borrow::Cow::Borrowed(payload)),
+        Some(ZSTD) => zstd::bulk::decompress(payload, MAX_PLAIN_BYTES)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|e| format!("cannot decompress a message: {e}")),
+        Some(other) => Err(format!("unknown message encoding {other:?}")),
+    }
+}
+
 /// Why a batch was not published.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -185,8 +225,11 @@ impl Publisher {
         let work = async {
             let mut acks = Vec::with_capacity(messages.len());
             for m in messages {
-                let mut p =
-                    jetstream::message::PublishMessage::build().payload(Bytes::from(m.payload));
+                let mut p = jetstream::message::PublishMessage::build();
+                p = match compress(&m.payload) {
+                    Some(z) => p.payload(Bytes::from(z)).header(ENCODING_HEADER, ZSTD),
+                    None => p.payload(Bytes::from(m.payload)),
+                };
                 if let Some(id) = &m.id {
                     p = p.message_id(id);
                 }
@@ -236,6 +279,24 @@ mod tests {
             body: body.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn payloads_are_compressed_and_read_back() {
+        let big = b"{\"body\":\"charge failed\"}\n".repeat(100);
+        let z = compress(&big).unwrap();
+        assert!(z.len() < big.len() / 4, "{} of {}", z.len(), big.len());
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(ENCODING_HEADER, ZSTD);
+        assert_eq!(plain_payload(Some(&h), &z).unwrap().as_ref(), &big[..]);
+        // Small payloads go as they are, and a message without the header is read as it is.
+        assert!(compress(b"{}").is_none());
+        assert_eq!(plain_payload(None, b"abc").unwrap().as_ref(), b"abc");
+        // A damaged or unknown encoding is an error, not a panic.
+        assert!(plain_payload(Some(&h), b"not zstd").is_err());
+        let mut odd = async_nats::HeaderMap::new();
+        odd.insert(ENCODING_HEADER, "br");
+        assert!(plain_payload(Some(&odd), b"x").is_err());
     }
 
     #[test]
