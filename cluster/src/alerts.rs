@@ -236,7 +236,11 @@ impl Store {
         what: &str,
         f: impl std::future::Future<Output = Result<T, E>>,
     ) -> io::Result<T> {
-        match self.rt.block_on(tokio::time::timeout(self.timeout, f)) {
+        // The timer is made inside the runtime, whatever thread this is.
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(self.timeout, f).await })
+        {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(net(what, e)),
             Err(_) => Err(net(what, format!("no answer within {:?}", self.timeout))),

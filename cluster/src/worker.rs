@@ -310,7 +310,22 @@ impl Worker {
             }
             self.part.lag.store(pending, Ordering::Relaxed);
             self.derive(false);
-            let at_end = empty || pending == 0;
+            let mut at_end = empty || pending == 0;
+            if at_end && empty && !self.part.caught_up.load(Ordering::Acquire) {
+                // An empty fetch may only mean the server was slow (a NATS server restarting,
+                // a loaded machine). Before saying caught up the first time, ask the consumer
+                // how much it has not delivered yet.
+                at_end = match consumer.as_ref() {
+                    Some(c) => matches!(
+                        // The timer is made inside the runtime: this is a plain thread.
+                        self.rt.block_on(async {
+                            tokio::time::timeout(Duration::from_secs(2), c.get_info()).await
+                        }),
+                        Ok(Ok(info)) if info.num_pending == 0
+                    ),
+                    None => false,
+                };
+            }
             // Commits come every index.commit_interval_ms, as on one node: a commit is the
             // expensive step of indexing, and committing whenever the partition is caught up
             // cost several times the CPU per record (BENCHMARKS.md, cluster mode).
