@@ -233,6 +233,18 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
     let (_, r) = get_json(&q);
     let points = r["series"][0]["points"].as_array().unwrap();
     assert_eq!(points.last().unwrap()[1], 5.0, "{r:#}");
+    // The same sample through PromQL on the other nodes, under its Prometheus name.
+    for node in [1, 2] {
+        let q = format!(
+            "{}/api/v1/query?query=queue_depth%7Bhost%3D%22h1%22%7D",
+            c.nodes[node].api_base()
+        );
+        let (code, r) = get_json(&q);
+        assert_eq!(code, 200, "{r:#}");
+        assert_eq!(r["status"], "success", "{r:#}");
+        assert_eq!(r["data"]["result"][0]["value"][1], "5", "{r:#}");
+        assert_eq!(r["data"]["result"][0]["metric"]["__name__"], "queue_depth");
+    }
 
     // The real OpenTelemetry SDK: a span exported to node 0, a log inside it to node 1, both
     // found through node 2 by the span's request ID.
@@ -350,6 +362,15 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
         ))
         .1
     );
+
+    // PromQL sees the span metric once, whichever partitions derived it.
+    let q = format!(
+        "{}/api/v1/query?query=sum(skein_span_calls_total%7Bservice%3D%22retried%22%7D)",
+        c.nodes[1].api_base()
+    );
+    let (code, r) = get_json(&q);
+    assert_eq!(code, 200, "{r:#}");
+    assert_eq!(r["data"]["result"][0]["value"][1], "1", "{r:#}");
 
     // The node-to-node read route refuses what it cannot serve, with a JSON reason.
     let reads = format!("{}/internal/v1/reads", c.nodes[0].api_base());

@@ -74,6 +74,11 @@ impl ApiError {
     pub(crate) fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
+
+    /// The status, the kind and the message (the Prometheus routes answer in their own shape).
+    pub(crate) fn parts(&self) -> (StatusCode, &str, &str) {
+        (self.status, &self.body.error, &self.body.message)
+    }
 }
 
 impl From<QueryError> for ApiError {
@@ -129,6 +134,7 @@ fn build(state: ApiState, extra: Option<Router>) -> Router {
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/hosts", get(hosts))
         .merge(crate::metrics::http::routes())
+        .merge(crate::prom_api::routes())
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     let app = Router::new()

@@ -8,6 +8,8 @@
 //! - [`metrics`]: metric range queries, RED figures per service and operation, dependencies.
 //! - [`reads`]: the store reads every answer is built from, local or fanned out across a
 //!   cluster, and how partial answers merge.
+//! - [`promql`]: PromQL over the metrics store; [`prom_api`]: the Prometheus HTTP query API
+//!   (`/api/v1/query`, `/api/v1/query_range`, `/api/v1/series`, `/api/v1/labels`, ...).
 //! - [`live`]: the live tail of new log lines (`GET /api/v1/logs/tail`, Server-Sent Events).
 //!
 //! The typed client of this API is its own crate (`skein-client`), so the CLI and TUI never link
@@ -22,6 +24,8 @@ pub mod live;
 pub mod metric_reads;
 pub mod metrics;
 pub mod partial;
+pub mod prom_api;
+pub mod promql;
 pub mod reads;
 
 pub use error::QueryError;
