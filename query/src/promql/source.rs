@@ -188,7 +188,7 @@ impl SeriesSource for StoreSource {
     ) -> Result<Vec<RawSeries>, PromError> {
         // Label set → parts (one per stored series carrying it: partitions, or two stored
         // names with the same Prometheus name).
-        let mut parts: std::collections::BTreeMap<Labels, Vec<(MetricKind, Vec<(i64, f64)>)>> =
+        let mut parts: std::collections::BTreeMap<Labels, Vec<Part>> =
             std::collections::BTreeMap::new();
         self.each(matchers, start, end, max_series, |prom, series| {
             let mut samples: Vec<(i64, f64)> = Vec::new();
@@ -219,11 +219,14 @@ impl SeriesSource for StoreSource {
     }
 }
 
+/// A stored series' kind and samples: one part of a Prometheus series.
+type Part = (MetricKind, Vec<(i64, f64)>);
+
 /// One series from the parts that carry its label set. Counters and histogram parts are
 /// summed as step functions (at each time, the sum of every part's newest value), so the
 /// result is the cumulative count of all of them; other kinds take the union, a later part
 /// winning at an equal time.
-fn merge_parts(mut parts: Vec<(MetricKind, Vec<(i64, f64)>)>) -> Vec<(i64, f64)> {
+fn merge_parts(mut parts: Vec<Part>) -> Vec<(i64, f64)> {
     if parts.len() == 1 {
         return parts.pop().map(|(_, s)| s).unwrap_or_default();
     }

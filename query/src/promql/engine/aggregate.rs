@@ -8,8 +8,8 @@ use super::eval::{self, Ctx};
 use super::histogram::quantile;
 use super::plan::{AggOp, Node};
 use super::series::{
-    Grid, OutSet, Scalar, Series, StepCursor, Val, go_float, go_float_f, go_quote,
-    same_labelset, valid_label_name, without as labels_without,
+    Grid, OutSet, Scalar, Series, StepCursor, Val, go_float, go_float_f, go_quote, same_labelset,
+    valid_label_name, without as labels_without,
 };
 use crate::promql::PromError;
 use skein_model::metric::Labels;
@@ -51,7 +51,11 @@ pub(crate) fn eval(
         match op {
             AggOp::CountValues => match p {
                 Node::Str(s) => value_label = Some(s.clone()),
-                _ => return Err(PromError::bad_data("count_values needs a string label name")),
+                _ => {
+                    return Err(PromError::bad_data(
+                        "count_values needs a string label name",
+                    ));
+                }
             },
             _ => scalar = eval::eval_scalar(ctx, p, grid)?,
         }
@@ -59,8 +63,12 @@ pub(crate) fn eval(
     let input = eval::eval_vector(ctx, expr, grid)?;
     let held: usize = input.iter().map(|s| s.points.len()).sum();
     let out = match (op, value_label) {
-        (AggOp::CountValues, Some(label)) => count_values(ctx, &input, &label, grouping, without, grid)?,
-        (AggOp::Topk | AggOp::Bottomk, _) => top_bottom(ctx, op, &scalar, &input, grouping, without, grid)?,
+        (AggOp::CountValues, Some(label)) => {
+            count_values(ctx, &input, &label, grouping, without, grid)?
+        }
+        (AggOp::Topk | AggOp::Bottomk, _) => {
+            top_bottom(ctx, op, &scalar, &input, grouping, without, grid)?
+        }
         _ => simple(ctx, op, &scalar, &input, grouping, without, grid)?,
     };
     ctx.release(held);
@@ -68,7 +76,11 @@ pub(crate) fn eval(
 }
 
 /// Assigns each series its group (first appearance order) and gives the groups' labels.
-fn assign_groups(input: &[Series], grouping: &[String], without: bool) -> (Vec<usize>, Vec<Labels>) {
+fn assign_groups(
+    input: &[Series],
+    grouping: &[String],
+    without: bool,
+) -> (Vec<usize>, Vec<Labels>) {
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut labels: Vec<Labels> = Vec::new();
     let groups = input
@@ -121,10 +133,10 @@ fn simple(
             let (Some(a), Some(st)) = (acc.get_mut(g), started.get_mut(g)) else {
                 continue;
             };
-            if op == AggOp::Quantile {
-                if let Some(vals) = values.get_mut(g) {
-                    vals.push(v);
-                }
+            if op == AggOp::Quantile
+                && let Some(vals) = values.get_mut(g)
+            {
+                vals.push(v);
             }
             if !*st {
                 *st = true;
@@ -188,16 +200,8 @@ fn fold(op: AggOp, a: &mut Acc, v: f64) {
             }
             a.mean += v / a.count - a.mean / a.count;
         }
-        AggOp::Max => {
-            if a.value < v || a.value.is_nan() {
-                a.value = v;
-            }
-        }
-        AggOp::Min => {
-            if a.value > v || a.value.is_nan() {
-                a.value = v;
-            }
-        }
+        AggOp::Max if a.value < v || a.value.is_nan() => a.value = v,
+        AggOp::Min if a.value > v || a.value.is_nan() => a.value = v,
         AggOp::Count => a.count += 1.0,
         AggOp::Stddev | AggOp::Stdvar => {
             a.count += 1.0;
@@ -379,7 +383,7 @@ fn top_bottom(
         ctx.tick()?;
         let t = grid.time(step);
         let f = param.get(step);
-        if !(f <= MAX_INT64_F && f >= MIN_INT64_F) {
+        if !(MIN_INT64_F..=MAX_INT64_F).contains(&f) {
             return Err(PromError::execution(format!(
                 "Scalar value {} overflows int64",
                 go_float(f)

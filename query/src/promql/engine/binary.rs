@@ -185,11 +185,11 @@ fn set_op(
     let (mut lc, mut rc) = (StepCursor::new(lhs.len()), StepCursor::new(rhs.len()));
     let (mut lp, mut rp) = (Vec::new(), Vec::new());
     let emit = |out: &mut OutSet,
-                    slots: &mut Vec<Option<usize>>,
-                    side: &[Series],
-                    i: usize,
-                    t: i64,
-                    v: f64|
+                slots: &mut Vec<Option<usize>>,
+                side: &[Series],
+                i: usize,
+                t: i64,
+                v: f64|
      -> Result<(), PromError> {
         let slot = match slots.get(i).copied().flatten() {
             Some(s) => s,
@@ -333,7 +333,10 @@ fn vector_vector(
             if slot.0 == mark {
                 let rs = one.get(j).map(|s| &s.labels);
                 let dup = one.get(slot.1).map(|s| &s.labels);
-                let (rs, dup) = (rs.cloned().unwrap_or_default(), dup.cloned().unwrap_or_default());
+                let (rs, dup) = (
+                    rs.cloned().unwrap_or_default(),
+                    dup.cloned().unwrap_or_default(),
+                );
                 return Err(PromError::execution(format!(
                     "found duplicate series for the match group {} on the {} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                     go_labels(&match_labels(&rs, m.on, &m.labels)),

@@ -58,7 +58,7 @@ impl<'a> Ctx<'a> {
     /// A cheap deadline check for inner loops (reads the clock every 256 calls).
     pub(crate) fn tick(&mut self) -> Result<(), PromError> {
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % 256 == 0 {
+        if self.ticks.is_multiple_of(256) {
             self.check_time()?;
         }
         Ok(())

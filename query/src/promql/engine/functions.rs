@@ -239,7 +239,12 @@ fn string_arg(args: &[Node], i: usize) -> Result<&str, PromError> {
     }
 }
 
-fn vector_arg(ctx: &mut Ctx<'_>, args: &[Node], i: usize, grid: Grid) -> Result<Vec<Series>, PromError> {
+fn vector_arg(
+    ctx: &mut Ctx<'_>,
+    args: &[Node],
+    i: usize,
+    grid: Grid,
+) -> Result<Vec<Series>, PromError> {
     let node = args
         .get(i)
         .ok_or_else(|| PromError::bad_data("missing argument"))?;
@@ -295,7 +300,10 @@ pub(crate) fn eval_call(
     grid: Grid,
 ) -> Result<Val, PromError> {
     // Range-vector functions.
-    if let Some(mi) = args.iter().position(|a| a.value_type() == ValueType::Matrix) {
+    if let Some(mi) = args
+        .iter()
+        .position(|a| a.value_type() == ValueType::Matrix)
+    {
         let mut scalars: Vec<Option<Scalar>> = Vec::with_capacity(args.len());
         for (i, a) in args.iter().enumerate() {
             scalars.push(if i == mi {
@@ -319,7 +327,13 @@ pub(crate) fn eval_call(
     }
     if let Some(f) = func.math() {
         let input = vector_arg(ctx, args, 0, grid)?;
-        return Ok(Val::Vector(map_points(ctx, input, grid, drop_name, |_, v| Some(f(v)))?));
+        return Ok(Val::Vector(map_points(
+            ctx,
+            input,
+            grid,
+            drop_name,
+            |_, v| Some(f(v)),
+        )?));
     }
     Ok(match func {
         Func::Time => Val::Scalar(Scalar::Steps(steps(ctx, grid, |t| t as f64 / 1000.0)?)),
@@ -329,7 +343,11 @@ pub(crate) fn eval_call(
             ctx.add_samples(grid.len())?;
             Val::Vector(vec![Series {
                 labels: Labels::default(),
-                points: grid.times().enumerate().map(|(k, t)| (t, s.get(k))).collect(),
+                points: grid
+                    .times()
+                    .enumerate()
+                    .map(|(k, t)| (t, s.get(k)))
+                    .collect(),
             }])
         }
         Func::ScalarFn => {
@@ -354,7 +372,19 @@ pub(crate) fn eval_call(
                 .collect();
             Val::Scalar(Scalar::Steps(values))
         }
-        Func::Sort | Func::SortDesc => Val::Vector(vector_arg(ctx, args, 0, grid)?),
+        Func::Sort | Func::SortDesc => {
+            let mut v = vector_arg(ctx, args, 0, grid)?;
+            // Order only means something in an instant query (one step).
+            if grid.len() == 1 {
+                let value = |s: &Series| s.points.first().map(|p| p.1).unwrap_or(f64::NAN);
+                if func == Func::Sort {
+                    go_sort(&mut v, |a, b| value(b).is_nan() || value(a) < value(b));
+                } else {
+                    go_sort(&mut v, |a, b| value(b).is_nan() || value(a) > value(b));
+                }
+            }
+            Val::Vector(v)
+        }
         Func::Absent => {
             let input = vector_arg(ctx, args, 0, grid)?;
             let mut present = vec![false; grid.len()];
@@ -392,7 +422,11 @@ pub(crate) fn eval_call(
                     v.into_iter()
                         .map(|s| Series {
                             labels: s.labels,
-                            points: s.points.into_iter().map(|(t, _)| (t, t as f64 / 1000.0)).collect(),
+                            points: s
+                                .points
+                                .into_iter()
+                                .map(|(t, _)| (t, t as f64 / 1000.0))
+                                .collect(),
                         })
                         .collect()
                 }
@@ -443,7 +477,11 @@ pub(crate) fn eval_call(
         }
         Func::HistogramCount | Func::HistogramSum | Func::HistogramFraction => {
             // Only native histograms have these; float samples give nothing.
-            let vi = if func == Func::HistogramFraction { 2 } else { 0 };
+            let vi = if func == Func::HistogramFraction {
+                2
+            } else {
+                0
+            };
             for i in 0..vi {
                 scalar_arg(ctx, args, i, grid)?;
             }
@@ -502,6 +540,36 @@ pub(crate) fn eval_call(
             )));
         }
     })
+}
+
+/// Go's `sort.Sort` with `less`, as `sort` / `sort_desc` use it: insertion sort for up to 12
+/// elements (ties keep their order, as in Go), a stable sort beyond.
+pub(crate) fn go_sort<T>(items: &mut [T], less: impl Fn(&T, &T) -> bool) {
+    if items.len() <= 12 {
+        for i in 1..items.len() {
+            let mut j = i;
+            while j > 0 {
+                let (Some(a), Some(b)) = (items.get(j), items.get(j - 1)) else {
+                    break;
+                };
+                if !less(a, b) {
+                    break;
+                }
+                items.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+    } else {
+        items.sort_by(|a, b| {
+            if less(a, b) {
+                std::cmp::Ordering::Less
+            } else if less(b, a) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        });
+    }
 }
 
 /// A per-step scalar from the step time.

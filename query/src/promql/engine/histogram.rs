@@ -58,7 +58,7 @@ fn go_search(n: usize, f: impl Fn(usize) -> bool) -> usize {
 /// `bucketQuantile`: NaN without a +Inf bucket, with fewer than two buckets or no
 /// observations; the upper bound of the second-highest bucket when the rank falls in the
 /// +Inf bucket; the first bound when it falls in a first bucket whose bound is <= 0.
-pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+pub(crate) fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }

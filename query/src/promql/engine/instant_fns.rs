@@ -73,7 +73,8 @@ pub(crate) fn label_join(
 /// Go's `int64(f)` on amd64: truncation, and the minimum int64 for NaN, infinities and
 /// values out of range.
 pub(crate) fn go_float_to_i64(v: f64) -> i64 {
-    if v.is_nan() || v >= 9.223_372_036_854_775_807e18 || v < -9.223_372_036_854_775_808e18 {
+    // Both bounds are ±2^63 as floats.
+    if v.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&v) {
         i64::MIN
     } else {
         v.trunc() as i64
@@ -164,9 +165,10 @@ pub(crate) fn date_part(func: Func) -> fn(i64) -> f64 {
             days_in_month(y, m) as f64
         },
         // Go counts weekdays from its absolute zero, a Monday.
-        Func::DayOfWeek => {
-            |s| ((absolute(s).wrapping_add(SECONDS_PER_DAY) % (7 * SECONDS_PER_DAY)) / SECONDS_PER_DAY) as f64
-        }
+        Func::DayOfWeek => |s| {
+            ((absolute(s).wrapping_add(SECONDS_PER_DAY) % (7 * SECONDS_PER_DAY)) / SECONDS_PER_DAY)
+                as f64
+        },
         Func::Hour => |s| ((absolute(s) % SECONDS_PER_DAY) / 3600) as f64,
         Func::Minute => |s| ((absolute(s) % 3600) / 60) as f64,
         _ => |_| f64::NAN,

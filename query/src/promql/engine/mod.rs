@@ -114,7 +114,8 @@ impl Engine {
     }
 
     /// Evaluates `query` at `t_ms`. An instant vector comes back sorted by labels, unless the
-    /// outermost operation is `sort`, `sort_desc`, `topk` or `bottomk`, whose order is kept.
+    /// query uses `sort`, `sort_desc`, `topk` or `bottomk`: then it keeps the order evaluation
+    /// gives, which is Prometheus's (e.g. highest first for `topk`, also under `topk(..) > 0`).
     pub fn instant(&self, query: &str, t_ms: i64) -> Result<QueryValue, PromError> {
         let node = plan::plan(
             query,
@@ -140,15 +141,8 @@ impl Engine {
                         })
                     })
                     .collect();
-                match &node {
-                    plan::Node::Call { func, .. } if *func == functions::Func::Sort => {
-                        go_sort(&mut samples, |a, b| b.is_nan() || a < b);
-                    }
-                    plan::Node::Call { func, .. } if *func == functions::Func::SortDesc => {
-                        go_sort(&mut samples, |a, b| b.is_nan() || a > b);
-                    }
-                    n if plan::keeps_order(n) => {}
-                    _ => samples.sort_by(|a, b| a.labels.cmp(&b.labels)),
+                if !plan::keeps_order(&node) {
+                    samples.sort_by(|a, b| a.labels.cmp(&b.labels));
                 }
                 QueryValue::Vector(samples)
             }
@@ -238,40 +232,10 @@ fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
     out
-}
-
-/// Go's `sort.Sort` with `less` on values, as `sort` / `sort_desc` use it: insertion sort for
-/// up to 12 elements (ties keep their order, as in Go), a stable sort beyond.
-fn go_sort(samples: &mut [Sample], less: impl Fn(f64, f64) -> bool) {
-    if samples.len() <= 12 {
-        for i in 1..samples.len() {
-            let mut j = i;
-            while j > 0 {
-                let (Some(a), Some(b)) = (samples.get(j), samples.get(j - 1)) else {
-                    break;
-                };
-                if !less(a.v, b.v) {
-                    break;
-                }
-                samples.swap(j, j - 1);
-                j -= 1;
-            }
-        }
-    } else {
-        samples.sort_by(|a, b| {
-            if less(a.v, b.v) {
-                std::cmp::Ordering::Less
-            } else if less(b.v, a.v) {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        });
-    }
 }

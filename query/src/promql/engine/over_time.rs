@@ -210,6 +210,11 @@ fn compute(
     })
 }
 
+/// Seconds from `a` to `b` (ms), without overflow for any times.
+fn seconds_between(a: i64, b: i64) -> f64 {
+    (b as i128 - a as i128) as f64 / 1000.0
+}
+
 /// Kahan–Neumaier summation step, as Prometheus's `kahanSumInc`.
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
@@ -246,9 +251,9 @@ fn extrapolated_rate(
             prev = v;
         }
     }
-    let mut duration_to_start = (first.0 - range_start) as f64 / 1000.0;
-    let duration_to_end = (range_end - last.0) as f64 / 1000.0;
-    let sampled_interval = (last.0 - first.0) as f64 / 1000.0;
+    let mut duration_to_start = seconds_between(range_start, first.0);
+    let duration_to_end = seconds_between(last.0, range_end);
+    let sampled_interval = seconds_between(first.0, last.0);
     let average_between = sampled_interval / (w.len() - 1) as f64;
     if is_counter && result > 0.0 && first.1 >= 0.0 {
         let duration_to_zero = sampled_interval * (first.1 / result);
@@ -270,7 +275,7 @@ fn extrapolated_rate(
     }
     let mut factor = extrapolate_to / sampled_interval;
     if is_rate {
-        factor /= (range_end - range_start) as f64 / 1000.0;
+        factor /= seconds_between(range_start, range_end);
     }
     Some(result * factor)
 }
@@ -287,12 +292,11 @@ fn instant_value(w: &[(i64, f64)], is_rate: bool) -> Option<f64> {
     } else {
         last.1 - prev.1
     };
-    let interval = last.0 - prev.0;
-    if interval == 0 {
+    if last.0 == prev.0 {
         return None;
     }
     if is_rate {
-        result /= interval as f64 / 1000.0;
+        result /= seconds_between(prev.0, last.0);
     }
     Some(result)
 }
@@ -312,7 +316,7 @@ fn linear_regression(w: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
             const_y = false;
         }
         n += 1.0;
-        let x = (t - intercept_time) as f64 / 1e3;
+        let x = seconds_between(intercept_time, t);
         (sum_x, c_x) = kahan_inc(x, sum_x, c_x);
         (sum_y, c_y) = kahan_inc(v, sum_y, c_y);
         (sum_xy, c_xy) = kahan_inc(x * v, sum_xy, c_xy);

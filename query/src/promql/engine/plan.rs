@@ -139,7 +139,10 @@ pub(crate) enum Node {
     /// An instant vector selector.
     Vector(Selector),
     /// A range vector selector.
-    Matrix { sel: Selector, range: i64 },
+    Matrix {
+        sel: Selector,
+        range: i64,
+    },
     Subquery {
         expr: Box<Node>,
         range: i64,
@@ -147,7 +150,10 @@ pub(crate) enum Node {
         offset: i64,
         at: Option<i64>,
     },
-    Call { func: Func, args: Vec<Node> },
+    Call {
+        func: Func,
+        args: Vec<Node>,
+    },
     Aggregate {
         op: AggOp,
         param: Option<Box<Node>>,
@@ -261,9 +267,7 @@ fn selector(vs: &VectorSelector, times: QueryTimes) -> Result<Selector, PromErro
     let mut has: Vec<String> = Vec::new();
     let mut any_non_empty = false;
     if let Some(name) = &vs.name {
-        matchers.push(
-            Matcher::new("__name__", MatchOp::Eq, name).map_err(PromError::bad_data)?,
-        );
+        matchers.push(Matcher::new("__name__", MatchOp::Eq, name).map_err(PromError::bad_data)?);
         any_non_empty |= !name.is_empty();
     }
     for m in &vs.matchers.matchers {
@@ -278,7 +282,7 @@ fn selector(vs: &VectorSelector, times: QueryTimes) -> Result<Selector, PromErro
         // absent(): equality matchers give labels, any other matcher of the same name
         // (or a second equality) removes it, in the matchers' order.
         if m.name != "__name__" {
-            if op == MatchOp::Eq && !has.iter().any(|k| *k == m.name) {
+            if op == MatchOp::Eq && !has.contains(&m.name) {
                 absent.push((m.name.clone(), m.value.clone()));
                 has.push(m.name.clone());
             } else {
@@ -361,10 +365,7 @@ fn convert(expr: &Expr, times: QueryTimes, depth: usize) -> Result<Node, PromErr
         }
         Expr::Call(call) => {
             let func = Func::from_name(call.func.name).ok_or_else(|| {
-                PromError::bad_data(format!(
-                    "unknown function with name \"{}\"",
-                    call.func.name
-                ))
+                PromError::bad_data(format!("unknown function with name \"{}\"", call.func.name))
             })?;
             let mut args = Vec::with_capacity(call.args.args.len());
             for a in &call.args.args {
@@ -549,17 +550,30 @@ fn convert(expr: &Expr, times: QueryTimes, depth: usize) -> Result<Node, PromErr
             }
         }
         Expr::Extension(_) => {
-            return Err(PromError::bad_data("extension expressions are not supported"));
+            return Err(PromError::bad_data(
+                "extension expressions are not supported",
+            ));
         }
     })
 }
 
-/// Drops parentheses (already gone in a plan) and tells whether the outermost node is one
-/// whose order Prometheus keeps in an instant query (`sort`, `sort_desc`, `topk`, `bottomk`).
+/// Whether the query orders its answer (`sort`, `sort_desc`, `topk`, `bottomk` anywhere):
+/// then an instant query keeps the order evaluation gives, as Prometheus does (it keeps the
+/// order of `topk(3, x) > 0` too).
 pub(crate) fn keeps_order(node: &Node) -> bool {
     match node {
-        Node::Call { func, .. } => matches!(func, Func::Sort | Func::SortDesc),
-        Node::Aggregate { op, .. } => matches!(op, AggOp::Topk | AggOp::Bottomk),
-        _ => false,
+        Node::Call { func, args } => {
+            matches!(func, Func::Sort | Func::SortDesc) || args.iter().any(keeps_order)
+        }
+        Node::Aggregate {
+            op, param, expr, ..
+        } => {
+            matches!(op, AggOp::Topk | AggOp::Bottomk)
+                || param.as_deref().is_some_and(keeps_order)
+                || keeps_order(expr)
+        }
+        Node::Subquery { expr, .. } | Node::Neg(expr) => keeps_order(expr),
+        Node::Binary { lhs, rhs, .. } => keeps_order(lhs) || keeps_order(rhs),
+        Node::Number(_) | Node::Str(_) | Node::Vector(_) | Node::Matrix { .. } => false,
     }
 }

@@ -136,7 +136,7 @@ pub(crate) fn drop_name(l: &Labels) -> Labels {
 pub(crate) fn without(l: &Labels, names: &[String], and_name: bool) -> Labels {
     Labels::from_pairs(
         l.iter()
-            .filter(|(k, _)| !(and_name && *k == NAME) && !names.iter().any(|n| n == k)),
+            .filter(|(k, _)| !((and_name && *k == NAME) || names.iter().any(|n| n == k))),
     )
 }
 
@@ -190,10 +190,18 @@ pub(crate) fn go_float(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let e = format!("{v:e}");
     let Some((mant, exp)) = e.split_once('e') else {
@@ -212,7 +220,11 @@ pub(crate) fn go_float_f(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{v}")
     }

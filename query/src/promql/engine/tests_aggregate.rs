@@ -35,7 +35,10 @@ fn promql_sum_avg_count_by_and_without() {
     let e = engine(requests());
     assert_vector(
         &vector(&e, "sum by (job) (http_requests)", 0.0),
-        &[("{job=\"api-server\"}", 1000.0), ("{job=\"app-server\"}", 2600.0)],
+        &[
+            ("{job=\"api-server\"}", 1000.0),
+            ("{job=\"app-server\"}", 2600.0),
+        ],
     );
     // `without` drops the listed labels and the metric name.
     assert_vector(
@@ -49,25 +52,34 @@ fn promql_sum_avg_count_by_and_without() {
     );
     assert_vector(&vector(&e, "sum(http_requests)", 0.0), &[("{}", 3600.0)]);
     assert_vector(&vector(&e, "avg(http_requests)", 0.0), &[("{}", 450.0)]);
-    assert_vector(&vector(&e, "count by (group) (http_requests)", 0.0), &[
-        ("{group=\"canary\"}", 4.0),
-        ("{group=\"production\"}", 4.0),
-    ]);
-    assert_vector(&vector(&e, "group by (job) (http_requests)", 0.0), &[
-        ("{job=\"api-server\"}", 1.0),
-        ("{job=\"app-server\"}", 1.0),
-    ]);
+    assert_vector(
+        &vector(&e, "count by (group) (http_requests)", 0.0),
+        &[("{group=\"canary\"}", 4.0), ("{group=\"production\"}", 4.0)],
+    );
+    assert_vector(
+        &vector(&e, "group by (job) (http_requests)", 0.0),
+        &[("{job=\"api-server\"}", 1.0), ("{job=\"app-server\"}", 1.0)],
+    );
     // A grouping label missing from a series groups it under the empty value.
-    assert_vector(&vector(&e, "sum by (nope) (http_requests)", 0.0), &[("{}", 3600.0)]);
+    assert_vector(
+        &vector(&e, "sum by (nope) (http_requests)", 0.0),
+        &[("{}", 3600.0)],
+    );
     // The modifier may follow the arguments.
-    assert_vector(&vector(&e, "max(http_requests) by (group)", 0.0), &[
-        ("{group=\"canary\"}", 800.0),
-        ("{group=\"production\"}", 600.0),
-    ]);
-    assert_vector(&vector(&e, "min by (group) (http_requests)", 0.0), &[
-        ("{group=\"canary\"}", 300.0),
-        ("{group=\"production\"}", 100.0),
-    ]);
+    assert_vector(
+        &vector(&e, "max(http_requests) by (group)", 0.0),
+        &[
+            ("{group=\"canary\"}", 800.0),
+            ("{group=\"production\"}", 600.0),
+        ],
+    );
+    assert_vector(
+        &vector(&e, "min by (group) (http_requests)", 0.0),
+        &[
+            ("{group=\"canary\"}", 300.0),
+            ("{group=\"production\"}", 100.0),
+        ],
+    );
     // Nothing in, nothing out.
     assert_vector(&vector(&e, "sum(nothing)", 0.0), &[]);
 }
@@ -78,19 +90,34 @@ fn promql_stddev_stdvar_quantile() {
     // api-server: 100 200 300 400, mean 250, population variance 12500.
     assert_vector(
         &vector(&e, "stdvar by (job) (http_requests)", 0.0),
-        &[("{job=\"api-server\"}", 12500.0), ("{job=\"app-server\"}", 12500.0)],
+        &[
+            ("{job=\"api-server\"}", 12500.0),
+            ("{job=\"app-server\"}", 12500.0),
+        ],
     );
     assert_vector(
         &vector(&e, "stddev by (job) (http_requests)", 0.0),
-        &[("{job=\"api-server\"}", 12500f64.sqrt()), ("{job=\"app-server\"}", 12500f64.sqrt())],
+        &[
+            ("{job=\"api-server\"}", 12500f64.sqrt()),
+            ("{job=\"app-server\"}", 12500f64.sqrt()),
+        ],
     );
     // Rank 0.3 * 3 = 0.9 between 100 and 200: 190; app-server 500..800: 590.
     assert_vector(
         &vector(&e, "quantile by (job) (0.3, http_requests)", 0.0),
-        &[("{job=\"api-server\"}", 190.0), ("{job=\"app-server\"}", 590.0)],
+        &[
+            ("{job=\"api-server\"}", 190.0),
+            ("{job=\"app-server\"}", 590.0),
+        ],
     );
-    assert_vector(&vector(&e, "quantile(2, http_requests)", 0.0), &[("{}", f64::INFINITY)]);
-    assert_vector(&vector(&e, "quantile(NaN, http_requests)", 0.0), &[("{}", f64::NAN)]);
+    assert_vector(
+        &vector(&e, "quantile(2, http_requests)", 0.0),
+        &[("{}", f64::INFINITY)],
+    );
+    assert_vector(
+        &vector(&e, "quantile(NaN, http_requests)", 0.0),
+        &[("{}", f64::NAN)],
+    );
 }
 
 #[test]
@@ -122,7 +149,9 @@ fn promql_topk_bottomk_keep_labels_and_order() {
     let e = engine(requests());
     let got = vector(&e, "topk(3, http_requests)", 0.0);
     let l = |job: &str, inst: &str, group: &str| {
-        format!("{{__name__=\"http_requests\", group=\"{group}\", instance=\"{inst}\", job=\"{job}\"}}")
+        format!(
+            "{{__name__=\"http_requests\", group=\"{group}\", instance=\"{inst}\", job=\"{job}\"}}"
+        )
     };
     // Highest first, with the metric name kept.
     assert_eq!(
@@ -137,7 +166,10 @@ fn promql_topk_bottomk_keep_labels_and_order() {
     // Groups in the order they first appear in the (label-sorted) input: canary first.
     assert_eq!(
         got,
-        vec![(l("api-server", "0", "canary"), 300.0), (l("api-server", "0", "production"), 100.0)]
+        vec![
+            (l("api-server", "0", "canary"), 300.0),
+            (l("api-server", "0", "production"), 100.0)
+        ]
     );
     assert_vector(&vector(&e, "topk(0, http_requests)", 0.0), &[]);
     // k is truncated: 1.9 → 1.
@@ -176,7 +208,10 @@ fn promql_topk_in_range_query_follows_each_step() {
         m,
         vec![
             ("{__name__=\"m\", i=\"a\"}".to_string(), vec![(120, 20.0)]),
-            ("{__name__=\"m\", i=\"b\"}".to_string(), vec![(0, 15.0), (60, 15.0)]),
+            (
+                "{__name__=\"m\", i=\"b\"}".to_string(),
+                vec![(0, 15.0), (60, 15.0)]
+            ),
         ]
     );
     // k from a scalar expression, per step: count(m) - 1 = 1.
@@ -194,12 +229,20 @@ fn promql_count_values() {
     ]);
     assert_vector(
         &vector(&e, "count_values(\"value\", v)", 0.0),
-        &[("{value=\"+Inf\"}", 1.0), ("{value=\"0.5\"}", 1.0), ("{value=\"2\"}", 2.0)],
+        &[
+            ("{value=\"+Inf\"}", 1.0),
+            ("{value=\"0.5\"}", 1.0),
+            ("{value=\"2\"}", 2.0),
+        ],
     );
     // `without` keeps the other labels.
     assert_vector(
         &vector(&e, "count_values without (i) (\"value\", v)", 0.0),
-        &[("{value=\"+Inf\"}", 1.0), ("{value=\"0.5\"}", 1.0), ("{value=\"2\"}", 2.0)],
+        &[
+            ("{value=\"+Inf\"}", 1.0),
+            ("{value=\"0.5\"}", 1.0),
+            ("{value=\"2\"}", 2.0),
+        ],
     );
     assert_vector(
         &vector(&e, "count_values by (i) (\"value\", v{i=\"1\"})", 0.0),

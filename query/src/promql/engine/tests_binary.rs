@@ -38,11 +38,23 @@ fn promql_scalar_arithmetic_and_comparison() {
 fn promql_vector_scalar() {
     let e = engine(data());
     // Arithmetic drops the name.
-    assert_vector(&vector(&e, "limit * 2", 0.0), &[("{job=\"a\"}", 10.0), ("{job=\"b\"}", 100.0)]);
-    assert_vector(&vector(&e, "100 - limit", 0.0), &[("{job=\"a\"}", 95.0), ("{job=\"b\"}", 50.0)]);
+    assert_vector(
+        &vector(&e, "limit * 2", 0.0),
+        &[("{job=\"a\"}", 10.0), ("{job=\"b\"}", 100.0)],
+    );
+    assert_vector(
+        &vector(&e, "100 - limit", 0.0),
+        &[("{job=\"a\"}", 95.0), ("{job=\"b\"}", 50.0)],
+    );
     // A comparison filters and keeps the name and the vector's value, whichever side.
-    assert_vector(&vector(&e, "limit > 10", 0.0), &[("{__name__=\"limit\", job=\"b\"}", 50.0)]);
-    assert_vector(&vector(&e, "10 < limit", 0.0), &[("{__name__=\"limit\", job=\"b\"}", 50.0)]);
+    assert_vector(
+        &vector(&e, "limit > 10", 0.0),
+        &[("{__name__=\"limit\", job=\"b\"}", 50.0)],
+    );
+    assert_vector(
+        &vector(&e, "10 < limit", 0.0),
+        &[("{__name__=\"limit\", job=\"b\"}", 50.0)],
+    );
     // With bool: 0/1 for every element, name dropped.
     assert_vector(
         &vector(&e, "limit > bool 10", 0.0),
@@ -51,17 +63,26 @@ fn promql_vector_scalar() {
     // atan2 keeps the name.
     assert_vector(
         &vector(&e, "limit{job=\"a\"} atan2 5", 0.0),
-        &[("{__name__=\"limit\", job=\"a\"}", std::f64::consts::FRAC_PI_4)],
+        &[(
+            "{__name__=\"limit\", job=\"a\"}",
+            std::f64::consts::FRAC_PI_4,
+        )],
     );
     // Unary minus drops the name.
-    assert_vector(&vector(&e, "-limit", 0.0), &[("{job=\"a\"}", -5.0), ("{job=\"b\"}", -50.0)]);
+    assert_vector(
+        &vector(&e, "-limit", 0.0),
+        &[("{job=\"a\"}", -5.0), ("{job=\"b\"}", -50.0)],
+    );
 }
 
 #[test]
 fn promql_one_to_one_matching() {
     let e = engine(data());
     // Same labels apart from the name: limit / limit.
-    assert_vector(&vector(&e, "limit / limit", 0.0), &[("{job=\"a\"}", 1.0), ("{job=\"b\"}", 1.0)]);
+    assert_vector(
+        &vector(&e, "limit / limit", 0.0),
+        &[("{job=\"a\"}", 1.0), ("{job=\"b\"}", 1.0)],
+    );
     // on(job): the result keeps only the `on` labels.
     assert_vector(
         &vector(&e, "req{code=\"200\"} / on(job) limit", 0.0),
@@ -127,7 +148,11 @@ fn promql_matching_errors() {
         "found duplicate series for the match group {job=\"a\"} on the right hand-side of the operation: [{__name__=\"req\", code=\"500\", job=\"a\"}, {__name__=\"req\", code=\"200\", job=\"a\"}];many-to-many matching not allowed: matching labels must be unique on one side"
     );
     let err = error(&e, "req / on(job) group_right limit", 0.0);
-    assert!(err.message.contains("on the left hand-side"), "{}", err.message);
+    assert!(
+        err.message.contains("on the left hand-side"),
+        "{}",
+        err.message
+    );
     // One-to-one with two matches on the left.
     let err = error(&e, "req + on(job) limit", 0.0);
     assert_eq!(
@@ -136,16 +161,29 @@ fn promql_matching_errors() {
     );
     // group_left where two "many" series differ only by name: the same result labels twice.
     let mut d = data();
-    d.push(series("req2", &[("job", "a"), ("code", "200")], 0, 10, &[1.0]));
+    d.push(series(
+        "req2",
+        &[("job", "a"), ("code", "200")],
+        0,
+        10,
+        &[1.0],
+    ));
     let e2 = engine(d);
-    let err = error(&e2, "{__name__=~\"req|req2\", code=\"200\"} / on(job) group_left limit", 0.0);
+    let err = error(
+        &e2,
+        "{__name__=~\"req|req2\", code=\"200\"} / on(job) group_left limit",
+        0.0,
+    );
     assert_eq!(
         err.message,
         "multiple matches for labels: grouping labels must ensure unique matches"
     );
     // A filtered-out pair does not count as a match: of job a only code 200 passes (10 > 5),
     // and `on` keeps only the job label.
-    assert_vector(&vector(&e, "req > on(job) limit", 0.0), &[("{job=\"a\"}", 10.0)]);
+    assert_vector(
+        &vector(&e, "req > on(job) limit", 0.0),
+        &[("{job=\"a\"}", 10.0)],
+    );
 }
 
 #[test]
@@ -170,13 +208,19 @@ fn promql_set_operators() {
     );
     assert_vector(
         &vector(&e, "limit or on(job) info", 0.0),
-        &[("{__name__=\"limit\", job=\"a\"}", 5.0), ("{__name__=\"limit\", job=\"b\"}", 50.0)],
+        &[
+            ("{__name__=\"limit\", job=\"a\"}", 5.0),
+            ("{__name__=\"limit\", job=\"b\"}", 50.0),
+        ],
     );
     assert_vector(&vector(&e, "nothing or vector(3)", 0.0), &[("{}", 3.0)]);
     assert_vector(&vector(&e, "limit and nothing", 0.0), &[]);
     assert_vector(
         &vector(&e, "limit unless nothing", 0.0),
-        &[("{__name__=\"limit\", job=\"a\"}", 5.0), ("{__name__=\"limit\", job=\"b\"}", 50.0)],
+        &[
+            ("{__name__=\"limit\", job=\"a\"}", 5.0),
+            ("{__name__=\"limit\", job=\"b\"}", 50.0),
+        ],
     );
     assert_eq!(error(&e, "limit and 1", 0.0).kind, ErrorType::BadData);
 }
@@ -196,19 +240,34 @@ fn promql_binary_in_range_query_matches_per_step() {
         limits,
     );
     let m = matrix(&e, "a + b", 0, 120, 60);
-    assert_eq!(m, vec![("{k=\"1\"}".to_string(), vec![(0, 11.0), (60, 22.0)])]);
+    assert_eq!(
+        m,
+        vec![("{k=\"1\"}".to_string(), vec![(0, 11.0), (60, 22.0)])]
+    );
     // `or` fills the step where a is missing from b.
     let m = matrix(&e, "a or b", 0, 120, 60);
     assert_eq!(
         m,
         vec![
-            ("{__name__=\"a\", k=\"1\"}".to_string(), vec![(0, 1.0), (60, 2.0)]),
+            (
+                "{__name__=\"a\", k=\"1\"}".to_string(),
+                vec![(0, 1.0), (60, 2.0)]
+            ),
             ("{__name__=\"b\", k=\"1\"}".to_string(), vec![(120, 30.0)]),
         ]
     );
     let m = matrix(&e, "b unless a", 0, 120, 60);
-    assert_eq!(m, vec![("{__name__=\"b\", k=\"1\"}".to_string(), vec![(120, 30.0)])]);
+    assert_eq!(
+        m,
+        vec![("{__name__=\"b\", k=\"1\"}".to_string(), vec![(120, 30.0)])]
+    );
     // A scalar that changes per step.
     let m = matrix(&e, "b - time()", 0, 120, 60);
-    assert_eq!(m, vec![("{k=\"1\"}".to_string(), vec![(0, 10.0), (60, -40.0), (120, -90.0)])]);
+    assert_eq!(
+        m,
+        vec![(
+            "{k=\"1\"}".to_string(),
+            vec![(0, 10.0), (60, -40.0), (120, -90.0)]
+        )]
+    );
 }

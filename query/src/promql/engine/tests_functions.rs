@@ -43,10 +43,22 @@ fn promql_rate_half_interval_extrapolation() {
 #[test]
 fn promql_rate_counter_resets() {
     // 0, 10, 20, reset to 5, 15 every 10 s: increase 10 + 10 + 5 + 10 = 35 over 40 s.
-    let e = engine(vec![series("c", &[("a", "b")], 0, 10, &[0.0, 10.0, 20.0, 5.0, 15.0])]);
+    let e = engine(vec![series(
+        "c",
+        &[("a", "b")],
+        0,
+        10,
+        &[0.0, 10.0, 20.0, 5.0, 15.0],
+    )]);
     // Window [0 s, 40 s] is covered: 35.
-    assert_vector(&vector(&e, "increase(c[40s])", 40.0), &[("{a=\"b\"}", 35.0)]);
-    assert_vector(&vector(&e, "rate(c[40s])", 40.0), &[("{a=\"b\"}", 35.0 / 40.0)]);
+    assert_vector(
+        &vector(&e, "increase(c[40s])", 40.0),
+        &[("{a=\"b\"}", 35.0)],
+    );
+    assert_vector(
+        &vector(&e, "rate(c[40s])", 40.0),
+        &[("{a=\"b\"}", 35.0 / 40.0)],
+    );
     assert_vector(&vector(&e, "resets(c[1m])", 40.0), &[("{a=\"b\"}", 1.0)]);
     // delta ignores resets: 15 - 0.
     assert_vector(&vector(&e, "delta(c[40s])", 40.0), &[("{a=\"b\"}", 15.0)]);
@@ -62,7 +74,13 @@ fn promql_rate_counter_resets() {
 fn promql_rate_in_range_query_matches_instant() {
     let e = engine(vec![
         ramp("c", &[("i", "1")], 15, 3.0, 7.0, 400),
-        series("c", &[("i", "2")], 0, 15, &[1.0, 5.0, 2.0, 9.0, 30.0, 31.0, 50.0, 0.5, 4.0]),
+        series(
+            "c",
+            &[("i", "2")],
+            0,
+            15,
+            &[1.0, 5.0, 2.0, 9.0, 30.0, 31.0, 50.0, 0.5, 4.0],
+        ),
     ]);
     let m = matrix(&e, "rate(c[1m])", 0, 600, 30);
     for (labels, points) in &m {
@@ -77,7 +95,13 @@ fn promql_rate_in_range_query_matches_instant() {
 
 #[test]
 fn promql_over_time_functions() {
-    let e = engine(vec![series("g", &[("a", "x")], 0, 10, &[1.0, 4.0, 2.0, 8.0, 5.0])]);
+    let e = engine(vec![series(
+        "g",
+        &[("a", "x")],
+        0,
+        10,
+        &[1.0, 4.0, 2.0, 8.0, 5.0],
+    )]);
     let at = |q: &str| vector(&e, q, 40.0);
     let l = "{a=\"x\"}";
     assert_vector(&at("avg_over_time(g[1m])"), &[(l, 4.0)]);
@@ -86,12 +110,18 @@ fn promql_over_time_functions() {
     assert_vector(&at("sum_over_time(g[1m])"), &[(l, 20.0)]);
     assert_vector(&at("count_over_time(g[1m])"), &[(l, 5.0)]);
     // Keeps the metric name, unlike the others.
-    assert_vector(&at("last_over_time(g[1m])"), &[("{__name__=\"g\", a=\"x\"}", 5.0)]);
+    assert_vector(
+        &at("last_over_time(g[1m])"),
+        &[("{__name__=\"g\", a=\"x\"}", 5.0)],
+    );
     assert_vector(&at("present_over_time(g[1m])"), &[(l, 1.0)]);
     // Sorted 1 2 4 5 8; rank 0.5 * 4 = 2 → 4; rank 0.9 * 4 = 3.6 → 5 + 0.6 * 3.
     assert_vector(&at("quantile_over_time(0.5, g[1m])"), &[(l, 4.0)]);
     assert_vector(&at("quantile_over_time(0.9, g[1m])"), &[(l, 6.8)]);
-    assert_vector(&at("quantile_over_time(-1, g[1m])"), &[(l, f64::NEG_INFINITY)]);
+    assert_vector(
+        &at("quantile_over_time(-1, g[1m])"),
+        &[(l, f64::NEG_INFINITY)],
+    );
     // Population variance of 1 4 2 8 5 (mean 4): (9 + 0 + 4 + 16 + 1) / 5 = 6.
     assert_vector(&at("stdvar_over_time(g[1m])"), &[(l, 6.0)]);
     assert_vector(&at("stddev_over_time(g[1m])"), &[(l, 6f64.sqrt())]);
@@ -112,10 +142,16 @@ fn promql_absent_and_absent_over_time() {
         &[("{job=\"x\"}", 1.0)],
     );
     // Two equality matchers on one label give no label.
-    assert_vector(&vector(&e, "absent(nope{a=\"b\", a=\"c\"})", 0.0), &[("{}", 1.0)]);
+    assert_vector(
+        &vector(&e, "absent(nope{a=\"b\", a=\"c\"})", 0.0),
+        &[("{}", 1.0)],
+    );
     assert_vector(&vector(&e, "absent(sum(nope))", 0.0), &[("{}", 1.0)]);
     assert_vector(&vector(&e, "absent_over_time(m[1m])", 30.0), &[]);
-    assert_vector(&vector(&e, "absent_over_time(m{job=\"a\"}[1m])", 61.0), &[("{job=\"a\"}", 1.0)]);
+    assert_vector(
+        &vector(&e, "absent_over_time(m{job=\"a\"}[1m])", 61.0),
+        &[("{job=\"a\"}", 1.0)],
+    );
     // In a range query, only the steps where nothing is present.
     let m = matrix(&e, "absent_over_time(m[30s])", 0, 60, 15);
     assert_eq!(m, vec![("{}".to_string(), vec![(45, 1.0), (60, 1.0)])]);
@@ -127,9 +163,15 @@ fn promql_deriv_and_predict_linear() {
     let e = engine(vec![series("g", &[], 0, 10, &[2.0, 7.0, 12.0, 17.0])]);
     assert_vector(&vector(&e, "deriv(g[1m])", 30.0), &[("{}", 0.5)]);
     // At 30 s the line is at 17; 60 s later 47.
-    assert_vector(&vector(&e, "predict_linear(g[1m], 60)", 30.0), &[("{}", 47.0)]);
+    assert_vector(
+        &vector(&e, "predict_linear(g[1m], 60)", 30.0),
+        &[("{}", 47.0)],
+    );
     // Evaluated at 40 s the intercept is at 40 s (22); 10 s ahead: 27.
-    assert_vector(&vector(&e, "predict_linear(g[1m], 10)", 40.0), &[("{}", 27.0)]);
+    assert_vector(
+        &vector(&e, "predict_linear(g[1m], 10)", 40.0),
+        &[("{}", 27.0)],
+    );
     // A constant series has slope 0.
     let e = engine(vec![series("k", &[], 0, 10, &[3.0, 3.0, 3.0])]);
     assert_vector(&vector(&e, "deriv(k[1m])", 20.0), &[("{}", 0.0)]);
@@ -140,10 +182,16 @@ fn promql_holt_winters() {
     // 1, 2, 4 with sf = 0.5, tf = 0.5: s1 = 1, b = 1; i=1: s = 0.5*2 + 0.5*(1+1) = 2;
     // i=2: b = 0.5*(2-1) + 0.5*1 = 1, s = 0.5*4 + 0.5*(2+1) = 3.5.
     let e = engine(vec![series("g", &[], 0, 10, &[1.0, 2.0, 4.0])]);
-    assert_vector(&vector(&e, "holt_winters(g[1m], 0.5, 0.5)", 20.0), &[("{}", 3.5)]);
+    assert_vector(
+        &vector(&e, "holt_winters(g[1m], 0.5, 0.5)", 20.0),
+        &[("{}", 3.5)],
+    );
     let err = error(&e, "holt_winters(g[1m], 1, 0.5)", 20.0);
     assert_eq!(err.kind, ErrorType::Execution);
-    assert_eq!(err.message, "invalid smoothing factor. Expected: 0 < sf < 1, got: 1.000000");
+    assert_eq!(
+        err.message,
+        "invalid smoothing factor. Expected: 0 < sf < 1, got: 1.000000"
+    );
 }
 
 #[test]
@@ -187,13 +235,20 @@ fn promql_math_functions_drop_the_name() {
     assert_vector(&one("atanh(m / 5)"), &[(l, (-0.5f64).atanh())]);
     assert_vector(&one("acosh(abs(m))"), &[(l, 2.5f64.acosh())]);
     assert_eq!(scalar(&e, "pi()", 0.0), std::f64::consts::PI);
+    // Native-histogram functions give nothing for float samples.
+    assert_vector(&one("histogram_count(m)"), &[]);
+    assert_vector(&one("histogram_sum(m)"), &[]);
+    assert_vector(&one("histogram_fraction(0, 1, m)"), &[]);
     // Two series that end up with the same labels at the same time are an error.
     let e = engine(vec![
         series("x", &[("a", "b")], 0, 10, &[1.0]),
         series("y", &[("a", "b")], 0, 10, &[2.0]),
     ]);
     let err = error(&e, "abs({a=\"b\"})", 0.0);
-    assert_eq!(err.message, "vector cannot contain metrics with the same labelset");
+    assert_eq!(
+        err.message,
+        "vector cannot contain metrics with the same labelset"
+    );
 }
 
 #[test]
@@ -204,7 +259,13 @@ fn promql_same_labels_at_different_times_merge() {
         series("y", &[("a", "b")], 400, 10, &[-2.0]),
     ]);
     let m = matrix(&e, "abs({a=\"b\"})", 0, 400, 200);
-    assert_eq!(m, vec![("{a=\"b\"}".to_string(), vec![(0, 1.0), (200, 1.0), (400, 2.0)])]);
+    assert_eq!(
+        m,
+        vec![(
+            "{a=\"b\"}".to_string(),
+            vec![(0, 1.0), (200, 1.0), (400, 2.0)]
+        )]
+    );
 }
 
 #[test]
@@ -219,21 +280,44 @@ fn promql_time_scalar_vector_timestamp() {
     assert_eq!(scalar(&e, "scalar(m{i=\"2\"})", 10.0), 3.0);
     assert_vector(&vector(&e, "vector(time())", 3.0), &[("{}", 3.0)]);
     // timestamp() of a selector: the sample's time (7 s), not the evaluation time.
-    assert_vector(&vector(&e, "timestamp(m{i=\"1\"})", 10.0), &[("{i=\"1\"}", 7.0)]);
+    assert_vector(
+        &vector(&e, "timestamp(m{i=\"1\"})", 10.0),
+        &[("{i=\"1\"}", 7.0)],
+    );
     // Of another expression: the evaluation time.
-    assert_vector(&vector(&e, "timestamp(m{i=\"1\"} + 1)", 10.0), &[("{i=\"1\"}", 10.0)]);
+    assert_vector(
+        &vector(&e, "timestamp(m{i=\"1\"} + 1)", 10.0),
+        &[("{i=\"1\"}", 10.0)],
+    );
 }
 
 #[test]
 fn promql_label_replace_and_join() {
-    let e = engine(vec![series("up", &[("job", "api-1"), ("env", "prod")], 0, 10, &[1.0])]);
+    let e = engine(vec![series(
+        "up",
+        &[("job", "api-1"), ("env", "prod")],
+        0,
+        10,
+        &[1.0],
+    )]);
     assert_vector(
-        &vector(&e, "label_replace(up, \"svc\", \"$1/$2\", \"job\", \"(.*)-(.*)\")", 0.0),
-        &[("{__name__=\"up\", env=\"prod\", job=\"api-1\", svc=\"api/1\"}", 1.0)],
+        &vector(
+            &e,
+            "label_replace(up, \"svc\", \"$1/$2\", \"job\", \"(.*)-(.*)\")",
+            0.0,
+        ),
+        &[(
+            "{__name__=\"up\", env=\"prod\", job=\"api-1\", svc=\"api/1\"}",
+            1.0,
+        )],
     );
     // No match: unchanged. An empty replacement removes the label.
     assert_vector(
-        &vector(&e, "label_replace(up, \"svc\", \"x\", \"job\", \"nomatch\")", 0.0),
+        &vector(
+            &e,
+            "label_replace(up, \"svc\", \"x\", \"job\", \"nomatch\")",
+            0.0,
+        ),
         &[("{__name__=\"up\", env=\"prod\", job=\"api-1\"}", 1.0)],
     );
     assert_vector(
@@ -241,13 +325,26 @@ fn promql_label_replace_and_join() {
         &[("{__name__=\"up\", job=\"api-1\"}", 1.0)],
     );
     assert_vector(
-        &vector(&e, "label_join(up, \"both\", \"|\", \"env\", \"job\", \"missing\")", 0.0),
-        &[("{__name__=\"up\", both=\"prod|api-1|\", env=\"prod\", job=\"api-1\"}", 1.0)],
+        &vector(
+            &e,
+            "label_join(up, \"both\", \"|\", \"env\", \"job\", \"missing\")",
+            0.0,
+        ),
+        &[(
+            "{__name__=\"up\", both=\"prod|api-1|\", env=\"prod\", job=\"api-1\"}",
+            1.0,
+        )],
     );
     let err = error(&e, "label_replace(up, \"1x\", \"\", \"job\", \".*\")", 0.0);
-    assert_eq!(err.message, "invalid destination label name in label_replace(): 1x");
+    assert_eq!(
+        err.message,
+        "invalid destination label name in label_replace(): 1x"
+    );
     let err = error(&e, "label_replace(up, \"x\", \"\", \"job\", \"(\")", 0.0);
-    assert_eq!(err.message, "invalid regular expression in label_replace(): (");
+    assert_eq!(
+        err.message,
+        "invalid regular expression in label_replace(): ("
+    );
 }
 
 #[test]
@@ -277,21 +374,37 @@ fn promql_sort_keeps_order_in_instant_queries() {
         series("m", &[("i", "c")], 0, 10, &[1.0]),
         series("m", &[("i", "d")], 0, 10, &[2.0]),
     ]);
-    let names = |q: &str| -> Vec<String> { vector(&e, q, 0.0).into_iter().map(|(l, _)| l).collect() };
+    let names =
+        |q: &str| -> Vec<String> { vector(&e, q, 0.0).into_iter().map(|(l, _)| l).collect() };
     let l = |i: &str| format!("{{__name__=\"m\", i=\"{i}\"}}");
     // NaN sorts last both ways.
     assert_eq!(names("sort(m)"), vec![l("c"), l("d"), l("a"), l("b")]);
     assert_eq!(names("sort_desc(m)"), vec![l("a"), l("d"), l("c"), l("b")]);
-    // Anything else is sorted by labels.
-    assert_eq!(names("sort(m) + 0").len(), 4);
-    assert_eq!(names("m * 1")[0], "{i=\"a\"}");
+    // The order survives operations on top, as in Prometheus: NaN is dropped by `> 0`.
+    let bare = |i: &str| format!("{{i=\"{i}\"}}");
+    assert_eq!(names("sort_desc(m) > 0"), vec![l("a"), l("d"), l("c")]);
+    assert_eq!(
+        names("sort(m) * 2"),
+        vec![bare("c"), bare("d"), bare("a"), bare("b")]
+    );
+    assert_eq!(names("topk(2, m) > 0"), vec![l("a"), l("d")]);
+    // Without sort/topk/bottomk the answer is sorted by labels.
+    assert_eq!(
+        names("-m"),
+        vec![bare("a"), bare("b"), bare("c"), bare("d")]
+    );
 }
 
 #[test]
 fn promql_histogram_quantile() {
     // Cumulative buckets: 10 below 0.1, 20 below 0.5, 40 below 1, 40 in all.
     let b = |le: &str, v: f64| series("h_bucket", &[("le", le), ("job", "a")], 0, 10, &[v]);
-    let e = engine(vec![b("0.1", 10.0), b("0.5", 20.0), b("1", 40.0), b("+Inf", 40.0)]);
+    let e = engine(vec![
+        b("0.1", 10.0),
+        b("0.5", 20.0),
+        b("1", 40.0),
+        b("+Inf", 40.0),
+    ]);
     let q = |phi: f64| vector(&e, &format!("histogram_quantile({phi}, h_bucket)"), 0.0);
     // Rank 20 of 40 is the top of the second bucket: 0.5.
     assert_vector(&q(0.5), &[("{job=\"a\"}", 0.5)]);
@@ -305,24 +418,44 @@ fn promql_histogram_quantile() {
     assert_vector(&q(1.5), &[("{job=\"a\"}", f64::INFINITY)]);
     // Without the +Inf bucket: NaN.
     let e2 = engine(vec![b("0.1", 10.0), b("1", 40.0)]);
-    assert_vector(&vector(&e2, "histogram_quantile(0.5, h_bucket)", 0.0), &[("{job=\"a\"}", f64::NAN)]);
+    assert_vector(
+        &vector(&e2, "histogram_quantile(0.5, h_bucket)", 0.0),
+        &[("{job=\"a\"}", f64::NAN)],
+    );
     // No observations: NaN.
     let e3 = engine(vec![b("1", 0.0), b("+Inf", 0.0)]);
-    assert_vector(&vector(&e3, "histogram_quantile(0.5, h_bucket)", 0.0), &[("{job=\"a\"}", f64::NAN)]);
+    assert_vector(
+        &vector(&e3, "histogram_quantile(0.5, h_bucket)", 0.0),
+        &[("{job=\"a\"}", f64::NAN)],
+    );
 }
 
 #[test]
 fn promql_histogram_quantile_monotonicity_and_inf_bucket() {
     // Buckets dip (le=1 counts fewer than le=0.5): treated as 30, 30 (the envelope).
     let b = |le: &str, v: f64| series("h_bucket", &[("le", le)], 0, 10, &[v]);
-    let e = engine(vec![b("0.5", 30.0), b("1", 25.0), b("2", 60.0), b("+Inf", 100.0)]);
+    let e = engine(vec![
+        b("0.5", 30.0),
+        b("1", 25.0),
+        b("2", 60.0),
+        b("+Inf", 100.0),
+    ]);
     // Rank 45: bucket le=2 (30..60): 1 + 1 * (15/30) = 1.5.
-    assert_vector(&vector(&e, "histogram_quantile(0.45, h_bucket)", 0.0), &[("{}", 1.5)]);
+    assert_vector(
+        &vector(&e, "histogram_quantile(0.45, h_bucket)", 0.0),
+        &[("{}", 1.5)],
+    );
     // Rank 90 lies in +Inf: the second-highest bound, 2.
-    assert_vector(&vector(&e, "histogram_quantile(0.9, h_bucket)", 0.0), &[("{}", 2.0)]);
+    assert_vector(
+        &vector(&e, "histogram_quantile(0.9, h_bucket)", 0.0),
+        &[("{}", 2.0)],
+    );
     // Series without a readable le are ignored.
     let e = engine(vec![b("0.5", 30.0), b("x", 1.0), b("+Inf", 60.0)]);
-    assert_vector(&vector(&e, "histogram_quantile(0.25, h_bucket)", 0.0), &[("{}", 0.25)]);
+    assert_vector(
+        &vector(&e, "histogram_quantile(0.25, h_bucket)", 0.0),
+        &[("{}", 0.25)],
+    );
 }
 
 #[test]
@@ -331,11 +464,24 @@ fn promql_histogram_quantile_over_rates_in_range_query() {
     let mut s = Vec::new();
     for (inst, scale) in [("1", 1.0), ("2", 3.0)] {
         for (le, per_step) in [("0.1", 1.0), ("1", 3.0), ("+Inf", 4.0)] {
-            s.push(ramp("h_bucket", &[("le", le), ("inst", inst)], 15, 0.0, per_step * scale, 100));
+            s.push(ramp(
+                "h_bucket",
+                &[("le", le), ("inst", inst)],
+                15,
+                0.0,
+                per_step * scale,
+                100,
+            ));
         }
     }
     let e = engine(s);
-    let m = matrix(&e, "histogram_quantile(0.5, sum by (le) (rate(h_bucket[1m])))", 300, 600, 60);
+    let m = matrix(
+        &e,
+        "histogram_quantile(0.5, sum by (le) (rate(h_bucket[1m])))",
+        300,
+        600,
+        60,
+    );
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].1.len(), 6);
     // Rates per second are proportional to 4 / 12 / 16 (of 16 in all): rank 8 lies in le=1

@@ -119,7 +119,10 @@ pub(crate) fn engine_with(series: Vec<RawSeries>, limits: Limits) -> Engine {
 /// An instant query's vector as (labels as text, value) pairs, in answer order.
 pub(crate) fn vector(e: &Engine, q: &str, t_s: f64) -> Vec<(String, f64)> {
     match e.instant(q, (t_s * 1000.0) as i64) {
-        Ok(QueryValue::Vector(v)) => v.into_iter().map(|s| (super::series::go_labels(&s.labels), s.v)).collect(),
+        Ok(QueryValue::Vector(v)) => v
+            .into_iter()
+            .map(|s| (super::series::go_labels(&s.labels), s.v))
+            .collect(),
         other => panic!("{q}: expected a vector, got {other:?}"),
     }
 }
@@ -172,20 +175,13 @@ pub(crate) fn approx(got: f64, want: f64) {
         return;
     }
     let tol = 1e-9 * want.abs().max(1e-12);
-    assert!(
-        (got - want).abs() <= tol,
-        "got {got}, want {want}"
-    );
+    assert!((got - want).abs() <= tol, "got {got}, want {want}");
 }
 
 /// Asserts a vector answer (labels as text, value) equals the expected one, values to 1e-9.
 #[track_caller]
 pub(crate) fn assert_vector(got: &[(String, f64)], want: &[(&str, f64)]) {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "got {got:?}, want {want:?}"
-    );
+    assert_eq!(got.len(), want.len(), "got {got:?}, want {want:?}");
     for ((gl, gv), (wl, wv)) in got.iter().zip(want) {
         assert_eq!(gl, wl, "got {got:?}, want {want:?}");
         approx(*gv, *wv);
