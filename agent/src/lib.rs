@@ -1,8 +1,8 @@
 //! skein-agent: the per-host shipper. It tails log files ([`tail`]), parses their lines
 //! ([`parse`]), receives OTLP from local apps ([`receiver`]), samples host and process
-//! resources ([`hostmetrics`]), writes everything to a bounded disk buffer ([`buffer`]) and
-//! ships it to the collector over OTLP/HTTP ([`ship`]), with heartbeats ([`heartbeat`]) and
-//! its own counters ([`telemetry`]).
+//! resources ([`hostmetrics`]), scrapes Prometheus and OpenMetrics endpoints ([`scrape`]),
+//! writes everything to a bounded disk buffer ([`buffer`]) and ships it to the collector over
+//! OTLP/HTTP ([`ship`]), with heartbeats ([`heartbeat`]) and its own counters ([`telemetry`]).
 //!
 //! The guarantee: a line is read, buffered on disk, sent, and only when the collector has
 //! acknowledged it does its file's checkpoint move past it. On a clean stop everything is
@@ -19,6 +19,7 @@ pub mod hostmetrics;
 pub mod parse;
 pub mod pipeline;
 pub mod receiver;
+pub mod scrape;
 pub mod ship;
 pub mod tail;
 pub mod telemetry;
@@ -445,6 +446,10 @@ where
         None
     };
 
+    // Prometheus / OpenMetrics scrapes.
+    let scrape_tasks = scrape::start(&cfg, buffer.clone(), telemetry.clone(), stop_rx.clone())
+        .map_err(AgentError::Config)?;
+
     // Heartbeats.
     let hb_task = tokio::spawn(heartbeat::run(
         heartbeat::HeartbeatParts {
@@ -480,6 +485,9 @@ where
         let _ = tokio::task::spawn_blocking(move || f.join()).await;
     }
     if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
+    for t in scrape_tasks {
         let _ = t.await;
     }
     let _ = hb_task.await;

@@ -29,6 +29,7 @@ struct Inner {
     buffer_bytes: GaugeU64,
     buffer_max_bytes: GaugeU64,
     received: CounterFamily,
+    scrapes: CounterFamily,
     shipping_blocked: GaugeFamily,
     /// Why shipping is blocked now: the gauge's reason and a sentence for people.
     blocked: Mutex<Option<(String, String)>>,
@@ -84,11 +85,15 @@ impl Telemetry {
         );
         let dropped = m.counter_family(
             "dropped",
-            "Records dropped, by reason (buffer_full under when_full = drop_oldest; too_large or bad_request: one record the collector refused on its own; partial_success; undecodable)",
+            "Records dropped, by reason (buffer_full under when_full = drop_oldest; too_large or bad_request: one record the collector refused on its own; partial_success; undecodable; scrape_non_finite: scraped samples whose value is NaN or infinite, which the metrics store does not keep)",
         );
         let received = m.counter_family(
             "received",
             "Records received by the local OTLP receiver, by signal",
+        );
+        let scrapes = m.counter_family(
+            "scrapes",
+            "Scrapes of [[scrape]] targets, by job and result (ok, failed: up = 0)",
         );
         let shipping_blocked = m.gauge_family(
             "shipping_blocked",
@@ -116,6 +121,7 @@ impl Telemetry {
                 buffer_bytes,
                 buffer_max_bytes,
                 received,
+                scrapes,
                 shipping_blocked,
                 blocked: Mutex::new(None),
             }),
@@ -189,6 +195,14 @@ impl Telemetry {
     /// Records received by the local OTLP receiver.
     pub fn received(&self, signal: &str, n: u64) {
         Self::by(&self.inner.received, "signal", signal, n);
+    }
+    /// One scrape of a `[[scrape]]` target, succeeded or failed.
+    pub fn scrape(&self, job: &str, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.inner
+            .scrapes
+            .get_or_create(&vec![("job", job.to_string()), ("result", result.into())])
+            .inc();
     }
     /// Current and maximum disk buffer size.
     pub fn set_buffer(&self, bytes: u64, max: u64) {
