@@ -18,6 +18,13 @@ use std::time::Duration;
 pub struct AlertsSection {
     /// Rule files, or directories whose `*.toml` files are rule files. Default none.
     pub rules: Vec<PathBuf>,
+    /// Prometheus rule files (YAML), as globs such as `alerts/*.rules.yml` (Prometheus's
+    /// `rule_files`). Checked at start: a bad file stops the start naming file and line.
+    /// Default none.
+    pub rule_files: Vec<String>,
+    /// Labels templates read as `$externalLabels.NAME` (Prometheus's `external_labels`).
+    /// Default none.
+    pub external_labels: BTreeMap<String, String>,
     /// How often every rule is evaluated. Default `5s`.
     pub eval_interval: String,
     /// Base URL put in notifications (`externalURL`, `generatorURL`). Default the query API's
@@ -54,6 +61,8 @@ impl Default for AlertsSection {
     fn default() -> Self {
         AlertsSection {
             rules: Vec::new(),
+            rule_files: Vec::new(),
+            external_labels: BTreeMap::new(),
             eval_interval: "5s".into(),
             external_url: String::new(),
             history_max: 10_000,
@@ -151,6 +160,10 @@ pub struct InhibitSection {
 pub struct AlertsPlan {
     /// Rule paths.
     pub rules: Vec<PathBuf>,
+    /// Prometheus rule file globs.
+    pub rule_files: Vec<String>,
+    /// External labels, for templates.
+    pub external_labels: BTreeMap<String, String>,
     /// Evaluation interval.
     pub eval_interval: Duration,
     /// `externalURL`, empty when the caller fills in the API address.
@@ -186,6 +199,19 @@ fn matchers(key: &str, list: &[String]) -> Result<Vec<CompiledMatcher>, String> 
 }
 
 impl AlertsSection {
+    /// The `[alerts]` section of a collector configuration file's text (the defaults when it
+    /// has none); the other sections are not looked at. For `skein rules check`.
+    pub fn from_config_text(text: &str) -> Result<AlertsSection, String> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        match table.get("alerts") {
+            None => Ok(AlertsSection::default()),
+            Some(v) => v
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| format!("key alerts: {}", e.message())),
+        }
+    }
+
     /// Checks every value and builds the plan; errors name the key and value.
     pub fn plan(&self) -> Result<AlertsPlan, String> {
         let eval_interval = dur("alerts.eval_interval", &self.eval_interval)?;
@@ -307,8 +333,21 @@ impl AlertsSection {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
+        for k in self.external_labels.keys() {
+            if !crate::promrules::names::valid_label_name(k) {
+                return Err(format!(
+                    "key alerts.external_labels: label name \"{k}\" must match [a-zA-Z_][a-zA-Z0-9_]*"
+                ));
+            }
+        }
+        if let Err(errors) = crate::promrules::load_rule_files(&self.rule_files) {
+            let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            return Err(format!("key alerts.rule_files: {}", list.join("; ")));
+        }
         Ok(AlertsPlan {
             rules: self.rules.clone(),
+            rule_files: self.rule_files.clone(),
+            external_labels: self.external_labels.clone(),
             eval_interval,
             external_url: self.external_url.trim_end_matches('/').to_string(),
             history_max: self.history_max,

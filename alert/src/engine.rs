@@ -15,8 +15,11 @@ use skein_model::time::now_ms;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
+
+#[path = "engine_prom.rs"]
+mod prom;
 
 /// Rule files with errors are read again this often (ms): a metric unknown now may exist later.
 const RETRY_BAD_FILES_MS: i64 = 30_000;
@@ -83,6 +86,8 @@ pub(crate) struct Inner {
     dirty: bool,
     /// Hash of the shared silences last read (in a cluster).
     silences_seen: u64,
+    /// Prometheus rule files (`alerts.rule_files`).
+    pub(crate) prom: prom::PromState,
 }
 
 impl Inner {
@@ -97,6 +102,7 @@ impl Inner {
             .iter()
             .cloned()
             .chain(self.files.values().flat_map(|f| f.errors.clone()))
+            .chain(self.prom.errors())
             .collect()
     }
 }
@@ -129,6 +135,8 @@ pub(crate) struct Shared {
     telemetry: crate::telemetry::AlertTelemetry,
     /// Delivery counts already added to telemetry, by (receiver, result).
     counted: Mutex<HashMap<(String, &'static str), u64>>,
+    /// The PromQL engine and recording store, once connected.
+    prom: OnceLock<prom::PromConn>,
 }
 
 /// The alert engine; cheap to clone.
@@ -210,6 +218,7 @@ impl AlertEngine {
             since: HashMap::new(),
             dirty: false,
             silences_seen: 0,
+            prom: prom::PromState::default(),
         };
         Ok(AlertEngine {
             inner: Arc::new(Mutex::new(inner)),
@@ -224,6 +233,7 @@ impl AlertEngine {
                 leading: AtomicBool::new(false),
                 telemetry,
                 counted: Mutex::new(HashMap::new()),
+                prom: OnceLock::new(),
             }),
         })
     }
@@ -409,6 +419,8 @@ impl AlertEngine {
     /// One evaluation of every rule.
     pub fn evaluate(&self, now: i64) {
         self.reload(now);
+        self.prom_reload(now);
+        let prom = self.prom_evaluate(now);
         let rules = self.lock().rules();
         let mut results = Vec::with_capacity(rules.len());
         for r in &rules {
@@ -419,9 +431,10 @@ impl AlertEngine {
             results.push((key, r.clone(), res, t0.elapsed().as_secs_f64()));
         }
         let max_alerts = self.shared.plan.max_alerts;
+        let external = &self.shared.plan.external_labels;
         let mut g = self.lock();
         let mut all_changes = Vec::new();
-        let live: HashSet<String> = results.iter().map(|(k, ..)| k.clone()).collect();
+        let mut live: HashSet<String> = results.iter().map(|(k, ..)| k.clone()).collect();
         for (key, rule, res, secs) in results {
             let mut health = Health {
                 last_ms: Some(now),
@@ -441,7 +454,7 @@ impl AlertEngine {
                             let annotations = rule
                                 .annotations
                                 .iter()
-                                .map(|(k, t)| (k.clone(), t.render(&labels, value)))
+                                .map(|(k, t)| (k.clone(), t.render_with(&labels, value, external)))
                                 .collect();
                             Found {
                                 labels,
@@ -482,6 +495,7 @@ impl AlertEngine {
         self.shared
             .telemetry
             .alert_evaluations(live.len() as u64 - failed.min(live.len() as u64), failed);
+        all_changes.extend(self.prom_apply(&mut g, prom, now, &mut live));
         all_changes.extend(g.states.drop_rules(&live, now));
         let count =
             |st: AlertState| g.states.alerts.values().filter(|a| a.state == st).count() as u64;

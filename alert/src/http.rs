@@ -178,7 +178,7 @@ fn rules_answer(e: &AlertEngine, q: &HashMap<String, String>) -> Response {
             _ => {}
         }
     }
-    let rules = g
+    let mut rules = g
         .rules()
         .iter()
         .filter(|r| q.get("name").is_none_or(|n| &r.name == n))
@@ -206,9 +206,11 @@ fn rules_answer(e: &AlertEngine, q: &HashMap<String, String>) -> Response {
                 evaluation_seconds: h.seconds,
                 pending,
                 firing,
+                group: None,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    rules.extend(e.prom_rule_infos(&g, q.get("name")));
     let errors = g
         .errors()
         .into_iter()

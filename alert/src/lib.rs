@@ -5,6 +5,9 @@
 //!
 //! - [`rules`]: rule files (TOML), checked at load with file and line; [`template`]:
 //!   annotation templates (`{{ $labels.service }}`, `{{ $value }}`).
+//! - [`promrules`]: Prometheus rule files (YAML, `alerts.rule_files`), checked as promtool
+//!   checks them; alerting rules through the same states, recording rules written back, both
+//!   evaluated by a PromQL engine the collector connects ([`AlertEngine::connect_promql`]).
 //! - [`cond`]: a rule's condition against the metrics store, the log and span indexes and
 //!   the agent registry.
 //! - [`state`]: inactive → pending → firing → resolved per label set, saved across restarts,
@@ -29,6 +32,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod http;
 pub mod outbox;
+pub mod promrules;
 pub mod rule_types;
 pub mod rules;
 pub mod shared;

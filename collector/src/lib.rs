@@ -321,6 +321,21 @@ where
         ),
     }
     .map_err(|e| CollectorError::Serve(format!("cannot open the alert state: {e}")))?;
+    // Prometheus rule files evaluate through the PromQL engine over the same reads as the
+    // API; recording rules write to this node's store (in a cluster every node's own store is
+    // read by the fan-out, so any node's recorded series are seen everywhere).
+    alerts.connect_promql(
+        Arc::new(skein_query::promql::Engine::new(
+            Arc::new(skein_query::promql::source::StoreSource::new(
+                metric_reads.clone(),
+            )),
+            skein_query::promql::engine::Limits {
+                timeout: Duration::from_millis(cfg.query.timeout_ms),
+                ..Default::default()
+            },
+        )),
+        Arc::new(tsdb.clone()),
+    );
     let alert_task = match &cluster {
         // One node of a cluster evaluates and notifies: the holder of the alert lease.
         Some(c) => {

@@ -78,9 +78,9 @@ pub struct RuleInfo {
     pub file: String,
     /// Line of its name in the file.
     pub line: usize,
-    /// metric, logs, traces or absent.
+    /// metric, logs, traces or absent; for a Prometheus rule, alerting or recording.
     pub kind: String,
-    /// The condition in words.
+    /// The condition in words (a Prometheus rule's expression).
     pub condition: String,
     /// `for`, as written (for example `30s`).
     pub for_duration: String,
@@ -100,6 +100,9 @@ pub struct RuleInfo {
     pub pending: usize,
     /// Firing alerts of this rule.
     pub firing: usize,
+    /// The group of a Prometheus rule (`alerts.rule_files`); none for a TOML rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// A rule file that could not be loaded (its other rules, and other files, keep running).

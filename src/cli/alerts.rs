@@ -1,16 +1,13 @@
-//! `skein alerts`, and the tables and file check behind `skein rules` and `skein silence`
+//! `skein alerts`, and the tables behind `skein rules` and `skein silence`
 //! (their commands are in [`crate::cmd`]).
 //!
-//! `skein rules check` reads rule files on this machine, as the collector would, and prints
-//! each error with its file and line; with `--api` it also checks metric names against a
-//! running collector. The other commands talk to the query API. Labels and annotations come
-//! from outside (logs, metrics), so they go through [`sanitize`] before they are printed.
+//! `skein rules check` is in [`super::rulecheck`]. The commands here talk to the query API.
+//! Labels and annotations come from outside (logs, metrics), so they go through [`sanitize`]
+//! before they are printed.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Context;
-use skein_alert::rules::{load_file, rule_files};
 use skein_client::Client;
 use skein_model::alert_api::{
     AlertsResponse, HistoryResponse, LabelSet, NotificationsResponse, RulesResponse,
@@ -20,7 +17,7 @@ use skein_model::time::now_ms;
 
 use super::monitor::{emit, num};
 use super::render::sanitize;
-use super::{EXIT_ERROR, EXIT_FOUND, EXIT_NOT_FOUND};
+use super::{EXIT_FOUND, EXIT_NOT_FOUND};
 
 /// What `skein alerts` shows.
 pub struct AlertsArgs {
@@ -232,60 +229,10 @@ pub async fn alerts(
     Ok(code)
 }
 
-/// Checks rule files; prints one line per good file and each error with file and line.
-pub fn check(
-    paths: &[PathBuf],
-    known: &dyn Fn(&str) -> bool,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> anyhow::Result<u8> {
-    let files = match rule_files(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            writeln!(err, "{e}")?;
-            return Ok(EXIT_ERROR);
-        }
-    };
-    if files.is_empty() {
-        writeln!(err, "no rule files (*.toml) found in the paths given")?;
-        return Ok(EXIT_ERROR);
-    }
-    let mut bad = 0;
-    for f in &files {
-        match load_file(f, known) {
-            Ok(rules) => writeln!(out, "{}: {} rules ok", f.display(), rules.len())?,
-            Err(errors) => {
-                bad += 1;
-                for e in errors {
-                    writeln!(err, "{e}")?;
-                }
-            }
-        }
-    }
-    Ok(if bad == 0 { EXIT_FOUND } else { EXIT_ERROR })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use skein_alert::rules::offline_known;
-
-    #[test]
-    fn shipped_rule_files_check_clean() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("alerts");
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = check(&[dir], &offline_known, &mut out, &mut err).unwrap();
-        let (out, err) = (
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        );
-        assert_eq!(code, EXIT_FOUND, "{out}{err}");
-        assert!(
-            out.contains("demo.toml") && out.contains("skein.toml"),
-            "{out}"
-        );
-    }
 
     #[test]
     fn tables_strip_escape_sequences_from_labels() {

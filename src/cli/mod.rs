@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod cluster;
 pub mod monitor;
 pub mod render;
+pub mod rulecheck;
 pub mod search;
 pub mod tail;
 pub mod trace;

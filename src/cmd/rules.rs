@@ -1,9 +1,11 @@
-//! `skein rules check|list`: check rule files on this machine, as the collector would, or
-//! list the rules a collector runs.
+//! `skein rules check|list`: check rule files on this machine, as the collector would (TOML
+//! and Prometheus rule files, `promtool check rules`'s exit codes), or list the rules a
+//! collector runs.
 
 use super::{ApiArgs, finish};
-use crate::cli::alerts::{check, rules_text};
+use crate::cli::alerts::rules_text;
 use crate::cli::monitor::emit;
+use crate::cli::rulecheck::{CHECK_FAILED, check, configured, files_of};
 use crate::cli::{EXIT_ERROR, EXIT_FOUND};
 use anyhow::Context;
 use clap::Subcommand;
@@ -17,12 +19,17 @@ use std::process::ExitCode;
 /// `skein rules ...`.
 #[derive(Subcommand)]
 pub enum RulesCmd {
-    /// Check rule files (or directories of *.toml): exit 0 when all are good, 2 with each
-    /// error's file and line.
+    /// Check rule files: Skein's TOML rules (*.toml) and Prometheus rule files (any other
+    /// file; a directory gives its *.toml, *.yml and *.yaml). Prints `<file>: N rules found`
+    /// per good file and each error with its file and line; exit 0 when all are good, 1
+    /// otherwise (as `promtool check rules`), 2 when the configuration cannot be read.
     Check {
-        /// Files or directories.
-        #[arg(required = true)]
+        /// Files or directories; none: the files the configuration's [alerts] section names
+        /// (`rules` and `rule_files`).
         files: Vec<PathBuf>,
+        /// The collector's TOML configuration, read when no file is given.
+        #[arg(long, short = 'c', env = "SKEIN_CONFIG")]
+        config: Option<PathBuf>,
         /// Also check metric names against this collector's query API.
         #[arg(long)]
         api: Option<String>,
@@ -57,7 +64,35 @@ async fn rules(cmd: RulesCmd, out: &mut dyn Write, err: &mut dyn Write) -> anyho
                 EXIT_ERROR
             })
         }
-        RulesCmd::Check { files, api, token } => {
+        RulesCmd::Check {
+            files,
+            config,
+            api,
+            token,
+        } => {
+            let files = if !files.is_empty() {
+                match files_of(&files) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        writeln!(err, "{e}")?;
+                        return Ok(CHECK_FAILED);
+                    }
+                }
+            } else {
+                let Some(config) = config else {
+                    anyhow::bail!(
+                        "rules check: give rule files, or --config (SKEIN_CONFIG) to check the files the collector's configuration names"
+                    );
+                };
+                let (files, problems) = configured(&config).map_err(anyhow::Error::msg)?;
+                for p in &problems {
+                    writeln!(err, "{p}")?;
+                }
+                if !problems.is_empty() {
+                    return Ok(CHECK_FAILED);
+                }
+                files
+            };
             let names: Option<Vec<String>> = match api {
                 Some(a) => {
                     let client = Client::new(&a, token)?;
@@ -81,7 +116,7 @@ async fn rules(cmd: RulesCmd, out: &mut dyn Write, err: &mut dyn Write) -> anyho
                     }),
                 }
             };
-            check(&files, &known, out, err)
+            Ok(check(&files, &known, out, err)?)
         }
     }
 }
