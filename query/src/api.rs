@@ -143,6 +143,23 @@ fn build(state: ApiState, extra: Option<Router>) -> Router {
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/readyz", get(readyz))
+        // Prometheus's own health routes and its root, which Prometheus clients probe
+        // (prometheus-api-client's connection check asks for `/`).
+        .route(
+            "/-/healthy",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/-/ready", get(readyz))
+        .route(
+            "/",
+            get(|| async {
+                axum::Json(serde_json::json!({
+                    "status": "ok",
+                    "service": "skein query API",
+                    "see": ["/api/v1/query", "/api/v1/traces", "/api/v1/logs", "/healthz"],
+                }))
+            }),
+        )
         .merge(protected)
         .fallback(|| async {
             ApiError::new(

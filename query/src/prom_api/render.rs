@@ -1,7 +1,7 @@
 //! Prometheus's response envelope and value encoding, byte for byte as Prometheus writes
 //! them: `{"status":"success","data":...}` or `{"status":"error","errorType":...,"error":...}`;
 //! times as seconds with the milliseconds after a point (`1700000000.250`); values as strings
-//! (`"1.5"`, `"+Inf"`, `"NaN"`).
+//! (`"1.5"`, `"+Inf"`, `"NaN"`; `"3.22e-07"` below 1e-6 and from 1e21 up).
 
 use crate::promql::{PromError, QueryValue};
 use axum::body::Body;
@@ -148,6 +148,19 @@ pub fn float(v: f64) -> String {
         "+Inf".into()
     } else if v == f64::NEG_INFINITY {
         "-Inf".into()
+    } else if v != 0.0 && (v.abs() < 1e-6 || v.abs() >= 1e21) {
+        // Go's shortest 'e' form, as Prometheus writes these: `3.22e-07`, `1e+21`.
+        let e = format!("{v:e}");
+        match e.split_once('e') {
+            Some((mantissa, exp)) => {
+                let (sign, digits) = match exp.strip_prefix('-') {
+                    Some(d) => ('-', d),
+                    None => ('+', exp),
+                };
+                format!("{mantissa}e{sign}{digits:0>2}")
+            }
+            None => e,
+        }
     } else {
         format!("{v}")
     }
@@ -181,8 +194,13 @@ mod tests {
     fn values_and_times_as_prometheus_writes_them() {
         assert_eq!(float(1.0), "1");
         assert_eq!(float(0.1), "0.1");
-        assert_eq!(float(1e21), "1000000000000000000000");
-        assert_eq!(float(-2.5e-7), "-0.00000025");
+        assert_eq!(float(1e21), "1e+21");
+        assert_eq!(float(9.99e20), "999000000000000000000");
+        assert_eq!(float(-2.5e-7), "-2.5e-07");
+        assert_eq!(float(3.22e-7), "3.22e-07");
+        assert_eq!(float(1.5e-6), "0.0000015");
+        assert_eq!(float(1.2345e300), "1.2345e+300");
+        assert_eq!(float(0.0), "0");
         assert_eq!(float(f64::INFINITY), "+Inf");
         assert_eq!(float(f64::NEG_INFINITY), "-Inf");
         assert_eq!(float(f64::NAN), "NaN");
