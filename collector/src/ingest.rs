@@ -1,8 +1,9 @@
 //! Transport-neutral ingest: an OTLP export request in, a durable batch out.
 //!
-//! HTTP and gRPC both decode their request and call [`Ingest`]; it converts to model records
-//! (off the async reactor), writes the batch to the WAL and answers with the OTLP partial
-//! success counts. Only the transports map [`IngestError`] to status codes.
+//! HTTP and gRPC both decode their request and call [`Ingest`] (so does Prometheus remote
+//! write, [`Ingest::remote_write`]); it converts to model records (off the async reactor),
+//! writes the batch to the WAL and answers with the OTLP partial success counts. Only the
+//! transports map [`IngestError`] to status codes.
 
 use crate::dedupe::{Claim, Claimed, Seen};
 use crate::memory::MemoryLimit;
@@ -10,11 +11,14 @@ use crate::pipeline::{Batch, WriteError, Writer};
 use crate::spanmetrics::thread::DeriveSender;
 use crate::telemetry::Telemetry;
 use skein_model::keys::KeyExtractor;
+use skein_model::metric::MetricBatch;
 use skein_model::otlp::{logs_from_otlp, spans_from_otlp};
 use skein_model::otlp_metrics::{MetricLimits, metrics_from_otlp};
+use skein_model::prompb::WriteRequest;
 use skein_model::proto::collector::logs::v1::ExportLogsServiceRequest;
 use skein_model::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use skein_model::proto::collector::trace::v1::ExportTraceServiceRequest;
+use skein_model::remote_write::batch_from_write_request;
 use skein_model::{Limits, Rejection};
 use skein_otlp::{Accepted, ExportMeta, IngestError, OtlpSink};
 use skein_store::StoreError;
@@ -309,22 +313,56 @@ impl Ingest {
     }
 
     /// Accepts a metrics export: converted to series and samples and stored in the metrics
-    /// store (its WAL fsynced) before the answer. Refused samples (non-finite, out of order,
-    /// past a series limit, malformed points) are reported as a partial success; a request
+    /// store (its WAL fsynced) before the answer. Refused samples (out of order, past a series
+    /// limit, too far ahead, malformed points; NaN and infinite values are kept) are reported as a partial success; a request
     /// of which nothing could be stored is a bad request.
     pub async fn metrics(
         &self,
         req: ExportMetricsServiceRequest,
         meta: ExportMeta,
     ) -> Result<Accepted, IngestError> {
-        let wire_bytes = meta.wire_bytes;
-        if let Some(publisher) = &self.cluster {
-            let (batch, rejection) = tokio::task::spawn_blocking(move || {
+        self.store_metrics(
+            move || {
                 let now_ms = skein_model::time::now_ms();
                 metrics_from_otlp(&req, &MetricLimits::default(), now_ms)
-            })
-            .await
-            .map_err(|e| IngestError::Internal(format!("metrics task failed: {e}")))?;
+            },
+            meta,
+        )
+        .await
+    }
+
+    /// Accepts a Prometheus remote-write request: series and samples with their labels and
+    /// values as sent ([`skein_model::remote_write`]), then the same path as
+    /// [`Ingest::metrics`]. Native histograms are refused, counted in
+    /// `skein_metric_samples_refused_total{reason="native_histogram"}`.
+    pub async fn remote_write(
+        &self,
+        req: WriteRequest,
+        meta: ExportMeta,
+    ) -> Result<Accepted, IngestError> {
+        let telemetry = self.telemetry.clone();
+        self.store_metrics(
+            move || {
+                let c = batch_from_write_request(&req, &MetricLimits::default());
+                telemetry.metric_samples_skipped("native_histogram", c.native_histograms);
+                (c.batch, c.rejection)
+            },
+            meta,
+        )
+        .await
+    }
+
+    /// Converts (off the async workers, with `convert`) and stores one request's metric
+    /// samples: published to the stream in cluster mode, else appended to the metrics store.
+    async fn store_metrics<F>(&self, convert: F, meta: ExportMeta) -> Result<Accepted, IngestError>
+    where
+        F: FnOnce() -> (MetricBatch, Rejection) + Send + 'static,
+    {
+        let wire_bytes = meta.wire_bytes;
+        if let Some(publisher) = &self.cluster {
+            let (batch, rejection) = tokio::task::spawn_blocking(convert)
+                .await
+                .map_err(|e| IngestError::Internal(format!("metrics task failed: {e}")))?;
             let n = batch.samples.len();
             if n > 0 {
                 let id = meta.batch_id.as_ref().map(|b| b.as_str());
@@ -348,8 +386,7 @@ impl Ingest {
         }
         let tsdb = self.tsdb.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let now_ms = (skein_model::time::now_unix_nano() / 1_000_000) as i64;
-            let (batch, rejection) = metrics_from_otlp(&req, &MetricLimits::default(), now_ms);
+            let (batch, rejection) = convert();
             if batch.is_empty() {
                 return Ok((rejection, None));
             }
@@ -411,5 +448,15 @@ impl OtlpSink for Ingest {
         meta: ExportMeta,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
         Ingest::metrics(self, req, meta)
+    }
+    fn takes_remote_write(&self) -> bool {
+        true
+    }
+    fn remote_write(
+        &self,
+        req: WriteRequest,
+        meta: ExportMeta,
+    ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
+        Ingest::remote_write(self, req, meta)
     }
 }

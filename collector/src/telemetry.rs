@@ -84,7 +84,7 @@ impl Telemetry {
         );
         let metric_samples_refused = m.counter_family(
             "metric_samples_refused",
-            "Metric samples the store refused, by reason (non_finite, out_of_order, series_limit); repeats of stored samples are counted as duplicate",
+            "Metric samples the store refused, by reason (out_of_order, series_limit, too_far_ahead); repeats of stored samples are counted as duplicate; native_histogram (refused by remote write)",
         );
         let tsdb = m.gauge_family(
             "tsdb",
@@ -160,7 +160,6 @@ impl Telemetry {
     /// What the metrics store did with one request's samples.
     pub fn metric_samples(&self, r: &skein_store::tsdb::AppendReport) {
         for (reason, n) in [
-            ("non_finite", r.non_finite),
             ("out_of_order", r.out_of_order),
             ("series_limit", r.series_limited),
             ("too_far_ahead", r.too_far_ahead),
@@ -172,6 +171,17 @@ impl Telemetry {
                     .get_or_create(&label("reason", reason))
                     .inc_by(n);
             }
+        }
+    }
+
+    /// Samples a receiver did not hand to the store, by reason (remote write's native
+    /// histograms).
+    pub fn metric_samples_skipped(&self, reason: &str, n: u64) {
+        if n > 0 {
+            self.inner
+                .metric_samples_refused
+                .get_or_create(&label("reason", reason))
+                .inc_by(n);
         }
     }
 

@@ -7,6 +7,8 @@
 //!
 //! - [`otlp`] turns OTLP export requests (the `opentelemetry-proto` crate's generated types) into
 //!   model records, validating IDs and applying the per-record [`Limits`].
+//! - [`prompb`] and [`remote_write`] read Prometheus remote write 1.0 into metric batches,
+//!   labels exactly as sent.
 //! - [`keys`] extracts a record's correlation keys (trace ID, request IDs, W3C `traceparent`).
 //! - [`severity`] holds the one table of level names and OTLP severity numbers.
 //! - [`api`] holds the JSON shapes of the query API, shared by the server and its client.
@@ -29,7 +31,9 @@ pub mod metric;
 pub mod metrics_api;
 pub mod otlp;
 pub mod otlp_metrics;
+pub mod prompb;
 mod record;
+pub mod remote_write;
 pub mod sanitize;
 pub mod server;
 pub mod severity;

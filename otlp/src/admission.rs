@@ -177,7 +177,7 @@ impl<'a> Iterator for Fields<'a> {
                     self.b = rest;
                     Field::Bytes(v)
                 }
-                w => return Err(format!("wire type {w} is not used by OTLP")),
+                w => return Err(format!("wire type {w} is not used by OTLP or remote write")),
             };
             Ok((number, field))
         })();
@@ -320,6 +320,50 @@ pub fn metrics_cost(body: &[u8]) -> Result<Cost, String> {
         }
         Ok(())
     })?;
+    Ok(c)
+}
+
+/// Cost of one series of a remote-write request besides its labels: the decoded message, the
+/// batch's series and the store's look-up.
+pub const SERIES_OVERHEAD: u64 = 512;
+
+/// Cost of one remote-write sample: decoded, then in the batch.
+const REMOTE_SAMPLE_BYTES: u64 = 64;
+
+/// The cost of a Prometheus remote-write `WriteRequest` (decompressed protobuf): every sample,
+/// native histogram and metadata entry is a record, and a series without any counts as one,
+/// so neither empty series nor metadata can make a small body cost much. Labels are copied
+/// into the decoded message, the batch's series and the store's index.
+pub fn remote_write_cost(body: &[u8]) -> Result<Cost, String> {
+    let mut c = Cost {
+        records: 0,
+        bytes: body.len() as u64,
+    };
+    for f in fields(body) {
+        match f? {
+            // TimeSeries: labels 1, samples 2, exemplars 3, native histograms 4.
+            (1, Field::Bytes(ts)) => {
+                let (mut label_bytes, mut samples) = (0u64, 0u64);
+                for g in fields(ts) {
+                    match g? {
+                        (1, Field::Bytes(l)) => label_bytes += l.len() as u64 + 48,
+                        (2 | 4, _) => samples += 1,
+                        _ => {}
+                    }
+                }
+                c.records = c.records.saturating_add(samples.max(1));
+                c.bytes = c.bytes.saturating_add(
+                    SERIES_OVERHEAD + 4 * label_bytes + samples * REMOTE_SAMPLE_BYTES,
+                );
+            }
+            // MetricMetadata.
+            (3, Field::Bytes(m)) => {
+                c.records = c.records.saturating_add(1);
+                c.bytes = c.bytes.saturating_add(SAMPLE_OVERHEAD + 2 * m.len() as u64);
+            }
+            _ => {}
+        }
+    }
     Ok(c)
 }
 

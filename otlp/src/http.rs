@@ -1,5 +1,6 @@
 //! OTLP/HTTP: `POST /v1/logs`, `/v1/traces`, `/v1/metrics`, protobuf or JSON bodies, gzip,
-//! zstd or no compression, as the OTLP specification says.
+//! zstd or no compression, as the OTLP specification says. When the sink takes it (the
+//! collector's), Prometheus remote write shares the listener ([`crate::remote_write`]).
 //!
 //! Successful answers use the request's encoding. Errors are JSON (`{"error", "message"}`)
 //! with the status the specification asks for: 400 malformed, 401 bad token, 413 too large
@@ -33,13 +34,21 @@ pub struct HttpState<S> {
     pub admission: Admission,
 }
 
-/// The OTLP/HTTP router.
+/// The OTLP/HTTP router, with Prometheus remote write (`POST /api/v1/write`,
+/// [`crate::remote_write`]) when the sink takes it.
 pub fn router<S: OtlpSink>(state: HttpState<S>) -> Router {
-    Router::new()
+    let remote_write = state.sink.takes_remote_write();
+    let mut r = Router::new()
         .route("/v1/logs", post(export::<Logs, S>))
         .route("/v1/traces", post(export::<Traces, S>))
-        .route("/v1/metrics", post(export::<Metrics, S>))
-        .fallback(not_found)
+        .route("/v1/metrics", post(export::<Metrics, S>));
+    if remote_write {
+        r = r.route(
+            crate::remote_write::PATH,
+            post(crate::remote_write::write::<S>),
+        );
+    }
+    r.fallback(move || not_found(remote_write))
         .method_not_allowed_fallback(|| async {
             error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -50,11 +59,18 @@ pub fn router<S: OtlpSink>(state: HttpState<S>) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> Response {
+async fn not_found(remote_write: bool) -> Response {
+    let also = if remote_write {
+        ", and Prometheus remote write at POST /api/v1/write"
+    } else {
+        ""
+    };
     error(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no such endpoint; OTLP/HTTP takes POST /v1/logs, /v1/traces and /v1/metrics",
+        &format!(
+            "no such endpoint; OTLP/HTTP takes POST /v1/logs, /v1/traces and /v1/metrics{also}"
+        ),
     )
 }
 
@@ -69,18 +85,70 @@ pub fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     r
 }
 
+/// The ingest token check: a 401 with a JSON message when the bearer token is missing or
+/// wrong, none when it is right.
+pub(crate) fn token_refusal<S>(state: &HttpState<S>, headers: &HeaderMap) -> Option<Response> {
+    if authorized(headers, state.token.as_deref()) {
+        return None;
+    }
+    Some(error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or wrong bearer token: send Authorization: Bearer <ingest token>",
+    ))
+}
+
+/// The answer to a body over `max` bytes, compressed or not.
+pub(crate) fn too_large(max: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        &format!(
+            "the body is larger than the limit of {max} bytes (limits.max_request_bytes); send smaller batches"
+        ),
+    )
+}
+
+/// Reads a request body of at most `state.max_body` bytes, as sent (still compressed).
+pub(crate) async fn collect_body<S>(
+    state: &HttpState<S>,
+    body: Body,
+) -> Result<bytes::Bytes, Response> {
+    match http_body_util::Limited::new(body, state.max_body)
+        .collect()
+        .await
+    {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return Err(too_large(state.max_body));
+            }
+            if skein_tls::serve::is_body_timeout(e.as_ref()) {
+                return Err(error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    &e.to_string(),
+                ));
+            }
+            Err(error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("could not read the body: {e}"),
+            ))
+        }
+    }
+}
+
 /// Reads, checks and decompresses a request body.
 async fn read_body<S>(
     state: &HttpState<S>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Encoding, Vec<u8>), Response> {
-    if !authorized(headers, state.token.as_deref()) {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong bearer token: send Authorization: Bearer <ingest token>",
-        ));
+    if let Some(r) = token_refusal(state, headers) {
+        return Err(r);
     }
     let ctype = headers
         .get(header::CONTENT_TYPE)
@@ -104,41 +172,7 @@ async fn read_body<S>(
             ));
         }
     };
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &format!(
-                "the body is larger than the limit of {} bytes (limits.max_request_bytes); send smaller batches",
-                state.max_body
-            ),
-        )
-    };
-    let raw = match http_body_util::Limited::new(body, state.max_body)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return Err(too_large());
-            }
-            if skein_tls::serve::is_body_timeout(e.as_ref()) {
-                return Err(error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "body_timeout",
-                    &e.to_string(),
-                ));
-            }
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("could not read the body: {e}"),
-            ));
-        }
-    };
+    let raw = collect_body(state, body).await?;
     let content_encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -160,7 +194,7 @@ async fn read_body<S>(
     let decoded = bounded_decode(codec, raw, state.max_body)
         .await
         .map_err(|e| match e {
-            DecodeFail::TooLarge => too_large(),
+            DecodeFail::TooLarge => too_large(state.max_body),
             DecodeFail::Bad(m) => error(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
@@ -219,7 +253,7 @@ async fn bounded_decode(
 }
 
 /// The answer to a request the admission check refused.
-fn refused(r: Refusal) -> Response {
+pub(crate) fn refused(r: Refusal) -> Response {
     match r {
         Refusal::Malformed(m) => error(StatusCode::BAD_REQUEST, "bad_request", &m),
         Refusal::TooLarge(m) => error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &m),
@@ -227,7 +261,7 @@ fn refused(r: Refusal) -> Response {
     }
 }
 
-fn ingest_error(e: IngestError) -> Response {
+pub(crate) fn ingest_error(e: IngestError) -> Response {
     match e {
         IngestError::BadRequest(m) => error(StatusCode::BAD_REQUEST, "bad_request", &m),
         IngestError::TooLarge(m) => error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &m),

@@ -1,5 +1,6 @@
 //! Skein's OTLP transports: OTLP/HTTP ([`http`]: protobuf or JSON, gzip or zstd) and OTLP/gRPC
-//! ([`grpc`]: tonic, gzip or zstd) over one [`OtlpSink`].
+//! ([`grpc`]: tonic, gzip or zstd) over one [`OtlpSink`], and Prometheus remote write 1.0
+//! on the OTLP/HTTP listener ([`remote_write`]) for a sink that takes it (the collector's).
 //!
 //! The collector's sink writes to its WAL and index; the agent's local receiver writes to its
 //! disk buffer. Both call [`serve`], so they accept exactly the same wire forms, apply the same
@@ -14,6 +15,7 @@ pub mod admission;
 pub mod auth;
 pub mod grpc;
 pub mod http;
+pub mod remote_write;
 pub mod sink;
 
 pub use admission::{Admission, AdmissionLimits};

@@ -7,6 +7,7 @@
 //! which sink method takes them, how partial success is spelled), so each transport has one
 //! handler for all three.
 
+use skein_model::prompb::WriteRequest;
 use skein_model::proto::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -89,6 +90,25 @@ pub trait OtlpSink: Clone + Send + Sync + 'static {
         req: ExportMetricsServiceRequest,
         meta: ExportMeta,
     ) -> impl Future<Output = Result<Accepted, IngestError>> + Send;
+    /// Whether this sink takes Prometheus remote write: the OTLP/HTTP router serves
+    /// `POST /api/v1/write` ([`crate::remote_write`]) only when it does. Default: no (the
+    /// agent's receiver forwards OTLP only).
+    fn takes_remote_write(&self) -> bool {
+        false
+    }
+    /// Takes a decoded Prometheus remote-write request (counted as signal `metrics`). The
+    /// default refuses it; a sink that answers [`OtlpSink::takes_remote_write`] with true
+    /// overrides this.
+    fn remote_write(
+        &self,
+        req: WriteRequest,
+        meta: ExportMeta,
+    ) -> impl Future<Output = Result<Accepted, IngestError>> + Send {
+        let _ = (req, meta);
+        std::future::ready(Err(IngestError::BadRequest(
+            "this receiver does not take Prometheus remote write".into(),
+        )))
+    }
 }
 
 /// One OTLP signal as the transports see it.
