@@ -85,7 +85,7 @@ impl Telemetry {
         );
         let dropped = m.counter_family(
             "dropped",
-            "Records dropped, by reason (buffer_full under when_full = drop_oldest; too_large or bad_request: one record the collector refused on its own; partial_success; undecodable; scrape_non_finite: scraped samples whose value is NaN or infinite, which the metrics store does not keep)",
+            "Records dropped, by reason (buffer_full under when_full = drop_oldest; too_large or bad_request: one record the collector refused on its own; partial_success; undecodable)",
         );
         let received = m.counter_family(
             "received",

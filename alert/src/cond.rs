@@ -261,9 +261,11 @@ fn absent(
                 .map_err(|e| e.to_string())?,
                 None => Vec::new(),
             };
+            // NaN and infinite samples (staleness markers among them) are skipped as if
+            // absent, as every metric view of Skein's own does.
             let mut out = Vec::new();
             for s in &series {
-                let Some((ts, _)) = s.last_at_or_before(now_ms) else {
+                let Some((ts, _)) = s.last_finite_at_or_before(now_ms) else {
                     continue;
                 };
                 let silent = now_ms - ts;
@@ -271,7 +273,9 @@ fn absent(
                     out.push((to_set(&s.labels), silent as f64 / 1000.0));
                 }
             }
-            let any = series.iter().any(|s| s.last_at_or_before(now_ms).is_some());
+            let any = series
+                .iter()
+                .any(|s| s.last_finite_at_or_before(now_ms).is_some());
             if !any && now_ms - since_ms >= after {
                 // Nothing at all: one alert with the labels the matchers pin, as
                 // Prometheus's absent() does.
@@ -284,3 +288,7 @@ fn absent(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "cond_tests.rs"]
+mod tests;

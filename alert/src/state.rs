@@ -61,7 +61,9 @@ pub struct Alert {
     pub fingerprint: String,
     /// pending, firing or resolved.
     pub state: AlertState,
-    /// Last value.
+    /// Last value (NaN and ±Inf, which a PromQL rule may give, saved as strings: JSON has no
+    /// number for them).
+    #[serde(with = "skein_model::metric::exact_f64")]
     pub value: f64,
     /// When the condition started to hold.
     pub active_ms: i64,
@@ -373,6 +375,23 @@ mod tests {
 
     fn states(s: &States) -> Vec<AlertState> {
         s.alerts.values().map(|a| a.state).collect()
+    }
+
+    #[test]
+    fn non_finite_values_survive_the_state_file() {
+        // A PromQL rule's value may be NaN or infinite; saved as null it would not read back
+        // and the whole state would be lost at the next start.
+        let mut s = States::default();
+        let found = vec![found("a", f64::INFINITY), found("b", f64::NAN)];
+        s.apply("X", "X", T, found, 0, 100);
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(!json.contains(r#""value":null"#), "{json}");
+        assert!(json.contains(r#""value":"+Inf""#), "{json}");
+        let back: States = serde_json::from_str(&json).unwrap();
+        let values: Vec<u64> = back.alerts.values().map(|a| a.value.to_bits()).collect();
+        let want: Vec<u64> = s.alerts.values().map(|a| a.value.to_bits()).collect();
+        assert_eq!(values.len(), 2);
+        assert_eq!(values, want);
     }
 
     #[test]

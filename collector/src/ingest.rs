@@ -314,8 +314,8 @@ impl Ingest {
 
     /// Accepts a metrics export: converted to series and samples and stored in the metrics
     /// store (its WAL fsynced) before the answer. Refused samples (out of order, past a series
-    /// limit, too far ahead, malformed points; NaN and infinite values are kept) are reported as a partial success; a request
-    /// of which nothing could be stored is a bad request.
+    /// limit, too far ahead, malformed points; NaN and infinite values are kept) are reported
+    /// as a partial success; a request of which nothing could be stored is a bad request.
     pub async fn metrics(
         &self,
         req: ExportMetricsServiceRequest,

@@ -48,7 +48,9 @@ pub struct AlertInfo {
     pub labels: LabelSet,
     /// Annotations rendered with the labels and value.
     pub annotations: LabelSet,
-    /// The last value of the condition.
+    /// The last value of the condition (NaN and ±Inf, which a PromQL rule may give, as the
+    /// strings of [`crate::metric::exact_f64`]).
+    #[serde(with = "crate::metric::exact_f64")]
     pub value: f64,
     /// When the condition started to hold (Unix ms).
     pub active_since_ms: i64,
@@ -142,7 +144,9 @@ pub struct AlertTransition {
     pub from: AlertState,
     /// State after.
     pub to: AlertState,
-    /// The condition's value at the change.
+    /// The condition's value at the change (NaN and ±Inf as the strings of
+    /// [`crate::metric::exact_f64`]).
+    #[serde(with = "crate::metric::exact_f64")]
     pub value: f64,
 }
 
@@ -458,6 +462,26 @@ mod tests {
             json,
             r#"{"name":"a","value":"b","isRegex":true,"isEqual":false}"#
         );
+    }
+
+    #[test]
+    fn non_finite_alert_values_read_back() {
+        // A PromQL rule's value may be NaN or infinite: JSON's null would not read back.
+        for v in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 0.5] {
+            let t = AlertTransition {
+                at_ms: 1,
+                rule: "r".into(),
+                labels: LabelSet::new(),
+                fingerprint: "f".into(),
+                from: AlertState::Pending,
+                to: AlertState::Firing,
+                value: v,
+            };
+            let json = serde_json::to_string(&t).unwrap();
+            assert!(!json.contains("null"), "{json}");
+            let back: AlertTransition = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.value.to_bits(), v.to_bits(), "{json}");
+        }
     }
 
     #[test]

@@ -199,7 +199,9 @@ pub struct BatchSample {
     pub series: u32,
     /// Milliseconds since the Unix epoch.
     pub ts_ms: i64,
-    /// The value.
+    /// The value, any f64: NaN (Prometheus's staleness marker among them) and ±Inf are
+    /// kept bit for bit, in JSON as strings ([`exact_f64`]).
+    #[serde(with = "exact_f64")]
     pub value: f64,
     /// When the sender started counting (an OTLP point's start time), ms; 0 when unknown.
     /// For the first sample of a new counter or histogram series the store first writes a 0
@@ -254,10 +256,128 @@ pub fn family_name(name: &str, kind: MetricKind) -> &str {
     name
 }
 
+/// Serde of an f64 that keeps every value, for JSON, which has no number for NaN or the
+/// infinities (serde_json writes `null`, which does not read back as an f64): a finite value
+/// is a number; `+Inf` and `-Inf` are those strings; a NaN is `"NaN"` when it has the bits of
+/// [`f64::NAN`], else its bits in hex (`"0x7ff0000000000002"`, Prometheus's staleness
+/// marker). Reading takes a number or any of those strings. Use with `#[serde(with =
+/// "skein_model::metric::exact_f64")]`.
+pub mod exact_f64 {
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    /// Writes `v` as described in [the module](self).
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else if *v == f64::INFINITY {
+            s.serialize_str("+Inf")
+        } else if *v == f64::NEG_INFINITY {
+            s.serialize_str("-Inf")
+        } else if v.to_bits() == f64::NAN.to_bits() {
+            s.serialize_str("NaN")
+        } else {
+            s.serialize_str(&format!("{:#018x}", v.to_bits()))
+        }
+    }
+
+    /// Reads what [`serialize`] writes (and any JSON number).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        d.deserialize_any(ExactF64)
+    }
+
+    struct ExactF64;
+
+    impl Visitor<'_> for ExactF64 {
+        type Value = f64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number, \"+Inf\", \"-Inf\", \"NaN\" or the bits of a NaN (\"0x7ff0000000000002\")")
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<f64, E> {
+            match s {
+                "+Inf" | "Inf" => Ok(f64::INFINITY),
+                "-Inf" => Ok(f64::NEG_INFINITY),
+                "NaN" => Ok(f64::NAN),
+                _ => s
+                    .strip_prefix("0x")
+                    .filter(|h| h.len() == 16)
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                    .map(f64::from_bits)
+                    .filter(|v| v.is_nan())
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(s), &self)),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sample_values_keep_their_bits_through_json() {
+        let bits = [
+            0x7ff0_0000_0000_0002u64, // Prometheus's staleness marker
+            f64::NAN.to_bits(),
+            0x7ff8_0000_0000_0001, // Go's NaN
+            0xfff8_0000_0000_0000, // a negative NaN
+            f64::INFINITY.to_bits(),
+            f64::NEG_INFINITY.to_bits(),
+            (-0.0f64).to_bits(),
+            0.0f64.to_bits(),
+            1.5f64.to_bits(),
+            f64::MAX.to_bits(),
+            1, // the smallest subnormal
+        ];
+        let mut b = MetricBatch::default();
+        let id = b.add_series(SeriesSpec {
+            name: "x".into(),
+            labels: Labels::default(),
+            kind: MetricKind::Gauge,
+            unit: String::new(),
+            delta: false,
+        });
+        for (i, v) in bits.iter().enumerate() {
+            b.push(id, i as i64, f64::from_bits(*v));
+        }
+        let json = serde_json::to_string(&b).unwrap();
+        assert!(!json.contains("null"), "{json}");
+        assert!(json.contains(r#""value":"0x7ff0000000000002""#), "{json}");
+        assert!(json.contains(r#""value":"NaN""#) && json.contains(r#""value":"-Inf""#));
+        let back: MetricBatch = serde_json::from_str(&json).unwrap();
+        let got: Vec<u64> = back.samples.iter().map(|s| s.value.to_bits()).collect();
+        assert_eq!(got, bits);
+        // Numbers as older senders wrote them still read; strings that are not a value do not.
+        let old = r#"{"series":[],"samples":[{"series":0,"ts_ms":1,"value":2},{"series":0,"ts_ms":2,"value":-0.5,"start_ms":1}]}"#;
+        let back: MetricBatch = serde_json::from_str(old).unwrap();
+        assert_eq!((back.samples[0].value, back.samples[1].value), (2.0, -0.5));
+        for bad in [
+            r#""1.5""#,
+            r#""0x3ff0000000000000""#,
+            r#""0x7ff""#,
+            "null",
+            "true",
+        ] {
+            let text = format!(r#"{{"series":0,"ts_ms":1,"value":{bad}}}"#);
+            assert!(serde_json::from_str::<BatchSample>(&text).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn labels_sorted_unique_without_empty_values() {

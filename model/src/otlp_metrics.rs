@@ -69,8 +69,9 @@ const MAX_EXP_SCALE: i32 = 3;
 /// Converts an OTLP metrics export. `now_ms` is the time given to points sent without one.
 ///
 /// Each distinct series (name and labels) is in `batch.series` once; several points of one
-/// series give several samples. NaN and infinite values are passed on as they are: the store
-/// decides what to do with them.
+/// series give several samples. NaN (Prometheus's staleness marker among them) and infinite
+/// values are passed on bit for bit, and the store keeps them; a point flagged "no recorded
+/// value" gives no sample.
 pub fn metrics_from_otlp(
     req: &ExportMetricsServiceRequest,
     limits: &MetricLimits,

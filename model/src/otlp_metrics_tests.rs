@@ -512,6 +512,89 @@ fn time_zero_means_now_and_nan_passes() {
     assert_eq!(b.samples[1].value, f64::INFINITY);
 }
 
+/// NaN (any bits, Prometheus's staleness marker among them), ±Inf and -0 are kept bit for
+/// bit in gauges, sums, a histogram's sum and a summary's quantiles and sum; only the "no
+/// recorded value" flag means no sample.
+#[test]
+fn non_finite_values_keep_their_bits_in_every_kind() {
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let odd = [
+        stale,
+        f64::NAN,
+        f64::from_bits(0xfff8_0000_0000_0001),
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+    ];
+    let points = |t0: u64| -> Vec<NumberDataPoint> {
+        odd.iter()
+            .enumerate()
+            .map(|(i, v)| double_point(vec![], t0 + i as u64 * 1_000_000, *v))
+            .collect()
+    };
+    let flagged = NumberDataPoint {
+        flags: DataPointFlags::NoRecordedValueMask as u32,
+        ..double_point(vec![], 9_000_000, stale)
+    };
+    let mut gauge_points = points(1_000_000);
+    gauge_points.push(flagged);
+    let h = metric::Data::Histogram(Histogram {
+        data_points: vec![HistogramDataPoint {
+            time_unix_nano: 1_000_000,
+            count: 2,
+            sum: Some(f64::INFINITY),
+            bucket_counts: vec![1, 1],
+            explicit_bounds: vec![1.0],
+            ..Default::default()
+        }],
+        aggregation_temporality: AggregationTemporality::Cumulative as i32,
+    });
+    let q = metric::Data::Summary(Summary {
+        data_points: vec![SummaryDataPoint {
+            time_unix_nano: 1_000_000,
+            count: 0,
+            sum: stale,
+            quantile_values: vec![ValueAtQuantile {
+                quantile: 0.5,
+                value: f64::NAN,
+            }],
+            ..Default::default()
+        }],
+    });
+    let r = req(
+        vec![],
+        vec![
+            metric("g", gauge(gauge_points)),
+            metric(
+                "c",
+                sum(
+                    points(1_000_000),
+                    true,
+                    AggregationTemporality::Cumulative as i32,
+                ),
+            ),
+            metric("lat", h),
+            metric("rpc", q),
+        ],
+    );
+    let (b, rej) = run(&r);
+    assert_eq!(rej.count, 0, "{:?}", rej.first_reason);
+    let bits = |v: Vec<f64>| -> Vec<u64> { v.into_iter().map(f64::to_bits).collect() };
+    let want = bits(odd.to_vec());
+    assert_eq!(
+        bits(values(&b, "g", &[])),
+        want,
+        "gauge, the flagged point left out"
+    );
+    assert_eq!(bits(values(&b, "c", &[])), want, "sum");
+    assert_eq!(values(&b, "lat_sum", &[]), vec![f64::INFINITY]);
+    assert_eq!(
+        bits(values(&b, "rpc", &[("quantile", "0.5")])),
+        vec![f64::NAN.to_bits()]
+    );
+    assert_eq!(bits(values(&b, "rpc_sum", &[])), vec![stale.to_bits()]);
+}
+
 #[test]
 fn too_long_name_rejects_every_point_of_the_metric() {
     let long = "x".repeat(257);

@@ -12,7 +12,7 @@ writes the same samples twice:
 
 Two hours of samples ending at T0 (a whole minute), every 15 s on a grid anchored at T0, with
 gaps, counter resets, a series that stops 10 minutes before T0 and one that starts 45 minutes
-before it. Values are finite (Skein's store keeps finite values only) and printed with repr(),
+before it. Values are finite (NaN and infinities come from the queries) and printed with repr(),
 so both loaders read exactly the same doubles. The same T0 always gives the same data.
 """
 

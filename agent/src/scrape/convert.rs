@@ -23,8 +23,9 @@
 //! likewise) is sent sample by sample instead: buckets, `_count` and `_sum` as counters,
 //! quantiles as gauges, each under its exposed name.
 //!
-//! **Values.** The collector's store keeps finite numbers only, so NaN and ±Inf samples are
-//! left out here (counted as `non_finite`) rather than refused there one by one.
+//! **Values** go as exposed, NaN and ±Inf included (a summary's quantiles are NaN before its
+//! first observation): OTLP doubles carry any value and the collector's store keeps them.
+//! The parser's NaN is never Prometheus's staleness marker (no exposition can write one).
 //!
 //! **Times.** A sample's own timestamp, else the scrape's start. Start times are not sent (0):
 //! Prometheus answers do not say when a counter started.
@@ -98,8 +99,6 @@ impl Point {
 pub struct Converted {
     /// Points to send.
     pub points: Vec<Point>,
-    /// Samples left out for a NaN or infinite value.
-    pub non_finite: u64,
 }
 
 /// A string attribute.
@@ -255,10 +254,6 @@ pub fn convert(samples: Vec<Sample>, target: &[(String, String)], now: u64) -> C
             }
             continue;
         }
-        if !s.value.is_finite() {
-            out.non_finite += 1;
-            continue;
-        }
         let counter = ty == MetricType::Counter && suffix != "_created";
         let p = number(ts, &labels, s.value);
         out.points.push(if counter {
@@ -269,9 +264,9 @@ pub fn convert(samples: Vec<Sample>, target: &[(String, String)], now: u64) -> C
     }
     for g in groups {
         let one = if g.histogram {
-            histogram_point(&g, &mut out.non_finite)
+            histogram_point(&g)
         } else {
-            summary_point(&g, &mut out.non_finite)
+            summary_point(&g)
         };
         match one {
             Some(p) => out.points.push(p),
@@ -292,7 +287,7 @@ fn whole_count(v: f64) -> Option<u64> {
 }
 
 /// A histogram group as one OTLP point, when it can be one exactly.
-fn histogram_point(g: &Group, non_finite: &mut u64) -> Option<Point> {
+fn histogram_point(g: &Group) -> Option<Point> {
     let ts = shared_time(g)?;
     let mut buckets: Vec<(f64, u64)> = Vec::new();
     let (mut count, mut sum) = (None, None);
@@ -341,13 +336,6 @@ fn histogram_point(g: &Group, non_finite: &mut u64) -> Option<Point> {
         }
         prev = Some((*le, *c));
     }
-    let sum = match sum {
-        Some(s) if !s.is_finite() => {
-            *non_finite += 1;
-            None
-        }
-        s => s,
-    };
     Some(Point::Histogram(
         g.family.clone(),
         HistogramDataPoint {
@@ -367,11 +355,10 @@ fn histogram_point(g: &Group, non_finite: &mut u64) -> Option<Point> {
 }
 
 /// A summary group as one OTLP point, when it can be one exactly.
-fn summary_point(g: &Group, non_finite: &mut u64) -> Option<Point> {
+fn summary_point(g: &Group) -> Option<Point> {
     let ts = shared_time(g)?;
     let mut quantiles: Vec<ValueAtQuantile> = Vec::new();
     let (mut count, mut sum) = (None, None);
-    let mut skipped = 0u64;
     for p in &g.parts {
         match p.suffix.as_str() {
             "" => {
@@ -386,22 +373,17 @@ fn summary_point(g: &Group, non_finite: &mut u64) -> Option<Point> {
                 if quantiles.iter().any(|v| v.quantile == q) {
                     return None;
                 }
-                if p.value.is_finite() {
-                    quantiles.push(ValueAtQuantile {
-                        quantile: q,
-                        value: p.value,
-                    });
-                } else {
-                    skipped += 1;
-                }
+                quantiles.push(ValueAtQuantile {
+                    quantile: q,
+                    value: p.value,
+                });
             }
             "_count" if count.is_none() => count = Some(whole_count(p.value)?),
-            "_sum" if sum.is_none() => sum = Some(p.value).filter(|s: &f64| s.is_finite()),
+            "_sum" if sum.is_none() => sum = Some(p.value),
             _ => return None,
         }
     }
     let (count, sum) = (count?, sum?);
-    *non_finite += skipped;
     Some(Point::Summary(
         g.family.clone(),
         SummaryDataPoint {
@@ -420,10 +402,6 @@ fn summary_point(g: &Group, non_finite: &mut u64) -> Option<Point> {
 /// normalized as the collector would write them.
 fn sample_by_sample(g: Group, out: &mut Converted) {
     for mut p in g.parts {
-        if !p.value.is_finite() {
-            out.non_finite += 1;
-            continue;
-        }
         for (k, v) in p.labels.iter_mut() {
             if k == "le" || k == "quantile" {
                 *v = normalized(v);

@@ -135,8 +135,6 @@ pub struct Outcome {
     pub report: Report,
     /// Why the scrape failed.
     pub error: Option<String>,
-    /// Samples left out for a NaN or infinite value.
-    pub non_finite: u64,
 }
 
 /// Turns an answer (or the reason there is none) into what is buffered. `started`: when the
@@ -160,7 +158,7 @@ pub fn process(
         })
     });
     let duration_s = started.elapsed().as_secs_f64();
-    let (mut points, report, error, non_finite) = match parsed {
+    let (mut points, report, error) = match parsed {
         Ok(p) => {
             let report = Report {
                 up: true,
@@ -169,7 +167,7 @@ pub fn process(
                 kept: p.samples.len(),
             };
             let c = convert(p.samples, &target.labels, now);
-            (c.points, report, None, c.non_finite)
+            (c.points, report, None)
         }
         Err((e, scraped, kept)) => {
             let report = Report {
@@ -178,7 +176,7 @@ pub fn process(
                 scraped,
                 kept,
             };
-            (Vec::new(), report, Some(e), 0)
+            (Vec::new(), report, Some(e))
         }
     };
     points.extend(report_points(&report, &target.labels, now));
@@ -186,7 +184,6 @@ pub fn process(
         requests: pack(points, max_bytes),
         report,
         error,
-        non_finite,
     }
 }
 
@@ -344,16 +341,13 @@ async fn run_target(
             let _permit = permit;
             let o = process(&tt, fetched, started, now, s.max_bytes);
             s.buffer(o.requests);
-            (o.error, o.non_finite)
+            o.error
         })
         .await;
-        let Ok((error, non_finite)) = done else {
+        let Ok(error) = done else {
             tracing::error!(job = %job.name, target = %t.url, "scrape task failed; this target is no longer scraped");
             return;
         };
-        if non_finite > 0 {
-            sink.telemetry.dropped("scrape_non_finite", non_finite);
-        }
         sink.telemetry.scrape(&job.name, error.is_none());
         match error {
             Some(e) => warnings.failed(&t, &e),

@@ -340,13 +340,17 @@ fn stored_series_are_the_exposed_ones_with_their_kinds() {
         find(&got, &series("rpc_duration_seconds_sum", &[])).2,
         53423.0
     );
-    // The summary likewise; its NaN quantile is left out (the store keeps finite values).
+    // The summary likewise, its NaN quantile included: a value like any other.
     let q = find(&got, &series("gc_seconds", &[("quantile", "1")]));
     assert_eq!((q.1, q.2), (MetricKind::Summary, 0.25));
-    assert!(!got.iter().any(|g| g.0.contains(r#"quantile="0.5""#)));
+    let nan = find(&got, &series("gc_seconds", &[("quantile", "0.5")]));
+    assert!(nan.1 == MetricKind::Summary && nan.2.is_nan(), "{nan:?}");
     assert_eq!(find(&got, &series("gc_seconds_count", &[])).2, 12.0);
-    // +Inf and NaN are the two non-finite values.
-    assert_eq!(o.non_finite, 2);
+    let inf = find(
+        &got,
+        &series("something_weird", &[("problem", "division by zero")]),
+    );
+    assert_eq!((inf.1, inf.2), (MetricKind::Gauge, f64::INFINITY));
     // No label beyond the exposed ones, job, instance and env: nothing from the resource.
     for g in &got {
         assert!(!g.0.contains("host=") && !g.0.contains("agent="), "{}", g.0);
@@ -361,6 +365,58 @@ fn stored_series_are_the_exposed_ones_with_their_kinds() {
     let d = find(&got, &series("scrape_duration_seconds", &[]));
     assert!(d.2 >= 0.0 && d.1 == MetricKind::Gauge);
     assert_eq!(o.report.kept, 18);
+}
+
+#[test]
+fn nan_and_infinite_values_are_sent_as_exposed() {
+    let body = "# TYPE g gauge\ng{a=\"1\"} NaN\ng{a=\"2\"} -Inf\n\
+        # TYPE c counter\nc_total +Inf\n\
+        # TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum +Inf\nh_count 2\n\
+        # TYPE s summary\ns{quantile=\"0.5\"} NaN\ns_sum NaN\ns_count 0\n\
+        # TYPE odd histogram\nodd_bucket{le=\"+Inf\"} NaN\nodd_count 1\n";
+    let t = target(job(&[], &[], 1000));
+    let o = process(&t, ok(body), Instant::now(), NOW, 1 << 20);
+    assert_eq!(o.error, None);
+    assert_eq!((o.report.scraped, o.report.kept), (12, 12));
+    let got = stored(&o.requests);
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        let mut pairs = vec![
+            ("job", "node"),
+            ("instance", "127.0.0.1:9100"),
+            ("env", "prod"),
+        ];
+        pairs.extend(label);
+        let g = find(
+            &got,
+            &format!("{name}{}", skein_model::metric::Labels::from_pairs(pairs)),
+        );
+        (g.1, g.2)
+    };
+    let nan = |(kind, v): (MetricKind, f64)| (kind, v.is_nan());
+    assert_eq!(nan(value("g", Some(("a", "1")))), (MetricKind::Gauge, true));
+    assert_eq!(
+        value("g", Some(("a", "2"))),
+        (MetricKind::Gauge, f64::NEG_INFINITY)
+    );
+    assert_eq!(value("c_total", None), (MetricKind::Counter, f64::INFINITY));
+    // One histogram point with an infinite sum.
+    assert_eq!(value("h_sum", None), (MetricKind::Histogram, f64::INFINITY));
+    assert_eq!(
+        value("h_bucket", Some(("le", "+Inf"))),
+        (MetricKind::Histogram, 2.0)
+    );
+    // One summary point with a NaN quantile and sum.
+    assert_eq!(
+        nan(value("s", Some(("quantile", "0.5")))),
+        (MetricKind::Summary, true)
+    );
+    assert_eq!(nan(value("s_sum", None)), (MetricKind::Summary, true));
+    // A bucket that is not a count: sample by sample, the NaN sent too.
+    assert_eq!(
+        nan(value("odd_bucket", Some(("le", "+Inf")))),
+        (MetricKind::Counter, true)
+    );
+    assert_eq!(value("odd_count", None), (MetricKind::Counter, 1.0));
 }
 
 #[test]

@@ -129,8 +129,8 @@ pub fn alerts(
     Ok(out)
 }
 
-/// The series a recording rule writes for its samples at `t_ms`. Samples that are not finite
-/// numbers (NaN, infinities) are left out: the metrics store keeps finite samples only.
+/// The series a recording rule writes for its samples at `t_ms`, NaN and infinities
+/// included (the store keeps them, as Prometheus does).
 pub fn record_batch(
     rule: &PromRule,
     samples: Vec<(Labels, f64)>,
@@ -157,9 +157,6 @@ pub fn record_batch(
                 "vector contains metrics with the same labelset after applying rule labels"
                     .to_string(),
             );
-        }
-        if !value.is_finite() {
-            continue;
         }
         let i = batch.add_series(SeriesSpec {
             name: rule.name.clone(),

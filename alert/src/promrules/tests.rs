@@ -555,7 +555,7 @@ fn recording_rules_write_series_named_by_record() {
         },
         7_000,
     );
-    assert!(matches!(out[0], Ok(Outcome::Recorded(2))));
+    assert!(matches!(out[0], Ok(Outcome::Recorded(3))));
     let batches = sink.batches.lock().unwrap();
     let b = &batches[0];
     let series: Vec<String> = b
@@ -567,7 +567,8 @@ fn recording_rules_write_series_named_by_record() {
         series,
         [
             r#"job:calls:rate5m{job="api",team="core"}"#,
-            r#"job:calls:rate5m{job="web",team="core"}"#
+            r#"job:calls:rate5m{job="web",team="core"}"#,
+            r#"job:calls:rate5m{job="nan",team="core"}"#
         ]
     );
     assert!(
@@ -576,5 +577,7 @@ fn recording_rules_write_series_named_by_record() {
             .all(|s| s.kind == skein_model::metric::MetricKind::Gauge)
     );
     let samples: Vec<(i64, f64)> = b.samples.iter().map(|s| (s.ts_ms, s.value)).collect();
-    assert_eq!(samples, [(7_000, 2.5), (7_000, 1.0)]);
+    assert_eq!(samples[..2], [(7_000, 2.5), (7_000, 1.0)]);
+    // NaN is recorded as Prometheus records it.
+    assert!(samples[2].1.is_nan());
 }

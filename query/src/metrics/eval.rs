@@ -11,6 +11,10 @@
 //! Counter increases follow Prometheus: a drop means the counter restarted, so the new value
 //! is added. A window's baseline is the last sample at or before its start when that sample is
 //! no older than [`Grid::lookback`], else the window's first sample.
+//!
+//! NaN and infinite samples (Prometheus's staleness markers among them), which the store
+//! keeps as sent, are skipped as if absent: every fold here, and so every answer of these
+//! views, sees finite samples only (PromQL reads them as Prometheus does).
 
 use crate::QueryError;
 use skein_model::metric::Labels;
@@ -620,8 +624,9 @@ const NEED_MIN_MAX: u8 = 2;
 const NEED_INC: u8 = 4;
 
 /// Walks one series across the grid, calling `emit(k, window)` once for each window with a
-/// sample. `NEED` says which parts of [`Win`] to keep beyond the count and the last value;
-/// with [`NEED_INC`], the sample before the first window seeds the counter increase.
+/// finite sample (NaN and infinite ones are skipped as if absent). `NEED` says which parts of
+/// [`Win`] to keep beyond the count and the last value; with [`NEED_INC`], the last finite
+/// sample before the first window seeds the counter increase.
 fn walk<const NEED: u8>(s: &SelectedSeries, grid: &Grid, mut emit: impl FnMut(usize, &Win)) {
     if grid.points == 0 {
         return;
@@ -630,13 +635,16 @@ fn walk<const NEED: u8>(s: &SelectedSeries, grid: &Grid, mut emit: impl FnMut(us
     let lo = first - step;
     let lookback = grid.lookback();
     let mut prev: Option<(i64, f64)> = if NEED & NEED_INC != 0 {
-        s.last_at_or_before(lo)
+        s.last_finite_at_or_before(lo)
     } else {
         None
     };
     let mut cur: Option<(usize, i64)> = None;
     let mut w = Win::default();
     s.for_each(lo + 1, grid.last(), |ts, v| {
+        if !v.is_finite() {
+            return;
+        }
         match cur {
             Some((_, end)) if ts <= end => {
                 w.count += 1;
@@ -685,7 +693,7 @@ fn walk<const NEED: u8>(s: &SelectedSeries, grid: &Grid, mut emit: impl FnMut(us
     }
 }
 
-/// Calls `f(k, value)` for every sample inside the grid's windows.
+/// Calls `f(k, value)` for every finite sample inside the grid's windows.
 fn walk_samples(s: &SelectedSeries, grid: &Grid, mut f: impl FnMut(usize, f64)) {
     if grid.points == 0 {
         return;
@@ -693,6 +701,9 @@ fn walk_samples(s: &SelectedSeries, grid: &Grid, mut f: impl FnMut(usize, f64)) 
     let (first, step) = (grid.first, grid.step);
     let mut cur: Option<(usize, i64)> = None;
     s.for_each(first - step + 1, grid.last(), |ts, v| {
+        if !v.is_finite() {
+            return;
+        }
         let k = match cur {
             Some((k, end)) if ts <= end => k,
             _ => {

@@ -573,3 +573,93 @@ fn speed_24h_of_1000_series() {
     }
     println!("decoding alone, one thread: {:?} ({acc})", t.elapsed());
 }
+
+/// NaN and infinite samples (Prometheus's staleness markers among them) are skipped as if
+/// absent: every aggregation, of plain series and of a histogram's parts, answers exactly as
+/// it does over the same series without them, and the answer is valid JSON.
+#[test]
+fn non_finite_samples_are_skipped_as_if_absent() {
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let odd = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, stale];
+    // (dirty, clean): samples every 10 s (a counter-like climb with a reset at 300 s); in the
+    // dirty one a non-finite value between some of them, and instead of every sample of
+    // (200 s, 260 s] of the first series, so one of its windows has only non-finite values.
+    let pair = |name: &str, labels: &[(&str, &str)], i: i64, scale: f64| {
+        let (mut dirty, mut clean) = (Vec::new(), Vec::new());
+        for t in 0..60i64 {
+            let ts = t * 10_000;
+            let v = ((t % 30) * 3 + i) as f64 * scale;
+            let bad = odd[((t + i) % 4) as usize];
+            if i == 0 && (21..=26).contains(&t) {
+                dirty.push((ts, bad));
+            } else {
+                dirty.push((ts, v));
+                clean.push((ts, v));
+            }
+            if (t + i) % 3 == 0 {
+                dirty.push((ts + 5_000, bad));
+            }
+        }
+        let kind = if name.starts_with('d') {
+            MetricKind::Histogram
+        } else {
+            MetricKind::Counter
+        };
+        (
+            ser(name, labels, kind, &dirty),
+            ser(name, labels, kind, &clean),
+        )
+    };
+    let (mut dirty, mut clean) = (Vec::new(), Vec::new());
+    let mut add = |(d, c): (SelectedSeries, SelectedSeries)| {
+        dirty.push(d);
+        clean.push(c);
+    };
+    for i in 0..4i64 {
+        let host = format!("h{}", i % 2);
+        let labels = [("host", host.as_str())];
+        add(pair("g", &labels, i, 1.0));
+        for (le, scale) in [("1", 0.5), ("+Inf", 1.0)] {
+            add(pair("d_bucket", &[("host", &host), ("le", le)], i, scale));
+        }
+        add(pair("d_sum", &labels, i, 0.25));
+        add(pair("d_count", &labels, i, 1.0));
+    }
+    let mut answers = 0;
+    for grid in [
+        Grid::aligned(60_000, 590_000, 60_000),
+        Grid::aligned(0, 595_000, 10_000),
+        Grid::single(250_000, 60_000),
+    ] {
+        for agg in [
+            "avg", "min", "max", "sum", "count", "rate", "increase", "p50", "p99",
+        ] {
+            for (family, histogram) in [("g", false), ("d", true)] {
+                if histogram && (agg == "min" || agg == "max") {
+                    continue; // refused: a histogram keeps buckets, not samples
+                }
+                for by in [&[][..], &["host".to_string()][..]] {
+                    let a = Agg::parse(agg).unwrap();
+                    let got = evaluate(family, histogram, a, by, &grid, &dirty).unwrap();
+                    let want = evaluate(family, histogram, a, by, &grid, &clean).unwrap();
+                    assert_eq!(got, want, "{agg} of {family} by {by:?} on {grid:?}");
+                    let json = serde_json::to_string(&got).unwrap();
+                    assert!(!json.contains("null"), "{json}");
+                    answers += got.len();
+                }
+            }
+        }
+    }
+    assert!(answers > 100, "{answers}");
+    // The window of only non-finite values has no point of its own.
+    let only = evaluate(
+        "g",
+        false,
+        Agg::Count,
+        &[],
+        &Grid::single(260_000, 60_000),
+        &dirty[..1],
+    )
+    .unwrap();
+    assert!(only.is_empty(), "{only:?}");
+}

@@ -229,3 +229,80 @@ async fn a_range_query_over_the_real_store() {
     let (_, v) = get(app, "/api/v1/metrics/labels/host/values?name=cpu").await;
     assert_eq!(v["values"], serde_json::json!(["a", "b"]));
 }
+
+/// A store holding NaN, ±Inf and staleness markers (kept as sent): the query answers valid
+/// JSON (no `null`, which the typed client cannot read) with those samples skipped.
+#[tokio::test]
+async fn non_finite_samples_are_skipped_and_the_answer_is_valid_json() {
+    use skein_model::metric::{Labels, MetricBatch, MetricKind, SeriesSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let tsdb = skein_store::tsdb::Tsdb::open(skein_store::tsdb::TsdbConfig {
+        dir: dir.path().join("tsdb"),
+        ..Default::default()
+    })
+    .unwrap();
+    let now_ms = super::params::ns_to_ms(skein_model::time::now_unix_nano());
+    let t0 = (now_ms / 60_000 - 10) * 60_000;
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let mut b = MetricBatch::default();
+    let spec = |name: &str, host: &str, kind| SeriesSpec {
+        name: name.into(),
+        labels: Labels::from_pairs([("host", host)]),
+        kind,
+        unit: String::new(),
+        delta: false,
+    };
+    let a = b.add_series(spec("temp", "a", MetricKind::Gauge));
+    let gone = b.add_series(spec("temp", "gone", MetricKind::Gauge));
+    let r = b.add_series(spec("hits", "a", MetricKind::Counter));
+    for i in 0..=60 {
+        let ts = t0 + i * 10_000;
+        // temp{host=a}: 1 and 3 in turn, with NaN, +Inf, -Inf and a marker between them.
+        b.push(a, ts, if i % 2 == 0 { 1.0 } else { 3.0 });
+        let odd = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, stale];
+        b.push(a, ts + 5_000, odd[i as usize % 4]);
+        // temp{host=gone}: only non-finite values.
+        b.push(gone, ts, odd[(i as usize + 1) % 4]);
+        // hits: 20 a step, with a NaN between two samples now and then.
+        b.push(r, ts, (i * 20) as f64);
+        if i % 7 == 3 {
+            b.push(r, ts + 3_000, f64::NAN);
+        }
+    }
+    let report = tsdb.append(&b).unwrap();
+    assert_eq!(report.rejected, 0, "{report:?}");
+    let app = &app_over(tsdb, dir.path());
+    let range = format!(
+        "start={}&end={}&step=60s",
+        (t0 + 60_000) as u64 * 1_000_000,
+        (t0 + 600_000) as u64 * 1_000_000
+    );
+    // The raw body: `null` would be a NaN or infinity serde_json could not write.
+    let raw = |uri: String| async move {
+        let req = Request::builder().uri(uri).body(Body::empty()).unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        assert!(!text.contains("null"), "{text}");
+        serde_json::from_str::<skein_model::metrics_api::MetricQueryResponse>(&text).unwrap()
+    };
+    for (agg, want) in [("avg", 2.0), ("min", 1.0), ("max", 3.0), ("count", 1.0)] {
+        let v = raw(format!(
+            "/api/v1/metrics/query?name=temp&by=host&agg={agg}&{range}"
+        ))
+        .await;
+        // Only host=a: host=gone has no finite sample.
+        assert_eq!(v.series.len(), 1, "{agg}: {v:?}");
+        assert_eq!(v.series[0].labels, Labels::from_pairs([("host", "a")]));
+        assert_eq!(v.series[0].points.len(), 10, "{agg}");
+        for p in &v.series[0].points {
+            assert_eq!(p.1, want, "{agg} at {}", p.0);
+        }
+    }
+    let v = raw(format!("/api/v1/metrics/query?name=hits&agg=rate&{range}")).await;
+    assert_eq!(v.series[0].points.len(), 10);
+    for p in &v.series[0].points {
+        assert_eq!(p.1, 2.0, "rate at {}", p.0);
+    }
+}

@@ -38,7 +38,12 @@ fn app() -> (Router, tempfile::TempDir) {
         unit: unit.into(),
         delta: false,
     };
-    let pay = b.add_series(spec("skein.span.calls", MetricKind::Counter, "1", "payment"));
+    let pay = b.add_series(spec(
+        "skein.span.calls",
+        MetricKind::Counter,
+        "1",
+        "payment",
+    ));
     let ord = b.add_series(spec("skein.span.calls", MetricKind::Counter, "1", "order"));
     let up = b.add_series(spec("up", MetricKind::Gauge, "", "payment"));
     for i in 0..=30 {
@@ -83,7 +88,11 @@ async fn call(app: &Router, req: Request<Body>) -> (StatusCode, serde_json::Valu
 }
 
 async fn get(app: &Router, uri: &str) -> (StatusCode, serde_json::Value) {
-    call(app, Request::builder().uri(uri).body(Body::empty()).unwrap()).await
+    call(
+        app,
+        Request::builder().uri(uri).body(Body::empty()).unwrap(),
+    )
+    .await
 }
 
 async fn post(app: &Router, uri: &str, form: &str) -> (StatusCode, serde_json::Value) {
@@ -126,7 +135,10 @@ async fn instant_query_reads_otel_names_as_prometheus_names() {
     let (s, v) = post(
         &app,
         "/api/v1/query",
-        &format!("query={}&time=1700000000", enc("sum(skein_span_calls_total)")),
+        &format!(
+            "query={}&time=1700000000",
+            enc("sum(skein_span_calls_total)")
+        ),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -167,10 +179,18 @@ async fn series_labels_values_and_metadata() {
     let list = v["data"].as_array().unwrap();
     assert_eq!(list.len(), 2, "{v}");
     assert_eq!(list[0]["__name__"], "skein_span_calls_total");
-    let svcs: Vec<&str> = list.iter().map(|l| l["service"].as_str().unwrap()).collect();
+    let svcs: Vec<&str> = list
+        .iter()
+        .map(|l| l["service"].as_str().unwrap())
+        .collect();
     assert_eq!(svcs, ["order", "payment"]);
     bad(&app, "/api/v1/series", "no match[]").await;
-    bad(&app, &format!("/api/v1/series?match[]={}", enc("{job=~\".*\"}")), "non-empty").await;
+    bad(
+        &app,
+        &format!("/api/v1/series?match[]={}", enc("{job=~\".*\"}")),
+        "non-empty",
+    )
+    .await;
 
     let (_, v) = get(&app, "/api/v1/labels").await;
     let names: Vec<&str> = v["data"]
@@ -181,7 +201,10 @@ async fn series_labels_values_and_metadata() {
         .collect();
     assert_eq!(names, ["__name__", "job", "service"]);
     let (_, v) = get(&app, "/api/v1/label/__name__/values").await;
-    assert_eq!(v["data"], serde_json::json!(["skein_span_calls_total", "up"]));
+    assert_eq!(
+        v["data"],
+        serde_json::json!(["skein_span_calls_total", "up"])
+    );
     let (_, v) = get(
         &app,
         &format!("/api/v1/label/service/values?match[]={}", enc("up")),
@@ -209,8 +232,18 @@ async fn errors_use_prometheus_types() {
     bad(&app, "/api/v1/query?query=up&time=soon", "time").await;
     let base = format!("/api/v1/query_range?query={}", enc("up"));
     bad(&app, &format!("{base}&start=10&end=20"), "step").await;
-    bad(&app, &format!("{base}&start=10&end=20&step=0"), "zero or negative").await;
-    bad(&app, &format!("{base}&start=20&end=10&step=1"), "before start").await;
+    bad(
+        &app,
+        &format!("{base}&start=10&end=20&step=0"),
+        "zero or negative",
+    )
+    .await;
+    bad(
+        &app,
+        &format!("{base}&start=20&end=10&step=1"),
+        "before start",
+    )
+    .await;
     bad(&app, &format!("{base}&start=0&end=100000&step=1"), "11,000").await;
     // A range vector cannot be a range query's answer.
     bad(

@@ -393,4 +393,117 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, super::super::ErrorType::Execution);
     }
+
+    /// NaN, ±Inf and staleness markers go through a real store and come out as Prometheus
+    /// gives them: a marker ends its series at once (not after the lookback), NaN and
+    /// infinities are values like any other.
+    #[test]
+    fn staleness_markers_and_non_finite_values_read_as_in_prometheus() {
+        use crate::promql::{Engine, Limits, QueryValue};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(TsdbConfig {
+            dir: dir.path().to_path_buf(),
+            ..TsdbConfig::default()
+        })
+        .unwrap();
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let t0 = (skein_model::time::now_unix_nano() / 1_000_000) as i64 - 120_000;
+        let mut b = MetricBatch::default();
+        let mut add = |host: &str, samples: &[(i64, f64)]| {
+            let id = b.add_series(SeriesSpec {
+                name: "temp".into(),
+                labels: Labels::from_pairs([("host", host)]),
+                kind: MetricKind::Gauge,
+                unit: String::new(),
+                delta: false,
+            });
+            for (t, v) in samples {
+                b.push(id, t0 + t, *v);
+            }
+        };
+        add("a", &[(0, 1.0), (10_000, 2.0), (20_000, stale)]);
+        add(
+            "b",
+            &[
+                (0, f64::NAN),
+                (10_000, f64::INFINITY),
+                (20_000, f64::NEG_INFINITY),
+            ],
+        );
+        add("c", &[(20_000, f64::NAN)]);
+        let r = db.append(&b).unwrap();
+        assert_eq!((r.accepted, r.rejected), (7, 0), "{r:?}");
+        let engine = Engine::new(Arc::new(StoreSource::new(Arc::new(db))), Limits::default());
+        let vector = |q: &str, t: i64| -> Vec<(String, f64)> {
+            match engine.instant(q, t0 + t).unwrap() {
+                QueryValue::Vector(v) => v
+                    .into_iter()
+                    .map(|s| (s.labels.get("host").unwrap_or("").to_string(), s.v))
+                    .collect(),
+                other => panic!("{q}: {other:?}"),
+            }
+        };
+        let bits = |v: Vec<(String, f64)>| -> Vec<(String, u64)> {
+            v.into_iter().map(|(h, x)| (h, x.to_bits())).collect()
+        };
+        let h = |s: &str| s.to_string();
+        // Before the marker the last value holds; at the marker and after it the series is
+        // gone at once, though its last sample is well within the 5-minute lookback.
+        assert_eq!(
+            vector("temp", 19_999),
+            vec![(h("a"), 2.0), (h("b"), f64::INFINITY)]
+        );
+        let at_marker = vector("temp", 20_000);
+        assert_eq!(at_marker.len(), 2, "{at_marker:?}");
+        assert_eq!(at_marker[0], (h("b"), f64::NEG_INFINITY));
+        assert!(at_marker[1].0 == "c" && at_marker[1].1.is_nan());
+        assert_eq!(
+            bits(vector("temp", 60_000)),
+            bits(vec![(h("b"), f64::NEG_INFINITY), (h("c"), f64::NAN)])
+        );
+        // NaN is a value: it is counted, compares false (but `!=` true, as in Go), and makes
+        // a sum NaN.
+        assert_eq!(
+            vector("count_over_time(temp[1m])", 20_000),
+            vec![(h("a"), 2.0), (h("b"), 3.0), (h("c"), 1.0)]
+        );
+        assert_eq!(vector("temp > 0", 0), vec![(h("a"), 1.0)]);
+        assert_eq!(
+            bits(vector("temp != 0", 0)),
+            bits(vec![(h("a"), 1.0), (h("b"), f64::NAN)])
+        );
+        assert_eq!(
+            vector("temp > 0", 10_000),
+            vec![(h("a"), 2.0), (h("b"), f64::INFINITY)]
+        );
+        assert_eq!(vector("sum(temp)", 10_000), vec![(h(""), f64::INFINITY)]);
+        let sum = vector("sum(temp)", 20_000);
+        assert!(sum.len() == 1 && sum[0].1.is_nan(), "{sum:?}");
+        // A range query: a's points stop at the marker, b's -Inf holds through the lookback.
+        match engine.range("temp", t0, t0 + 40_000, 10_000).unwrap() {
+            QueryValue::Matrix(m) => {
+                let a: Vec<(i64, f64)> = m[0].points.iter().map(|p| (p.0 - t0, p.1)).collect();
+                assert_eq!(a, vec![(0, 1.0), (10_000, 2.0)]);
+                let b: Vec<(i64, u64)> = m[1]
+                    .points
+                    .iter()
+                    .map(|p| (p.0 - t0, p.1.to_bits()))
+                    .collect();
+                let inf = f64::INFINITY.to_bits();
+                let ninf = f64::NEG_INFINITY.to_bits();
+                assert_eq!(
+                    b[1..],
+                    [
+                        (10_000, inf),
+                        (20_000, ninf),
+                        (30_000, ninf),
+                        (40_000, ninf)
+                    ]
+                );
+                assert!(f64::from_bits(b[0].1).is_nan());
+                assert_eq!(m[2].points.len(), 3);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

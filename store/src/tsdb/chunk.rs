@@ -397,9 +397,71 @@ mod tests {
         }
 
         #[test]
+        fn any_bit_patterns_round_trip(
+            bits in proptest::collection::vec(
+                prop_oneof![
+                    any::<u64>(),
+                    Just(STALE),
+                    Just(f64::NAN.to_bits()),
+                    Just((-0.0f64).to_bits()),
+                    Just(f64::INFINITY.to_bits()),
+                    Just(f64::NEG_INFINITY.to_bits()),
+                    // NaNs with any payload and sign, quiet or signalling.
+                    any::<u64>().prop_map(|b| b | 0x7ff0_0000_0000_0001),
+                ],
+                1..(MAX_SAMPLES as usize),
+            ),
+        ) {
+            let s: Vec<(i64, f64)> = bits
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (i as i64 * 15_000, f64::from_bits(*b)))
+                .collect();
+            roundtrip(&s);
+        }
+
+        #[test]
         fn any_bytes_decode_without_panic(b in proptest::collection::vec(any::<u8>(), 0..600)) {
             let _ = ChunkIter::new(&b).count();
         }
+    }
+
+    /// Prometheus's staleness marker.
+    const STALE: u64 = 0x7ff0_0000_0000_0002;
+
+    #[test]
+    fn special_values_keep_their_exact_bits() {
+        // Each special value after every other one, so each is written both as a first value
+        // and as an XOR against each of the others (new and reused leading/trailing windows).
+        let specials = [
+            STALE,
+            f64::NAN.to_bits(),
+            0x7ff8_0000_0000_0001, // Go's NaN, which Prometheus writes
+            0xfff8_0000_0000_0000, // negative quiet NaN
+            0x7ff0_0000_0000_0001, // the smallest signalling NaN
+            0xffff_ffff_ffff_ffff,
+            f64::INFINITY.to_bits(),
+            f64::NEG_INFINITY.to_bits(),
+            (-0.0f64).to_bits(),
+            0.0f64.to_bits(),
+            1.0f64.to_bits(),
+            f64::MIN_POSITIVE.to_bits(),
+            1, // the smallest subnormal
+            f64::MAX.to_bits(),
+        ];
+        for a in specials {
+            let mut s = vec![(0i64, f64::from_bits(a))];
+            for (i, b) in specials.iter().enumerate() {
+                s.push((1 + 2 * i as i64, f64::from_bits(*b)));
+                s.push((2 + 2 * i as i64, f64::from_bits(a)));
+            }
+            roundtrip(&s);
+        }
+        // A stale marker as the last sample of a full chunk, and one alone.
+        let mut s: Vec<(i64, f64)> = (0..MAX_SAMPLES as i64 - 1).map(|i| (i, i as f64)).collect();
+        s.push((1000, f64::from_bits(STALE)));
+        roundtrip(&s);
+        roundtrip(&[(7, f64::from_bits(STALE))]);
     }
 
     fn roundtrip(samples: &[(i64, f64)]) -> Vec<u8> {

@@ -337,16 +337,6 @@ impl Shared {
                     refuse(&mut report, &|| why.clone());
                     continue;
                 };
-                if !s.value.is_finite() {
-                    report.non_finite += 1;
-                    refuse(&mut report, &|| {
-                        format!(
-                            "{}{}: value {} is not a finite number; send a number or leave the point out",
-                            spec.name, spec.labels, s.value
-                        )
-                    });
-                    continue;
-                }
                 if s.ts_ms > latest_ms {
                     report.too_far_ahead += 1;
                     refuse(&mut report, &|| {
@@ -363,12 +353,19 @@ impl Shared {
                 let prev = *last
                     .entry(id)
                     .or_insert_with(|| st.series.get(id as usize).and_then(|x| x.last));
+                // A delta adds to the running total. A NaN or infinite delta is stored as
+                // sent (its bits kept) and the total starts again from the next delta, as
+                // after a counter reset, rather than staying NaN or infinite for good.
                 let value = match (spec.delta, prev) {
-                    (true, Some((_, total))) => total + s.value,
+                    (true, Some((_, total))) if total.is_finite() && s.value.is_finite() => {
+                        total + s.value
+                    }
                     _ => s.value,
                 };
                 if let Some((pt, pv)) = prev {
-                    if s.ts_ms == pt && (value == pv || spec.delta) {
+                    // The same bits, as Prometheus compares: a resent NaN is a repeat, and a
+                    // NaN (or -0 after 0) at the time of another value is a second value.
+                    if s.ts_ms == pt && (value.to_bits() == pv.to_bits() || spec.delta) {
                         report.duplicates += 1;
                         continue;
                     }

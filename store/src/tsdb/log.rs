@@ -176,6 +176,31 @@ mod tests {
     }
 
     #[test]
+    fn sample_values_keep_their_exact_bits() {
+        let bits = [
+            0x7ff0_0000_0000_0002u64, // Prometheus's staleness marker
+            f64::NAN.to_bits(),
+            0xfff8_0000_0000_0001,
+            f64::INFINITY.to_bits(),
+            f64::NEG_INFINITY.to_bits(),
+            (-0.0f64).to_bits(),
+        ];
+        let mut out = Vec::new();
+        for (i, b) in bits.iter().enumerate() {
+            put_sample(&mut out, i as u32, 1000 + i as i64, f64::from_bits(*b));
+        }
+        let back: Vec<(u32, i64, u64)> = samples(&out)
+            .map(|(id, t, v)| (id, t, v.to_bits()))
+            .collect();
+        let want: Vec<(u32, i64, u64)> = bits
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32, 1000 + i as i64, *b))
+            .collect();
+        assert_eq!(back, want);
+    }
+
+    #[test]
     fn a_cut_string_stays_valid_utf8_and_bad_bytes_still_decode() {
         let spec = SeriesSpec {
             name: "calls".into(),

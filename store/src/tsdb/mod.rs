@@ -18,11 +18,19 @@
 //! - Retention deletes whole blocks older than `retention`.
 //! - [`select`]: matchers and the series a read returns.
 //!
-//! Samples are refused, counted, and reported (never panicking) when they are NaN or
-//! infinite, older than the series' last sample (out of order), at the same time with another
-//! value, or for a new series past the per-metric or total series limit. A repeat of the last
-//! sample (same time, same value: a retried request) is dropped silently. OTLP delta sums are
-//! turned into running totals here, so every counter in the store is cumulative.
+//! Values are kept bit for bit: NaN (any payload, Prometheus's staleness marker
+//! `0x7ff0000000000002` among them), ±Inf and -0 are stored and read back as sent, through the
+//! head, the WAL and the blocks. They follow the same rules as any sample. Samples are
+//! refused, counted, and reported (never panicking) when they are older than the series' last
+//! sample (out of order), at the same time with another value (other bits), more than
+//! [`MAX_FUTURE`] ahead, or for a new series past the per-metric or total series limit. A
+//! repeat of the last sample (same time, same bits: a retried request) is dropped silently.
+//! OTLP delta sums are turned into running totals here, so every counter in the store is
+//! cumulative (a NaN or infinite delta is stored as sent and the total starts again after it).
+//!
+//! Readers decide what non-finite values mean: PromQL reads them as Prometheus does (a
+//! staleness marker ends a series); Skein's own views (`skein_query::metrics`, the alert
+//! engine's TOML conditions) skip them as if absent.
 
 mod block;
 pub mod chunk;
@@ -96,11 +104,10 @@ pub struct AppendReport {
     pub accepted: u64,
     /// Repeats of a series' last sample, dropped without complaint.
     pub duplicates: u64,
-    /// Samples refused (sum of the counts below).
+    /// Samples refused (sum of the counts below). NaN and infinite values are not refused:
+    /// they are stored like any other, bit for bit.
     pub rejected: u64,
-    /// NaN or infinite values.
-    pub non_finite: u64,
-    /// Older than the series' last sample, or at its time with another value.
+    /// Older than the series' last sample, or at its time with another value (other bits).
     pub out_of_order: u64,
     /// New series past a series limit.
     pub series_limited: u64,

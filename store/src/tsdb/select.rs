@@ -171,6 +171,21 @@ impl SelectedSeries {
         ChunkIter::new(&c.data).take_while(|(t, _)| *t <= ts).last()
     }
 
+    /// The last sample at or before `ts` whose value is a finite number, if any: for readers
+    /// that skip NaN and infinite values (staleness markers among them) as if absent.
+    pub fn last_finite_at_or_before(&self, ts: i64) -> Option<(i64, f64)> {
+        self.chunks
+            .iter()
+            .rev()
+            .filter(|c| c.min_ts <= ts)
+            .find_map(|c| {
+                ChunkIter::new(&c.data)
+                    .take_while(|(t, _)| *t <= ts)
+                    .filter(|(_, v)| v.is_finite())
+                    .last()
+            })
+    }
+
     /// Upper bound of the samples in the chunks (a sizing hint).
     pub fn sample_count_hint(&self) -> usize {
         self.chunks
@@ -214,5 +229,34 @@ mod tests {
         assert_eq!(s.last_at_or_before(2405), Some((2400, 240.0)));
         assert_eq!(s.last_at_or_before(-1), None);
         assert_eq!(s.sample_count_hint(), 1000);
+    }
+
+    #[test]
+    fn the_last_finite_sample_skips_nan_and_infinities_across_chunks() {
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        // 240 finite samples fill the first chunk; the second holds only non-finite ones.
+        let mut samples: Vec<(i64, f64)> = (0..240).map(|i| (i * 10, i as f64)).collect();
+        samples.extend([(2400, f64::NAN), (2410, f64::INFINITY), (2420, stale)]);
+        samples.push((2430, -0.0));
+        let s = SelectedSeries::from_samples("x", Labels::default(), MetricKind::Gauge, &samples);
+        assert_eq!(s.chunks.len(), 2);
+        assert_eq!(
+            s.last_at_or_before(2425).map(|p| p.1.to_bits()),
+            Some(stale.to_bits())
+        );
+        assert_eq!(s.last_finite_at_or_before(2425), Some((2390, 239.0)));
+        assert_eq!(
+            s.last_finite_at_or_before(2430)
+                .map(|p| (p.0, p.1.to_bits())),
+            Some((2430, (-0.0f64).to_bits()))
+        );
+        assert_eq!(s.last_finite_at_or_before(-1), None);
+        let only_nan = SelectedSeries::from_samples(
+            "x",
+            Labels::default(),
+            MetricKind::Gauge,
+            &[(5, f64::NAN)],
+        );
+        assert_eq!(only_nan.last_finite_at_or_before(10), None);
     }
 }

@@ -103,31 +103,156 @@ fn bad_samples_are_refused_and_counted() {
     let mut b = MetricBatch::default();
     let id = b.add_series(spec("mem", "a", MetricKind::Gauge));
     b.push(id, 1000, 1.0);
-    b.push(id, 2000, f64::NAN);
-    b.push(id, 3000, f64::INFINITY);
     b.push(id, 4000, 4.0);
     b.push(id, 3500, 3.5); // out of order
     b.push(id, 4000, 4.0); // repeat
     b.push(id, 4000, 5.0); // same time, another value
     let r = db.append(&b).unwrap();
     assert_eq!(r.accepted, 2);
-    assert_eq!(r.non_finite, 2);
     assert_eq!(r.out_of_order, 2);
     assert_eq!(r.duplicates, 1);
-    assert_eq!(r.rejected, 4);
-    assert!(r.first_reason.unwrap().contains("not a finite number"));
+    assert_eq!(r.rejected, 2);
+    assert!(
+        r.first_reason
+            .unwrap()
+            .contains("not after the last stored one")
+    );
     assert_eq!(read(&db, "mem", ""), vec![(1000, 1.0), (4000, 4.0)]);
     // A series whose only samples are refused is not created.
     let mut b = MetricBatch::default();
-    let nan = b.add_series(spec("mem", "b", MetricKind::Gauge));
+    let late = b.add_series(spec("mem", "b", MetricKind::Gauge));
     let ok = b.add_series(spec("mem", "c", MetricKind::Gauge));
-    b.push(nan, 1, f64::NAN);
+    b.push(late, now() + 3_600_000, 1.0);
     b.push(ok, 1, 1.0);
     assert_eq!(db.append(&b).unwrap().accepted, 1);
     assert_eq!(db.metric("mem").unwrap().series, 2);
     drop(db);
     let db = Tsdb::open(cfg(dir.path())).unwrap();
     assert_eq!(read(&db, "mem", "host=c"), vec![(1, 1.0)]);
+}
+
+/// Prometheus's staleness marker.
+const STALE: u64 = 0x7ff0_0000_0000_0002;
+
+/// Values whose bits must come back as sent.
+const SPECIAL: [u64; 9] = [
+    0x3ff0_0000_0000_0000, // 1.0
+    0x7ff8_0000_0000_0000, // NaN
+    0x7ff0_0000_0000_0000, // +Inf
+    0xfff0_0000_0000_0000, // -Inf
+    STALE,
+    0x8000_0000_0000_0000, // -0
+    0xfff8_0000_0000_0001, // a negative NaN with a payload
+    0x7ff8_0000_0000_0001, // Go's NaN, as Prometheus writes it
+    0x4000_0000_0000_0000, // 2.0
+];
+
+fn read_bits(db: &Tsdb, name: &str) -> Vec<(i64, u64)> {
+    read(db, name, "")
+        .into_iter()
+        .map(|(t, v)| (t, v.to_bits()))
+        .collect()
+}
+
+fn bits_batch(t0: i64, values: &[u64]) -> MetricBatch {
+    let mut b = MetricBatch::default();
+    let id = b.add_series(spec("temp", "a", MetricKind::Gauge));
+    for (i, v) in values.iter().enumerate() {
+        b.push(id, t0 + i as i64 * 1000, f64::from_bits(*v));
+    }
+    b
+}
+
+#[test]
+fn nan_infinities_and_staleness_markers_keep_their_bits_in_head_wal_and_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = now() - 600_000;
+    let want: Vec<(i64, u64)> = SPECIAL
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (t0 + i as i64 * 1000, *v))
+        .collect();
+    let last_t = want[want.len() - 1].0;
+    {
+        let db = Tsdb::open(cfg(dir.path())).unwrap();
+        let r = db.append(&bits_batch(t0, &SPECIAL)).unwrap();
+        assert_eq!((r.accepted, r.rejected), (SPECIAL.len() as u64, 0), "{r:?}");
+        assert_eq!(read_bits(&db, "temp"), want, "head");
+        // A retry is all repeats, NaNs included (same bits).
+        let r = db.append(&bits_batch(t0, &SPECIAL)).unwrap();
+        assert_eq!(
+            (r.accepted, r.duplicates, r.rejected),
+            (0, SPECIAL.len() as u64, 0)
+        );
+        // A staleness marker follows the rules of any sample: at the time of the last
+        // sample it is a second value, before it out of order; after it, it is stored.
+        for t in [last_t, last_t - 500] {
+            let r = db.append(&bits_batch(t, &[STALE])).unwrap();
+            assert_eq!((r.accepted, r.out_of_order), (0, 1), "at {t}");
+        }
+    }
+    // Restart: the samples come back from the WAL.
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    assert_eq!(read_bits(&db, "temp"), want, "wal replay");
+    let r = db.append(&bits_batch(last_t + 1000, &[STALE])).unwrap();
+    assert_eq!(r.accepted, 1);
+    // A repeat of the marker is a repeat; another value at its time is a second value.
+    let r = db.append(&bits_batch(last_t + 1000, &[STALE])).unwrap();
+    assert_eq!((r.accepted, r.duplicates), (0, 1));
+    let r = db
+        .append(&bits_batch(last_t + 1000, &[f64::NAN.to_bits()]))
+        .unwrap();
+    assert_eq!((r.accepted, r.out_of_order), (0, 1));
+    let mut want = want;
+    want.push((last_t + 1000, STALE));
+    // Into a block, and read back from it after a restart (the WAL is cut).
+    db.persist().unwrap();
+    drop(db);
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    assert_eq!(db.stats().head_samples, 0);
+    assert_eq!(read_bits(&db, "temp"), want, "block");
+    // The last sample read from the block still makes a resent marker a repeat.
+    let r = db.append(&bits_batch(last_t + 1000, &[STALE])).unwrap();
+    assert_eq!((r.accepted, r.duplicates), (0, 1));
+    // A new series may start with any value.
+    let mut b = MetricBatch::default();
+    let id = b.add_series(spec("temp", "new", MetricKind::Gauge));
+    b.push(id, t0, f64::from_bits(STALE));
+    assert_eq!(db.append(&b).unwrap().accepted, 1);
+    assert_eq!(read(&db, "temp", "host=new")[0].1.to_bits(), STALE);
+}
+
+#[test]
+fn a_non_finite_delta_is_stored_as_sent_and_the_total_starts_again_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mk = |t: i64, v: f64| {
+        let mut b = MetricBatch::default();
+        let id = b.add_series(SeriesSpec {
+            delta: true,
+            ..spec("requests", "a", MetricKind::Counter)
+        });
+        b.push(id, t, v);
+        b
+    };
+    {
+        let db = Tsdb::open(cfg(dir.path())).unwrap();
+        for (t, v) in [(1000, 5.0), (2000, 3.0), (3000, f64::INFINITY)] {
+            assert_eq!(db.append(&mk(t, v)).unwrap().accepted, 1);
+        }
+    }
+    // After a restart the last stored sample (+Inf) is the total to go on from.
+    let db = Tsdb::open(cfg(dir.path())).unwrap();
+    for (t, v) in [(4000, 2.0), (5000, 4.0), (6000, f64::NAN), (7000, 1.0)] {
+        assert_eq!(db.append(&mk(t, v)).unwrap().accepted, 1);
+    }
+    let got = read(&db, "requests", "");
+    assert_eq!(
+        &got[..4],
+        &[(1000, 5.0), (2000, 8.0), (3000, f64::INFINITY), (4000, 2.0)]
+    );
+    assert_eq!(got[4], (5000, 6.0));
+    assert_eq!((got[5].0, got[5].1.to_bits()), (6000, f64::NAN.to_bits()));
+    assert_eq!(got[6], (7000, 1.0));
 }
 
 #[test]
