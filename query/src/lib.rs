@@ -27,5 +27,7 @@ pub mod partial;
 pub mod prom_api;
 pub mod promql;
 pub mod reads;
+#[cfg(test)]
+mod test_state;
 
 pub use error::QueryError;

@@ -4,17 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use super::routes;
-use crate::api::ApiState;
-use crate::engine::{Engine, QueryLimits};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use skein_store::agents::AgentRegistry;
-use skein_store::{Logs, Spans, SplitConfig, SplitStore};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 use tower::ServiceExt;
 
 fn app() -> (Router, tempfile::TempDir) {
@@ -29,28 +22,7 @@ fn app() -> (Router, tempfile::TempDir) {
 
 /// The routes over a store, with empty log and span indexes in `dir`.
 fn app_over(tsdb: skein_store::tsdb::Tsdb, dir: &std::path::Path) -> Router {
-    let cfg = SplitConfig::small();
-    let logs = SplitStore::<Logs>::open(dir, cfg.clone()).unwrap();
-    let spans = SplitStore::<Spans>::open(dir, cfg).unwrap();
-    let engine = Engine::new(
-        logs.split_list(),
-        logs.fields().clone(),
-        spans.split_list(),
-        spans.fields().clone(),
-        QueryLimits::default(),
-    );
-    let state = ApiState {
-        engine: Arc::new(engine),
-        token: None,
-        ready: Arc::new(AtomicBool::new(true)),
-        metrics: Arc::new(String::new),
-        observe: Arc::new(|_, _| {}),
-        timeout: Duration::from_secs(5),
-        slots: Arc::new(tokio::sync::Semaphore::new(4)),
-        agents: AgentRegistry::in_memory(Duration::from_secs(15)),
-        metric_reads: Arc::new(tsdb),
-    };
-    routes().with_state(state)
+    routes().with_state(crate::test_state::state_over(tsdb, dir))
 }
 
 async fn get(app: &Router, uri: &str) -> (StatusCode, serde_json::Value) {

@@ -29,8 +29,8 @@ use crate::promql::source::StoreSource;
 use crate::promql::{ErrorType, PromError, QueryValue};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, State};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use params::{Form, MAX_FORM_BYTES, MAX_TIME, MIN_TIME};
@@ -64,13 +64,27 @@ fn now_ms() -> i64 {
     (skein_model::time::now_unix_nano() / 1_000_000) as i64
 }
 
-/// The parameters of a request: the query string, and the body when it is a form.
-fn form(raw: Option<String>, headers: &HeaderMap, body: &Bytes) -> Result<Form, PromError> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    Form::parse(raw.as_deref(), is_form.then_some(&body[..]))
+/// The parameters of a request, as an extractor: the query string, and the body when it is
+/// a form. A request whose parameters cannot be read gets a `bad_data` answer.
+struct Params(Form);
+
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let raw = req.uri().query().map(str::to_string);
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            render::error(&PromError::bad_data(format!("cannot read the body: {e}")))
+        })?;
+        Form::parse(raw.as_deref(), is_form.then_some(&body[..]))
+            .map(Params)
+            .map_err(|e| render::error(&e))
+    }
 }
 
 /// Runs `f` on a blocking thread under the query time limit and answers in Prometheus's
@@ -113,16 +127,7 @@ fn engine(src: &StoreSource, limits: Limits) -> Engine {
     Engine::new(Arc::new(StoreSource::new(src.reads())), limits)
 }
 
-async fn query(
-    State(s): State<ApiState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let f = match form(raw, &headers, &body) {
-        Ok(f) => f,
-        Err(e) => return render::error(&e),
-    };
+async fn query(State(s): State<ApiState>, Params(f): Params) -> Response {
     answer(&s, "prom_query", move |src, limits| {
         let q = f.get("query").ok_or_else(|| {
             PromError::bad_data("invalid parameter \"query\": the query is missing")
@@ -135,16 +140,7 @@ async fn query(
     .await
 }
 
-async fn query_range(
-    State(s): State<ApiState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let f = match form(raw, &headers, &body) {
-        Ok(f) => f,
-        Err(e) => return render::error(&e),
-    };
+async fn query_range(State(s): State<ApiState>, Params(f): Params) -> Response {
     answer(&s, "prom_query_range", move |src, limits| {
         let need = |name: &str| {
             f.get(name).ok_or_else(|| {
@@ -209,16 +205,7 @@ fn matched(src: &StoreSource, f: &Form) -> Result<Option<Vec<Labels>>, PromError
     Ok(Some(all.into_iter().collect()))
 }
 
-async fn series(
-    State(s): State<ApiState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let f = match form(raw, &headers, &body) {
-        Ok(f) => f,
-        Err(e) => return render::error(&e),
-    };
+async fn series(State(s): State<ApiState>, Params(f): Params) -> Response {
     answer(&s, "prom_series", move |src, _| {
         let Some(found) = matched(src, &f)? else {
             return Err(PromError::bad_data("no match[] parameter provided"));
@@ -236,16 +223,7 @@ async fn series(
     .await
 }
 
-async fn labels(
-    State(s): State<ApiState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let f = match form(raw, &headers, &body) {
-        Ok(f) => f,
-        Err(e) => return render::error(&e),
-    };
+async fn labels(State(s): State<ApiState>, Params(f): Params) -> Response {
     answer(&s, "prom_labels", move |src, _| {
         let names: BTreeSet<String> = match matched(src, &f)? {
             Some(found) => found
@@ -270,12 +248,8 @@ async fn labels(
 async fn label_values(
     State(s): State<ApiState>,
     Path(name): Path<String>,
-    RawQuery(raw): RawQuery,
+    Params(f): Params,
 ) -> Response {
-    let f = match Form::parse(raw.as_deref(), None) {
-        Ok(f) => f,
-        Err(e) => return render::error(&e),
-    };
     if !is_label_name(&name) {
         return render::error(&PromError::bad_data(format!(
             "invalid label name: {name:?}"
@@ -297,11 +271,7 @@ async fn label_values(
     .await
 }
 
-async fn metadata(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
-    let f = match Form::parse(raw.as_deref(), None) {
-        Ok(f) => f,
-        Err(e) => return render::error(&e),
-    };
+async fn metadata(State(s): State<ApiState>, Params(f): Params) -> Response {
     answer(&s, "prom_metadata", move |src, _| {
         let limit = match f.get("limit") {
             None => usize::MAX,

@@ -3,17 +3,11 @@
 #![allow(clippy::unwrap_used)]
 
 use super::routes;
-use crate::api::ApiState;
-use crate::engine::{Engine, QueryLimits};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use skein_model::metric::{Labels, MetricBatch, MetricKind, SeriesSpec};
-use skein_store::agents::AgentRegistry;
-use skein_store::{Logs, Spans, SplitConfig, SplitStore};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tower::ServiceExt;
 
@@ -54,27 +48,7 @@ fn app() -> (Router, tempfile::TempDir) {
     }
     let rep = tsdb.append(&b).unwrap();
     assert_eq!(rep.accepted, 93, "{rep:?}");
-    let cfg = SplitConfig::small();
-    let logs = SplitStore::<Logs>::open(dir.path(), cfg.clone()).unwrap();
-    let spans = SplitStore::<Spans>::open(dir.path(), cfg).unwrap();
-    let engine = Engine::new(
-        logs.split_list(),
-        logs.fields().clone(),
-        spans.split_list(),
-        spans.fields().clone(),
-        QueryLimits::default(),
-    );
-    let state = ApiState {
-        engine: Arc::new(engine),
-        token: None,
-        ready: Arc::new(AtomicBool::new(true)),
-        metrics: Arc::new(String::new),
-        observe: Arc::new(|_, _| {}),
-        timeout: Duration::from_secs(10),
-        slots: Arc::new(tokio::sync::Semaphore::new(4)),
-        agents: AgentRegistry::in_memory(Duration::from_secs(15)),
-        metric_reads: Arc::new(tsdb),
-    };
+    let state = crate::test_state::state_over(tsdb, dir.path());
     (routes().with_state(state), dir)
 }
 
