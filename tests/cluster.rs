@@ -233,6 +233,52 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
     let (_, r) = get_json(&q);
     let points = r["series"][0]["points"].as_array().unwrap();
     assert_eq!(points.last().unwrap()[1], 5.0, "{r:#}");
+    // Prometheus remote write into one node, read through another with PromQL and the
+    // series API.
+    let rw = skein_model::prompb::WriteRequest {
+        timeseries: vec![skein_model::prompb::TimeSeries {
+            labels: [("__name__", "rw_depth"), ("job", "cluster-test")]
+                .iter()
+                .map(|(n, v)| skein_model::prompb::Label {
+                    name: (*n).into(),
+                    value: (*v).into(),
+                })
+                .collect(),
+            samples: vec![skein_model::prompb::Sample {
+                value: 11.0,
+                timestamp: (t / 1_000_000) as i64,
+            }],
+            histograms: vec![],
+        }],
+        ..Default::default()
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&prost::Message::encode_to_vec(&rw))
+        .unwrap();
+    let resp = client()
+        .post(format!("{}/api/v1/write", c.nodes[0].http_base()))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", "0.1.0")
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let q = format!("{}/api/v1/query?query=rw_depth", c.nodes[2].api_base());
+    assert!(
+        wait_for(
+            || get_json(&q).1["data"]["result"][0]["value"][1] == "11",
+            Duration::from_secs(30)
+        ),
+        "a remote-written sample sent to n0 is not read through n2: {}",
+        get_json(&q).1
+    );
+    let (_, r) = get_json(&format!(
+        "{}/api/v1/series?match[]=rw_depth",
+        c.nodes[1].api_base()
+    ));
+    assert_eq!(r["data"][0]["job"], "cluster-test", "{r:#}");
+
     // The same sample through PromQL on the other nodes, under its Prometheus name.
     for node in [1, 2] {
         let q = format!(
