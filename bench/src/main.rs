@@ -13,6 +13,9 @@
 //! - `metrics-ingest`: gauge samples/s into the real `skein collector` over OTLP/HTTP.
 //! - `metrics-query`: a 24 h range query over 1,000 series, in process, through the collector
 //!   and on Prometheus with the same samples.
+//! - `promql-query`: PromQL range queries (`sum by (x) (rate(...))`, `histogram_quantile`)
+//!   over 24 h of 1,000 counter series and a 100-label-set histogram, in process, through the
+//!   collector's Prometheus API and on Prometheus with the same samples.
 //! - `alert-latency`: from a breaching record's 2xx to the webhook at a receiver.
 //! - `tui-frames`: `skein tui` frame time and idle CPU.
 //! - `overload`: `skein collector` (a child process) offered three times the ingest it
@@ -32,6 +35,8 @@ mod lookup;
 mod metrics_ingest;
 mod metrics_query;
 mod overload;
+mod prom_peer;
+mod promql_query;
 mod tui_frames;
 mod util;
 
@@ -69,6 +74,8 @@ enum Cmd {
     MetricsIngest(metrics_ingest::MetricsIngestArgs),
     /// A 24 h range query over 1,000 series: p50/p90/p99, next to Prometheus.
     MetricsQuery(metrics_query::MetricsQueryArgs),
+    /// PromQL range queries over 24 h (rate, histogram_quantile): p99 next to Prometheus.
+    PromqlQuery(promql_query::PromqlQueryArgs),
     /// From a breaching record's 2xx to the webhook at a receiver, default settings.
     AlertLatency(alert_latency::AlertLatencyArgs),
     /// `skein tui` frame time (10,000-span trace, logs at 10,000 lines/s) and idle CPU.
@@ -92,6 +99,7 @@ fn main() -> Result<()> {
         Cmd::AgentOverhead(a) => agent_overhead::run(a)?,
         Cmd::MetricsIngest(a) => metrics_ingest::run(a)?,
         Cmd::MetricsQuery(a) => metrics_query::run(a)?,
+        Cmd::PromqlQuery(a) => promql_query::run(a)?,
         Cmd::AlertLatency(a) => alert_latency::run(a)?,
         Cmd::TuiFrames(a) => tui_frames::run(a)?,
         Cmd::Overload(a) => overload::run(a)?,

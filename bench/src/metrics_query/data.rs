@@ -109,7 +109,7 @@ pub(super) fn queries(d: &Data, step_secs: u64) -> Vec<QueryDef> {
 }
 
 /// Percent-encodes a query-string value (everything but unreserved characters).
-pub(super) fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

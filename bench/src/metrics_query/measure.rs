@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Runs `f` `warmup` times, then `runs` times timed; a histogram of microseconds.
-pub(super) fn time_runs(
+pub(crate) fn time_runs(
     warmup: usize,
     runs: usize,
     mut f: impl FnMut() -> Result<()>,
@@ -26,23 +26,23 @@ pub(super) fn time_runs(
 }
 
 /// An answer, as (group labels as text, points by ms), for comparing systems.
-pub(super) type Answer = BTreeMap<String, BTreeMap<i64, f64>>;
+pub(crate) type Answer = BTreeMap<String, BTreeMap<i64, f64>>;
 
 /// The timings of one query in one system.
-pub(super) struct Timed {
-    pub(super) hist: hdrhistogram::Histogram<u64>,
-    pub(super) groups: usize,
-    pub(super) points: usize,
-    pub(super) answer: Answer,
-    pub(super) bytes: usize,
+pub(crate) struct Timed {
+    pub(crate) hist: hdrhistogram::Histogram<u64>,
+    pub(crate) groups: usize,
+    pub(crate) points: usize,
+    pub(crate) answer: Answer,
+    pub(crate) bytes: usize,
 }
 
 impl Timed {
-    pub(super) fn p(&self, q: f64) -> f64 {
+    pub(crate) fn p(&self, q: f64) -> f64 {
         self.hist.value_at_quantile(q) as f64 / 1000.0
     }
 
-    pub(super) fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!(
             "p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2} ms",
             self.p(0.5),
@@ -52,7 +52,7 @@ impl Timed {
         )
     }
 
-    pub(super) fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         let mut v = percentiles_ms(&self.hist);
         v["groups"] = self.groups.into();
         v["points"] = self.points.into();
@@ -71,12 +71,12 @@ pub(super) fn our_answer(r: &skein_model::metrics_api::MetricQueryResponse) -> A
         .collect()
 }
 
-pub(super) fn count(a: &Answer) -> (usize, usize) {
+pub(crate) fn count(a: &Answer) -> (usize, usize) {
     (a.len(), a.values().map(BTreeMap::len).sum())
 }
 
 /// A blocking HTTP client.
-pub(super) fn http_client() -> Result<reqwest::blocking::Client> {
+pub(crate) fn http_client() -> Result<reqwest::blocking::Client> {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()
@@ -84,7 +84,7 @@ pub(super) fn http_client() -> Result<reqwest::blocking::Client> {
 }
 
 /// GET `url`; the body, which must come with a 200.
-pub(super) fn get(client: &reqwest::blocking::Client, url: &str) -> Result<Bytes> {
+pub(crate) fn get(client: &reqwest::blocking::Client, url: &str) -> Result<Bytes> {
     let r = client
         .get(url)
         .send()

@@ -27,9 +27,9 @@
 //! p50, p90, p99 and max from an HDR histogram.
 
 mod collector;
-mod data;
+pub(crate) mod data;
 mod in_process;
-mod measure;
+pub(crate) mod measure;
 mod peer;
 
 use self::collector::via_collector;
