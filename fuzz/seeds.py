@@ -149,3 +149,162 @@ write("agent_cursor", "checkpoints", b"\x00" + json.dumps({"version": 1, "files"
 write("tsdb_chunk", "samples", b"\x01" + b''.join(struct.pack('<qd', 1_700_000_000_000 + 15_000 * i, 0.5 * i) for i in range(20)))
 write("tsdb_series_log", "series", b"\x00" + struct.pack('<I', 7) + bytes([1, 0]) + struct.pack('<H', 4) + b"reqs"
       + struct.pack('<H', 0) + struct.pack('<H', 1) + struct.pack('<H', 7) + b"service" + struct.pack('<H', 7) + b"payment")
+
+# ---- scrape_parse: the first byte is the mode (bit 0 OpenMetrics, bits 1-2 the sample limit:
+# 0, 3, 1000, none; bit 4 drops go_*). node-exporter is a real page of node_exporter 1.x
+# (`curl 127.0.0.1:<port>/metrics`), kept as captured in scrape_parse/.node-exporter.txt.
+here = os.path.dirname(os.path.abspath(__file__))
+page = os.path.join(here, "seeds", "scrape_parse", ".node-exporter.txt")
+if os.path.exists(page):
+    with open(page, "rb") as f:
+        write("scrape_parse", "node-exporter", b"\x06" + f.read())
+    os.remove(page)
+om = '''# HELP http_request_duration_seconds Request latency.
+# TYPE http_request_duration_seconds histogram
+# UNIT http_request_duration_seconds seconds
+http_request_duration_seconds_bucket{method="GET",le="0.05"} 120 1700000000.123
+http_request_duration_seconds_bucket{method="GET",le="0.5"} 140 # {trace_id="0af7651916cd43dd8448eb211c80319c"} 0.31 1700000000.1
+http_request_duration_seconds_bucket{method="GET",le="+Inf"} 144
+http_request_duration_seconds_count{method="GET"} 144
+http_request_duration_seconds_sum{method="GET"} 21.5
+http_request_duration_seconds_created{method="GET"} 1699990000.0
+# TYPE jobs counter
+jobs_total{queue="a\\"b\\\\c\\nd"} 17
+jobs_created{queue="a\\"b\\\\c\\nd"} 1699990000
+# TYPE rpc summary
+rpc{quantile="0.5"} 0.01
+rpc{quantile="0.99"} NaN
+rpc_count 3
+rpc_sum 0.2
+# TYPE build info
+build_info{version="1.2.3",revision="abc"} 1
+# TYPE feature stateset
+feature{feature="a"} 1
+feature{feature="b"} 0
+# TYPE queue_size gaugehistogram
+queue_size_bucket{le="10"} 3
+queue_size_bucket{le="+Inf"} 5
+queue_size_gcount 5
+queue_size_gsum 22
+# TYPE temp gauge
+temp{room="x"} -Inf
+temp{room="y"} 1.5e-7
+# EOF
+'''
+write("scrape_parse", "openmetrics", b"\x07" + om.encode())
+text = '''# HELP go_goroutines Number of goroutines.
+# TYPE go_goroutines gauge
+go_goroutines 42
+# TYPE http_requests_total counter
+http_requests_total{code="200",path="/a,b"} 1027 1700000000000
+http_requests_total{code="500",path="/x=\\"y\\""} 3 1700000000000
+# TYPE latency histogram
+latency_bucket{le="0.1"} 1
+latency_bucket{le="+Inf"} 2
+latency_sum 0.3
+latency_count 2
+untyped_thing{a="1"} +Inf
+	spaced_metric   { a = "1" , b="2",}   12e3
+'''
+write("scrape_parse", "text-limit-3", b"\x02" + text.encode())
+write("scrape_parse", "text-drop-go", b"\x14" + text.encode())
+write("scrape_parse", "openmetrics-cut", b"\x05" + om.replace("# EOF\n", "").encode())
+
+# ---- remote_write: byte 0 bit 0 set, the rest is protobuf and the target compresses it;
+# clear, the rest is a snappy (block format) body as a sender sends it. Bit 1: tight limits.
+def label(n, v): return ld(1, s(1, n) + s(2, v))
+def rw_series(labels, samples, hist=0):
+    return ld(1, b''.join(label(n, v) for n, v in labels)
+              + b''.join(ld(2, dbl(1, v) + vi(2, t)) for t, v in samples)
+              + b''.join(ld(4, vi(1, 3) + sint(4, 1)) for _ in range(hist)))
+def rw_meta(t, family, unit=""):
+    return ld(3, vi(1, t) + s(2, family) + s(4, "help text") + (s(5, unit) if unit else b""))
+def snappy(b):
+    try:
+        import cramjam
+        return bytes(cramjam.snappy.compress_raw(b))
+    except ImportError:  # literals only: still snappy's block format
+        out = bytearray(varint(len(b)))
+        for i in range(0, len(b), 65536):
+            chunk = b[i:i + 65536]
+            out += bytes([61 << 2]) + struct.pack('<H', len(chunk) - 1) + chunk
+        return bytes(out)
+MS = 1_700_000_000_000
+STALE_NAN = struct.unpack('<d', struct.pack('<Q', 0x7ff0000000000002))[0]
+body = b''.join([
+    rw_series([("__name__", "node_cpu_seconds_total"), ("cpu", "0"), ("instance", "h1:9100"), ("job", "node"), ("mode", "idle")],
+              [(MS + 15000 * i, 1000.5 + 15 * i) for i in range(4)]),
+    rw_series([("__name__", "node_load1"), ("instance", "h1:9100"), ("job", "node")], [(MS, 0.42), (MS + 15000, STALE_NAN)]),
+    rw_series([("__name__", "http_request_duration_seconds_bucket"), ("job", "api"), ("le", "0.5")], [(MS, 10.0)]),
+    rw_series([("__name__", "http_request_duration_seconds_bucket"), ("job", "api"), ("le", "+Inf")], [(MS, 12.0)]),
+    rw_series([("__name__", "http_request_duration_seconds_sum"), ("job", "api")], [(MS, 3.25)]),
+    rw_series([("__name__", "http_request_duration_seconds_count"), ("job", "api")], [(MS, 12.0)]),
+])
+write("remote_write", "prometheus-body", b"\x00" + snappy(body))
+meta = (rw_meta(1, "node_cpu_seconds_total", "seconds") + rw_meta(3, "http_request_duration_seconds")
+        + rw_meta(5, "rpc_duration_seconds") + rw_meta(2, "node_load1"))
+write("remote_write", "with-metadata", b"\x00" + snappy(body + meta))
+odd = b''.join([
+    rw_series([("__name__", "native"), ("job", "x")], [], hist=2),
+    rw_series([("job", "no-name")], [(MS, 1.0)]),
+    rw_series([("__name__", "dup"), ("a", "1"), ("a", "2")], [(MS, 1.0)]),
+    rw_series([("__name__", "empty_value"), ("a", ""), ("b", "caf\u00e9")], [(-1, float("inf")), (MS, float("nan"))]),
+    rw_series([("__name__", "long_label_value_here"), ("label_name_long", "value-longer-than-8")], [(MS, 2.0)]),
+])
+write("remote_write", "odd-series", b"\x01" + odd + meta)
+write("remote_write", "tight-limits", b"\x03" + body + odd)
+
+# ---- prom_rules: Prometheus rule files (YAML) as written.
+for name in ["demo", "skein"]:
+    with open(os.path.join(here, "..", "alerts", f"{name}.rules.yml"), "rb") as f:
+        write("prom_rules", f"shipped-{name}", f.read())
+write("prom_rules", "anchors-and-records", '''groups:
+  - name: records
+    interval: 30s
+    limit: 10
+    rules:
+      - record: job:http_requests:rate5m
+        expr: sum by (job) (rate(http_requests_total[5m]))
+        labels: &common
+          team: api
+  - name: alerts
+    rules:
+      - alert: HighErrors
+        expr: |
+          sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05
+        for: 5m
+        keep_firing_for: 1m
+        labels: *common
+        annotations:
+          summary: "{{ $labels.job }} errors at {{ $value | humanizePercentage }}"
+          description: '{{ range $k, $v := $labels }}{{ $k }}={{ $v }} {{ end }}'
+''')
+write("prom_rules", "alias-bomb", "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
+      "c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c]\ngroups: []\n")
+
+# ---- promql: byte 0 bit 0 a range query, byte 1 the time (x 30 s, from -10 min), byte 2 the
+# steps, byte 3 the step (index into 1 ms, 1 s, 15 s, 17 s, 1 min, 5 min, 0, -15 s); then the
+# query. Queries from scripts/promql-compare/queries.txt (over the target's series).
+queries = [
+    'http_requests_total', 'http_requests_total{code!~"2..|4..", instance=~"a:.*"}',
+    'rate(http_requests_total[5m])', 'increase(http_requests_total[10m] offset 5m)',
+    'sum by (code) (rate(http_requests_total[5m]))', 'irate(node_cpu_seconds_total[1m])',
+    'avg_over_time(queue_depth[1m:15s])', 'idelta(queue_depth[5m])',
+    'quantile_over_time(0.9, temperature_celsius[10m])', 'absent_over_time(nothing[5m])',
+    'scalar(queue_depth{queue="q1"}) * temperature_celsius',
+    'histogram_quantile(0.99, sum by (le) (rate(request_duration_seconds_bucket[10m])))',
+    'histogram_fraction(0, 0.5, request_duration_seconds_bucket)',
+    'holt_winters(queue_depth[30m], 0.1, 0.9)', 'count by (code) (http_requests_total)',
+    'topk(1, sum by (instance) (rate(http_requests_total[5m])))',
+    'temperature_celsius atan2 on(location) temperature_celsius offset 1m',
+    'temperature_celsius > on() group_left vector(2)', 'quantile(0.5, ln(queue_depth - 5))',
+    'timestamp(timestamp(queue_depth))', 'label_replace(queue_depth, "queue", "$0", "queue", ".*")',
+    'queue_depth or up', 'rate(http_requests_total[5m]', 'max_over_time(deriv(queue_depth[5m])[30m:1m])',
+    'predict_linear(node_cpu_seconds_total[10m], 3600)', 'sum(rpc_latency_seconds) without (quantile)',
+    'sort_desc(count_values("v", queue_depth))', 'changes(temperature_celsius[1h]) unless resets(queue_depth[1h])',
+    'clamp(temperature_celsius, -1, 1) @ 1800', '-0x1F + 2 ^ 3 % 5', 'stddev_over_time(temperature_celsius[1h:17s])',
+    'absent(nonexistent{job="x"})', '"a string"', 'http_requests_total[5m]',
+]
+for i, q in enumerate(queries):
+    head = bytes([1, 100, 60, 4]) if i % 2 else bytes([0, 140, 0, 0])
+    write("promql", f"q-{i:02}", head + q.encode())

@@ -142,3 +142,44 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
+
+/// A job for [`on_small_stack`].
+type Job = Box<dyn FnOnce() + Send>;
+
+struct SmallStack {
+    to: std::sync::mpsc::SyncSender<Job>,
+    done: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+/// Runs `job` on a thread with the 2 MiB stack of a tokio worker or blocking thread (where the
+/// collector parses and evaluates), and waits for it: deep recursion overflows here as it
+/// would there. One thread, reused for every input.
+pub fn on_small_stack(job: impl FnOnce() + Send + 'static) {
+    static W: OnceLock<SmallStack> = OnceLock::new();
+    let w = W.get_or_init(|| {
+        let (to, jobs) = std::sync::mpsc::sync_channel::<Job>(0);
+        let (finished, done) = std::sync::mpsc::sync_channel::<()>(0);
+        std::thread::Builder::new()
+            .name("small-stack".into())
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                for job in jobs {
+                    job();
+                    if finished.send(()).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("small-stack thread");
+        SmallStack {
+            to,
+            done: std::sync::Mutex::new(done),
+        }
+    });
+    w.to.send(Box::new(job)).expect("small-stack thread alive");
+    w.done
+        .lock()
+        .expect("lock")
+        .recv()
+        .expect("small-stack thread alive");
+}

@@ -91,17 +91,18 @@ fn header_refusal(headers: &HeaderMap) -> Option<Response> {
 
 /// Why a snappy body could not be decompressed.
 #[derive(Debug)]
-enum Unsnappy {
-    /// Its header declares more than the limit.
+pub enum Unsnappy {
+    /// Its header declares more than the limit (the size declared).
     TooLarge(usize),
-    /// It is not snappy's block format.
+    /// It is not snappy's block format (what is wrong).
     Bad(String),
 }
 
-/// Decompresses a snappy block-format body off the async workers, after checking the size its
-/// header declares against `max`: a small body cannot make it allocate more.
-async fn unsnappy(raw: bytes::Bytes, max: usize) -> Result<Vec<u8>, Unsnappy> {
-    let declared = match snap::raw::decompress_len(&raw) {
+/// Decompresses a snappy block-format body after checking the size its header declares
+/// against `max`: a small body cannot make it allocate more. What the route runs off the
+/// async workers; public for fuzzing (`fuzz/fuzz_targets/remote_write.rs`).
+pub fn unsnappy_blocking(raw: &[u8], max: usize) -> Result<Vec<u8>, Unsnappy> {
+    let declared = match snap::raw::decompress_len(raw) {
         Ok(n) => n,
         Err(snap::Error::TooBig { given, .. }) => {
             return Err(Unsnappy::TooLarge(
@@ -117,12 +118,15 @@ async fn unsnappy(raw: bytes::Bytes, max: usize) -> Result<Vec<u8>, Unsnappy> {
     if declared > max {
         return Err(Unsnappy::TooLarge(declared));
     }
-    let work = move || snap::raw::Decoder::new().decompress_vec(&raw);
-    match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(out)) => Ok(out),
-        Ok(Err(e)) => Err(Unsnappy::Bad(format!(
-            "the body is not valid snappy (block format): {e}"
-        ))),
+    snap::raw::Decoder::new()
+        .decompress_vec(raw)
+        .map_err(|e| Unsnappy::Bad(format!("the body is not valid snappy (block format): {e}")))
+}
+
+/// [`unsnappy_blocking`] off the async workers.
+async fn unsnappy(raw: bytes::Bytes, max: usize) -> Result<Vec<u8>, Unsnappy> {
+    match tokio::task::spawn_blocking(move || unsnappy_blocking(&raw, max)).await {
+        Ok(r) => r,
         Err(e) => Err(Unsnappy::Bad(format!("decompression failed: {e}"))),
     }
 }
