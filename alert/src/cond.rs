@@ -196,6 +196,7 @@ fn traces(c: &TraceCond, src: &Sources, now_ms: i64) -> Result<Vec<Breach>, Stri
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
         max_duration: None,
         error: c.errors_only.then_some(true),
+        tags: Vec::new(),
     };
     // Span names are the `name` field in the index and the `operation` label in alerts.
     let mut fields: Vec<&str> = Vec::new();

@@ -389,6 +389,7 @@ where
             slots: Arc::new(tokio::sync::Semaphore::new(cfg.query.max_concurrent)),
             agents: agents.clone(),
             metric_reads,
+            keys: Arc::new(skein_model::keys::KeyExtractor::new(&cfg.correlation)),
         },
         extra,
     );

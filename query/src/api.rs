@@ -52,6 +52,9 @@ pub struct ApiState {
     pub agents: AgentRegistry,
     /// The metrics store's reads: the store itself on one node, every node's in a cluster.
     pub metric_reads: std::sync::Arc<dyn crate::metric_reads::MetricReads>,
+    /// Which attribute names carry correlation keys (the collector's `[correlation]`), so
+    /// LogQL label filters on them are answered from the key index.
+    pub keys: Arc<skein_model::keys::KeyExtractor>,
 }
 
 /// An API error answer.
@@ -135,6 +138,8 @@ fn build(state: ApiState, extra: Option<Router>) -> Router {
         .route("/api/v1/hosts", get(hosts))
         .merge(crate::metrics::http::routes())
         .merge(crate::prom_api::routes())
+        .merge(crate::loki::routes())
+        .merge(crate::jaeger::routes())
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     let app = Router::new()
@@ -448,6 +453,7 @@ async fn traces(
             min_duration: dur("min_duration")?,
             max_duration: dur("max_duration")?,
             error,
+            tags: Vec::new(),
         },
         range: time_range(&p)?,
         limit: limit(&p, 20, s.engine.limits().max_limit)?,
@@ -537,6 +543,7 @@ mod tests {
                 })
                 .unwrap(),
             ),
+            keys: Arc::new(skein_model::keys::KeyExtractor::new(&Default::default())),
         };
         (state, dir)
     }

@@ -10,6 +10,7 @@
 //!   cluster, and how partial answers merge.
 //! - [`promql`]: PromQL over the metrics store; [`prom_api`]: the Prometheus HTTP query API
 //!   (`/api/v1/query`, `/api/v1/query_range`, `/api/v1/series`, `/api/v1/labels`, ...).
+//! - [`loki`]: the Loki query API (`/loki/api/v1/...`) and LogQL over the log index.
 //! - [`live`]: the live tail of new log lines (`GET /api/v1/logs/tail`, Server-Sent Events).
 //!
 //! The typed client of this API is its own crate (`skein-client`), so the CLI and TUI never link
@@ -20,7 +21,9 @@
 pub mod api;
 pub mod engine;
 mod error;
+pub mod jaeger;
 pub mod live;
+pub mod loki;
 pub mod metric_reads;
 pub mod metrics;
 pub mod partial;

@@ -146,6 +146,14 @@ impl Read {
                 "a count may group by at most {MAX_READ_GROUPS} fields"
             ));
         }
+        if let Read::SearchSpans { filter, .. } | Read::CountSpans { filter, .. } = self
+            && filter.tags.len() > search::MAX_SPAN_TAGS
+        {
+            return Err(format!(
+                "a span filter may hold at most {} tags",
+                search::MAX_SPAN_TAGS
+            ));
+        }
         Ok(())
     }
 }

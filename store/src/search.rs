@@ -446,6 +446,71 @@ pub struct SpanFilter {
     pub max_duration: Option<u64>,
     /// Only error spans (true) or only non-error spans (false).
     pub error: Option<bool>,
+    /// Attribute conditions a span must all meet, `(name, value)`: the span's attributes or
+    /// its resource's hold `name` with `value` (a string equal to it, or a number or bool
+    /// that reads as it). Three names are fields of the span instead: `error` (`true` is
+    /// status error, `false` anything else), `otel.status_code` (`ok`, `error`, `unset`, any
+    /// case) and `span.kind` (`server`, `client`, ...). Left out of the wire form when empty,
+    /// so a filter without tags reads the same on nodes that predate them; a node that
+    /// predates them ignores them, and a caller that sends tags across a cluster checks the
+    /// spans again with [`SpanFilter::matches_tags`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+}
+
+/// Most tags one [`SpanFilter`] may hold: more are refused by the API and, from another
+/// node, by the read's bounds check.
+pub const MAX_SPAN_TAGS: usize = 32;
+
+impl SpanFilter {
+    /// True when `span` meets every tag condition of the filter, by the same rules as the
+    /// index query (strings equal; numbers and bools equal to the value read as one).
+    pub fn matches_tags(&self, span: &skein_model::Span) -> bool {
+        self.tags.iter().all(|(k, v)| {
+            match k.as_str() {
+                "error" => return (v == "true") == span.is_error(),
+                "otel.status_code" => return span.status_code.eq_ignore_ascii_case(v),
+                "span.kind" => return span.kind.eq_ignore_ascii_case(v),
+                _ => {}
+            }
+            // A span attribute wins over a resource attribute of the same name, as indexed.
+            match span.attributes.get(k).or_else(|| span.resource.get(k)) {
+                Some(serde_json::Value::String(s)) => s == v,
+                Some(serde_json::Value::Bool(b)) => v.parse::<bool>().is_ok_and(|x| x == *b),
+                Some(serde_json::Value::Number(n)) => match (n.as_f64(), v.parse::<f64>()) {
+                    (Some(a), Ok(b)) => a == b,
+                    _ => false,
+                },
+                _ => false,
+            }
+        })
+    }
+}
+
+/// The query of one tag condition on the attributes JSON field: the value as a string term,
+/// or as a number or bool term when it reads as one (the index keeps each attribute's type).
+fn span_tag_query(fields: &SpanFields, name: &str, value: &str) -> Box<dyn Query> {
+    // Tantivy ends a JSON path at NUL and separates segments with 0x01; a name holding a
+    // control character would fail an assertion inside it, and no attribute is named so.
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Box::new(BooleanQuery::new(Vec::new()));
+    }
+    let base = Term::from_field_json_path(fields.attributes, name, true);
+    let mut text = base.clone();
+    text.append_type_and_str(value);
+    let mut alternatives: Vec<(Occur, Box<dyn Query>)> = vec![(
+        Occur::Should,
+        Box::new(TermQuery::new(text, IndexRecordOption::Basic)),
+    )];
+    if let Some(typed) =
+        tantivy::json_utils::convert_to_fast_value_and_append_to_json_term(&base, value, false)
+    {
+        alternatives.push((
+            Occur::Should,
+            Box::new(TermQuery::new(typed, IndexRecordOption::Basic)),
+        ));
+    }
+    Box::new(BooleanQuery::new(alternatives))
 }
 
 /// The tantivy query of a span filter over a time range.
@@ -486,6 +551,16 @@ pub(crate) fn span_query(
             clauses.push((Occur::MustNot, term(fields.status, "error")));
         }
         None => {}
+    }
+    let term_lower = |f: Field, v: &str| term(f, &v.to_ascii_lowercase());
+    for (name, value) in &filter.tags {
+        match name.as_str() {
+            "error" if value == "true" => clauses.push((Occur::Must, term(fields.status, "error"))),
+            "error" => clauses.push((Occur::MustNot, term(fields.status, "error"))),
+            "otel.status_code" => clauses.push((Occur::Must, term_lower(fields.status, value))),
+            "span.kind" => clauses.push((Occur::Must, term_lower(fields.kind, value))),
+            _ => clauses.push((Occur::Must, span_tag_query(fields, name, value))),
+        }
     }
     BooleanQuery::new(clauses)
 }
