@@ -161,6 +161,8 @@ fn headless_demo_tells_every_requests_story() {
         "no fault line from service skein-demo in the collector"
     );
 
+    demo_traces_open_in_grafanas_data_sources(&api);
+
     let status = demo.wait().unwrap();
     err_reader.join().unwrap();
     let out = out_reader.join().unwrap();
@@ -226,6 +228,90 @@ fn headless_demo_tells_every_requests_story() {
     assert!(
         accepted["request_id"].is_string() && accepted["trace_id"].is_string(),
         "{accepted}"
+    );
+}
+
+/// The running demo's traces open through the Jaeger routes with their log lines under their
+/// spans, and the same lines come back through the Loki routes by trace ID.
+fn demo_traces_open_in_grafanas_data_sources(api: &str) {
+    let (status, services) = common::get_json(&format!("{api}/api/services"));
+    assert_eq!(status, 200, "{services}");
+    let services: Vec<String> = services["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    assert!(services.len() >= 4, "{services:?}");
+    for svc in &services {
+        let (_, found) = common::get_json(&common::url_with(
+            api,
+            "/api/traces",
+            &[("service", svc), ("limit", "20"), ("lookback", "1h")],
+        ));
+        for t in found["data"].as_array().into_iter().flatten() {
+            let id = t["traceID"].as_str().unwrap();
+            let (status, trace) = common::get_json(&format!("{api}/api/traces/{id}"));
+            assert_eq!(status, 200, "{trace}");
+            let trace = &trace["data"][0];
+            let Some(with_logs) = trace["spans"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["logs"].as_array().is_some_and(|l| !l.is_empty()))
+            else {
+                continue;
+            };
+            let log = &with_logs["logs"][0];
+            assert!(log["timestamp"].as_u64().unwrap() > 0, "{log}");
+            let event = log["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["key"] == "event")
+                .unwrap_or_else(|| panic!("no event field: {log}"));
+            assert!(
+                event["value"].as_str().is_some_and(|v| !v.is_empty()),
+                "{log}"
+            );
+            // The same trace's lines through the Loki API, answered from the trace ID (lines
+            // that carry only the request ID are in the Jaeger answer, not in this one).
+            let span_logs: usize = trace["spans"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["logs"].as_array().map_or(0, Vec::len))
+                .sum();
+            let (status, lines) = common::get_json(&common::url_with(
+                api,
+                "/loki/api/v1/query_range",
+                &[
+                    ("query", &format!("{{service=~\".+\"}} | trace_id=\"{id}\"")),
+                    ("limit", "1000"),
+                ],
+            ));
+            assert_eq!(status, 200, "{lines}");
+            let result = lines["data"]["result"].as_array().unwrap();
+            let n: usize = result
+                .iter()
+                .map(|s| s["values"].as_array().unwrap().len())
+                .sum();
+            if n == 0 {
+                continue;
+            }
+            assert!(
+                n <= span_logs,
+                "{n} Loki lines, {span_logs} span logs: {lines}"
+            );
+            assert!(
+                result.iter().all(|s| s["stream"]["trace_id"] == id),
+                "{lines}"
+            );
+            return;
+        }
+    }
+    panic!(
+        "no demo trace opened through /api/traces/{{id}} with log lines under a span that the Loki API also finds by trace ID"
     );
 }
 
