@@ -13,7 +13,7 @@ use common::agent::Agent;
 use common::nats::NatsCluster;
 use common::{
     Collector, client, get_json, hex, kv, log_record, logs_request, new_trace_id, now_nanos, span,
-    traces_request, unique, wait_for,
+    traces_request, unique, url_with, wait_for,
 };
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::trace::{TraceContextExt, Tracer as _, TracerProvider as _};
@@ -179,6 +179,51 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
             assert!(t.get("partial").is_none(), "a whole answer is not partial");
             assert_eq!(t["trace_id"], hex(&trace));
         }
+    }
+    // Grafana's data sources through every node: the Jaeger trace with both log lines under
+    // its spans, a Jaeger search, and the Loki API's lines by request ID.
+    for n in &c.nodes {
+        let base = n.api_base();
+        let (code, j) = get_json(&format!("{base}/api/traces/{}", hex(&trace)));
+        assert_eq!(code, 200, "{j:#}");
+        let spans = j["data"][0]["spans"].as_array().unwrap();
+        assert_eq!(spans.len(), 2, "{j:#}");
+        let logs: usize = spans
+            .iter()
+            .map(|s| s["logs"].as_array().map_or(0, Vec::len))
+            .sum();
+        assert_eq!(logs, 2, "both lines under the trace's spans: {j:#}");
+        let (code, found) = get_json(&url_with(
+            &base,
+            "/api/traces",
+            &[("service", "gateway"), ("lookback", "1h"), ("limit", "50")],
+        ));
+        assert_eq!(code, 200, "{found:#}");
+        assert!(
+            found["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["traceID"] == hex(&trace)),
+            "{found:#}"
+        );
+        let (code, l) = get_json(&url_with(
+            &base,
+            "/loki/api/v1/query_range",
+            &[(
+                "query",
+                &format!("{{service=~\".+\"}} | request_id=\"{rid}\""),
+            )],
+        ));
+        assert_eq!(code, 200, "{l:#}");
+        let lines: usize = l["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["values"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(lines, 2, "{base}: {l:#}");
+        assert!(l.get("partial").is_none(), "{l:#}");
     }
 
     // Span-derived metrics: each node derives those of the spans it took in, and any node's
