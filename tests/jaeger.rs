@@ -2,7 +2,9 @@
 //! OTLP/HTTP, then the requests Grafana makes (its health check, the services and operations
 //! of the query editor, a search with tags, durations, limit and a time range in µs, a
 //! trace by ID, a trace by request ID, the dependency graph), each answer checked for the
-//! fields Grafana reads.
+//! fields Grafana reads; then the same over Jaeger's HTTP API v3, which newer Grafana
+//! releases call (its `grpc_client.go`), each answer checked for the OTLP/JSON fields
+//! Grafana decodes (`types/grpc_types.go`) and reads (`utils/grpc_utils.go`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -341,4 +343,262 @@ fn grafanas_jaeger_requests_get_the_shapes_it_parses() {
     let (status, v) = grafana(&c, "/api/traces/req-nobody-sent", &[]);
     assert_eq!(status, 404, "{v}");
     assert_eq!(v["errors"][0]["code"], 404);
+
+    grafanas_v3_requests(&c, &tid, &hex(&t2), &rid, t0);
+}
+
+/// GET of a URL built as Grafana builds it: `path`, the encoded `params`, then `raw` appended
+/// unencoded (Grafana appends its RFC 3339 times that way).
+fn grafana_raw(c: &Collector, path: &str, params: &[(&str, &str)], raw: &str) -> (u16, Value) {
+    let mut url = url_with(&c.api_base(), path, params);
+    if !raw.is_empty() {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(raw);
+    }
+    get_json_with(&client(), &url, Some(TOKEN))
+}
+
+/// Go's `time.RFC3339Nano` of a Unix-ns time, in UTC.
+fn rfc3339(ns: u64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_nanos(ns);
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+fn otlp_attr<'a>(list: &'a Value, key: &str) -> &'a Value {
+    list.as_array()
+        .and_then(|a| a.iter().find(|kv| kv["key"] == key))
+        .map(|kv| &kv["value"])
+        .unwrap_or(&Value::Null)
+}
+
+/// Every span of a v3 answer with its resource's `service.name`, after checking each field
+/// has the JSON type Grafana's structs decode (a wrong type fails its whole decode): IDs and
+/// nanosecond times as strings, `kind` and `status.code` as numbers, and every
+/// `resourceSpans` with a first scope holding a first span (Grafana's search sort reads
+/// `ScopeSpans[0].Spans[0]`).
+fn v3_spans(v: &Value) -> Vec<(String, Value)> {
+    assert!(v.get("error").is_none(), "{v}");
+    let mut out = Vec::new();
+    for rs in v["result"]["resourceSpans"]
+        .as_array()
+        .expect("resourceSpans")
+    {
+        let service = otlp_attr(&rs["resource"]["attributes"], "service.name")["stringValue"]
+            .as_str()
+            .expect("service.name")
+            .to_string();
+        assert!(rs["scopeSpans"][0]["spans"][0].is_object(), "{rs}");
+        for ss in rs["scopeSpans"].as_array().unwrap() {
+            assert!(ss["scope"].is_object(), "{ss}");
+            for s in ss["spans"].as_array().unwrap() {
+                for id in ["traceId", "spanId", "name"] {
+                    assert!(s[id].is_string(), "{id}: {s}");
+                }
+                assert!(s["parentSpanId"].is_null() || s["parentSpanId"].is_string());
+                assert!(s["kind"].is_i64(), "{s}");
+                assert!(s["status"]["code"].is_i64(), "{s}");
+                for t in ["startTimeUnixNano", "endTimeUnixNano"] {
+                    assert!(s[t].as_str().unwrap().parse::<i64>().is_ok(), "{t}: {s}");
+                }
+                for e in s["events"].as_array().unwrap() {
+                    assert!(e["timeUnixNano"].as_str().unwrap().parse::<i64>().is_ok());
+                    assert!(e["name"].is_string() && e["attributes"].is_array(), "{e}");
+                }
+                for l in s["links"].as_array().unwrap() {
+                    assert!(l["traceId"].is_string() && l["spanId"].is_string(), "{l}");
+                }
+                for a in s["attributes"].as_array().unwrap() {
+                    let val = &a["value"];
+                    assert!(
+                        val["intValue"].is_null() || val["intValue"].is_string(),
+                        "{a}"
+                    );
+                }
+                out.push((service.clone(), s.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn v3_span<'a>(spans: &'a [(String, Value)], name: &str) -> &'a (String, Value) {
+    spans
+        .iter()
+        .find(|(_, s)| s["name"] == name)
+        .unwrap_or_else(|| panic!("no span {name} in {spans:?}"))
+}
+
+fn v3_trace_ids(v: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for (_, s) in v3_spans(v) {
+        let id = s["traceId"].as_str().unwrap().to_string();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// Grafana's v3 requests (`grpc_client.go`): services, operations with `service=`, the
+/// trace by ID with and without `start_time`/`end_time`, the search with `query.*`
+/// parameters and unencoded RFC 3339 times.
+fn grafanas_v3_requests(c: &Collector, tid: &str, t2: &str, rid: &str, t0: u64) {
+    // Services: Grafana reads `services`.
+    let (status, v) = grafana(c, "/api/v3/services", &[]);
+    assert_eq!(
+        (status, v.clone()),
+        (200, json!({"services": ["gateway", "payment"]}))
+    );
+
+    // Operations: Grafana sends service= and reads each `name`.
+    let (status, v) = grafana(c, "/api/v3/operations", &[("service", "gateway")]);
+    assert_eq!(status, 200, "{v}");
+    let ops = v["operations"].as_array().unwrap();
+    let mut names: Vec<&str> = ops.iter().map(|o| o["name"].as_str().unwrap()).collect();
+    names.dedup();
+    assert_eq!(names, vec!["GET /health", "GET /order", "payment.charge"]);
+    assert!(
+        ops.contains(&json!({"name": "payment.charge", "spanKind": "client"})),
+        "{v}"
+    );
+
+    // The trace by ID: OTLP/JSON, services on the resources, logs as `log` events.
+    let (status, v) = grafana(c, &format!("/api/v3/traces/{tid}"), &[]);
+    assert_eq!(status, 200, "{v}");
+    let spans = v3_spans(&v);
+    assert_eq!(spans.len(), 3, "{v}");
+    let (service, root) = v3_span(&spans, "GET /order");
+    assert_eq!(service, "gateway");
+    assert_eq!(root["traceId"], tid);
+    assert_eq!(root["spanId"], hex(&[1; 8]));
+    assert!(root.get("parentSpanId").is_none(), "{root}");
+    assert_eq!(root["kind"], SERVER);
+    assert_eq!(root["startTimeUnixNano"], t0.to_string());
+    assert_eq!(root["endTimeUnixNano"], (t0 + 40_000_000).to_string());
+    assert_eq!(
+        otlp_attr(&root["attributes"], "request.id"),
+        &json!({"stringValue": rid})
+    );
+    assert_eq!(
+        otlp_attr(&root["attributes"], "http.status_code"),
+        &json!({"intValue": "200"})
+    );
+    let (service, charge) = v3_span(&spans, "charge");
+    assert_eq!(service, "payment");
+    assert_eq!(charge["parentSpanId"], hex(&[2; 8]));
+    assert_eq!(
+        charge["status"],
+        json!({"code": 2, "message": "card declined"})
+    );
+    let events: Vec<&str> = charge["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, vec!["exception", "log"]);
+    let log = &charge["events"][1];
+    assert_eq!(log["timeUnixNano"], (t0 + 4_000_000).to_string());
+    assert_eq!(
+        otlp_attr(&log["attributes"], "message"),
+        &json!({"stringValue": "bank said no"})
+    );
+    assert_eq!(
+        otlp_attr(&log["attributes"], "level"),
+        &json!({"stringValue": "error"})
+    );
+    assert_eq!(root["events"].as_array().unwrap().len(), 1, "{root}");
+    assert_eq!(
+        otlp_attr(&root["events"][0]["attributes"], "message"),
+        &json!({"stringValue": "order received"})
+    );
+    assert_eq!(v3_span(&spans, "payment.charge").1["kind"], CLIENT);
+
+    // With Grafana's "trace ID time params": start_time and end_time appended unencoded (an
+    // offset's '+' arrives as a space); by the request ID: the same answer.
+    let start = rfc3339(t0 - 60_000_000_000);
+    let end = rfc3339(now_nanos() + 60_000_000_000);
+    let path = format!("/api/v3/traces/{tid}");
+    for raw in [
+        format!("start_time={start}&end_time={end}"),
+        format!("start_time={}+00:00&end_time={end}", &start[..19]),
+    ] {
+        let (status, same) = grafana_raw(c, &path, &[], &raw);
+        assert_eq!((status, &same), (200, &v), "{raw}");
+    }
+    let (status, by_rid) = grafana(c, &format!("/api/v3/traces/{rid}"), &[]);
+    assert_eq!((status, &by_rid), (200, &v));
+
+    // The search: query.* encoded, then the times appended unencoded, as Grafana does.
+    let times = format!("query.start_time_min={start}&query.start_time_max={end}");
+    let search = |params: &[(&str, &str)]| grafana_raw(c, "/api/v3/traces", params, &times);
+    let (status, v) = search(&[
+        (
+            "query.attributes",
+            r#"{"error":"true","http.status_code":"500"}"#,
+        ),
+        ("query.duration_max", "2s"),
+        ("query.duration_min", "1.2ms"),
+        ("query.service_name", "payment"),
+    ]);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v3_trace_ids(&v), vec![tid.to_string()]);
+    assert_eq!(v3_spans(&v).len(), 3, "the whole trace: {v}");
+    let (_, v) = search(&[("query.service_name", "gateway")]);
+    assert_eq!(
+        v3_trace_ids(&v),
+        vec![t2.to_string(), tid.to_string()],
+        "newest first"
+    );
+    let (_, v) = search(&[
+        ("query.operation_name", "GET /order"),
+        ("query.service_name", "gateway"),
+    ]);
+    assert_eq!(v3_trace_ids(&v), vec![tid.to_string()]);
+    let (_, v) = search(&[
+        ("query.search_depth", "1"),
+        ("query.service_name", "gateway"),
+    ]);
+    assert_eq!(v3_trace_ids(&v), vec![t2.to_string()]);
+    for miss in [
+        vec![
+            ("query.attributes", r#"{"http.status_code":"404"}"#),
+            ("query.service_name", "payment"),
+        ],
+        vec![
+            ("query.duration_min", "100ms"),
+            ("query.service_name", "payment"),
+        ],
+    ] {
+        let (status, v) = search(&miss);
+        assert_eq!(
+            (status, v),
+            (200, json!({"result": {"resourceSpans": []}})),
+            "{miss:?}"
+        );
+    }
+
+    // Errors: the gateway's {"error": {"httpCode", "message"}} with the same status.
+    let (status, v) = search(&[
+        ("query.duration_min", "5"),
+        ("query.service_name", "payment"),
+    ]);
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["httpCode"], 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("query.duration_min"),
+        "{v}"
+    );
+    let (status, v) = grafana(c, "/api/v3/traces/req-nobody-sent", &[]);
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["error"]["httpCode"], 404);
+    let (status, _) = get_json_with(
+        &client(),
+        &format!("{}/api/v3/services", c.api_base()),
+        None,
+    );
+    assert_eq!(status, 401, "behind the query token");
 }

@@ -171,16 +171,22 @@ fn attr_fields(attrs: &Attributes) -> impl Iterator<Item = KeyValue> + '_ {
     attrs.iter().map(|(k, v)| KeyValue::of(k, v))
 }
 
+/// A log record's level as the span logs show it: Skein's level name of its severity
+/// (`error`, `info`), else the severity text as sent; empty when it has neither.
+pub fn level(l: &LogRecord) -> &str {
+    let level = skein_store::schema::level_of(l.severity_number, &l.severity_text);
+    if level.is_empty() {
+        l.severity_text.as_str()
+    } else {
+        level
+    }
+}
+
 /// A log record as a span log: `event` = body, `level` = severity, `service.name` when the
 /// record's service is not the span's, then its attributes.
 pub fn log_of_record(l: &LogRecord, span_service: &str) -> Log {
     let mut fields = vec![KeyValue::string("event", &l.body)];
-    let level = skein_store::schema::level_of(l.severity_number, &l.severity_text);
-    let level = if level.is_empty() {
-        l.severity_text.as_str()
-    } else {
-        level
-    };
+    let level = level(l);
     if !level.is_empty() {
         fields.push(KeyValue::string("level", level));
     }
@@ -280,8 +286,19 @@ pub fn trace(
 /// Puts each log record under the span whose ID it carries (the same trace first), else
 /// under the root span of `trace_id` (else the first span).
 fn attach_logs(out: &mut [JaegerSpan], spans: &[Span], trace_id: &str, logs: &[LogRecord]) {
-    if out.is_empty() {
-        return;
+    for (l, i) in logs.iter().zip(log_placement(spans, trace_id, logs)) {
+        if let (Some(target), Some(span)) = (out.get_mut(i), spans.get(i)) {
+            target.logs.push(log_of_record(l, &span.service));
+        }
+    }
+}
+
+/// Where each log record goes, an index into `spans` per record: the span whose ID it
+/// carries (the same trace first), else the root span of `trace_id` (else the first span).
+/// Empty when there are no spans.
+pub fn log_placement(spans: &[Span], trace_id: &str, logs: &[LogRecord]) -> Vec<usize> {
+    if spans.is_empty() {
+        return Vec::new();
     }
     let mut by_id: HashMap<(&str, &str), usize> = HashMap::new();
     let mut by_span: HashMap<&str, usize> = HashMap::new();
@@ -298,18 +315,17 @@ fn attach_logs(out: &mut [JaegerSpan], spans: &[Span], trace_id: &str, logs: &[L
         })
         .or_else(|| spans.iter().position(|s| s.trace_id == trace_id))
         .unwrap_or(0);
-    for l in logs {
-        let i = if l.span_id.is_empty() {
-            None
-        } else {
-            by_id
-                .get(&(l.trace_id.as_str(), l.span_id.as_str()))
-                .or_else(|| by_span.get(l.span_id.as_str()))
-                .copied()
-        }
-        .unwrap_or(root);
-        if let (Some(target), Some(span)) = (out.get_mut(i), spans.get(i)) {
-            target.logs.push(log_of_record(l, &span.service));
-        }
-    }
+    logs.iter()
+        .map(|l| {
+            if l.span_id.is_empty() {
+                None
+            } else {
+                by_id
+                    .get(&(l.trace_id.as_str(), l.span_id.as_str()))
+                    .or_else(|| by_span.get(l.span_id.as_str()))
+                    .copied()
+            }
+            .unwrap_or(root)
+        })
+        .collect()
 }

@@ -8,7 +8,9 @@
 //!   whole traces with a span matching every condition ([`params`] reads them as Jaeger does);
 //! - `GET /api/traces/{id}`: one trace, by trace ID or by any correlation key (a request
 //!   ID), with the trace's log records as span logs ([`convert`]);
-//! - `GET /api/dependencies?endTs=&lookback=` (ms): `[{"parent", "child", "callCount"}]`.
+//! - `GET /api/dependencies?endTs=&lookback=` (ms): `[{"parent", "child", "callCount"}]`;
+//! - Jaeger's HTTP API v3 under `/api/v3/` (services, operations, a trace, a search) in
+//!   OTLP/JSON, which newer Grafana releases call ([`v3`], [`otlp_json`]).
 //!
 //! Answers use Jaeger's envelope `{"data", "total", "limit", "offset", "errors"}`; errors
 //! are `{"data": null, ..., "errors": [{"code", "msg"}]}` with the same HTTP status. Every
@@ -17,15 +19,19 @@
 //!
 //! Bounds: `limit` at most the engine's `query.max_limit` (1,000; 400 past it), 20 when
 //! absent; tags at most [`params::MAX_TAGS`], each name and value at most
-//! [`params::MAX_TAG_BYTES`]. Not served: Jaeger's gRPC query API, `/api/archive`, the
-//! metrics routes of Jaeger's monitor tab.
+//! [`params::MAX_TAG_BYTES`]; the same for v3 (`query.search_depth` is `limit`). Not served:
+//! Jaeger's gRPC query API, `/api/archive`, the metrics routes of Jaeger's monitor tab.
 
 pub mod convert;
+pub mod otlp_json;
 pub mod params;
 pub mod search;
+pub mod v3;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v3;
 
 use crate::QueryError;
 use crate::api::{ApiError, ApiState, run_blocking};
@@ -51,6 +57,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/traces", get(traces))
         .route("/api/traces/{id}", get(trace))
         .route("/api/dependencies", get(dependencies))
+        .merge(v3::routes())
 }
 
 /// Jaeger's answer envelope.

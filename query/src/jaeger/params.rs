@@ -231,17 +231,110 @@ pub fn search_window(p: &Params, now_ns: u64) -> Result<(u64, u64), String> {
 /// The `limit` of a search: [`DEFAULT_LIMIT`] when absent, at most `max` (the engine's
 /// `query.max_limit`); 0 and larger numbers are refused.
 pub fn limit(p: &Params, max: usize) -> Result<usize, String> {
-    match p.get("limit") {
+    limit_of("limit", p.get("limit"), max)
+}
+
+/// A trace count named `name` (`limit`, v3's `query.search_depth`) read as [`limit`] reads it.
+pub fn limit_of(name: &str, value: Option<&str>, max: usize) -> Result<usize, String> {
+    match value {
         None => Ok(DEFAULT_LIMIT.min(max)),
         Some(t) => match t.parse::<usize>() {
-            Ok(0) => Err("limit must be at least 1".into()),
+            Ok(0) => Err(format!("{name} must be at least 1")),
             Ok(n) if n > max => Err(format!(
-                "limit {n} is over the most of {max} traces (query.max_limit); narrow the search with a service, tags or a shorter time range"
+                "{name} {n} is over the most of {max} traces (query.max_limit); narrow the search with a service, tags or a shorter time range"
             )),
             Ok(n) => Ok(n),
-            Err(_) => Err(format!("limit '{t}' is not a whole number")),
+            Err(_) => Err(format!("{name} '{t}' is not a whole number")),
         },
     }
+}
+
+/// Parses an RFC 3339 time as Go's `time.RFC3339Nano` writes it (`2026-01-01T10:00:00Z`,
+/// `2026-01-01T10:00:00.123456789+02:00`) into Unix nanoseconds; times before 1970 read as 0.
+/// A space where the offset's `+` belongs is read as `+`: Grafana puts these times in the
+/// query string unencoded, and form decoding turns `+` into a space.
+pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
+    let t = text.trim_start();
+    let bad = |why: &str| {
+        format!(
+            "cannot read time '{text}': {why}; write RFC 3339 such as 2026-01-01T10:00:00Z or 2026-01-01T10:00:00.5+02:00"
+        )
+    };
+    let b = t.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let d = b.get(from..from + len)?;
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| d.iter().fold(0i64, |n, c| n * 10 + i64::from(c - b'0')))
+    };
+    let at = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
+    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt") && at(13, b":") && at(16, b":")) {
+        return Err(bad("it is not YYYY-MM-DDTHH:MM:SS"));
+    }
+    let (Some(year), Some(month), Some(day), Some(hour), Some(min), Some(sec)) = (
+        num(0, 4),
+        num(5, 2),
+        num(8, 2),
+        num(11, 2),
+        num(14, 2),
+        num(17, 2),
+    ) else {
+        return Err(bad("a date or time field is not a number"));
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad("the month is not 01 to 12")),
+    };
+    if day < 1 || day > days_in_month || hour > 23 || min > 59 || sec > 59 {
+        return Err(bad("a field is out of range"));
+    }
+    let mut i = 19;
+    let mut nanos: i64 = 0;
+    if at(i, b".,") {
+        i += 1;
+        let digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return Err(bad("the fraction of a second has no digits"));
+        }
+        for k in 0..9 {
+            let d = if k < digits {
+                i64::from(b[i + k] - b'0')
+            } else {
+                0
+            };
+            nanos = nanos * 10 + d;
+        }
+        i += digits;
+    }
+    let offset_s: i64 = match b.get(i) {
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(c @ (b'+' | b'-' | b' ')) if i + 6 == b.len() && at(i + 3, b":") => {
+            let (Some(h), Some(m)) = (num(i + 1, 2), num(i + 4, 2)) else {
+                return Err(bad("the offset is not +HH:MM"));
+            };
+            if h > 23 || m > 59 {
+                return Err(bad("the offset is out of range"));
+            }
+            let sign = if *c == b'-' { -1 } else { 1 };
+            sign * (h * 3600 + m * 60)
+        }
+        _ => return Err(bad("it needs a zone: Z or an offset such as +02:00")),
+    };
+    // Days from 1970-01-01 to the date (the proleptic Gregorian calendar).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_s;
+    let ns = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+    Ok(u64::try_from(ns.max(0)).unwrap_or(u64::MAX))
 }
 
 /// The window of `/api/dependencies`, Unix milliseconds: `endTs` (default `now_ms`) and

@@ -8,6 +8,7 @@ use crate::metric_reads::MetricReads;
 use crate::reads::{Read, ReadResult};
 use serde::Serialize;
 use skein_model::Span;
+use skein_model::api::TraceResponse;
 use skein_store::search::{SpanFilter, TimeRange};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -133,6 +134,17 @@ pub fn operations(
     Ok(out.into_iter().collect())
 }
 
+/// The spans of one trace a search found, in tree order.
+#[derive(Debug, Clone)]
+pub struct FoundTrace {
+    /// The trace ID.
+    pub trace_id: String,
+    /// Its spans, parents before children.
+    pub spans: Vec<Span>,
+    /// Notes on the answer (the read was cut); empty when there are none.
+    pub warnings: Vec<String>,
+}
+
 /// A trace search: the newest traces (at most `limit`) with a span matching `filter` in
 /// `range`, each whole, newest first.
 pub fn find_traces(
@@ -141,6 +153,19 @@ pub fn find_traces(
     range: TimeRange,
     limit: usize,
 ) -> Result<Vec<JaegerTrace>, QueryError> {
+    Ok(find_trace_spans(engine, filter, range, limit)?
+        .into_iter()
+        .map(|t| convert::trace(&t.trace_id, &t.spans, &[], t.warnings))
+        .collect())
+}
+
+/// The spans of [`find_traces`], before conversion (the v3 routes convert them to OTLP).
+pub fn find_trace_spans(
+    engine: &Engine,
+    filter: &SpanFilter,
+    range: TimeRange,
+    limit: usize,
+) -> Result<Vec<FoundTrace>, QueryError> {
     // Several matching spans often share a trace: read more spans than traces wanted, as
     // the engine's own trace search does.
     let span_limit = limit.saturating_mul(20).clamp(100, 20_000);
@@ -180,15 +205,22 @@ pub fn find_traces(
             per.entry(s.trace_id.clone()).or_default().push(s);
         }
     }
-    let mut traces: Vec<(u64, JaegerTrace)> = Vec::with_capacity(ids.len());
-    for id in &ids {
-        let spans = tree_order(per.remove(id).unwrap_or_default());
+    let mut traces: Vec<(u64, FoundTrace)> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let spans = tree_order(per.remove(&id).unwrap_or_default());
         let start = spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0);
         let mut warnings = Vec::new();
         if all.truncated {
             warnings.push(cut_warning(per_trace));
         }
-        traces.push((start, convert::trace(id, &spans, &[], warnings)));
+        traces.push((
+            start,
+            FoundTrace {
+                trace_id: id,
+                spans,
+                warnings,
+            },
+        ));
     }
     traces.sort_by_key(|(start, _)| std::cmp::Reverse(*start));
     Ok(traces.into_iter().map(|(_, t)| t).collect())
@@ -207,6 +239,16 @@ fn wrong() -> QueryError {
 /// One trace by trace ID or any correlation key (a request ID), with its log records as
 /// span logs. None when no span carries the key or its trace.
 pub fn trace_by_key(engine: &Engine, key: &str) -> Result<Option<JaegerTrace>, QueryError> {
+    Ok(trace_response_by_key(engine, key)?
+        .map(|(t, warnings)| convert::trace(&t.trace_id, &t.spans, &t.logs, warnings)))
+}
+
+/// The engine's answer for a key (spans in tree order and the log records), with the
+/// warnings of [`trace_by_key`]; None when no span carries the key or its trace.
+pub fn trace_response_by_key(
+    engine: &Engine,
+    key: &str,
+) -> Result<Option<(TraceResponse, Vec<String>)>, QueryError> {
     let Some(t) = engine.trace(key)? else {
         return Ok(None);
     };
@@ -225,12 +267,7 @@ pub fn trace_by_key(engine: &Engine, key: &str) -> Result<Option<JaegerTrace>, Q
     if t.truncated {
         warnings.push(cut_warning(engine.limits().max_trace_records));
     }
-    Ok(Some(convert::trace(
-        &t.trace_id,
-        &t.spans,
-        &t.logs,
-        warnings,
-    )))
+    Ok(Some((t, warnings)))
 }
 
 /// The service graph of `(start_ms, end_ms]` from the span-derived edge series: calls per

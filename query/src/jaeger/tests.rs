@@ -13,10 +13,10 @@ use skein_store::{Logs, Spans, SplitConfig, SplitStore};
 use std::sync::Arc;
 use tower::ServiceExt;
 
-const T1: &str = "0af7651916cd43dd8448eb211c80319c";
-const T2: &str = "1bf7651916cd43dd8448eb211c80319d";
+pub(super) const T1: &str = "0af7651916cd43dd8448eb211c80319c";
+pub(super) const T2: &str = "1bf7651916cd43dd8448eb211c80319d";
 /// 2026-01-01, Unix ns.
-const BASE: u64 = 1_767_225_600_000_000_000;
+pub(super) const BASE: u64 = 1_767_225_600_000_000_000;
 
 fn attrs(v: Value) -> skein_model::Attributes {
     v.as_object().unwrap().clone()
@@ -46,7 +46,7 @@ fn span(trace: &str, id: &str, parent: &str, service: &str, name: &str, ms: u64)
 /// Two traces: T1 (gateway root with request ID req-9, payment child with a 500 and an
 /// error status, an event) and T2 (a fast gateway span). Logs: one under the payment span,
 /// one carrying only the request ID.
-fn data() -> (Vec<Span>, Vec<LogRecord>) {
+pub(super) fn data() -> (Vec<Span>, Vec<LogRecord>) {
     let mut root = span(T1, "aaaaaaaaaaaaaaaa", "", "gateway", "GET /order", 0);
     root.duration_ns = 40_000_000;
     root.end_unix_nano = root.start_unix_nano + 40_000_000;
@@ -93,7 +93,7 @@ fn data() -> (Vec<Span>, Vec<LogRecord>) {
     (vec![root, pay, fast], vec![under_pay, by_request])
 }
 
-fn state() -> (ApiState, SplitStore<Spans>, tempfile::TempDir) {
+pub(super) fn state() -> (ApiState, SplitStore<Spans>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut logs = SplitStore::<Logs>::open(dir.path(), SplitConfig::small()).unwrap();
     let mut spans = SplitStore::<Spans>::open(dir.path(), SplitConfig::small()).unwrap();
@@ -120,7 +120,7 @@ fn state() -> (ApiState, SplitStore<Spans>, tempfile::TempDir) {
     (state, spans, dir)
 }
 
-async fn get(state: &ApiState, uri: &str) -> (StatusCode, Value) {
+pub(super) async fn get(state: &ApiState, uri: &str) -> (StatusCode, Value) {
     let resp = router(state.clone())
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())
         .await
@@ -365,7 +365,7 @@ async fn search_filters_by_tags_durations_and_window() {
     assert_eq!(ids(&v), vec![T1, T2]);
 }
 
-fn urlencoding(s: &str) -> String {
+pub(super) fn urlencoding(s: &str) -> String {
     serde_urlencoded::to_string([("x", s)]).unwrap()[2..].to_string()
 }
 

@@ -11,7 +11,8 @@ use super::metric::{Eval, Steps, Value};
 use super::pipeline::{self, Entry, Labels};
 use super::scan::{self, DEFAULT_SCAN_BUDGET, ScanStats};
 use super::{
-    DISCOVERY_SAMPLE, LOKI_VERSION, Params, bad, from_api, json_text, parse_step, range_of,
+    DISCOVERY_SAMPLE, LOKI_VERSION, Params, bad, bad_boxed, from_api, json_text, parse_step,
+    range_of,
 };
 use crate::QueryError;
 use crate::api::{ApiState, run_blocking};
@@ -24,13 +25,13 @@ use skein_store::search::{LogFilter, TimeRange};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-fn selector(q: &str) -> Result<LogExpr, Response> {
+fn selector(q: &str) -> Result<LogExpr, Box<Response>> {
     match super::logql::parse(q) {
         Ok(Expr::Log(l)) => Ok(l),
-        Ok(_) => Err(bad(format!(
+        Ok(_) => Err(bad_boxed(format!(
             "'{q}' is a metric query; give a stream selector such as {{service=\"checkout\"}}"
         ))),
-        Err(e) => Err(bad(format!("parse error: {e}"))),
+        Err(e) => Err(bad_boxed(format!("parse error: {e}"))),
     }
 }
 
@@ -79,11 +80,11 @@ fn list_answer(items: &[String]) -> Response {
 pub async fn labels(State(s): State<ApiState>, Params(f): Params) -> Response {
     let (start, end) = match range_of(&f) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let log = match f.get("query").map(selector).transpose() {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (engine, keys) = (s.engine.clone(), s.keys.clone());
     let out = run_blocking(&s, "loki_labels", move || {
@@ -113,11 +114,11 @@ pub async fn values(
 ) -> Response {
     let (start, end) = match range_of(&f) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let log = match f.get("query").map(selector).transpose() {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (engine, keys) = (s.engine.clone(), s.keys.clone());
     let out = run_blocking(&s, "loki_label_values", move || {
@@ -153,13 +154,13 @@ pub async fn values(
 pub async fn series(State(s): State<ApiState>, Params(f): Params) -> Response {
     let (start, end) = match range_of(&f) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut sels = Vec::new();
     for m in f.all("match[]").into_iter().chain(f.all("match")) {
         match selector(m) {
             Ok(l) => sels.push(l),
-            Err(r) => return r,
+            Err(r) => return *r,
         }
     }
     if sels.len() > 64 {
@@ -215,14 +216,14 @@ pub async fn series(State(s): State<ApiState>, Params(f): Params) -> Response {
 pub async fn stats(State(s): State<ApiState>, Params(f): Params) -> Response {
     let (start, end) = match range_of(&f) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(q) = f.get("query") else {
         return bad("missing parameter \"query\": give a stream selector");
     };
     let log = match selector(q) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (engine, keys) = (s.engine.clone(), s.keys.clone());
     let out = run_blocking(&s, "loki_index_stats", move || {
@@ -256,10 +257,10 @@ pub async fn stats(State(s): State<ApiState>, Params(f): Params) -> Response {
 }
 
 /// The labels a volume groups by: `targetLabels`, else the selector's matcher names.
-fn volume_expr(f: &crate::prom_api::params::Form, range_ns: u64) -> Result<Expr, Response> {
+fn volume_expr(f: &crate::prom_api::params::Form, range_ns: u64) -> Result<Expr, Box<Response>> {
     let q = f
         .get("query")
-        .ok_or_else(|| bad("missing parameter \"query\": give a stream selector"))?;
+        .ok_or_else(|| bad_boxed("missing parameter \"query\": give a stream selector"))?;
     let log = selector(q)?;
     let labels: Vec<String> = match f.get("targetLabels") {
         Some(t) => t
@@ -348,7 +349,7 @@ async fn volume_answer(
     }
 }
 
-fn volume_limit(f: &crate::prom_api::params::Form) -> Result<usize, Response> {
+fn volume_limit(f: &crate::prom_api::params::Form) -> Result<usize, Box<Response>> {
     match f.get("limit") {
         None => Ok(100),
         Some(v) => v
@@ -356,7 +357,7 @@ fn volume_limit(f: &crate::prom_api::params::Form) -> Result<usize, Response> {
             .ok()
             .filter(|n| (1..=10_000).contains(n))
             .ok_or_else(|| {
-                bad(format!(
+                bad_boxed(format!(
                     "invalid parameter \"limit\": '{v}'; give 1 to 10000"
                 ))
             }),
@@ -367,15 +368,15 @@ fn volume_limit(f: &crate::prom_api::params::Form) -> Result<usize, Response> {
 pub async fn volume(State(s): State<ApiState>, Params(f): Params) -> Response {
     let (start, end) = match range_of(&f) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let limit = match volume_limit(&f) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let expr = match volume_expr(&f, end - start + 1) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let steps = Steps {
         start: end,
@@ -389,11 +390,11 @@ pub async fn volume(State(s): State<ApiState>, Params(f): Params) -> Response {
 pub async fn volume_range(State(s): State<ApiState>, Params(f): Params) -> Response {
     let (start, end) = match range_of(&f) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let limit = match volume_limit(&f) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let step = match f.get("step") {
         Some(v) => match parse_step(v) {
@@ -404,7 +405,7 @@ pub async fn volume_range(State(s): State<ApiState>, Params(f): Params) -> Respo
     };
     let expr = match volume_expr(&f, step) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let steps = match Steps::new(start, end, step) {
         Ok(s) => s,

@@ -96,6 +96,11 @@ pub(crate) fn bad(message: impl AsRef<str>) -> Response {
     error(StatusCode::BAD_REQUEST, message.as_ref())
 }
 
+/// [`bad`], boxed for `Result`s (a `Response` is large to return by value).
+pub(crate) fn bad_boxed(message: impl AsRef<str>) -> Box<Response> {
+    Box::new(bad(message))
+}
+
 /// An API error from the engine or the query slot, in Loki's shape.
 pub(crate) fn from_api(e: crate::api::ApiError) -> Response {
     let (status, _, message) = e.parts();
@@ -188,17 +193,21 @@ pub fn parse_step(v: &str) -> Result<u64, String> {
 }
 
 /// Reads `start`/`end` (default: the last hour up to now).
-pub(crate) fn range_of(f: &Form) -> Result<(u64, u64), Response> {
+pub(crate) fn range_of(f: &Form) -> Result<(u64, u64), Box<Response>> {
     let end = match f.get("end") {
-        Some(v) => parse_time(v).map_err(|e| bad(format!("invalid parameter \"end\": {e}")))?,
+        Some(v) => {
+            parse_time(v).map_err(|e| bad_boxed(format!("invalid parameter \"end\": {e}")))?
+        }
         None => now_ns(),
     };
     let start = match f.get("start") {
-        Some(v) => parse_time(v).map_err(|e| bad(format!("invalid parameter \"start\": {e}")))?,
+        Some(v) => {
+            parse_time(v).map_err(|e| bad_boxed(format!("invalid parameter \"start\": {e}")))?
+        }
         None => end.saturating_sub(3600 * 1_000_000_000),
     };
     if end < start {
-        return Err(bad(
+        return Err(bad_boxed(
             "invalid parameters: end is before start; give start < end",
         ));
     }
@@ -206,16 +215,16 @@ pub(crate) fn range_of(f: &Form) -> Result<(u64, u64), Response> {
 }
 
 /// Reads `limit` (default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]).
-pub(crate) fn limit_of(f: &Form) -> Result<usize, Response> {
+pub(crate) fn limit_of(f: &Form) -> Result<usize, Box<Response>> {
     match f.get("limit") {
         None => Ok(DEFAULT_LIMIT),
         Some(v) => match v.parse::<usize>() {
-            Ok(0) => Err(bad("limit must be a positive integer")),
+            Ok(0) => Err(bad_boxed("limit must be a positive integer")),
             Ok(n) if n <= MAX_LIMIT => Ok(n),
-            Ok(n) => Err(bad(format!(
+            Ok(n) => Err(bad_boxed(format!(
                 "max entries limit per query exceeded, limit > max_entries_limit ({n} > {MAX_LIMIT})"
             ))),
-            Err(_) => Err(bad(format!(
+            Err(_) => Err(bad_boxed(format!(
                 "invalid parameter \"limit\": '{v}' is not a positive integer"
             ))),
         },

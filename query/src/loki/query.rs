@@ -5,7 +5,9 @@ use super::logql::ast::Expr;
 use super::metric::{Eval, Steps, Value};
 use super::pipeline::Labels;
 use super::scan::{self, DEFAULT_SCAN_BUDGET, ScanStats};
-use super::{Params, bad, from_api, json_text, limit_of, parse_step, parse_time, range_of};
+use super::{
+    Params, bad, bad_boxed, from_api, json_text, limit_of, parse_step, parse_time, range_of,
+};
 use crate::QueryError;
 use crate::api::{ApiState, run_blocking};
 use crate::prom_api::render::{float, json_string};
@@ -25,28 +27,28 @@ pub enum Direction {
     Forward,
 }
 
-fn direction(f: &crate::prom_api::params::Form) -> Result<Direction, Response> {
+fn direction(f: &crate::prom_api::params::Form) -> Result<Direction, Box<Response>> {
     match f.get("direction").map(str::to_ascii_lowercase).as_deref() {
         None | Some("backward") => Ok(Direction::Backward),
         Some("forward") => Ok(Direction::Forward),
-        Some(other) => Err(bad(format!(
+        Some(other) => Err(bad_boxed(format!(
             "invalid parameter \"direction\": '{other}'; use forward or backward"
         ))),
     }
 }
 
-fn parsed(f: &crate::prom_api::params::Form) -> Result<Expr, Response> {
+fn parsed(f: &crate::prom_api::params::Form) -> Result<Expr, Box<Response>> {
     let q = f.get("query").ok_or_else(|| {
-        bad("missing parameter \"query\": give a LogQL query such as {service=\"checkout\"}")
+        bad_boxed("missing parameter \"query\": give a LogQL query such as {service=\"checkout\"}")
     })?;
-    super::logql::parse(q).map_err(|e| bad(format!("parse error: {e}")))
+    super::logql::parse(q).map_err(|e| bad_boxed(format!("parse error: {e}")))
 }
 
 /// `GET|POST /loki/api/v1/query`: an instant query.
 pub async fn instant(State(s): State<ApiState>, Params(f): Params) -> Response {
     let expr = match parsed(&f) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !expr.is_metric() {
         return bad(
@@ -72,20 +74,20 @@ pub async fn instant(State(s): State<ApiState>, Params(f): Params) -> Response {
 pub async fn range(State(s): State<ApiState>, Params(f): Params) -> Response {
     let expr = match parsed(&f) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (start, end) = match range_of(&f) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Expr::Log(log) = expr {
         let limit = match limit_of(&f) {
             Ok(l) => l,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let dir = match direction(&f) {
             Ok(d) => d,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let keys = s.keys.clone();
         let engine = s.engine.clone();
@@ -223,8 +225,8 @@ pub fn streams_body(
         String::from("{\"status\":\"success\",\"data\":{\"resultType\":\"streams\",\"result\":[");
     for (i, (l, vals)) in streams.iter_mut().enumerate() {
         match dir {
-            Direction::Backward => vals.sort_by(|a, b| b.0.cmp(&a.0)),
-            Direction::Forward => vals.sort_by(|a, b| a.0.cmp(&b.0)),
+            Direction::Backward => vals.sort_by_key(|v| std::cmp::Reverse(v.0)),
+            Direction::Forward => vals.sort_by_key(|v| v.0),
         }
         if i > 0 {
             out.push(',');

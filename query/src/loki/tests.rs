@@ -1,6 +1,6 @@
 //! LogQL and the Loki routes over a real (temporary) log index.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::logql::ast::*;
 use super::logql::parse;
