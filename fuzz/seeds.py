@@ -308,3 +308,47 @@ queries = [
 for i, q in enumerate(queries):
     head = bytes([1, 100, 60, 4]) if i % 2 else bytes([0, 140, 0, 0])
     write("promql", f"q-{i:02}", head + q.encode())
+
+# ---- loki_push: byte 0 bits 0-1: 0 JSON as sent, 1 protobuf as sent (decompressed), 2 protobuf
+# the target snappy-compresses, 3 JSON the target gzips; bit 2: the rest is label text.
+def loki_entry(secs, nanos, line, meta=()):
+    return (ld(1, vi(1, secs) + vi(2, nanos)) + s(2, line)
+            + b''.join(ld(3, s(1, n) + s(2, v)) for n, v in meta))
+def loki_stream(labels, entries): return ld(1, s(1, labels) + b''.join(ld(2, e) for e in entries) + vi(3, 7))
+loki_pb = (loki_stream('{job="promtail", service_name="cart", host="node-1", request_id="r-1", level="warn"}',
+                       [loki_entry(1_700_000_000, 5, "cart opened"),
+                        loki_entry(1_700_000_001, 0, "cart failed", [("level", "error"), ("trace_id", "0af7651916cd43dd8448eb211c80319c")])])
+           + loki_stream('{msg="a \\"q\\"\\t\\u00e9\\x41\\101", raw=`x\\n`,}', [loki_entry(0, 0, "")]))
+write("loki_push", "protobuf", b"\x01" + loki_pb)
+write("loki_push", "protobuf-snappy", b"\x02" + loki_pb)
+loki_json = {"streams": [
+    {"stream": {"app": "pay", "instance": "10.1.1.1:80", "n": 3},
+     "values": [["1700000000000000002", "payment declined", {"request_id": "r-1", "level": "error"}],
+                ["0", "no time"]]},
+    {"stream": {"service": "py", "severity": "warning", "logger": "shop"}, "values": [["1700000000000000003", "stock low"]]},
+    {"stream": {"a": "b"}}]}
+write("loki_push", "json", b"\x00" + json.dumps(loki_json).encode())
+write("loki_push", "json-gzip", b"\x03" + json.dumps(loki_json).encode())
+write("loki_push", "json-bad-ts", b"\x00" + b'{"streams":[{"stream":{"a":"b"},"values":[["-1","x"],["9x","y"]]}]}')
+write("loki_push", "labels", b"\x04" + '{a="\\a\\b\\f\\n\\r\\t\\v\\\\\\"\\\'", b=`raw`, c="\\U0001F600\\u00e9\\377", _d="" ,}'.encode())
+write("loki_push", "labels-bad", b"\x04" + b'{a!="b", {c="d"}}')
+
+# ---- logql: the query text. Queries from the LogQL unit tests and Grafana's requests.
+logql = [
+    '{service="payment"}',
+    '{service_name=~"pay.*", level!="debug"} |= "declined" != "test" |~ `card \\d+` !~ "x"',
+    '{service="a"} |= "a" or "b"',
+    '{service="a"} | json | status >= 500 and path="/cart" or took > 250ms',
+    '{service="a"} | logfmt | line_format "{{.status}} {{ .msg }} {{__line__}}"',
+    '{service="a"} | json status="response.code", first="items[0]" | drop __error__, x="1" | keep status',
+    'sum by (level, detected_level) (count_over_time({label="value"} | drop __error__[1m]))',
+    'sum(rate({service="a"}[5m])) by (host)',
+    'topk(5, sum by (service) (bytes_over_time({service=~".+"}[1h] offset 5m)))',
+    'vector(1)+vector(1)',
+    'count_over_time({a="b"}[1m]) / 2 > bool 1 or absent_over_time({a="c"}[5m]) unless vector(0)',
+    '{service="payment"} | trace_id="4bf92f3577b34da6a3ce929d0e0e4736" | request_id="r-1"',
+    '{host="h1"} | decolorize | (status="503" or n >= 3) , user!~"u.*"',
+    '# comment\n{a="b\\x41\\u00e9"} |= `raw`',
+]
+for i, q in enumerate(logql):
+    write("logql", f"q-{i:02}", q)

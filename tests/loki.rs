@@ -29,7 +29,10 @@ fn grafana(c: &Collector, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
     )
 }
 
-fn send(c: &Collector, service: &str, lines: Vec<(&str, i32, Vec<(&str, &str)>)>) {
+/// A line to send: body, OTLP severity number, attributes.
+type Line<'a> = (&'a str, i32, Vec<(&'a str, &'a str)>);
+
+fn send(c: &Collector, service: &str, lines: Vec<Line<'_>>) {
     let now = now_nanos();
     let records = lines
         .into_iter()

@@ -452,6 +452,9 @@ impl OtlpSink for Ingest {
     fn takes_remote_write(&self) -> bool {
         true
     }
+    fn takes_loki_push(&self) -> bool {
+        true
+    }
     fn remote_write(
         &self,
         req: WriteRequest,

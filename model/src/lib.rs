@@ -9,6 +9,7 @@
 //!   model records, validating IDs and applying the per-record [`Limits`].
 //! - [`prompb`] and [`remote_write`] read Prometheus remote write 1.0 into metric batches,
 //!   labels exactly as sent.
+//! - [`lokipb`] holds the messages of Loki's push API (`logproto.PushRequest`).
 //! - [`keys`] extracts a record's correlation keys (trace ID, request IDs, W3C `traceparent`).
 //! - [`severity`] holds the one table of level names and OTLP severity numbers.
 //! - [`api`] holds the JSON shapes of the query API, shared by the server and its client.
@@ -27,6 +28,7 @@ pub mod batch_id;
 pub mod cluster_api;
 pub mod deadline;
 pub mod keys;
+pub mod lokipb;
 pub mod metric;
 pub mod metrics_api;
 pub mod otlp;

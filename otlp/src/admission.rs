@@ -367,6 +367,64 @@ pub fn remote_write_cost(body: &[u8]) -> Result<Cost, String> {
     Ok(c)
 }
 
+/// The cost of a Loki push in protobuf (`logproto.PushRequest`, decompressed), measured
+/// before it is decoded: every entry is a record that carries its stream's labels (the
+/// resource, repeated in every record's NDJSON line); a stream without entries counts as one
+/// record, so empty streams cannot make a push free. [`crate::loki_push`] takes it.
+pub fn loki_push_cost(body: &[u8]) -> Result<Cost, String> {
+    let mut c = Cost {
+        records: 0,
+        bytes: body.len() as u64,
+    };
+    for f in fields(body) {
+        // StreamAdapter: labels 1, entries 2.
+        if let (1, Field::Bytes(stream)) = f? {
+            let labels = length_of(stream, 1)?;
+            let mut entries = 0u64;
+            for e in messages(stream, 2) {
+                let e = e?;
+                entries += 1;
+                c.bytes = c
+                    .bytes
+                    .saturating_add(RECORD_OVERHEAD + 4 * e.len() as u64 + 4 * labels);
+            }
+            c.records = c.records.saturating_add(entries.max(1));
+        }
+    }
+    Ok(c)
+}
+
+/// What decoding a Loki push in JSON costs before it is decoded: the body, and a few hundred
+/// bytes for every object and array outside strings (a stream, its labels, each entry, each
+/// entry's metadata). Records are counted after decoding, before anything is mapped
+/// ([`crate::loki_push`]).
+pub fn loki_json_cost(body: &[u8]) -> Cost {
+    let mut containers = 0u64;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &c in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+        } else if c == b'"' {
+            in_string = true;
+        } else if c == b'{' || c == b'[' {
+            containers += 1;
+        }
+    }
+    Cost {
+        records: 0,
+        bytes: (body.len() as u64)
+            .saturating_mul(2)
+            .saturating_add(containers.saturating_mul(256)),
+    }
+}
+
 /// What decoding a JSON export costs, before it is decoded: the body, the message it becomes
 /// (every object, `{` outside strings, is at most a few hundred bytes of structs) and room to
 /// grow. Records are not counted here: after decoding, the request is measured again as

@@ -1,6 +1,7 @@
 //! OTLP/HTTP: `POST /v1/logs`, `/v1/traces`, `/v1/metrics`, protobuf or JSON bodies, gzip,
-//! zstd or no compression, as the OTLP specification says. When the sink takes it (the
-//! collector's), Prometheus remote write shares the listener ([`crate::remote_write`]).
+//! zstd or no compression, as the OTLP specification says. When the sink takes them (the
+//! collector's), Prometheus remote write ([`crate::remote_write`]) and Loki's push API
+//! ([`crate::loki_push`]) share the listener.
 //!
 //! Successful answers use the request's encoding. Errors are JSON (`{"error", "message"}`)
 //! with the status the specification asks for: 400 malformed, 401 bad token, 413 too large
@@ -35,9 +36,11 @@ pub struct HttpState<S> {
 }
 
 /// The OTLP/HTTP router, with Prometheus remote write (`POST /api/v1/write`,
-/// [`crate::remote_write`]) when the sink takes it.
+/// [`crate::remote_write`]) and Loki's push API (`POST /loki/api/v1/push`,
+/// [`crate::loki_push`]) when the sink takes them.
 pub fn router<S: OtlpSink>(state: HttpState<S>) -> Router {
     let remote_write = state.sink.takes_remote_write();
+    let loki = state.sink.takes_loki_push();
     let mut r = Router::new()
         .route("/v1/logs", post(export::<Logs, S>))
         .route("/v1/traces", post(export::<Traces, S>))
@@ -48,7 +51,10 @@ pub fn router<S: OtlpSink>(state: HttpState<S>) -> Router {
             post(crate::remote_write::write::<S>),
         );
     }
-    r.fallback(move || not_found(remote_write))
+    if loki {
+        r = r.route(crate::loki_push::PATH, post(crate::loki_push::push::<S>));
+    }
+    r.fallback(move || not_found(remote_write, loki))
         .method_not_allowed_fallback(|| async {
             error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -59,12 +65,14 @@ pub fn router<S: OtlpSink>(state: HttpState<S>) -> Router {
         .with_state(state)
 }
 
-async fn not_found(remote_write: bool) -> Response {
-    let also = if remote_write {
-        ", and Prometheus remote write at POST /api/v1/write"
-    } else {
-        ""
-    };
+async fn not_found(remote_write: bool, loki: bool) -> Response {
+    let mut also = String::new();
+    if remote_write {
+        also.push_str(", Prometheus remote write at POST /api/v1/write");
+    }
+    if loki {
+        also.push_str(", Loki push at POST /loki/api/v1/push");
+    }
     error(
         StatusCode::NOT_FOUND,
         "not_found",

@@ -1,6 +1,7 @@
 //! Skein's OTLP transports: OTLP/HTTP ([`http`]: protobuf or JSON, gzip or zstd) and OTLP/gRPC
 //! ([`grpc`]: tonic, gzip or zstd) over one [`OtlpSink`], and Prometheus remote write 1.0
-//! on the OTLP/HTTP listener ([`remote_write`]) for a sink that takes it (the collector's).
+//! ([`remote_write`]) and Loki's push API ([`loki_push`], mapped to OTLP logs) on the
+//! OTLP/HTTP listener for a sink that takes them (the collector's).
 //!
 //! The collector's sink writes to its WAL and index; the agent's local receiver writes to its
 //! disk buffer. Both call [`serve`], so they accept exactly the same wire forms, apply the same
@@ -15,6 +16,7 @@ pub mod admission;
 pub mod auth;
 pub mod grpc;
 pub mod http;
+pub mod loki_push;
 pub mod remote_write;
 pub mod sink;
 

@@ -96,6 +96,12 @@ pub trait OtlpSink: Clone + Send + Sync + 'static {
     fn takes_remote_write(&self) -> bool {
         false
     }
+    /// Whether the OTLP/HTTP router serves Loki's push API (`POST /loki/api/v1/push`,
+    /// [`crate::loki_push`]), whose pushes arrive as logs exports through
+    /// [`OtlpSink::logs`]. Default: no (the agent's receiver takes OTLP only).
+    fn takes_loki_push(&self) -> bool {
+        false
+    }
     /// Takes a decoded Prometheus remote-write request (counted as signal `metrics`). The
     /// default refuses it; a sink that answers [`OtlpSink::takes_remote_write`] with true
     /// overrides this.
