@@ -225,6 +225,35 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
         assert_eq!(lines, 2, "{base}: {l:#}");
         assert!(l.get("partial").is_none(), "{l:#}");
     }
+    // Loki push into node 0, read back through node 2's Loki API by request ID.
+    let push_rid = format!("req-loki-{}", unique());
+    let push = serde_json::json!({"streams": [{
+        "stream": {"service_name": "loki-pushed", "request_id": push_rid},
+        "values": [[now_nanos().to_string(), "pushed through n0"]],
+    }]});
+    let resp = client()
+        .post(format!("{}/loki/api/v1/push", c.nodes[0].http_base()))
+        .header("content-type", "application/json")
+        .body(push.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let q = url_with(
+        &c.nodes[2].api_base(),
+        "/loki/api/v1/query_range",
+        &[(
+            "query",
+            &format!("{{service=\"loki-pushed\"}} | request_id=\"{push_rid}\""),
+        )],
+    );
+    assert!(
+        wait_for(
+            || get_json(&q).1["data"]["result"][0]["values"][0][1] == "pushed through n0",
+            Duration::from_secs(30)
+        ),
+        "a Loki push into n0 is not read through n2: {}",
+        get_json(&q).1
+    );
 
     // Span-derived metrics: each node derives those of the spans it took in, and any node's
     // services view and metric queries add every node's share.

@@ -286,4 +286,38 @@ fn python_logging_loki_ships_lines_found_by_request_id() {
         .unwrap();
     assert_eq!(warn["severity_text"], "warning");
     assert_eq!(warn["severity_number"], 13);
+    // The same lines through the Loki query API, by the request ID label.
+    let url = common::url_with(
+        &c.api_base(),
+        "/loki/api/v1/query_range",
+        &[(
+            "query",
+            &format!("{{service=\"{service}\"}} | request_id=\"{rid}\""),
+        )],
+    );
+    let (status, v) = common::get_json(&url);
+    assert_eq!(status, 200, "{v}");
+    let mut lines: Vec<String> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["values"].as_array().unwrap().clone())
+        .map(|e| e[1].as_str().unwrap().to_string())
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec![
+            format!("order placed py-{rid}"),
+            format!("stock low py-{rid}")
+        ],
+        "{v}"
+    );
+    let levels: Vec<&str> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stream"]["level"].as_str().unwrap())
+        .collect();
+    assert!(levels.contains(&"warn"), "{v}");
 }
