@@ -225,6 +225,78 @@ fn a_trace_entering_through_different_nodes_comes_back_whole_from_any_node() {
         assert_eq!(lines, 2, "{base}: {l:#}");
         assert!(l.get("partial").is_none(), "{l:#}");
     }
+    // The other Jaeger and Loki routes answer through every node with what the others took in.
+    for n in &c.nodes {
+        let base = n.api_base();
+        let ok = |path: &str, params: &[(&str, &str)]| {
+            let (code, v) = get_json(&url_with(&base, path, params));
+            assert_eq!(code, 200, "{base}{path}: {v:#}");
+            assert!(v.get("partial").is_none(), "{base}{path}: {v:#}");
+            v
+        };
+        let v = ok("/api/services", &[]);
+        assert!(
+            v["data"].as_array().unwrap().iter().any(|s| s == "payment"),
+            "{v:#}"
+        );
+        let v = ok("/api/services/gateway/operations", &[]);
+        assert!(
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s == "POST /orders"),
+            "{v:#}"
+        );
+        let v = ok(&format!("/api/v3/traces/{}", hex(&trace)), &[]);
+        assert_eq!(
+            v["result"]["resourceSpans"].as_array().unwrap().len(),
+            2,
+            "{v:#}"
+        );
+        let v = ok("/api/v3/services", &[]);
+        assert!(
+            v["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s == "gateway"),
+            "{v:#}"
+        );
+        let v = ok("/loki/api/v1/label/service/values", &[]);
+        assert!(
+            v["data"].as_array().unwrap().iter().any(|s| s == "payment"),
+            "{v:#}"
+        );
+        let v = ok("/loki/api/v1/labels", &[]);
+        assert!(
+            v["data"].as_array().unwrap().iter().any(|s| s == "level"),
+            "{v:#}"
+        );
+        let sel = "{service=\"payment\"}";
+        let v = ok("/loki/api/v1/series", &[("match[]", sel)]);
+        assert!(!v["data"].as_array().unwrap().is_empty(), "{v:#}");
+        let v = ok("/loki/api/v1/index/stats", &[("query", sel)]);
+        assert!(v["entries"].as_u64().unwrap() >= 2, "{v:#}");
+        let v = ok("/loki/api/v1/index/volume", &[("query", sel)]);
+        assert_eq!(
+            v["data"]["result"][0]["metric"]["service"], "payment",
+            "{v:#}"
+        );
+        let v = ok(
+            "/loki/api/v1/query",
+            &[("query", "sum(count_over_time({service=\"payment\"}[1h]))")],
+        );
+        assert!(
+            v["data"]["result"][0]["value"][1]
+                .as_str()
+                .unwrap()
+                .parse::<f64>()
+                .unwrap()
+                >= 2.0,
+            "{v:#}"
+        );
+    }
     // Loki push into node 0, read back through node 2's Loki API by request ID.
     let push_rid = format!("req-loki-{}", unique());
     let push = serde_json::json!({"streams": [{
