@@ -46,22 +46,24 @@ pub const CUT_ATTRIBUTE: &str = "skein.tail.cut_bytes";
 
 static OPEN: AtomicUsize = AtomicUsize::new(0);
 
-/// One open tail; dropping it frees its place.
-struct Slot;
+/// One open tail among at most `max` counted by a static counter; dropping it frees its
+/// place. Shared by this tail and Loki's (`crate::loki::tail`), each with its own counter.
+pub(crate) struct Slot(&'static AtomicUsize);
 
 impl Slot {
-    fn take() -> Option<Slot> {
-        OPEN.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < MAX_TAILS).then_some(n + 1)
+    /// A place, if fewer than `max` are taken.
+    pub(crate) fn take(open: &'static AtomicUsize, max: usize) -> Option<Slot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
         })
         .ok()
-        .map(|_| Slot)
+        .map(|_| Slot(open))
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        OPEN.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -222,7 +224,7 @@ async fn open(
             }
         },
     };
-    let slot = Slot::take().ok_or_else(|| {
+    let slot = Slot::take(&OPEN, MAX_TAILS).ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

@@ -7,9 +7,9 @@
 //! lines within the scan budget.
 
 use super::logql::ast::{AggOp, Expr, Grouping, LogExpr, RangeAgg, RangeFn, VectorAgg};
-use super::metric::{Eval, Steps, Value};
+use super::metric::{Steps, Value};
 use super::pipeline::{self, Entry, Labels};
-use super::scan::{self, DEFAULT_SCAN_BUDGET, ScanStats};
+use super::scan;
 use super::{
     DISCOVERY_SAMPLE, LOKI_VERSION, Params, bad, bad_boxed, from_api, json_text, parse_step,
     range_of,
@@ -308,20 +308,8 @@ async fn volume_answer(
     instant: bool,
     limit: usize,
 ) -> Response {
-    let (engine, keys) = (s.engine.clone(), s.keys.clone());
     let started = Instant::now();
-    let st = steps.clone();
-    let out = run_blocking(s, route, move || {
-        let mut ev = Eval {
-            engine: &engine,
-            keys: &keys,
-            budget: DEFAULT_SCAN_BUDGET,
-            stats: ScanStats::default(),
-        };
-        let v = ev.eval(&expr, &st)?;
-        Ok::<_, QueryError>((v, ev.stats))
-    })
-    .await;
+    let out = super::query::evaluate(s, route, expr, &steps).await;
     match out {
         Ok((Value::Vector(mut series), stats)) => {
             if series.len() > limit {

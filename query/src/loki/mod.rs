@@ -29,7 +29,6 @@ mod tests;
 use crate::api::ApiState;
 use crate::prom_api::params::{Form, MAX_FORM_BYTES};
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -124,16 +123,8 @@ impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = Response;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
-        let raw = req.uri().query().map(str::to_string);
-        let is_form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        let body = Bytes::from_request(req, state)
+        crate::prom_api::params::read(req, state)
             .await
-            .map_err(|e| bad(format!("cannot read the body: {e}")))?;
-        Form::parse(raw.as_deref(), is_form.then_some(&body[..]))
             .map(Params)
             .map_err(|e| bad(e.message))
     }

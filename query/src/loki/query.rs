@@ -134,18 +134,17 @@ pub async fn range(State(s): State<ApiState>, Params(f): Params) -> Response {
     metric_answer(&s, "loki_query_range", expr, steps, false).await
 }
 
-async fn metric_answer(
+/// Evaluates a metric expression on a blocking thread under the query limits.
+pub(super) async fn evaluate(
     s: &ApiState,
     route: &'static str,
     expr: Expr,
-    steps: Steps,
-    instant: bool,
-) -> Response {
+    steps: &Steps,
+) -> Result<(Value, ScanStats), crate::api::ApiError> {
     let keys = s.keys.clone();
     let engine = s.engine.clone();
-    let started = Instant::now();
     let st = steps.clone();
-    let out = run_blocking(s, route, move || {
+    run_blocking(s, route, move || {
         let mut ev = Eval {
             engine: &engine,
             keys: &keys,
@@ -155,8 +154,18 @@ async fn metric_answer(
         let v = ev.eval(&expr, &st)?;
         Ok::<_, QueryError>((v, ev.stats))
     })
-    .await;
-    match out {
+    .await
+}
+
+async fn metric_answer(
+    s: &ApiState,
+    route: &'static str,
+    expr: Expr,
+    steps: Steps,
+    instant: bool,
+) -> Response {
+    let started = Instant::now();
+    match evaluate(s, route, expr, &steps).await {
         Ok((v, stats)) => json_text(metric_body(&v, &steps, instant, &stats, started)),
         Err(e) => from_api(e),
     }

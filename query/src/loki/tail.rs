@@ -12,6 +12,7 @@ use super::pipeline;
 use super::scan::prefilter;
 use super::{DEFAULT_LIMIT, MAX_LIMIT, bad, error, parse_time};
 use crate::api::ApiState;
+use crate::live::Slot;
 use crate::prom_api::render::json_string;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -20,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use skein_model::LogRecord;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 /// Most Loki tails open at once.
@@ -29,24 +30,6 @@ pub const MAX_TAILS: usize = 64;
 const POLL: Duration = Duration::from_millis(250);
 
 static OPEN: AtomicUsize = AtomicUsize::new(0);
-
-struct Slot;
-
-impl Slot {
-    fn take() -> Option<Slot> {
-        OPEN.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < MAX_TAILS).then_some(n + 1)
-        })
-        .ok()
-        .map(|_| Slot)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        OPEN.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// The websocket route.
 pub async fn tail(
@@ -78,7 +61,7 @@ pub async fn tail(
         Some(Ok(t)) => t,
         Some(Err(e)) => return bad(format!("invalid parameter \"start\": {e}")),
     };
-    let Some(slot) = Slot::take() else {
+    let Some(slot) = Slot::take(&OPEN, MAX_TAILS) else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("{MAX_TAILS} tails are open, the most at once; try again later"),

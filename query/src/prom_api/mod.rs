@@ -28,9 +28,8 @@ use crate::promql::names::{NameMap, is_label_name};
 use crate::promql::source::StoreSource;
 use crate::promql::{ErrorType, PromError, QueryValue};
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use params::{Form, MAX_FORM_BYTES, MAX_TIME, MIN_TIME};
@@ -72,16 +71,8 @@ impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = Response;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
-        let raw = req.uri().query().map(str::to_string);
-        let is_form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        let body = Bytes::from_request(req, state).await.map_err(|e| {
-            render::error(&PromError::bad_data(format!("cannot read the body: {e}")))
-        })?;
-        Form::parse(raw.as_deref(), is_form.then_some(&body[..]))
+        params::read(req, state)
+            .await
             .map(Params)
             .map_err(|e| render::error(&e))
     }

@@ -12,6 +12,25 @@ pub const MAX_FORM_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Default)]
 pub struct Form(Vec<(String, String)>);
 
+/// Reads a request's parameters: its query string, and its body when it is a form
+/// (`application/x-www-form-urlencoded`), as Prometheus and Loki read them.
+pub(crate) async fn read<S: Send + Sync>(
+    req: axum::extract::Request,
+    state: &S,
+) -> Result<Form, PromError> {
+    use axum::extract::FromRequest as _;
+    let raw = req.uri().query().map(str::to_string);
+    let is_form = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let body = axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| PromError::bad_data(format!("cannot read the body: {e}")))?;
+    Form::parse(raw.as_deref(), is_form.then_some(&body[..]))
+}
+
 impl Form {
     /// Reads the query string and a form body.
     pub fn parse(query: Option<&str>, body: Option<&[u8]>) -> Result<Form, PromError> {
