@@ -5,7 +5,8 @@
 //! records and the same conversion as the collector's. Traces are ~10 spans across the services
 //! with ~10 log lines each carrying the trace ID (one or two more carry only the request ID);
 //! the other logs carry trace IDs of traces whose spans were not sampled. The folder is reused
-//! when it already holds a data set of the same size and seed.
+//! when it already holds a data set of the same size and seed. [`dataset`] and
+//! [`start_collector`] are shared with `loki-lookup`.
 
 use crate::datagen::{Gen, Instance, LogCtx, hex, logs_export_grouped, spans_export};
 use crate::util::{self, Running, mb, row, table};
@@ -48,7 +49,8 @@ pub struct LookupArgs {
 }
 
 impl LookupArgs {
-    fn split_config(&self, memory_mb: usize) -> SplitConfig {
+    /// The split settings the data set is written with (`memory_mb` of indexing memory).
+    pub fn split_config(&self, memory_mb: usize) -> SplitConfig {
         let d = SplitConfig::default();
         SplitConfig {
             writer_memory_bytes: memory_mb * 1024 * 1024,
@@ -64,22 +66,51 @@ impl LookupArgs {
 
 const MARKER: &str = "skein-bench-lookup.json";
 
+/// What a built data set holds: its size, seed, and the sampled keys queries use.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Marker {
+pub struct Marker {
     /// Logs asked for (the key of reuse).
-    logs: u64,
+    pub logs: u64,
     /// Logs written (a few more: whole traces).
     #[serde(default)]
-    actual_logs: u64,
-    spans: u64,
-    seed: u64,
-    traces: u64,
-    build_secs: f64,
+    pub actual_logs: u64,
+    /// Spans written.
+    pub spans: u64,
+    /// PRNG seed.
+    pub seed: u64,
+    /// Traces written.
+    pub traces: u64,
+    /// Seconds the build took.
+    pub build_secs: f64,
     /// The index schemas the data set was written with: another schema means a rebuild.
     #[serde(default)]
     schema: String,
-    trace_ids: Vec<String>,
-    request_ids: Vec<String>,
+    /// Sampled trace IDs (every tenth trace, at most 20,000).
+    pub trace_ids: Vec<String>,
+    /// The request ID of each sampled trace.
+    pub request_ids: Vec<String>,
+    /// Per sampled trace, the lines carrying its trace ID by service (index into
+    /// [`crate::datagen::SERVICES`]). Empty in a data set built before it was recorded.
+    #[serde(default)]
+    pub trace_lines: Vec<[u32; 5]>,
+    /// Per sampled trace, the lines carrying its request ID (`request_id` attribute) by service.
+    #[serde(default)]
+    pub request_lines: Vec<[u32; 5]>,
+    /// Event time of the first record, Unix ns (0 in an older data set).
+    #[serde(default)]
+    pub start_ns: u64,
+    /// Event time of the last record, Unix ns (0 in an older data set).
+    #[serde(default)]
+    pub end_ns: u64,
+}
+
+impl Marker {
+    /// Whether it records which service logged each sampled trace's lines and the time range.
+    pub fn has_lines(&self) -> bool {
+        self.end_ns > 0
+            && self.trace_lines.len() == self.trace_ids.len()
+            && self.request_lines.len() == self.request_ids.len()
+    }
 }
 
 fn build(args: &LookupArgs) -> Result<Marker> {
@@ -112,6 +143,10 @@ fn build(args: &LookupArgs) -> Result<Marker> {
         schema: schema_fingerprint(args),
         trace_ids: Vec::new(),
         request_ids: Vec::new(),
+        trace_lines: Vec::new(),
+        request_lines: Vec::new(),
+        start_ns: start,
+        end_ns: 0,
     };
     let (mut n_logs, mut n_spans) = (0u64, 0u64);
     let mut log_items: Vec<(Instance, skein_model::proto::logs::v1::LogRecord)> = Vec::new();
@@ -133,10 +168,10 @@ fn build(args: &LookupArgs) -> Result<Marker> {
         if n_spans < args.spans {
             let (info, trace) = g.trace(8, 12);
             marker.traces += 1;
-            if marker.traces % 10 == 1 && marker.trace_ids.len() < 20_000 {
-                marker.trace_ids.push(hex(&info.trace_id));
-                marker.request_ids.push(info.request_id.clone());
-            }
+            // Which service logged how many of the sampled trace's lines (the PRNG draws are
+            // the same with or without it, so the data set does not change).
+            let sampled = marker.traces % 10 == 1 && marker.trace_ids.len() < 20_000;
+            let (mut by_trace, mut by_request) = ([0u32; 5], [0u32; 5]);
             let n_trace_logs = g.rng.range(8, 11);
             for _ in 0..n_trace_logs {
                 let (svc, span_id) = *g.rng.pick(&info.spans);
@@ -145,6 +180,8 @@ fn build(args: &LookupArgs) -> Result<Marker> {
                     request_id: g.rng.chance(0.5).then(|| info.request_id.clone()),
                     severity: None,
                 };
+                by_trace[svc] += 1;
+                by_request[svc] += u32::from(ctx.request_id.is_some());
                 let rec = g.log(svc, &ctx);
                 log_items.push((
                     Instance {
@@ -161,6 +198,7 @@ fn build(args: &LookupArgs) -> Result<Marker> {
                     request_id: Some(info.request_id.clone()),
                     severity: Some(9),
                 };
+                by_request[0] += 1;
                 let rec = g.log(0, &ctx);
                 log_items.push((
                     Instance {
@@ -169,6 +207,12 @@ fn build(args: &LookupArgs) -> Result<Marker> {
                     },
                     rec,
                 ));
+            }
+            if sampled {
+                marker.trace_ids.push(hex(&info.trace_id));
+                marker.request_ids.push(info.request_id.clone());
+                marker.trace_lines.push(by_trace);
+                marker.request_lines.push(by_request);
             }
             n_spans += trace.len() as u64;
             span_items.extend(trace);
@@ -230,6 +274,7 @@ fn build(args: &LookupArgs) -> Result<Marker> {
     );
     marker.actual_logs = n_logs;
     marker.spans = args.spans;
+    marker.end_ns = g.t_ns;
     std::fs::write(dir.join(MARKER), serde_json::to_vec(&marker)?).context("write marker")?;
     Ok(marker)
 }
@@ -259,7 +304,7 @@ fn schema_fingerprint(args: &LookupArgs) -> String {
 }
 
 /// Counts segments of every split of a signal (a proxy for lookup cost).
-fn segments(dir: &Path) -> usize {
+pub fn segments(dir: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -277,37 +322,53 @@ fn segments(dir: &Path) -> usize {
         .sum()
 }
 
-/// Runs `lookup`.
-pub fn run(args: LookupArgs) -> Result<serde_json::Value> {
-    let load_before = util::load();
-    let (marker, built_now) = match (!args.rebuild)
-        .then(|| existing(&args.data_dir, &args))
-        .flatten()
-    {
-        Some(m) => (m, false),
-        None => {
+/// The data set of `args`: the one in `args.data_dir` when it has the same size, seed and
+/// schemas (and, with `need_lines`, records which service logged each sampled trace's lines),
+/// else built now. Answers it and whether it was built now.
+pub fn dataset(args: &LookupArgs, need_lines: bool) -> Result<(Marker, bool)> {
+    let found = (!args.rebuild)
+        .then(|| existing(&args.data_dir, args))
+        .flatten();
+    match found {
+        Some(m) if !need_lines || m.has_lines() => Ok((m, false)),
+        found => {
+            if found.is_some() {
+                eprintln!("the data set predates the per-service line counts: rebuilding it");
+            }
             eprintln!(
                 "building {} logs and {} spans in {} (written directly with SplitStore, not over HTTP)",
                 args.logs,
                 args.spans,
                 args.data_dir.display()
             );
-            (build(&args)?, true)
+            Ok((build(args)?, true))
         }
-    };
-    let logs_bytes = util::dir_bytes(&args.data_dir.join("logs"));
-    let spans_bytes = util::dir_bytes(&args.data_dir.join("spans"));
-    let log_segments = segments(&args.data_dir.join("logs"));
-    let span_segments = segments(&args.data_dir.join("spans"));
+    }
+}
+
+/// Starts the collector on the data set (retention off, the data set's block size); answers it
+/// and the seconds it took to open the indexes.
+pub fn start_collector(args: &LookupArgs) -> Result<(Running, f64)> {
     let mut cfg = util::bench_config(&args.data_dir, 500);
     cfg.retention.max_age = "0".into();
     if let Some(kb) = args.docstore_block_kb {
         cfg.index.docstore_block_kb = kb;
     }
-    let block_kb = args.split_config(256).docstore_block_bytes / 1024;
     let open_t = Instant::now();
     let r = Running::start(cfg)?;
-    let open_secs = open_t.elapsed().as_secs_f64();
+    Ok((r, open_t.elapsed().as_secs_f64()))
+}
+
+/// Runs `lookup`.
+pub fn run(args: LookupArgs) -> Result<serde_json::Value> {
+    let load_before = util::load();
+    let (marker, built_now) = dataset(&args, false)?;
+    let logs_bytes = util::dir_bytes(&args.data_dir.join("logs"));
+    let spans_bytes = util::dir_bytes(&args.data_dir.join("spans"));
+    let log_segments = segments(&args.data_dir.join("logs"));
+    let span_segments = segments(&args.data_dir.join("spans"));
+    let block_kb = args.split_config(256).docstore_block_bytes / 1024;
+    let (r, open_secs) = start_collector(&args)?;
     let api = r.api_url();
     let rt = util::client_runtime()?;
     let mut g = crate::datagen::Rng::new(args.seed ^ 0xabc);

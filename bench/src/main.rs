@@ -6,6 +6,8 @@
 //! - `spans`: spans over OTLP/HTTP protobuf until searchable.
 //! - `freshness`: time from a log's 2xx to its first appearance in `/api/v1/logs?q=`.
 //! - `lookup`: `GET /api/v1/traces/{key}` latency on a large data set.
+//! - `loki-lookup`: Loki's `/loki/api/v1/query_range` for one trace's lines
+//!   (`{service="…"} | trace_id="…"`) on the `lookup` data set, next to `/api/v1/traces/{key}`.
 //! - `agent-throughput`: `skein agent` (the real binary, a child process) reading a large file
 //!   of JSON lines to a null sink or the collector: MiB/s, peak RSS, CPU.
 //! - `agent-overhead`: the agent's steady-state CPU and RSS (1,000 lines/s, host metrics every
@@ -31,6 +33,7 @@ mod alert_latency;
 mod datagen;
 mod freshness;
 mod ingest;
+mod loki_lookup;
 mod lookup;
 mod metrics_ingest;
 mod metrics_query;
@@ -66,6 +69,8 @@ enum Cmd {
     Freshness(freshness::FreshnessArgs),
     /// GET /api/v1/traces/{key} latency on a large data set.
     Lookup(lookup::LookupArgs),
+    /// /loki/api/v1/query_range for a trace's lines on the lookup data set, next to /api/v1/traces.
+    LokiLookup(loki_lookup::LokiLookupArgs),
     /// `skein agent` reading a large file of JSON lines: MiB/s, peak RSS, CPU.
     AgentThroughput(agent_throughput::ThroughputArgs),
     /// `skein agent` in steady state next to node_exporter: CPU % and RSS.
@@ -95,6 +100,7 @@ fn main() -> Result<()> {
         Cmd::Spans(a) => ingest::run_spans(a)?,
         Cmd::Freshness(a) => freshness::run(a)?,
         Cmd::Lookup(a) => lookup::run(a)?,
+        Cmd::LokiLookup(a) => loki_lookup::run(a)?,
         Cmd::AgentThroughput(a) => agent_throughput::run(a)?,
         Cmd::AgentOverhead(a) => agent_overhead::run(a)?,
         Cmd::MetricsIngest(a) => metrics_ingest::run(a)?,
