@@ -399,6 +399,20 @@ pub fn loki_push_cost(body: &[u8]) -> Result<Cost, String> {
 /// entry's metadata). Records are counted after decoding, before anything is mapped
 /// ([`crate::loki_push`]).
 pub fn loki_json_cost(body: &[u8]) -> Cost {
+    json_cost(body, |c| c == b'{' || c == b'[')
+}
+
+/// What decoding a JSON export costs, before it is decoded: the body, the message it becomes
+/// (every object, `{` outside strings, is at most a few hundred bytes of structs) and room to
+/// grow. Records are not counted here: after decoding, the request is measured again as
+/// protobuf ([`records_cost`], [`metrics_cost`]).
+pub fn json_decode_cost(body: &[u8]) -> Cost {
+    json_cost(body, |c| c == b'{')
+}
+
+/// Twice the body plus 256 bytes for every byte outside JSON strings that `opens` counts (the
+/// objects, or objects and arrays, a decoded message is made of).
+fn json_cost(body: &[u8], opens: impl Fn(u8) -> bool) -> Cost {
     let mut containers = 0u64;
     let mut in_string = false;
     let mut escaped = false;
@@ -413,7 +427,7 @@ pub fn loki_json_cost(body: &[u8]) -> Cost {
             }
         } else if c == b'"' {
             in_string = true;
-        } else if c == b'{' || c == b'[' {
+        } else if opens(c) {
             containers += 1;
         }
     }
@@ -422,37 +436,6 @@ pub fn loki_json_cost(body: &[u8]) -> Cost {
         bytes: (body.len() as u64)
             .saturating_mul(2)
             .saturating_add(containers.saturating_mul(256)),
-    }
-}
-
-/// What decoding a JSON export costs, before it is decoded: the body, the message it becomes
-/// (every object, `{` outside strings, is at most a few hundred bytes of structs) and room to
-/// grow. Records are not counted here: after decoding, the request is measured again as
-/// protobuf ([`records_cost`], [`metrics_cost`]).
-pub fn json_decode_cost(body: &[u8]) -> Cost {
-    let mut objects = 0u64;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &c in body {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                in_string = false;
-            }
-        } else if c == b'"' {
-            in_string = true;
-        } else if c == b'{' {
-            objects += 1;
-        }
-    }
-    Cost {
-        records: 0,
-        bytes: (body.len() as u64)
-            .saturating_mul(2)
-            .saturating_add(objects.saturating_mul(256)),
     }
 }
 

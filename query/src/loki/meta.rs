@@ -91,7 +91,7 @@ pub async fn labels(State(s): State<ApiState>, Params(f): Params) -> Response {
         let entries = sample(&engine, &keys, log.as_ref(), TimeRange { start, end })?;
         let mut names: BTreeSet<String> = BTreeSet::new();
         for e in &entries {
-            names.extend(pipeline_stream_names(e));
+            names.extend(e.labels.keys().cloned());
         }
         Ok::<_, QueryError>(names.into_iter().collect::<Vec<_>>())
     })
@@ -100,10 +100,6 @@ pub async fn labels(State(s): State<ApiState>, Params(f): Params) -> Response {
         Ok(names) => list_answer(&names),
         Err(e) => from_api(e),
     }
-}
-
-fn pipeline_stream_names(e: &Entry) -> impl Iterator<Item = String> + '_ {
-    e.labels.keys().cloned()
 }
 
 /// `GET /loki/api/v1/label/{name}/values?start=&end=&query=`.

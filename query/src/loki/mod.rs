@@ -156,15 +156,9 @@ pub fn parse_time(v: &str) -> Result<u64, String> {
             Ok(n)
         };
     }
-    let t = chrono_like_rfc3339(v)
-        .ok_or_else(|| format!("'{v}' is not a time: use Unix nanoseconds, seconds or RFC 3339"))?;
-    Ok(t)
-}
-
-fn chrono_like_rfc3339(v: &str) -> Option<u64> {
-    skein_model::time::parse_time(v, now_ns())
-        .ok()
-        .filter(|_| v.contains('T') || v.contains('-'))
+    crate::jaeger::params::parse_rfc3339(v).map_err(|e| {
+        format!("'{v}' is not a time: use Unix nanoseconds, seconds or RFC 3339 ({e})")
+    })
 }
 
 /// A step or interval: float seconds or a duration (`60000ms`, `1m`), in ns.

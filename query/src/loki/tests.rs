@@ -478,3 +478,18 @@ async fn bad_requests_get_a_message() {
         assert!(m.contains(says), "{uri}: {m}");
     }
 }
+
+#[test]
+fn times_read_as_loki_reads_them() {
+    use super::parse_time;
+    assert_eq!(
+        parse_time("1700000000").unwrap(),
+        1_700_000_000 * SEC,
+        "10 digits: s"
+    );
+    assert_eq!(parse_time("1700000000000000000").unwrap(), T, "more: ns");
+    assert_eq!(parse_time("1700000000.5").unwrap(), T + SEC / 2, "a dot: s");
+    assert_eq!(parse_time("2023-11-14T22:13:20Z").unwrap(), T);
+    assert_eq!(parse_time("2023-11-15T00:13:20+02:00").unwrap(), T);
+    assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+}
